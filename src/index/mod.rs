@@ -1,0 +1,1 @@
+//! The registry index (`index.json`) as the upstream index generator writes it.

@@ -1,0 +1,1 @@
+//! Image references, registries and OCI image layouts.

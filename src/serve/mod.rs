@@ -1,0 +1,1 @@
+//! `airgap serve`: the devfile registry REST API and a read-only OCI distribution API.
