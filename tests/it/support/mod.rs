@@ -3,13 +3,8 @@
 
 use std::path::PathBuf;
 
-/// The shared fixtures (`../shared/fixtures` next to the repository), read-only.
+/// The upstream fixtures (a copy of the project's shared fixtures, kept in the repository so
+/// a clean clone tests the same data). Read-only: a test that must change one copies it.
 pub fn fixtures() -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    for candidate in [here.join("../shared/fixtures"), here.join("tests/fixtures/shared")] {
-        if candidate.exists() {
-            return candidate;
-        }
-    }
-    panic!("shared fixtures not found next to the repository");
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upstream")
 }
