@@ -1,7 +1,193 @@
-//! The command line: each subcommand calls one function of the engine.
+//! The command line. Each subcommand is thin: it parses arguments and calls one function of
+//! the engine. stdout carries data (plans, JSON); stderr carries progress and diagnostics.
+//!
+//! Exit codes: 0 success; 1 the command failed (a diagnostic says why); 2 the command line
+//! was wrong (clap's usage error).
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-pub fn main() -> ExitCode {
-    ExitCode::SUCCESS
+use clap::{Parser, Subcommand};
+
+use crate::lock::{self, Lockfile, resolve};
+use crate::manifest::{self, Manifest};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "airgap",
+    version,
+    about = "Build an offline (air-gapped) devfile registry from a manifest",
+    long_about = "Build an offline (air-gapped) devfile registry from a manifest kept in version control.\n\n\
+`airgap lock` resolves airgap.kdl into airgap.lock (git commits, image digests, archive hashes);\n\
+`airgap apply` then does only the steps whose inputs changed since the last apply."
+)]
+pub struct Cli {
+    /// The manifest to use.
+    #[arg(long, short = 'm', global = true, default_value = manifest::FILE_NAME, value_name = "PATH")]
+    pub manifest: PathBuf,
+    /// How many network requests or git operations run at once.
+    #[arg(long, short = 'j', global = true, value_name = "N")]
+    pub jobs: Option<usize>,
+    #[command(subcommand)]
+    pub command: Command,
 }
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Resolve airgap.kdl into airgap.lock: every git commit, image digest and archive hash.
+    ///
+    /// Pins already in airgap.lock are kept while their request is unchanged; `--update` moves
+    /// them. The lockfile is not rewritten when nothing changed.
+    Lock {
+        /// Re-resolve pins: all of them, or only those of the named sources, stacks or samples.
+        #[arg(long, value_name = "NAME", num_args = 0..)]
+        update: Option<Vec<String>>,
+        /// Fail instead of changing airgap.lock when it no longer satisfies the manifest.
+        #[arg(long)]
+        locked: bool,
+    },
+}
+
+/// Runs the command line.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let jobs = cli.jobs.unwrap_or_else(default_jobs);
+    let result = match &cli.command {
+        Command::Lock { update, locked } => {
+            cmd_lock(&cli.manifest, update.as_deref(), *locked, jobs)
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(report) => {
+            eprintln!("{}", render(report.as_ref()));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn default_jobs() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get() * 4)
+        .unwrap_or(8)
+        .clamp(4, 32)
+}
+
+type Report = Box<dyn miette::Diagnostic + Send + Sync>;
+
+/// Renders a diagnostic for stderr: graphical with colour on a terminal, plain otherwise.
+pub fn render(d: &dyn miette::Diagnostic) -> String {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        let mut out = String::new();
+        let handler = miette::GraphicalReportHandler::new();
+        if handler.render_report(&mut out, d).is_ok() {
+            return out;
+        }
+    }
+    crate::diag::render_plain(d)
+}
+
+fn load_manifest(path: &Path) -> Result<Manifest, Report> {
+    Manifest::load(path).map_err(|e| Box::new(e) as Report)
+}
+
+fn lock_path(m: &Manifest) -> PathBuf {
+    m.root.join(lock::FILE_NAME)
+}
+
+/// Reads the lockfile next to the manifest, `None` when there is none.
+pub fn read_lock(m: &Manifest) -> Result<Option<Lockfile>, Report> {
+    let path = lock_path(m);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => lock::read(lock::FILE_NAME, &text)
+            .map(Some)
+            .map_err(|e| Box::new(e) as Report),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Box::new(IoError {
+            what: format!("cannot read `{}`", path.display()),
+            source: e,
+        })),
+    }
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{what}")]
+#[diagnostic(code(airgap::io))]
+pub struct IoError {
+    pub what: String,
+    #[source]
+    pub source: std::io::Error,
+}
+
+fn cmd_lock(
+    manifest_path: &Path,
+    update: Option<&[String]>,
+    locked: bool,
+    jobs: usize,
+) -> Result<ExitCode, Report> {
+    let m = load_manifest(manifest_path)?;
+    let previous = read_lock(&m)?;
+    let update = match update {
+        None => resolve::Update::Nothing,
+        Some([]) => resolve::Update::All,
+        Some(names) => resolve::Update::Names(names.iter().cloned().collect()),
+    };
+    if locked && update != resolve::Update::Nothing {
+        return Err(Box::new(UsageError(
+            "`--locked` and `--update` contradict each other: --locked forbids changing the lock"
+                .into(),
+        )));
+    }
+    let mode = if locked {
+        resolve::Mode::Locked
+    } else {
+        resolve::Mode::Resolve
+    };
+    let (new, stats) = resolve::lock(&m, previous.as_ref(), &update, mode, jobs)
+        .map_err(|e| Box::new(e) as Report)?;
+    let text = lock::write(&new);
+    let path = lock_path(&m);
+    let old_text = std::fs::read_to_string(&path).ok();
+    let changed = old_text.as_deref() != Some(text.as_str());
+    let summary = format!(
+        "{} stacks ({} devfiles), {} samples, {} starter projects, {} projects, {} images, {} icons and parents",
+        stats.stacks,
+        stats.devfiles,
+        stats.samples,
+        stats.starter_projects,
+        stats.projects,
+        stats.images,
+        stats.downloads
+    );
+    if changed {
+        if locked {
+            // Resolution under --locked succeeded but the text differs (an older writer):
+            // still refuse to write.
+            return Err(Box::new(resolve::LockError::Unsatisfied {
+                reasons: vec![resolve::Problem {
+                    what: "airgap.lock".into(),
+                    message: "its text differs from what this airgap writes".into(),
+                }],
+            }));
+        }
+        crate::fetch::write_atomic(&path, text.as_bytes()).map_err(|e| {
+            Box::new(IoError {
+                what: format!("cannot write `{}`", path.display()),
+                source: e,
+            }) as Report
+        })?;
+        eprintln!(
+            "{:>12} {summary}; {} resolved, airgap.lock written",
+            "Locked", stats.resolved
+        );
+    } else {
+        eprintln!("{:>12} {summary}; airgap.lock unchanged", "Locked");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{0}")]
+#[diagnostic(code(airgap::usage))]
+pub struct UsageError(pub String);

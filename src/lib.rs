@@ -4,9 +4,17 @@
 //! talks to upstreams to resolve names (refs, tags) into content addresses.
 
 pub mod cli;
+pub mod devfile;
+pub mod diag;
+pub mod discover;
+pub mod fetch;
+pub mod git;
 pub mod index;
+pub mod lock;
+pub mod manifest;
 pub mod oci;
 pub mod serve;
+pub mod source;
 
 /// Runs the command line and maps the outcome to an exit code.
 pub fn run() -> std::process::ExitCode {

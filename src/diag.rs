@@ -1,0 +1,175 @@
+//! Diagnostics that point into a file the user wrote (the manifest) or the tool wrote (the
+//! lockfile): a message, the span, a label, an optional `help:` line, and a stable code.
+//!
+//! Parsers collect every problem they find instead of stopping at the first, so a user fixes a
+//! manifest in one pass; [`Diagnostics`] carries them all and renders each with its own span.
+
+use std::fmt;
+use std::sync::Arc;
+
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
+
+/// The text of one file, shared by all diagnostics pointing into it.
+pub type Source = Arc<NamedSource<Arc<str>>>;
+
+/// Makes a shareable named source from a file's display name and text.
+pub fn source(name: impl AsRef<str>, text: &str) -> Source {
+    Arc::new(NamedSource::new(name, Arc::from(text)))
+}
+
+/// One problem at one place of a file.
+#[derive(Debug, Clone)]
+pub struct SpanDiagnostic {
+    pub code: &'static str,
+    pub message: String,
+    pub span: SourceSpan,
+    pub label: String,
+    pub help: Option<String>,
+    pub src: Source,
+}
+
+impl SpanDiagnostic {
+    pub fn new(
+        src: &Source,
+        code: &'static str,
+        span: SourceSpan,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            span,
+            label: "here".into(),
+            help: None,
+            src: src.clone(),
+        }
+    }
+
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn maybe_help(mut self, help: Option<String>) -> Self {
+        self.help = help;
+        self
+    }
+}
+
+impl fmt::Display for SpanDiagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SpanDiagnostic {}
+
+impl Diagnostic for SpanDiagnostic {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.code))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&*self.src)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
+            Some(self.label.clone()),
+            self.span,
+        ))))
+    }
+}
+
+/// Every problem found in one file. Never empty.
+#[derive(Debug, Clone)]
+pub struct Diagnostics {
+    pub file: String,
+    pub items: Vec<SpanDiagnostic>,
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.items.as_slice() {
+            [one] => write!(f, "{one}"),
+            many => write!(f, "{} problems in `{}`", many.len(), self.file),
+        }
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+impl Diagnostic for Diagnostics {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        match self.items.as_slice() {
+            [one] => one.code(),
+            _ => None,
+        }
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        match self.items.as_slice() {
+            [one] => Diagnostic::help(one),
+            _ => None,
+        }
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        match self.items.as_slice() {
+            [one] => one.source_code(),
+            _ => None,
+        }
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        match self.items.as_slice() {
+            [one] => one.labels(),
+            _ => None,
+        }
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        match self.items.as_slice() {
+            [_] => None,
+            many => Some(Box::new(many.iter().map(|d| d as &dyn Diagnostic))),
+        }
+    }
+}
+
+/// The closest candidate to `wrong`, when one is close enough to be a likely typo.
+pub fn did_you_mean<'a>(
+    wrong: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(wrong, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// Renders a diagnostic as plain text (no colour, no links, fixed width): what users see when
+/// stderr is not a terminal, and what snapshot tests compare.
+pub fn render_plain(diagnostic: &dyn Diagnostic) -> String {
+    let mut out = String::new();
+    let handler =
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .with_width(100)
+            .with_links(false);
+    if handler.render_report(&mut out, diagnostic).is_err() {
+        out = diagnostic.to_string();
+    }
+    out
+}

@@ -1,0 +1,224 @@
+//! Downloads by URL (zip starter projects, parent devfiles, icons) and a content-addressed
+//! cache of what was downloaded.
+//!
+//! URLs go through the manifest's `url-mirror` rules; the lockfile records them as written.
+//! `file://` URLs (a local mirror folder) are read from disk. The cache
+//! (`.airgap/cache/files/sha256/<hex>`) is keyed by the SHA-256 the lock records, so apply reads
+//! what lock saw, and a cache entry is only ever written whole (temp file + rename).
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::manifest::{UrlMirror, mirror_url};
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum FetchError {
+    #[error("GET `{url}` answered HTTP {status}")]
+    #[diagnostic(code(airgap::fetch::status))]
+    Status { url: String, status: u16 },
+    #[error("cannot download `{url}`: {message}")]
+    #[diagnostic(
+        code(airgap::fetch::unreachable),
+        help(
+            "check the URL and the network, or add a `url-mirror` rule that points at a reachable copy"
+        )
+    )]
+    Unreachable { url: String, message: String },
+    #[error("`{url}` has sha256 {actual}, but the lock says {expected}")]
+    #[diagnostic(
+        code(airgap::fetch::digest),
+        help("the content changed upstream; run `airgap lock --update` to accept the new content")
+    )]
+    Mismatch {
+        url: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("cache error at `{}`: {source}", path.display())]
+    #[diagnostic(code(airgap::fetch::cache))]
+    Cache {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Hex SHA-256 of bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// An HTTP client plus the mirror rules and the cache.
+#[derive(Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    mirrors: Vec<UrlMirror>,
+    cache: PathBuf,
+}
+
+impl Fetcher {
+    pub fn new(mirrors: Vec<UrlMirror>, cache: PathBuf) -> Self {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("airgap/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        Self {
+            client,
+            mirrors,
+            cache,
+        }
+    }
+
+    /// The URL actually fetched for a URL as written.
+    pub fn effective_url(&self, url: &str) -> String {
+        mirror_url(&self.mirrors, url)
+    }
+
+    /// Downloads `url` (through mirrors), retrying dropped connections and 5xx answers.
+    pub async fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
+        let effective = self.effective_url(url);
+        if let Some(path) = effective.strip_prefix("file://") {
+            let path = percent_decode(path.split(['?', '#']).next().unwrap_or(path));
+            return std::fs::read(&path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => FetchError::Status {
+                    url: url.to_string(),
+                    status: 404,
+                },
+                _ => FetchError::Unreachable {
+                    url: url.to_string(),
+                    message: format!("{}: {e}", path),
+                },
+            });
+        }
+        let mut delay = std::time::Duration::from_millis(200);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.client.get(&effective).send().await;
+            let retry = match result {
+                Ok(resp) if resp.status().is_success() => match resp.bytes().await {
+                    Ok(b) => return Ok(b.to_vec()),
+                    Err(e) => FetchError::Unreachable {
+                        url: url.to_string(),
+                        message: error_chain(&e.without_url()),
+                    },
+                },
+                Ok(resp) if resp.status().is_server_error() => FetchError::Status {
+                    url: url.to_string(),
+                    status: resp.status().as_u16(),
+                },
+                Ok(resp) => {
+                    return Err(FetchError::Status {
+                        url: url.to_string(),
+                        status: resp.status().as_u16(),
+                    });
+                }
+                Err(e) => FetchError::Unreachable {
+                    url: url.to_string(),
+                    message: error_chain(&e.without_url()),
+                },
+            };
+            if attempt >= 4 {
+                return Err(retry);
+            }
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+        }
+    }
+
+    fn cache_path(&self, sha256: &str) -> PathBuf {
+        self.cache.join("sha256").join(sha256)
+    }
+
+    /// Cached bytes for a digest, if present and intact.
+    pub fn cached(&self, sha256: &str) -> Option<Vec<u8>> {
+        let bytes = std::fs::read(self.cache_path(sha256)).ok()?;
+        (sha256_hex(&bytes) == sha256).then_some(bytes)
+    }
+
+    /// Stores bytes in the cache under their digest; returns the digest.
+    pub fn store(&self, bytes: &[u8]) -> Result<String, FetchError> {
+        let sha = sha256_hex(bytes);
+        let path = self.cache_path(&sha);
+        if path.exists() {
+            return Ok(sha);
+        }
+        write_atomic(&path, bytes).map_err(|source| FetchError::Cache {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(sha)
+    }
+
+    /// Downloads and caches; returns (sha256, size).
+    pub async fn get_and_store(&self, url: &str) -> Result<(String, u64), FetchError> {
+        let bytes = self.get(url).await?;
+        let sha = self.store(&bytes)?;
+        Ok((sha, bytes.len() as u64))
+    }
+
+    /// The bytes of `url` with the locked digest: from the cache, or downloaded and checked.
+    pub async fn get_locked(&self, url: &str, sha256: &str) -> Result<Vec<u8>, FetchError> {
+        if let Some(b) = self.cached(sha256) {
+            return Ok(b);
+        }
+        let bytes = self.get(url).await?;
+        let actual = sha256_hex(&bytes);
+        if actual != sha256 {
+            return Err(FetchError::Mismatch {
+                url: url.to_string(),
+                expected: sha256.to_string(),
+                actual,
+            });
+        }
+        self.store(&bytes)?;
+        Ok(bytes)
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Writes a file whole or not at all: a temp file in the same folder, fsync'd, renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

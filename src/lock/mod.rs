@@ -1,0 +1,185 @@
+//! The lockfile, `airgap.lock`: every name the manifest and the devfiles use, resolved to a
+//! content address.
+//!
+//! Each entry keeps the request next to its resolution (a starter project's remote and
+//! revision next to the commit; an image as written next to its digest), so whether the lock
+//! still satisfies the manifest is decided offline, entry by entry (uv's `satisfies()`), and a
+//! mismatch can be named. Entries live in `BTreeMap`s keyed by what identifies them, so the
+//! written file is sorted and byte-stable; it carries no timestamps and no paths of this
+//! machine. See [`write`] for the format and [`read`] for its parser.
+
+mod format;
+pub mod resolve;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+pub use format::{read, write};
+
+pub const FILE_NAME: &str = "airgap.lock";
+/// The lockfile format this build reads and writes.
+pub const VERSION: i128 = 1;
+
+/// The whole lockfile.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Lockfile {
+    /// What image references were computed against: the target's image prefix and naming.
+    pub target: LockedTarget,
+    pub sources: BTreeMap<String, LockedSource>,
+    /// Keyed by (source, stack version id).
+    pub stacks: BTreeMap<(String, String), LockedStack>,
+    /// Keyed by (source, sample id).
+    pub samples: BTreeMap<(String, String), LockedSample>,
+    pub projects: BTreeMap<ProjectKey, LockedProject>,
+    /// Parent devfiles and icons, keyed by URL as written.
+    pub downloads: BTreeMap<String, LockedDownload>,
+    /// Keyed by the reference after variables, normalized.
+    pub images: BTreeMap<String, LockedImage>,
+    pub index_image: Option<LockedIndexImage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LockedTarget {
+    pub prefix: String,
+    pub naming: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockedSource {
+    Git {
+        url: String,
+        /// The revision asked for; `None` for the remote's default branch.
+        rev: Option<String>,
+        commit: String,
+    },
+    /// A local folder, as written in the manifest (relative to it).
+    Path { path: String },
+}
+
+/// One stack version: the devfile's content hash and the hash of each packed file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedStack {
+    /// blake3 of the devfile's bytes.
+    pub devfile: String,
+    /// Packed file (relative to the version's folder) → blake3 of its bytes.
+    pub files: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedSample {
+    pub remote: String,
+    pub revision: Option<String>,
+    pub commit: String,
+    pub sub_dir: Option<String>,
+    /// blake3 of the sample's devfile at `commit`.
+    pub devfile: String,
+}
+
+/// Whether a project comes from `starterProjects` or `projects`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProjectKind {
+    Starter,
+    Project,
+}
+
+impl ProjectKind {
+    pub fn node_name(self) -> &'static str {
+        match self {
+            Self::Starter => "starter",
+            Self::Project => "project",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProjectKey {
+    pub source: String,
+    /// The stack version (or sample) id that declares it.
+    pub owner: String,
+    pub kind: ProjectKind,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockedProject {
+    Git {
+        remote: String,
+        revision: Option<String>,
+        commit: String,
+        sub_dir: Option<String>,
+    },
+    Zip {
+        url: String,
+        sha256: String,
+        sub_dir: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DownloadKind {
+    Parent,
+    Icon,
+}
+
+impl DownloadKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Parent => "parent",
+            Self::Icon => "icon",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedDownload {
+    pub kinds: BTreeSet<DownloadKind>,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// An image: the spellings it was written with, where it lands, and, once resolved, its
+/// digest and platforms.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LockedImage {
+    /// Each distinct spelling in the sources (before variables), and `include`s.
+    pub written: BTreeSet<String>,
+    /// The reference it lands at under the target.
+    pub target: String,
+    pub resolved: Option<ResolvedDigest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedDigest {
+    pub digest: String,
+    pub media_type: String,
+    pub size: u64,
+    /// Per-platform manifests of an index, by platform (`linux/amd64`).
+    pub platforms: BTreeMap<String, PlatformDigest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformDigest {
+    pub digest: String,
+    pub media_type: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedIndexImage {
+    pub name: String,
+    pub tag: String,
+    /// The base image reference (its digest is in `images`).
+    pub base: String,
+}
+
+impl Lockfile {
+    /// The stack versions of one source, in id order.
+    pub fn stacks_of<'a>(
+        &'a self,
+        source: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a LockedStack)> + 'a {
+        self.stacks
+            .iter()
+            .filter(move |((s, _), _)| s == source)
+            .map(|((_, id), v)| (id.as_str(), v))
+    }
+}

@@ -1,0 +1,1316 @@
+//! `airgap lock`: the manifest and the sources → a [`Lockfile`].
+//!
+//! Resolution walks every source (a git commit read from the cache, or a folder), discovers
+//! its stacks and samples, reads each devfile, and collects what they reference: images,
+//! starter projects and projects, parent devfiles, icons. Each reference becomes one lock
+//! entry. An entry already in the previous lock with the same request is kept as it is (a pin)
+//! unless `--update` names its owner; everything else is resolved over the network, in
+//! parallel: one `ls-remote` per git remote, one download per URL, one manifest request per
+//! image.
+//!
+//! Under `--locked` nothing is resolved: a reference without a matching pin is reported as the
+//! reason the lock no longer satisfies the manifest. Content is still fetched by its locked
+//! address (a source's commit, to read its devfiles), as `cargo build --locked` still
+//! downloads crates.
+//!
+//! Errors never stop at the first: every unreachable remote, missing revision and failed
+//! download is collected and reported together, each naming its stack, its starter project and
+//! the URL. Nothing is written unless everything resolved.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use git2::Oid;
+
+use super::*;
+use crate::devfile::{self, ImageUse, ParentRef, ProjectRef, ProjectSource};
+use crate::diag::{SpanDiagnostic, did_you_mean};
+use crate::discover::{self, Discovered};
+use crate::fetch::Fetcher;
+use crate::git::{self, GitCache, RemoteRefs};
+use crate::manifest::{Manifest, Origin, mirror_url};
+use crate::source::Files;
+
+/// Which pins `airgap lock` may move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Update {
+    /// Keep every pin that still matches its request.
+    Nothing,
+    /// Re-resolve everything.
+    All,
+    /// Re-resolve the pins owned by these sources, stacks or samples.
+    Names(BTreeSet<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Resolve what is missing or stale over the network.
+    Resolve,
+    /// Resolve nothing: report what is missing (`--locked`).
+    Locked,
+}
+
+/// Counts for the summary line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub sources: usize,
+    pub stacks: usize,
+    pub devfiles: usize,
+    pub samples: usize,
+    pub starter_projects: usize,
+    pub projects: usize,
+    pub images: usize,
+    pub downloads: usize,
+    /// Entries resolved over the network this run (not taken from the previous lock).
+    pub resolved: usize,
+}
+
+/// Where the workspace keeps its caches.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub root: PathBuf,
+}
+
+impl Workspace {
+    pub fn new(manifest: &Manifest) -> Self {
+        Self {
+            root: manifest.root.join(".airgap"),
+        }
+    }
+    pub fn git_cache(&self) -> GitCache {
+        GitCache::new(self.root.join("cache").join("git"))
+    }
+    pub fn files_cache(&self) -> PathBuf {
+        self.root.join("cache").join("files")
+    }
+}
+
+/// One reason resolution failed, naming what needed it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{what}: {message}")]
+pub struct Problem {
+    /// "starter project `go-starter` of stack `go/2.6.0` (source `community`)".
+    pub what: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum LockError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Manifest(#[from] crate::diag::Diagnostics),
+    #[error("{} could not be resolved:\n{}", plural(problems.len(), "reference"), list(problems))]
+    #[diagnostic(
+        code(airgap::lock::resolve),
+        help(
+            "the previous airgap.lock was left untouched; fix the references (or add `url-mirror` / `registry-mirror` rules) and run `airgap lock` again"
+        )
+    )]
+    Resolve { problems: Vec<Problem> },
+    #[error("airgap.lock does not satisfy the manifest:\n{}", list(reasons))]
+    #[diagnostic(
+        code(airgap::lock::unsatisfied),
+        help("run `airgap lock` (without --locked) to update airgap.lock")
+    )]
+    Unsatisfied { reasons: Vec<Problem> },
+    #[error("{what}")]
+    #[diagnostic(code(airgap::lock::source))]
+    Source {
+        what: String,
+        #[source]
+        #[diagnostic_source]
+        cause: Box<dyn miette::Diagnostic + Send + Sync>,
+    },
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// Problems grouped by cause (one unreachable remote fails every starter project using it),
+/// causes sorted, each followed by up to three of the things that needed it.
+fn list(problems: &[Problem]) -> String {
+    let mut by_cause: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for p in problems {
+        by_cause.entry(&p.message).or_default().insert(&p.what);
+    }
+    let mut out = Vec::new();
+    for (cause, whats) in by_cause {
+        out.push(format!("- {cause}"));
+        let shown: Vec<&str> = whats.iter().copied().take(3).collect();
+        let more = whats.len().saturating_sub(shown.len());
+        for w in shown {
+            out.push(format!("    needed by {w}"));
+        }
+        if more > 0 {
+            out.push(format!("    and {more} more"));
+        }
+    }
+    out.join("\n")
+}
+
+/// What a stack version or sample references, as read from its devfile (and Dockerfiles).
+#[derive(Debug, Clone)]
+struct Unit {
+    source: String,
+    /// Stack version id or `sample:<id>`: the lock's owner key.
+    owner: String,
+    /// The stack (or sample) name: what `--update` matches.
+    name: String,
+    label: String,
+    images: Vec<ImageUse>,
+    projects: Vec<(ProjectKind, ProjectRef)>,
+    parent: Option<ParentRef>,
+    icons: Vec<String>,
+}
+
+/// Resolves the manifest into a lockfile.
+pub fn lock(
+    manifest: &Manifest,
+    previous: Option<&Lockfile>,
+    update: &Update,
+    mode: Mode,
+    jobs: usize,
+) -> Result<(Lockfile, Stats), LockError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(jobs.clamp(1, 8))
+        .enable_all()
+        .build()
+        .map_err(|e| LockError::Resolve {
+            problems: vec![Problem {
+                what: "the async runtime".into(),
+                message: e.to_string(),
+            }],
+        })?;
+    runtime.block_on(Resolver::new(manifest, previous, update, mode, jobs).run())
+}
+
+struct Resolver<'a> {
+    manifest: &'a Manifest,
+    previous: Option<&'a Lockfile>,
+    update: &'a Update,
+    mode: Mode,
+    jobs: usize,
+    git: GitCache,
+    fetcher: Fetcher,
+    ls_memo: Arc<Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Result<RemoteRefs, String>>>>>>,
+    repo_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    problems: Vec<Problem>,
+    unsatisfied: Vec<Problem>,
+    resolved: usize,
+}
+
+fn progress(msg: impl AsRef<str>) {
+    eprintln!("{:>12} {}", "Locking", msg.as_ref());
+}
+
+impl<'a> Resolver<'a> {
+    fn new(
+        manifest: &'a Manifest,
+        previous: Option<&'a Lockfile>,
+        update: &'a Update,
+        mode: Mode,
+        jobs: usize,
+    ) -> Self {
+        let ws = Workspace::new(manifest);
+        Self {
+            manifest,
+            previous,
+            update,
+            mode,
+            jobs: jobs.max(1),
+            git: ws.git_cache(),
+            fetcher: Fetcher::new(manifest.url_mirrors.clone(), ws.files_cache()),
+            ls_memo: Default::default(),
+            repo_locks: Default::default(),
+            problems: Vec::new(),
+            unsatisfied: Vec::new(),
+            resolved: 0,
+        }
+    }
+
+    fn updating(&self, name: &str) -> bool {
+        match self.update {
+            Update::Nothing => false,
+            Update::All => true,
+            Update::Names(n) => n.contains(name),
+        }
+    }
+
+    fn unsatisfied(&mut self, what: impl Into<String>, message: impl Into<String>) {
+        self.unsatisfied.push(Problem {
+            what: what.into(),
+            message: message.into(),
+        });
+    }
+
+    async fn run(mut self) -> Result<(Lockfile, Stats), LockError> {
+        let m = self.manifest;
+        let mut lock = Lockfile {
+            target: LockedTarget {
+                prefix: m.target.kind.image_prefix().to_string(),
+                naming: m.images.naming.as_str().to_string(),
+            },
+            index_image: Some(LockedIndexImage {
+                name: m.index_image.name.clone(),
+                tag: m.index_image.tag.clone(),
+                base: m.index_image.base.value.clone(),
+            }),
+            ..Default::default()
+        };
+        let mut stats = Stats::default();
+        let mut units: Vec<Unit> = Vec::new();
+        let mut known_names: BTreeSet<String> = BTreeSet::new();
+
+        // 1. Sources, one at a time (there are few); their content read from the cache.
+        for decl in &m.sources {
+            let name = decl.name.value.clone();
+            known_names.insert(name.clone());
+            stats.sources += 1;
+            let (locked, commit) = match &decl.origin {
+                Origin::Git { url, rev } => {
+                    let pinned = match self.previous.and_then(|p| p.sources.get(&name)) {
+                        Some(LockedSource::Git {
+                            url: u,
+                            rev: r,
+                            commit,
+                        }) if u == url && r == rev => Some(commit.clone()),
+                        _ => None,
+                    };
+                    let commit = match (pinned, self.updating(&name)) {
+                        (Some(c), false) => c,
+                        (pinned, _) => {
+                            if self.mode == Mode::Locked {
+                                let msg = match pinned {
+                                    Some(_) => "asked to update".to_string(),
+                                    None => format!(
+                                        "the lock has no pin for {url}{}",
+                                        rev.as_ref()
+                                            .map(|r| format!(" at `{r}`"))
+                                            .unwrap_or_default()
+                                    ),
+                                };
+                                self.unsatisfied(format!("source `{name}`"), msg);
+                                continue;
+                            }
+                            progress(format!("source `{name}` ({url})"));
+                            match self.ls_remote(url).await {
+                                Ok(refs) => match refs.resolve(url, rev.as_deref()) {
+                                    Ok(oid) => {
+                                        self.resolved += 1;
+                                        oid.to_string()
+                                    }
+                                    Err(e) => {
+                                        self.problems.push(Problem {
+                                            what: format!("source `{name}`"),
+                                            message: e.to_string(),
+                                        });
+                                        continue;
+                                    }
+                                },
+                                Err(message) => {
+                                    self.problems.push(Problem {
+                                        what: format!("source `{name}`"),
+                                        message,
+                                    });
+                                    continue;
+                                }
+                            }
+                        }
+                    };
+                    (
+                        LockedSource::Git {
+                            url: url.clone(),
+                            rev: rev.clone(),
+                            commit: commit.clone(),
+                        },
+                        Some(commit),
+                    )
+                }
+                Origin::Path(p) => (
+                    LockedSource::Path {
+                        path: p.to_string_lossy().replace('\\', "/"),
+                    },
+                    None,
+                ),
+            };
+            lock.sources.insert(name.clone(), locked);
+
+            // Read the source's content.
+            let read = self.read_source(decl, commit.as_deref()).await;
+            let (discovered, source_units, stack_entries, sample_pins) = match read {
+                Ok(v) => v,
+                Err(e) => return Err(e),
+            };
+            // The stacks filter.
+            let stack_names: BTreeSet<&str> =
+                discovered.stacks.iter().map(|s| s.name.as_str()).collect();
+            if let Some(filter) = &decl.stacks {
+                let mut bad = Vec::new();
+                for f in filter {
+                    if !stack_names.contains(f.value.as_str()) {
+                        let help = match did_you_mean(&f.value, stack_names.iter().copied()) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => {
+                                let near: Vec<&str> = stack_names
+                                    .iter()
+                                    .copied()
+                                    .filter(|n| {
+                                        n.contains(f.value.as_str())
+                                            || f.value.contains(n)
+                                            || strsim::levenshtein(n, &f.value) <= 3
+                                    })
+                                    .collect();
+                                if near.is_empty() {
+                                    format!(
+                                        "source `{name}` has {} stacks: {}",
+                                        stack_names.len(),
+                                        stack_names.iter().copied().collect::<Vec<_>>().join(", ")
+                                    )
+                                } else {
+                                    format!("near names in source `{name}`: {}", near.join(", "))
+                                }
+                            }
+                        };
+                        bad.push(
+                            SpanDiagnostic::new(
+                                &m.src,
+                                "airgap::manifest::unknown-stack",
+                                f.span,
+                                format!("source `{name}` has no stack `{}`", f.value),
+                            )
+                            .label("no such stack")
+                            .help(help),
+                        );
+                    }
+                }
+                if !bad.is_empty() {
+                    return Err(LockError::Manifest(crate::diag::Diagnostics {
+                        file: m.src.name().to_string(),
+                        items: bad,
+                    }));
+                }
+            }
+            let keep = |stack: &str| -> bool {
+                decl.stacks
+                    .as_ref()
+                    .is_none_or(|f| f.iter().any(|s| s.value == stack))
+            };
+            for s in &discovered.stacks {
+                if keep(&s.name) {
+                    known_names.insert(s.name.clone());
+                    stats.stacks += 1;
+                }
+            }
+            for s in &discovered.samples {
+                known_names.insert(s.name.clone());
+            }
+            for ((id, stack), entry) in stack_entries {
+                if keep(&stack) {
+                    stats.devfiles += 1;
+                    lock.stacks.insert((name.clone(), id), entry);
+                }
+            }
+            for (id, entry) in sample_pins {
+                stats.samples += 1;
+                lock.samples.insert((name.clone(), id), entry);
+            }
+            units.extend(
+                source_units
+                    .into_iter()
+                    .filter(|u| u.owner.starts_with("sample:") || keep(&u.name)),
+            );
+        }
+
+        // `--update NAME…` must name something.
+        if let Update::Names(names) = self.update {
+            let mut bad = Vec::new();
+            for n in names {
+                if !known_names.contains(n) {
+                    let help = match did_you_mean(n, known_names.iter().map(String::as_str)) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => "name a source, a stack or a sample of the manifest".into(),
+                    };
+                    bad.push(Problem {
+                        what: format!("`--update {n}`"),
+                        message: format!("no source, stack or sample is named `{n}` ({help})"),
+                    });
+                }
+            }
+            if !bad.is_empty() {
+                return Err(LockError::Resolve { problems: bad });
+            }
+        }
+
+        if !self.problems.is_empty() {
+            return Err(LockError::Resolve {
+                problems: std::mem::take(&mut self.problems),
+            });
+        }
+
+        // 2. Projects, downloads and images, each resolved at most once, in parallel.
+        self.resolve_projects(&units, &mut lock, &mut stats).await;
+        self.resolve_downloads(&units, &mut lock, &mut stats).await;
+        self.collect_images(&units, &mut lock, &mut stats)?;
+
+        if !self.problems.is_empty() {
+            return Err(LockError::Resolve {
+                problems: std::mem::take(&mut self.problems),
+            });
+        }
+        if self.mode == Mode::Locked {
+            if let Some(prev) = self.previous {
+                compare_entries(prev, &lock, &mut self.unsatisfied);
+            } else {
+                self.unsatisfied.push(Problem {
+                    what: "airgap.lock".into(),
+                    message: "there is no lockfile".into(),
+                });
+            }
+            if !self.unsatisfied.is_empty() {
+                return Err(LockError::Unsatisfied {
+                    reasons: std::mem::take(&mut self.unsatisfied),
+                });
+            }
+        }
+        stats.resolved = self.resolved;
+        Ok((lock, stats))
+    }
+
+    async fn ls_remote(&self, url: &str) -> Result<RemoteRefs, String> {
+        let fetch_url = mirror_url(&self.manifest.url_mirrors, url);
+        let cell = {
+            let mut memo = self.ls_memo.lock().unwrap_or_else(|e| e.into_inner());
+            memo.entry(fetch_url.clone()).or_default().clone()
+        };
+        let shown = url.to_string();
+        cell.get_or_init(|| async move {
+            tokio::task::spawn_blocking(move || {
+                git::ls_remote(&fetch_url, &shown).map_err(|e| describe_git(&e, &fetch_url, &shown))
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
+        })
+        .await
+        .clone()
+    }
+
+    fn repo_lock(&self, url: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.repo_locks.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(url.to_string()).or_default().clone()
+    }
+
+    /// Fetches `commit` of `url` into the cache (when missing) and runs `f` on its files.
+    async fn with_commit<T: Send + 'static>(
+        &self,
+        url: &str,
+        commit: &str,
+        f: impl FnOnce(&Files<'_>) -> Result<T, LockError> + Send + 'static,
+    ) -> Result<T, LockError> {
+        let guard = self.repo_lock(url);
+        let _held = guard.lock().await;
+        let cache = self.git.clone();
+        let url = url.to_string();
+        let fetch_url = mirror_url(&self.manifest.url_mirrors, &url);
+        let commit = commit.to_string();
+        tokio::task::spawn_blocking(move || {
+            let oid = Oid::from_str(&commit).map_err(|e| LockError::Source {
+                what: format!("`{commit}` is not a commit id"),
+                cause: Box::new(crate::git::GitError::Read {
+                    commit: commit.clone(),
+                    path: String::new(),
+                    message: e.message().to_string(),
+                }),
+            })?;
+            let repo =
+                cache
+                    .ensure_commit(&url, &fetch_url, oid)
+                    .map_err(|e| LockError::Source {
+                        what: format!("cannot fetch commit {commit} of `{url}`"),
+                        cause: Box::new(e),
+                    })?;
+            let reader =
+                crate::git::CommitReader::new(&repo, oid).map_err(|e| LockError::Source {
+                    what: format!("cannot read commit {commit} of `{url}`"),
+                    cause: Box::new(e),
+                })?;
+            f(&Files::Git(reader))
+        })
+        .await
+        .map_err(|e| LockError::Resolve {
+            problems: vec![Problem {
+                what: "a background task".into(),
+                message: e.to_string(),
+            }],
+        })?
+    }
+
+    /// Discovers a source's stacks and samples; hashes every devfile and packed file; reads
+    /// every devfile's references. Samples' repositories are resolved and read here too.
+    #[allow(clippy::type_complexity)]
+    async fn read_source(
+        &mut self,
+        decl: &crate::manifest::SourceDecl,
+        commit: Option<&str>,
+    ) -> Result<
+        (
+            Discovered,
+            Vec<Unit>,
+            Vec<((String, String), LockedStack)>,
+            Vec<(String, LockedSample)>,
+        ),
+        LockError,
+    > {
+        let name = decl.name.value.clone();
+        let samples = decl.samples;
+        let read = move |files: &Files<'_>| -> Result<_, LockError> {
+            let discovered =
+                discover::discover(&name, files, samples).map_err(|e| LockError::Source {
+                    what: format!("cannot read the stacks of source `{name}`"),
+                    cause: Box::new(e),
+                })?;
+            let mut units = Vec::new();
+            let mut entries = Vec::new();
+            for stack in &discovered.stacks {
+                for v in &stack.versions {
+                    let (unit, entry) = read_stack_version(&name, stack, v, files)?;
+                    units.push(unit);
+                    entries.push(((v.id.clone(), stack.name.clone()), entry));
+                }
+            }
+            Ok((discovered, units, entries))
+        };
+        let (discovered, mut units, entries) = match (&decl.origin, commit) {
+            (Origin::Git { url, .. }, Some(commit)) => self.with_commit(url, commit, read).await?,
+            (Origin::Path(p), _) => {
+                let dir = self.manifest.resolve_path(p);
+                if !dir.is_dir() {
+                    return Err(LockError::Manifest(crate::diag::Diagnostics {
+                        file: self.manifest.src.name().to_string(),
+                        items: vec![
+                            SpanDiagnostic::new(
+                                &self.manifest.src,
+                                "airgap::manifest::missing-path",
+                                decl.span,
+                                format!(
+                                    "source `{}`: `{}` is not a folder",
+                                    decl.name.value,
+                                    dir.display()
+                                ),
+                            )
+                            .help("`path` is relative to the folder of airgap.kdl"),
+                        ],
+                    }));
+                }
+                read(&Files::Dir(dir))?
+            }
+            (Origin::Git { .. }, None) => unreachable!("git sources have a commit"),
+        };
+
+        // Samples: each is a git repository of its own, holding the devfile.
+        let mut sample_pins = Vec::new();
+        for s in &discovered.samples {
+            let id = s.id();
+            let what = format!(
+                "sample `{id}` of source `{}` ({})",
+                decl.name.value, s.remote
+            );
+            let pinned = self
+                .previous
+                .and_then(|p| p.samples.get(&(decl.name.value.clone(), id.clone())))
+                .filter(|p| {
+                    p.remote == s.remote && p.revision == s.revision && p.sub_dir == s.sub_dir
+                })
+                .map(|p| p.commit.clone());
+            let commit = match (pinned, self.updating(&s.name)) {
+                (Some(c), false) => c,
+                (_, _) => {
+                    if self.mode == Mode::Locked {
+                        self.unsatisfied(what, "no pin in the lock");
+                        continue;
+                    }
+                    match self.ls_remote(&s.remote).await {
+                        Ok(refs) => match refs.resolve(&s.remote, s.revision.as_deref()) {
+                            Ok(oid) => {
+                                self.resolved += 1;
+                                oid.to_string()
+                            }
+                            Err(e) => {
+                                self.problems.push(Problem {
+                                    what,
+                                    message: e.to_string(),
+                                });
+                                continue;
+                            }
+                        },
+                        Err(message) => {
+                            self.problems.push(Problem { what, message });
+                            continue;
+                        }
+                    }
+                }
+            };
+            let sub_dir = s.sub_dir.clone();
+            let sample_name = s.name.clone();
+            let owner = format!("sample:{id}");
+            let source_name = decl.name.value.clone();
+            let label = format!("sample `{id}`");
+            let read = self
+                .with_commit(&s.remote, &commit, move |files| {
+                    let dir = sub_dir.clone().unwrap_or_default();
+                    let join = |n: &str| {
+                        if dir.is_empty() {
+                            n.to_string()
+                        } else {
+                            format!("{dir}/{n}")
+                        }
+                    };
+                    let (path, bytes) =
+                        match files
+                            .read(&join("devfile.yaml"))
+                            .map_err(|e| LockError::Source {
+                                what: format!("cannot read {label}"),
+                                cause: Box::new(e),
+                            })? {
+                            Some(b) => (join("devfile.yaml"), b),
+                            None => match files.read(&join(".devfile.yaml")).map_err(|e| {
+                                LockError::Source {
+                                    what: format!("cannot read {label}"),
+                                    cause: Box::new(e),
+                                }
+                            })? {
+                                Some(b) => (join(".devfile.yaml"), b),
+                                None => {
+                                    return Ok(Err(format!(
+                                        "its repository has no devfile.yaml{}",
+                                        if dir.is_empty() {
+                                            String::new()
+                                        } else {
+                                            format!(" in `{dir}`")
+                                        }
+                                    )));
+                                }
+                            },
+                        };
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    let d = match devfile::parse(&path, &text) {
+                        Ok(d) => d,
+                        Err(e) => return Ok(Err(e.to_string())),
+                    };
+                    let unit = Unit {
+                        source: source_name,
+                        owner,
+                        name: sample_name,
+                        label,
+                        images: d.images(),
+                        projects: Vec::new(),
+                        parent: d.parent(),
+                        icons: Vec::new(),
+                    };
+                    Ok(Ok((unit, blake3::hash(&bytes).to_hex().to_string())))
+                })
+                .await;
+            match read {
+                Ok(Ok((mut unit, hash))) => {
+                    unit.icons
+                        .extend(s.icon.iter().filter(|i| is_remote(i)).cloned());
+                    units.push(unit);
+                    sample_pins.push((
+                        id,
+                        LockedSample {
+                            remote: s.remote.clone(),
+                            revision: s.revision.clone(),
+                            commit,
+                            sub_dir: s.sub_dir.clone(),
+                            devfile: hash,
+                        },
+                    ));
+                }
+                Ok(Err(message)) => self.problems.push(Problem { what, message }),
+                Err(e) => self.problems.push(Problem {
+                    what,
+                    message: describe(&e),
+                }),
+            }
+        }
+        Ok((discovered, units, entries, sample_pins))
+    }
+
+    async fn resolve_projects(&mut self, units: &[Unit], lock: &mut Lockfile, stats: &mut Stats) {
+        enum Job {
+            Git {
+                key: ProjectKey,
+                remote: String,
+                revision: Option<String>,
+                sub_dir: Option<String>,
+                what: String,
+            },
+            Zip {
+                key: ProjectKey,
+                url: String,
+                sub_dir: Option<String>,
+                what: String,
+            },
+        }
+        let mut jobs = Vec::new();
+        for u in units {
+            for (kind, p) in &u.projects {
+                match kind {
+                    ProjectKind::Starter => stats.starter_projects += 1,
+                    ProjectKind::Project => stats.projects += 1,
+                }
+                let key = ProjectKey {
+                    source: u.source.clone(),
+                    owner: u.owner.clone(),
+                    kind: *kind,
+                    name: p.name.clone(),
+                };
+                let what = format!(
+                    "{} `{}` of {} (source `{}`)",
+                    match kind {
+                        ProjectKind::Starter => "starter project",
+                        ProjectKind::Project => "project",
+                    },
+                    p.name,
+                    u.label,
+                    u.source
+                );
+                let prev = self.previous.and_then(|l| l.projects.get(&key));
+                let updating = self.updating(&u.name);
+                match &p.source {
+                    ProjectSource::Git {
+                        remote, revision, ..
+                    } => {
+                        if remote.is_empty() {
+                            self.problems.push(Problem {
+                                what,
+                                message: "its git source names no remote".into(),
+                            });
+                            continue;
+                        }
+                        if let Some(LockedProject::Git {
+                            remote: r,
+                            revision: rv,
+                            sub_dir: sd,
+                            ..
+                        }) = prev
+                            && r == remote
+                            && rv == revision
+                            && sd == &p.sub_dir
+                            && !updating
+                        {
+                            lock.projects
+                                .insert(key, prev.cloned().expect("checked above"));
+                            continue;
+                        }
+                        jobs.push(Job::Git {
+                            key,
+                            remote: remote.clone(),
+                            revision: revision.clone(),
+                            sub_dir: p.sub_dir.clone(),
+                            what: what.clone(),
+                        });
+                    }
+                    ProjectSource::Zip { location } => {
+                        if !is_remote(location) {
+                            self.problems.push(Problem {
+                                what,
+                                message: format!("zip location `{location}` is not an http(s) URL"),
+                            });
+                            continue;
+                        }
+                        if let Some(LockedProject::Zip { url, sub_dir, .. }) = prev
+                            && url == location
+                            && sub_dir == &p.sub_dir
+                            && !updating
+                        {
+                            lock.projects
+                                .insert(key, prev.cloned().expect("checked above"));
+                            continue;
+                        }
+                        jobs.push(Job::Zip {
+                            key,
+                            url: location.clone(),
+                            sub_dir: p.sub_dir.clone(),
+                            what: what.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        if jobs.is_empty() {
+            return;
+        }
+        if self.mode == Mode::Locked {
+            for j in jobs {
+                let what = match j {
+                    Job::Git { what, .. } | Job::Zip { what, .. } => what,
+                };
+                self.unsatisfied(what, "no matching pin in the lock");
+            }
+            return;
+        }
+        progress(format!("{} starter projects and projects", jobs.len()));
+        let this = &*self;
+        let results: Vec<Result<(ProjectKey, LockedProject), Problem>> =
+            futures::stream::iter(jobs.into_iter().map(|j| async move {
+                match j {
+                    Job::Git {
+                        key,
+                        remote,
+                        revision,
+                        sub_dir,
+                        what,
+                    } => {
+                        let refs = this.ls_remote(&remote).await.map_err(|message| Problem {
+                            what: what.clone(),
+                            message,
+                        })?;
+                        let commit =
+                            refs.resolve(&remote, revision.as_deref())
+                                .map_err(|e| Problem {
+                                    what: what.clone(),
+                                    message: e.to_string(),
+                                })?;
+                        Ok((
+                            key,
+                            LockedProject::Git {
+                                remote,
+                                revision,
+                                commit: commit.to_string(),
+                                sub_dir,
+                            },
+                        ))
+                    }
+                    Job::Zip {
+                        key,
+                        url,
+                        sub_dir,
+                        what,
+                    } => {
+                        let (sha256, _) =
+                            this.fetcher
+                                .get_and_store(&url)
+                                .await
+                                .map_err(|e| Problem {
+                                    what,
+                                    message: e.to_string(),
+                                })?;
+                        Ok((
+                            key,
+                            LockedProject::Zip {
+                                url,
+                                sha256,
+                                sub_dir,
+                            },
+                        ))
+                    }
+                }
+            }))
+            .buffer_unordered(self.jobs * 4)
+            .collect()
+            .await;
+        for r in results {
+            match r {
+                Ok((k, v)) => {
+                    self.resolved += 1;
+                    lock.projects.insert(k, v);
+                }
+                Err(p) => self.problems.push(p),
+            }
+        }
+    }
+
+    async fn resolve_downloads(&mut self, units: &[Unit], lock: &mut Lockfile, stats: &mut Stats) {
+        // URL → (kinds, owners' names, first user's label)
+        let mut wanted: BTreeMap<String, (BTreeSet<DownloadKind>, BTreeSet<String>, String)> =
+            BTreeMap::new();
+        for u in units {
+            if let Some(p) = &u.parent {
+                let e = wanted.entry(p.url()).or_insert_with(|| {
+                    (
+                        BTreeSet::new(),
+                        BTreeSet::new(),
+                        format!("parent devfile of {} (source `{}`)", u.label, u.source),
+                    )
+                });
+                e.0.insert(DownloadKind::Parent);
+                e.1.insert(u.name.clone());
+            }
+            for icon in &u.icons {
+                let e = wanted.entry(icon.clone()).or_insert_with(|| {
+                    (
+                        BTreeSet::new(),
+                        BTreeSet::new(),
+                        format!("icon of {} (source `{}`)", u.label, u.source),
+                    )
+                });
+                e.0.insert(DownloadKind::Icon);
+                e.1.insert(u.name.clone());
+            }
+        }
+        stats.downloads = wanted.len();
+        let mut jobs = Vec::new();
+        for (url, (kinds, owners, what)) in wanted {
+            let updating = owners.iter().any(|o| self.updating(o));
+            match self.previous.and_then(|l| l.downloads.get(&url)) {
+                Some(prev) if !updating => {
+                    lock.downloads.insert(
+                        url,
+                        LockedDownload {
+                            kinds,
+                            sha256: prev.sha256.clone(),
+                            size: prev.size,
+                        },
+                    );
+                }
+                _ => jobs.push((url, kinds, what)),
+            }
+        }
+        if jobs.is_empty() {
+            return;
+        }
+        if self.mode == Mode::Locked {
+            for (url, _, what) in jobs {
+                self.unsatisfied(format!("{what} ({url})"), "no pin in the lock");
+            }
+            return;
+        }
+        progress(format!("{} icons and parent devfiles", jobs.len()));
+        let fetcher = &self.fetcher;
+        let results: Vec<_> =
+            futures::stream::iter(jobs.into_iter().map(|(url, kinds, what)| async move {
+                match fetcher.get_and_store(&url).await {
+                    Ok((sha256, size)) => Ok((
+                        url,
+                        LockedDownload {
+                            kinds,
+                            sha256,
+                            size,
+                        },
+                    )),
+                    Err(e) => Err(Problem {
+                        what,
+                        message: e.to_string(),
+                    }),
+                }
+            }))
+            .buffer_unordered(self.jobs * 4)
+            .collect()
+            .await;
+        for r in results {
+            match r {
+                Ok((url, d)) => {
+                    self.resolved += 1;
+                    lock.downloads.insert(url, d);
+                }
+                Err(p) => self.problems.push(p),
+            }
+        }
+    }
+
+    fn collect_images(
+        &mut self,
+        units: &[Unit],
+        lock: &mut Lockfile,
+        stats: &mut Stats,
+    ) -> Result<(), LockError> {
+        let m = self.manifest;
+        // canonical → (written spellings, users)
+        let mut wanted: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
+        let mut problems = Vec::new();
+        for u in units {
+            for img in &u.images {
+                if img.resolved.contains("{{") || img.resolved.contains('$') {
+                    problems.push(Problem {
+                        what: format!(
+                            "image `{}` in {} of {} (source `{}`)",
+                            img.written, img.place, u.label, u.source
+                        ),
+                        message: "it uses a variable that has no value".into(),
+                    });
+                    continue;
+                }
+                match canonical_image(&img.resolved) {
+                    Ok(c) => {
+                        let e = wanted.entry(c).or_default();
+                        e.0.insert(img.written.clone());
+                        e.1.insert(format!("{} {}", u.label, img.place));
+                    }
+                    Err(message) => problems.push(Problem {
+                        what: format!(
+                            "image `{}` in {} of {} (source `{}`)",
+                            img.written, img.place, u.label, u.source
+                        ),
+                        message,
+                    }),
+                }
+            }
+        }
+        for inc in &m.images.include {
+            if let Ok(c) = canonical_image(&inc.value) {
+                let e = wanted.entry(c).or_default();
+                e.0.insert(inc.value.clone());
+                e.1.insert("images { include }".into());
+            }
+        }
+        if let Ok(c) = canonical_image(&m.index_image.base.value) {
+            let e = wanted.entry(c).or_default();
+            e.0.insert(m.index_image.base.value.clone());
+            e.1.insert("index-image base".into());
+        }
+        self.problems.extend(problems);
+        stats.images = wanted.len();
+        // Two upstream images on one target reference: an error naming both.
+        let mut by_target: BTreeMap<String, Vec<(&String, &BTreeSet<String>)>> = BTreeMap::new();
+        for (c, (_, users)) in &wanted {
+            by_target
+                .entry(target_image(&lock.target.prefix, m.images.naming, c))
+                .or_default()
+                .push((c, users));
+        }
+        for (target, list) in &by_target {
+            if list.len() > 1 {
+                let detail = list
+                    .iter()
+                    .map(|(c, users)| {
+                        format!(
+                            "`{c}` (used by {})",
+                            users.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" and ");
+                self.problems.push(Problem {
+                    what: format!("target `{target}`"),
+                    message: format!(
+                        "two different upstream images would land on it: {detail}; use naming=\"nested\" in `images`"
+                    ),
+                });
+            }
+        }
+        for (c, (written, _users)) in wanted {
+            let target = target_image(&lock.target.prefix, m.images.naming, &c);
+            let prev = self.previous.and_then(|l| l.images.get(&c));
+            lock.images.insert(
+                c,
+                LockedImage {
+                    written,
+                    target,
+                    resolved: prev.and_then(|p| p.resolved.clone()),
+                },
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Reads one stack version: hashes, and the references of its devfile and Dockerfiles.
+fn read_stack_version(
+    source: &str,
+    stack: &discover::Stack,
+    v: &discover::StackVersion,
+    files: &Files<'_>,
+) -> Result<(Unit, LockedStack), LockError> {
+    let label = match &v.version_dir {
+        Some(ver) => format!("stack `{}` {ver}", stack.name),
+        None => format!("stack `{}`", stack.name),
+    };
+    let src_err = |e: crate::source::FilesError| LockError::Source {
+        what: format!("cannot read {label} of source `{source}`"),
+        cause: Box::new(e),
+    };
+    let path = v.devfile_path();
+    let bytes = files.read(&path).map_err(src_err)?.unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let d = devfile::parse(&path, &text).map_err(|e| LockError::Source {
+        what: format!("cannot read {label} of source `{source}`"),
+        cause: Box::new(e),
+    })?;
+    let mut images = d.images();
+    let mut file_hashes = BTreeMap::new();
+    for f in &v.packed {
+        let full = format!("{}/{}", v.dir, f.path);
+        let content = match f.kind {
+            crate::git::FileKind::Symlink => files.read_link(&full).map_err(src_err)?,
+            _ => files.read(&full).map_err(src_err)?,
+        }
+        .unwrap_or_default();
+        file_hashes.insert(f.path.clone(), blake3::hash(&content).to_hex().to_string());
+        let file_name = f.path.rsplit('/').next().unwrap_or(&f.path);
+        if devfile::is_dockerfile(file_name) && !matches!(f.kind, crate::git::FileKind::Symlink) {
+            let text = String::from_utf8_lossy(&content);
+            for from in devfile::dockerfile_froms(&text) {
+                images.push(ImageUse {
+                    written: from.written,
+                    resolved: from.resolved,
+                    place: format!("{}:{}", f.path, from.line),
+                });
+            }
+        }
+    }
+    let mut projects: Vec<(ProjectKind, ProjectRef)> = d
+        .starter_projects()
+        .into_iter()
+        .map(|p| (ProjectKind::Starter, p))
+        .collect();
+    projects.extend(d.projects().into_iter().map(|p| (ProjectKind::Project, p)));
+    let mut icons: Vec<String> = d.icon().into_iter().filter(|i| is_remote(i)).collect();
+    if v.default
+        && let Some(i) = &stack.icon
+        && is_remote(i)
+    {
+        icons.push(i.clone());
+    }
+    icons.dedup();
+    Ok((
+        Unit {
+            source: source.to_string(),
+            owner: v.id.clone(),
+            name: stack.name.clone(),
+            label,
+            images,
+            projects,
+            parent: d.parent(),
+            icons,
+        },
+        LockedStack {
+            devfile: blake3::hash(&bytes).to_hex().to_string(),
+            files: file_hashes,
+        },
+    ))
+}
+
+fn is_remote(url: &str) -> bool {
+    url.starts_with("https://") || url.starts_with("http://")
+}
+
+fn describe_git(e: &crate::git::GitError, fetch_url: &str, shown: &str) -> String {
+    if fetch_url != shown {
+        format!("{e} (fetched from `{fetch_url}`)")
+    } else {
+        e.to_string()
+    }
+}
+
+fn describe(e: &LockError) -> String {
+    match e {
+        LockError::Source { what, cause } => format!("{what}: {cause}"),
+        other => other.to_string(),
+    }
+}
+
+/// Entries the previous lock has that this resolution no longer needs (or that differ): for
+/// `--locked`, the lock must equal what resolution would write.
+fn compare_entries(prev: &Lockfile, now: &Lockfile, out: &mut Vec<Problem>) {
+    if prev.target != now.target {
+        out.push(Problem {
+            what: "target".into(),
+            message: format!(
+                "the lock was made for `{}` (naming {}), the manifest asks for `{}` (naming {})",
+                prev.target.prefix, prev.target.naming, now.target.prefix, now.target.naming
+            ),
+        });
+    }
+    if prev.index_image != now.index_image {
+        out.push(Problem {
+            what: "index-image".into(),
+            message: "the manifest's index-image differs from the lock's".into(),
+        });
+    }
+    for ((s, id), _) in prev
+        .stacks
+        .iter()
+        .filter(|(k, _)| !now.stacks.contains_key(k))
+    {
+        out.push(Problem {
+            what: format!("stack `{id}` of source `{s}`"),
+            message: "is in the lock but no longer in the sources".into(),
+        });
+    }
+    for ((s, id), v) in &now.stacks {
+        match prev.stacks.get(&(s.clone(), id.clone())) {
+            None => out.push(Problem {
+                what: format!("stack `{id}` of source `{s}`"),
+                message: "is not in the lock".into(),
+            }),
+            Some(p) if p != v => out.push(Problem {
+                what: format!("stack `{id}` of source `{s}`"),
+                message: if p.devfile != v.devfile {
+                    "its devfile changed".into()
+                } else {
+                    "its packed files changed".into()
+                },
+            }),
+            _ => {}
+        }
+    }
+    for k in prev
+        .projects
+        .keys()
+        .filter(|k| !now.projects.contains_key(*k))
+    {
+        out.push(Problem {
+            what: format!("{} `{}` of `{}`", k.kind.node_name(), k.name, k.owner),
+            message: "is in the lock but no longer in the devfiles".into(),
+        });
+    }
+    for (img, v) in &now.images {
+        match prev.images.get(img) {
+            None => out.push(Problem {
+                what: format!("image `{img}`"),
+                message: "is not in the lock".into(),
+            }),
+            Some(p) if p.target != v.target => out.push(Problem {
+                what: format!("image `{img}`"),
+                message: format!("lands at `{}` now, the lock says `{}`", v.target, p.target),
+            }),
+            _ => {}
+        }
+    }
+    for img in prev.images.keys().filter(|k| !now.images.contains_key(*k)) {
+        out.push(Problem {
+            what: format!("image `{img}`"),
+            message: "is in the lock but no devfile uses it".into(),
+        });
+    }
+}
+
+/// The normalized form of an image reference, used as its key.
+pub fn canonical_image(s: &str) -> Result<String, String> {
+    crate::manifest::check_image_ref(s)?;
+    Ok(s.to_string())
+}
+
+/// Where an upstream image lands under the target prefix.
+pub fn target_image(prefix: &str, naming: crate::manifest::Naming, canonical: &str) -> String {
+    let (name, digest) = match canonical.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (canonical, None),
+    };
+    let last_slash = name.rfind('/').map(|i| i + 1).unwrap_or(0);
+    let (repo, tag) = match name[last_slash..].split_once(':') {
+        Some((_, t)) => (&name[..name.len() - t.len() - 1], Some(t)),
+        None => (name, None),
+    };
+    let path = match naming {
+        crate::manifest::Naming::Flat => repo.rsplit('/').next().unwrap_or(repo).to_string(),
+        crate::manifest::Naming::Nested => repo.to_string(),
+    };
+    let mut out = format!("{prefix}/{path}");
+    if let Some(t) = tag {
+        out.push(':');
+        out.push_str(t);
+    }
+    if let Some(d) = digest {
+        out.push('@');
+        out.push_str(d);
+    }
+    out
+}

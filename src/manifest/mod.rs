@@ -1,0 +1,287 @@
+//! The manifest, `airgap.kdl`: what the user asks for.
+//!
+//! The KDL document is walked node by node (not through `kdl::de`, whose errors lose spans) into
+//! typed structs that keep the [`SourceSpan`] of everything a later diagnostic may point at:
+//! a lockfile that no longer satisfies a `source`, an `include` that does not resolve, two
+//! images colliding on one target name. Parsing collects every problem before failing, each a
+//! [`SpanDiagnostic`] with a code, a label and, where there is one, a `help:` line.
+
+mod parse;
+
+use std::path::{Path, PathBuf};
+
+use miette::SourceSpan;
+
+use crate::diag::{Diagnostics, Source};
+
+pub(crate) use parse::check_image_ref;
+pub use parse::parse;
+
+/// The manifest's default file name, looked up in the current directory.
+pub const FILE_NAME: &str = "airgap.kdl";
+
+/// A value with the span of the text it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: SourceSpan,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(value: T, span: SourceSpan) -> Self {
+        Self { value, span }
+    }
+}
+
+impl<T> std::ops::Deref for Spanned<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+/// A parsed, validated `airgap.kdl`.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// The folder holding the manifest: relative paths in it (sources, `dir:` target, CA files)
+    /// are relative to this folder, and the workspace state lives in `<root>/.airgap/`.
+    pub root: PathBuf,
+    /// The manifest's text, for diagnostics raised after parsing.
+    pub src: Source,
+    pub target: Target,
+    pub sources: Vec<SourceDecl>,
+    pub registry_mirrors: Vec<RegistryMirror>,
+    pub url_mirrors: Vec<UrlMirror>,
+    pub images: ImagesDecl,
+    pub index_image: IndexImageDecl,
+}
+
+/// How a registry is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsMode {
+    /// HTTPS, certificate checked against the system roots (or `ca-file`).
+    Verify,
+    /// HTTPS without certificate checks.
+    Insecure,
+    /// Plain HTTP.
+    PlainHttp,
+}
+
+impl TlsMode {
+    pub const NAMES: [&'static str; 3] = ["verify", "insecure", "plain-http"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "verify" => Some(Self::Verify),
+            "insecure" => Some(Self::Insecure),
+            "plain-http" => Some(Self::PlainHttp),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verify => "verify",
+            Self::Insecure => "insecure",
+            Self::PlainHttp => "plain-http",
+        }
+    }
+}
+
+/// Where the offline registry lives.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub kind: TargetKind,
+    /// The `target` node, or `None` for the default (`dir:airgap-out`).
+    pub span: Option<SourceSpan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetKind {
+    /// A registry: images land under `prefix` (`host[:port][/path]`).
+    Registry {
+        prefix: String,
+        tls: TlsMode,
+        ca_file: Option<PathBuf>,
+    },
+    /// A local folder: an OCI image layout plus the registry tree. Devfiles reference images at
+    /// `address` (where `airgap serve` listens).
+    Dir { path: PathBuf, address: String },
+}
+
+impl TargetKind {
+    /// The image-reference prefix devfiles are rewritten to.
+    pub fn image_prefix(&self) -> &str {
+        match self {
+            Self::Registry { prefix, .. } => prefix,
+            Self::Dir { address, .. } => address,
+        }
+    }
+
+    /// The canonical text of the target, as recorded in the lockfile.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Registry { prefix, .. } => prefix.clone(),
+            Self::Dir { path, address } => format!("dir:{} at {address}", path.display()),
+        }
+    }
+}
+
+/// A `source` node: one devfile registry repository.
+#[derive(Debug, Clone)]
+pub struct SourceDecl {
+    pub name: Spanned<String>,
+    pub origin: Origin,
+    /// The `stacks` filter, `None` for every stack.
+    pub stacks: Option<Vec<Spanned<String>>>,
+    /// Whether the samples of `extraDevfileEntries.yaml` are included.
+    pub samples: bool,
+    pub span: SourceSpan,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A git repository at `rev` (a branch, tag or full commit; the remote's default branch
+    /// when `None`).
+    Git { url: String, rev: Option<String> },
+    /// A local folder, relative to the manifest's folder.
+    Path(PathBuf),
+}
+
+impl SourceDecl {
+    pub fn is_git(&self) -> bool {
+        matches!(self.origin, Origin::Git { .. })
+    }
+}
+
+/// A `registry-mirror` rule: images of `from` (a host, or a host and path prefix) are pulled
+/// from `to` instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryMirror {
+    pub from: String,
+    pub to: String,
+    pub tls: TlsMode,
+    pub ca_file: Option<PathBuf>,
+    pub span: SourceSpan,
+}
+
+/// A `url-mirror` rule: URLs starting with `from` are fetched from `to` + the rest instead
+/// (git's `url.<to>.insteadOf <from>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlMirror {
+    pub from: String,
+    pub to: String,
+    pub span: SourceSpan,
+}
+
+/// Applies the longest matching `url-mirror` rule to a URL. The lockfile always records the
+/// URL as written; only fetching goes through mirrors.
+pub fn mirror_url(rules: &[UrlMirror], url: &str) -> String {
+    rules
+        .iter()
+        .filter(|r| url.starts_with(&r.from))
+        .max_by_key(|r| r.from.len())
+        .map(|r| format!("{}{}", r.to, &url[r.from.len()..]))
+        .unwrap_or_else(|| url.to_string())
+}
+
+/// How upstream image names map to names under the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Naming {
+    /// `<target>/<last path part>:<tag>`, as the manual procedure does.
+    Flat,
+    /// `<target>/<upstream host>/<upstream path>:<tag>`.
+    Nested,
+}
+
+impl Naming {
+    pub const NAMES: [&'static str; 2] = ["flat", "nested"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "flat" => Some(Self::Flat),
+            "nested" => Some(Self::Nested),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Flat => "flat",
+            Self::Nested => "nested",
+        }
+    }
+}
+
+/// The `images` node.
+#[derive(Debug, Clone)]
+pub struct ImagesDecl {
+    pub naming: Naming,
+    /// Platforms kept from multi-platform images (`os/arch[/variant]`); empty keeps all.
+    pub platforms: Vec<Spanned<String>>,
+    /// Images mirrored although no devfile names them.
+    pub include: Vec<Spanned<String>>,
+}
+
+/// The `index-image` node: the `devfile-index` image built from the registry tree.
+#[derive(Debug, Clone)]
+pub struct IndexImageDecl {
+    pub name: String,
+    pub tag: String,
+    pub base: Spanned<String>,
+}
+
+pub const DEFAULT_INDEX_BASE: &str = "quay.io/devfile/devfile-index-base:next";
+pub const DEFAULT_DIR_ADDRESS: &str = "localhost:8080";
+
+impl Manifest {
+    /// Reads and validates the manifest at `path`.
+    pub fn load(path: &Path) -> Result<Manifest, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|e| LoadError::Read {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let root = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let root = std::fs::canonicalize(&root).unwrap_or(root);
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| FILE_NAME.to_string());
+        parse(&name, &text, root).map_err(LoadError::Invalid)
+    }
+
+    pub fn source(&self, name: &str) -> Option<&SourceDecl> {
+        self.sources.iter().find(|s| s.name.value == name)
+    }
+
+    /// Resolves a path written in the manifest against the manifest's folder.
+    pub fn resolve_path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.root.join(p)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum LoadError {
+    #[error("cannot read the manifest `{}`", path.display())]
+    #[diagnostic(
+        code(airgap::manifest::read),
+        help("run airgap in the folder that holds airgap.kdl, or pass --manifest PATH")
+    )]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Invalid(Diagnostics),
+}

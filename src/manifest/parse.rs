@@ -1,0 +1,1171 @@
+//! KDL document → [`Manifest`], collecting every problem with its span.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
+use miette::SourceSpan;
+
+use super::*;
+use crate::diag::{self, SpanDiagnostic, did_you_mean};
+
+const TOP_LEVEL: [&str; 6] = [
+    "target",
+    "source",
+    "registry-mirror",
+    "url-mirror",
+    "images",
+    "index-image",
+];
+
+/// Parses the manifest text. `name` is the file name shown in diagnostics; `root` the folder
+/// that relative paths are resolved against.
+pub fn parse(name: &str, text: &str, root: PathBuf) -> Result<Manifest, Diagnostics> {
+    let src = diag::source(name, text);
+    let mut p = Parser {
+        src: src.clone(),
+        errors: Vec::new(),
+    };
+    let doc = match KdlDocument::parse_v2(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let items = e
+                .diagnostics
+                .iter()
+                .map(|d| {
+                    let message = d.message.clone().unwrap_or_else(|| "invalid KDL".into());
+                    SpanDiagnostic::new(
+                        &src,
+                        "airgap::manifest::syntax",
+                        d.span,
+                        format!("KDL syntax error: {message}"),
+                    )
+                    .label(d.label.clone().unwrap_or_else(|| "here".into()))
+                    .maybe_help(d.help.clone())
+                })
+                .collect::<Vec<_>>();
+            let items = if items.is_empty() {
+                vec![SpanDiagnostic::new(
+                    &src,
+                    "airgap::manifest::syntax",
+                    SourceSpan::from(0..0),
+                    "KDL syntax error",
+                )]
+            } else {
+                items
+            };
+            return Err(Diagnostics {
+                file: name.to_string(),
+                items,
+            });
+        }
+    };
+    let manifest = p.document(&doc, root);
+    if p.errors.is_empty() {
+        Ok(manifest)
+    } else {
+        Err(Diagnostics {
+            file: name.to_string(),
+            items: p.errors,
+        })
+    }
+}
+
+struct Parser {
+    src: Source,
+    errors: Vec<SpanDiagnostic>,
+}
+
+/// What a node's value must be, for messages.
+#[derive(Clone, Copy)]
+enum Kind {
+    String,
+    Bool,
+}
+
+impl Kind {
+    fn describe(self) -> &'static str {
+        match self {
+            Kind::String => "a string",
+            Kind::Bool => "a boolean (#true or #false)",
+        }
+    }
+}
+
+fn describe_value(v: &KdlValue) -> &'static str {
+    match v {
+        KdlValue::String(_) => "a string",
+        KdlValue::Integer(_) => "an integer",
+        KdlValue::Float(_) => "a number",
+        KdlValue::Bool(_) => "a boolean",
+        KdlValue::Null => "#null",
+    }
+}
+
+impl Parser {
+    fn push(&mut self, d: SpanDiagnostic) {
+        self.errors.push(d);
+    }
+
+    fn diag(
+        &self,
+        code: &'static str,
+        span: SourceSpan,
+        message: impl Into<String>,
+    ) -> SpanDiagnostic {
+        SpanDiagnostic::new(&self.src, code, span, message)
+    }
+
+    fn document(&mut self, doc: &KdlDocument, root: PathBuf) -> Manifest {
+        let mut target: Option<Target> = None;
+        let mut sources: Vec<SourceDecl> = Vec::new();
+        let mut registry_mirrors = Vec::new();
+        let mut url_mirrors = Vec::new();
+        let mut images: Option<(ImagesDecl, SourceSpan)> = None;
+        let mut index_image: Option<(IndexImageDecl, SourceSpan)> = None;
+
+        for node in doc.nodes() {
+            let name = node.name().value();
+            match name {
+                "target" => {
+                    if let Some(t) = self.target(node) {
+                        if let Some(first) = target.as_ref().and_then(|t| t.span) {
+                            self.push(
+                                self.diag(
+                                    "airgap::manifest::duplicate-node",
+                                    node.name().span(),
+                                    "a second `target` node",
+                                )
+                                .label("second target")
+                                .help(format!(
+                                    "a manifest has one target; the first is at byte {}",
+                                    first.offset()
+                                )),
+                            );
+                        } else {
+                            target = Some(t);
+                        }
+                    }
+                }
+                "source" => {
+                    if let Some(s) = self.source(node) {
+                        if let Some(first) = sources.iter().find(|o| o.name.value == s.name.value) {
+                            let first_line = line_of(&self.src, first.name.span);
+                            self.push(
+                                self.diag(
+                                    "airgap::manifest::duplicate-source",
+                                    s.name.span,
+                                    format!("two sources are named `{}`", s.name.value),
+                                )
+                                .label("second source with this name")
+                                .help(format!(
+                                    "source names must be unique; the first `{}` is on line {first_line}",
+                                    s.name.value
+                                )),
+                            );
+                        } else {
+                            sources.push(s);
+                        }
+                    }
+                }
+                "registry-mirror" => {
+                    if let Some(m) = self.registry_mirror(node) {
+                        registry_mirrors.push(m);
+                    }
+                }
+                "url-mirror" => {
+                    if let Some(m) = self.url_mirror(node) {
+                        url_mirrors.push(m);
+                    }
+                }
+                "images" => {
+                    let decl = self.images(node);
+                    if let Some((_, first)) = &images {
+                        let line = line_of(&self.src, *first);
+                        self.push(
+                            self.diag(
+                                "airgap::manifest::duplicate-node",
+                                node.name().span(),
+                                "a second `images` node",
+                            )
+                            .help(format!("merge it into the `images` node on line {line}")),
+                        );
+                    } else {
+                        images = Some((decl, node.span()));
+                    }
+                }
+                "index-image" => {
+                    if let Some(decl) = self.index_image(node) {
+                        if let Some((_, first)) = &index_image {
+                            let line = line_of(&self.src, *first);
+                            self.push(
+                                self.diag(
+                                    "airgap::manifest::duplicate-node",
+                                    node.name().span(),
+                                    "a second `index-image` node",
+                                )
+                                .help(format!("keep one; the first is on line {line}")),
+                            );
+                        } else {
+                            index_image = Some((decl, node.span()));
+                        }
+                    }
+                }
+                other => self.unknown_node(node, other, &TOP_LEVEL, "at the top level"),
+            }
+        }
+
+        if sources.is_empty() && self.errors.is_empty() {
+            self.push(
+                self.diag(
+                    "airgap::manifest::no-source",
+                    SourceSpan::from(0..0),
+                    "the manifest has no `source`",
+                )
+                .help(r#"add one, e.g. `source "community" git="https://github.com/devfile/registry" ref="main"`"#),
+            );
+        }
+
+        let target = target.unwrap_or(Target {
+            kind: TargetKind::Dir {
+                path: PathBuf::from("airgap-out"),
+                address: DEFAULT_DIR_ADDRESS.to_string(),
+            },
+            span: None,
+        });
+        let images = images.map(|(i, _)| i).unwrap_or(ImagesDecl {
+            naming: Naming::Flat,
+            platforms: Vec::new(),
+            include: Vec::new(),
+        });
+        let index_image = index_image.map(|(i, _)| i).unwrap_or(IndexImageDecl {
+            name: "devfile-index".into(),
+            tag: "latest".into(),
+            base: Spanned::new(DEFAULT_INDEX_BASE.into(), SourceSpan::from(0..0)),
+        });
+        Manifest {
+            root,
+            src: self.src.clone(),
+            target,
+            sources,
+            registry_mirrors,
+            url_mirrors,
+            images,
+            index_image,
+        }
+    }
+
+    fn unknown_node(&mut self, node: &KdlNode, name: &str, allowed: &[&str], place: &str) {
+        let help = match did_you_mean(name, allowed.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("known nodes {place}: {}", quoted_list(allowed)),
+        };
+        self.push(
+            self.diag(
+                "airgap::manifest::unknown-node",
+                node.name().span(),
+                format!("unknown node `{name}` {place}"),
+            )
+            .label("not a known node")
+            .help(help),
+        );
+    }
+
+    /// Checks that every property is one of `allowed`, that none is given twice, and that
+    /// arguments are within `max_args`. Reports and returns the positional arguments.
+    fn shape<'a>(
+        &mut self,
+        node: &'a KdlNode,
+        allowed: &[&str],
+        max_args: usize,
+        arg_desc: &str,
+    ) -> Vec<&'a KdlEntry> {
+        let node_name = node.name().value();
+        let mut seen: BTreeMap<&str, SourceSpan> = BTreeMap::new();
+        let mut args = Vec::new();
+        for entry in node.entries() {
+            match entry.name() {
+                Some(key) => {
+                    let k = key.value();
+                    if !allowed.contains(&k) {
+                        let help = match did_you_mean(k, allowed.iter().copied()) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None if allowed.is_empty() => {
+                                format!("`{node_name}` takes no properties")
+                            }
+                            None => format!(
+                                "`{node_name}` takes the properties {}",
+                                quoted_list(allowed)
+                            ),
+                        };
+                        self.push(
+                            self.diag(
+                                "airgap::manifest::unknown-property",
+                                key.span(),
+                                format!("unknown property `{k}` on `{node_name}`"),
+                            )
+                            .label("not a known property")
+                            .help(help),
+                        );
+                    } else if let Some(first) = seen.insert(k, entry.span()) {
+                        let line = line_of(&self.src, first);
+                        self.push(
+                            self.diag(
+                                "airgap::manifest::duplicate-property",
+                                entry.span(),
+                                format!("property `{k}` given twice on `{node_name}`"),
+                            )
+                            .help(format!("keep one; the first is on line {line}")),
+                        );
+                    }
+                }
+                None => args.push(entry),
+            }
+        }
+        if args.len() > max_args {
+            let extra = args[max_args];
+            let help = if max_args == 0 {
+                format!("`{node_name}` takes no arguments")
+            } else {
+                format!("`{node_name}` takes {arg_desc}")
+            };
+            self.push(
+                self.diag(
+                    "airgap::manifest::extra-argument",
+                    extra.span(),
+                    format!("unexpected argument on `{node_name}`"),
+                )
+                .label("extra argument")
+                .help(help),
+            );
+            args.truncate(max_args);
+        }
+        args
+    }
+
+    fn no_children(&mut self, node: &KdlNode) {
+        if let Some(children) = node.children() {
+            let name = node.name().value();
+            self.push(
+                self.diag(
+                    "airgap::manifest::unexpected-children",
+                    children.span(),
+                    format!("`{name}` takes no children block"),
+                )
+                .help("remove the `{ … }` block"),
+            );
+        }
+    }
+
+    fn typed_string(&mut self, entry: &KdlEntry, what: &str) -> Option<Spanned<String>> {
+        match entry.value() {
+            KdlValue::String(s) => Some(Spanned::new(s.clone(), entry.span())),
+            other => {
+                self.push(
+                    self.diag(
+                        "airgap::manifest::wrong-type",
+                        entry.span(),
+                        format!(
+                            "{what} must be {}, found {}",
+                            Kind::String.describe(),
+                            describe_value(other)
+                        ),
+                    )
+                    .label("expected a string")
+                    .help("quote it: \"…\""),
+                );
+                None
+            }
+        }
+    }
+
+    fn typed_bool(&mut self, entry: &KdlEntry, what: &str) -> Option<bool> {
+        match entry.value() {
+            KdlValue::Bool(b) => Some(*b),
+            other => {
+                let hint = match other.as_string() {
+                    Some("true") | Some("yes") => " (KDL 2 writes booleans as #true)",
+                    Some("false") | Some("no") => " (KDL 2 writes booleans as #false)",
+                    _ => "",
+                };
+                self.push(
+                    self.diag(
+                        "airgap::manifest::wrong-type",
+                        entry.span(),
+                        format!(
+                            "{what} must be {}, found {}{hint}",
+                            Kind::Bool.describe(),
+                            describe_value(other)
+                        ),
+                    )
+                    .label("expected #true or #false")
+                    .help("write #true or #false"),
+                );
+                None
+            }
+        }
+    }
+
+    fn prop_string(&mut self, node: &KdlNode, key: &str) -> Option<Spanned<String>> {
+        let entry = node
+            .entries()
+            .iter()
+            .rev()
+            .find(|e| e.name().map(|n| n.value()) == Some(key))?;
+        let what = format!("`{key}`");
+        self.typed_string(entry, &what)
+    }
+
+    fn prop_entry<'a>(&self, node: &'a KdlNode, key: &str) -> Option<&'a KdlEntry> {
+        node.entries()
+            .iter()
+            .rev()
+            .find(|e| e.name().map(|n| n.value()) == Some(key))
+    }
+
+    /// The required single string argument of a node.
+    fn required_arg(
+        &mut self,
+        node: &KdlNode,
+        args: &[&KdlEntry],
+        what: &str,
+        example: &str,
+    ) -> Option<Spanned<String>> {
+        match args.first() {
+            Some(e) => self.typed_string(e, what),
+            None => {
+                let name = node.name().value();
+                self.push(
+                    self.diag(
+                        "airgap::manifest::missing-value",
+                        node.name().span(),
+                        format!("`{name}` needs {what}"),
+                    )
+                    .label(format!("{what} missing"))
+                    .help(format!("for example: {example}")),
+                );
+                None
+            }
+        }
+    }
+
+    fn tls(&mut self, node: &KdlNode) -> TlsMode {
+        match self.prop_string(node, "tls") {
+            None => TlsMode::Verify,
+            Some(s) => match TlsMode::parse(&s.value) {
+                Some(t) => t,
+                None => {
+                    let help = match did_you_mean(&s.value, TlsMode::NAMES) {
+                        Some(m) => format!("did you mean `{m}`?"),
+                        None => format!("use one of {}", quoted_list(&TlsMode::NAMES)),
+                    };
+                    self.push(
+                        self.diag(
+                            "airgap::manifest::unknown-tls",
+                            s.span,
+                            format!("unknown tls mode `{}`", s.value),
+                        )
+                        .label("not a tls mode")
+                        .help(help),
+                    );
+                    TlsMode::Verify
+                }
+            },
+        }
+    }
+
+    fn ca_file(&mut self, node: &KdlNode, tls: TlsMode) -> Option<PathBuf> {
+        let ca = self.prop_string(node, "ca-file")?;
+        if tls != TlsMode::Verify {
+            self.push(
+                self.diag(
+                    "airgap::manifest::ca-file-unused",
+                    ca.span,
+                    format!(
+                        "`ca-file` is only used with tls=\"verify\", not \"{}\"",
+                        tls.as_str()
+                    ),
+                )
+                .help("remove `ca-file`, or set tls=\"verify\""),
+            );
+        }
+        Some(PathBuf::from(ca.value))
+    }
+
+    fn target(&mut self, node: &KdlNode) -> Option<Target> {
+        let args = self.shape(
+            node,
+            &["tls", "ca-file", "address"],
+            1,
+            "one argument: the registry prefix or `dir:PATH`",
+        );
+        self.no_children(node);
+        let value = self.required_arg(
+            node,
+            &args,
+            "a registry prefix or `dir:PATH`",
+            r#"target "registry.internal:5000/devfiles" or target "dir:airgap-out""#,
+        )?;
+        if let Some(path) = value.value.strip_prefix("dir:") {
+            for key in ["tls", "ca-file"] {
+                if let Some(e) = self.prop_entry(node, key) {
+                    self.push(
+                        self.diag(
+                            "airgap::manifest::property-not-for-dir",
+                            e.span(),
+                            format!("`{key}` applies to registry targets, not to a `dir:` target"),
+                        )
+                        .help("remove it"),
+                    );
+                }
+            }
+            if path.is_empty() {
+                self.push(
+                    self.diag(
+                        "airgap::manifest::invalid-target",
+                        value.span,
+                        "`dir:` needs a folder",
+                    )
+                    .help(r#"for example: target "dir:airgap-out""#),
+                );
+                return None;
+            }
+            let address = match self.prop_string(node, "address") {
+                Some(a) => {
+                    if let Err(why) = check_registry_prefix(&a.value) {
+                        self.push(
+                            self.diag(
+                                "airgap::manifest::invalid-target",
+                                a.span,
+                                format!("`address` `{}` is not a registry address: {why}", a.value),
+                            )
+                            .help(r#"for example: address="localhost:8080""#),
+                        );
+                    }
+                    a.value
+                }
+                None => DEFAULT_DIR_ADDRESS.to_string(),
+            };
+            return Some(Target {
+                kind: TargetKind::Dir {
+                    path: PathBuf::from(path),
+                    address,
+                },
+                span: Some(node.span()),
+            });
+        }
+        if let Some(e) = self.prop_entry(node, "address") {
+            self.push(
+                self.diag(
+                    "airgap::manifest::property-not-for-registry",
+                    e.span(),
+                    "`address` applies to `dir:` targets only",
+                )
+                .help("a registry target's address is its prefix: remove `address`"),
+            );
+        }
+        let prefix = value.value.trim_end_matches('/').to_string();
+        if let Err(why) = check_registry_prefix(&prefix) {
+            self.push(
+                self.diag(
+                    "airgap::manifest::invalid-target",
+                    value.span,
+                    format!("`{}` is not a registry prefix: {why}", value.value),
+                )
+                .label("expected host[:port][/path] or dir:PATH")
+                .help(r#"for example: target "registry.internal:5000/devfiles""#),
+            );
+            return None;
+        }
+        let tls = self.tls(node);
+        let ca_file = self.ca_file(node, tls);
+        Some(Target {
+            kind: TargetKind::Registry {
+                prefix,
+                tls,
+                ca_file,
+            },
+            span: Some(node.span()),
+        })
+    }
+
+    fn source(&mut self, node: &KdlNode) -> Option<SourceDecl> {
+        let args = self.shape(
+            node,
+            &["git", "ref", "path"],
+            1,
+            "one argument: the source's name",
+        );
+        let name = self.required_arg(
+            node,
+            &args,
+            "a name",
+            r#"source "community" git="https://github.com/devfile/registry" ref="main""#,
+        )?;
+        if !is_name(&name.value) {
+            self.push(
+                self.diag(
+                    "airgap::manifest::invalid-name",
+                    name.span,
+                    format!("source name `{}` is not a simple name", name.value),
+                )
+                .help("use letters, digits, `-`, `_` and `.`, starting with a letter or digit"),
+            );
+        }
+        let git = self.prop_string(node, "git");
+        let rev = self.prop_string(node, "ref");
+        let path = self.prop_string(node, "path");
+        let origin = match (git, path) {
+            (Some(git), None) => {
+                if let Err(why) = check_git_url(&git.value) {
+                    self.push(
+                        self.diag(
+                            "airgap::manifest::invalid-url",
+                            git.span,
+                            format!("`git` `{}` is not a git URL: {why}", git.value),
+                        )
+                        .label("expected a URL")
+                        .help(r#"for example: git="https://github.com/devfile/registry""#),
+                    );
+                }
+                if let Some(r) = &rev
+                    && r.value.trim().is_empty()
+                {
+                    self.push(
+                        self.diag("airgap::manifest::invalid-ref", r.span, "`ref` is empty")
+                            .help("name a branch, a tag or a full commit, or remove `ref` for the default branch"),
+                    );
+                }
+                Origin::Git {
+                    url: git.value,
+                    rev: rev.map(|r| r.value),
+                }
+            }
+            (None, Some(path)) => {
+                if let Some(r) = &rev {
+                    self.push(
+                        self.diag(
+                            "airgap::manifest::ref-without-git",
+                            r.span,
+                            "`ref` only applies to a `git` source",
+                        )
+                        .help("remove `ref`: a `path` source is read as it is on disk"),
+                    );
+                }
+                Origin::Path(PathBuf::from(path.value))
+            }
+            (Some(git), Some(path)) => {
+                self.push(
+                    self.diag(
+                        "airgap::manifest::source-origin",
+                        node.span(),
+                        format!("source `{}` has both `git` and `path`", name.value),
+                    )
+                    .label("git and path")
+                    .help(format!(
+                        "keep one: git=\"{}\" fetches a repository, path=\"{}\" reads a local folder",
+                        git.value, path.value
+                    )),
+                );
+                return None;
+            }
+            (None, None) => {
+                self.push(
+                    self.diag(
+                        "airgap::manifest::source-origin",
+                        node.name().span(),
+                        format!("source `{}` has neither `git` nor `path`", name.value),
+                    )
+                    .label("where is it?")
+                    .help(r#"add git="https://…" ref="main" for a repository, or path="./registry" for a local folder"#),
+                );
+                return None;
+            }
+        };
+        let mut stacks: Option<Vec<Spanned<String>>> = None;
+        let mut samples = true;
+        if let Some(children) = node.children() {
+            for child in children.nodes() {
+                match child.name().value() {
+                    "stacks" => {
+                        let args = self.shape(child, &[], usize::MAX, "stack names");
+                        self.no_children(child);
+                        if args.is_empty() {
+                            self.push(
+                                self.diag(
+                                    "airgap::manifest::missing-value",
+                                    child.name().span(),
+                                    "`stacks` names no stack",
+                                )
+                                .help("list stack names, e.g. stacks \"nodejs\" \"go\"; remove the node to take every stack"),
+                            );
+                        }
+                        let list = stacks.get_or_insert_with(Vec::new);
+                        for a in args {
+                            if let Some(s) = self.typed_string(a, "a stack name") {
+                                if list.iter().any(|o| o.value == s.value) {
+                                    self.push(
+                                        self.diag(
+                                            "airgap::manifest::duplicate-stack",
+                                            s.span,
+                                            format!("stack `{}` is listed twice", s.value),
+                                        )
+                                        .help("remove one"),
+                                    );
+                                } else {
+                                    list.push(s);
+                                }
+                            }
+                        }
+                    }
+                    "samples" => {
+                        let args = self.shape(child, &[], 1, "one argument: #true or #false");
+                        self.no_children(child);
+                        match args.first() {
+                            Some(a) => {
+                                if let Some(b) = self.typed_bool(a, "`samples`") {
+                                    samples = b;
+                                }
+                            }
+                            None => samples = true,
+                        }
+                    }
+                    other => self.unknown_node(child, other, &["stacks", "samples"], "in `source`"),
+                }
+            }
+        }
+        Some(SourceDecl {
+            name,
+            origin,
+            stacks,
+            samples,
+            span: node.span(),
+        })
+    }
+
+    fn registry_mirror(&mut self, node: &KdlNode) -> Option<RegistryMirror> {
+        let args = self.shape(
+            node,
+            &["to", "tls", "ca-file"],
+            1,
+            "one argument: the upstream host",
+        );
+        self.no_children(node);
+        let from = self.required_arg(
+            node,
+            &args,
+            "the upstream registry host",
+            r#"registry-mirror "quay.io" to="mirror.internal:5000/quay""#,
+        )?;
+        let to = self.prop_string(node, "to");
+        let tls = self.tls(node);
+        let ca_file = self.ca_file(node, tls);
+        let Some(to) = to else {
+            self.push(
+                self.diag(
+                    "airgap::manifest::mirror-rule",
+                    node.name().span(),
+                    format!("`registry-mirror` for `{}` has no `to`", from.value),
+                )
+                .label("missing to=")
+                .help(r#"add to="HOST[:PORT][/PATH]", the registry to pull from instead"#),
+            );
+            return None;
+        };
+        let from_value = from.value.trim_end_matches('/').to_string();
+        if let Err(why) = check_registry_prefix(&from_value) {
+            self.push(
+                self.diag(
+                    "airgap::manifest::mirror-rule",
+                    from.span,
+                    format!("`{}` is not a registry host: {why}", from.value),
+                )
+                .help("write the host (and optional path prefix) without a scheme, e.g. \"registry.access.redhat.com\""),
+            );
+            return None;
+        }
+        let to_value = to.value.trim_end_matches('/').to_string();
+        if let Err(why) = check_registry_prefix(&to_value) {
+            self.push(
+                self.diag(
+                    "airgap::manifest::mirror-rule",
+                    to.span,
+                    format!("`to` `{}` is not a registry address: {why}", to.value),
+                )
+                .help("write HOST[:PORT][/PATH] without a scheme; choose http with tls=\"plain-http\""),
+            );
+            return None;
+        }
+        Some(RegistryMirror {
+            from: from_value,
+            to: to_value,
+            tls,
+            ca_file,
+            span: node.span(),
+        })
+    }
+
+    fn url_mirror(&mut self, node: &KdlNode) -> Option<UrlMirror> {
+        let args = self.shape(node, &["to"], 1, "one argument: the URL prefix to replace");
+        self.no_children(node);
+        let from = self.required_arg(
+            node,
+            &args,
+            "the URL prefix to replace",
+            r#"url-mirror "https://github.com/" to="file:///srv/git/github.com/""#,
+        )?;
+        let Some(to) = self.prop_string(node, "to") else {
+            self.push(
+                self.diag(
+                    "airgap::manifest::mirror-rule",
+                    node.name().span(),
+                    format!("`url-mirror` for `{}` has no `to`", from.value),
+                )
+                .label("missing to=")
+                .help(r#"add to="URL", the prefix to fetch from instead"#),
+            );
+            return None;
+        };
+        let mut ok = true;
+        for (v, which) in [(&from, "the prefix"), (&to, "`to`")] {
+            if let Err(why) = check_url_prefix(&v.value) {
+                ok = false;
+                self.push(
+                    self.diag(
+                        "airgap::manifest::mirror-rule",
+                        v.span,
+                        format!("{which} `{}` is not a URL prefix: {why}", v.value),
+                    )
+                    .help("write a full URL prefix with its scheme, e.g. \"https://github.com/\" or \"file:///srv/git/\""),
+                );
+            }
+        }
+        if ok && from.value.ends_with('/') != to.value.ends_with('/') {
+            self.push(
+                self.diag(
+                    "airgap::manifest::mirror-rule",
+                    to.span,
+                    format!(
+                        "`{}` and `{}` disagree on the trailing `/`",
+                        from.value, to.value
+                    ),
+                )
+                .help("end both with `/` (or neither), or the rewritten URLs gain or lose a slash"),
+            );
+            ok = false;
+        }
+        ok.then(|| UrlMirror {
+            from: from.value,
+            to: to.value,
+            span: node.span(),
+        })
+    }
+
+    fn images(&mut self, node: &KdlNode) -> ImagesDecl {
+        self.shape(node, &["naming"], 0, "");
+        let naming = match self.prop_string(node, "naming") {
+            None => Naming::Flat,
+            Some(s) => Naming::parse(&s.value).unwrap_or_else(|| {
+                let help = match did_you_mean(&s.value, Naming::NAMES) {
+                    Some(m) => format!("did you mean `{m}`?"),
+                    None => format!("use one of {}", quoted_list(&Naming::NAMES)),
+                };
+                self.push(
+                    self.diag(
+                        "airgap::manifest::unknown-naming",
+                        s.span,
+                        format!("unknown naming mode `{}`", s.value),
+                    )
+                    .label("not a naming mode")
+                    .help(help),
+                );
+                Naming::Flat
+            }),
+        };
+        let mut platforms: Vec<Spanned<String>> = Vec::new();
+        let mut include: Vec<Spanned<String>> = Vec::new();
+        if let Some(children) = node.children() {
+            for child in children.nodes() {
+                match child.name().value() {
+                    "platforms" => {
+                        let args = self.shape(child, &[], usize::MAX, "platforms");
+                        self.no_children(child);
+                        for a in args {
+                            let Some(p) = self.typed_string(a, "a platform") else {
+                                continue;
+                            };
+                            if let Err(why) = check_platform(&p.value) {
+                                self.push(
+                                    self.diag(
+                                        "airgap::manifest::invalid-platform",
+                                        p.span,
+                                        format!("`{}` is not a platform: {why}", p.value),
+                                    )
+                                    .help("write os/arch or os/arch/variant, e.g. \"linux/amd64\" or \"linux/arm64/v8\""),
+                                );
+                            } else if !platforms.iter().any(|o| o.value == p.value) {
+                                platforms.push(p);
+                            }
+                        }
+                    }
+                    "include" => {
+                        let args = self.shape(child, &[], usize::MAX, "image references");
+                        self.no_children(child);
+                        for a in args {
+                            let Some(r) = self.typed_string(a, "an image reference") else {
+                                continue;
+                            };
+                            match check_image_ref(&r.value) {
+                                Ok(_) => include.push(r),
+                                Err(e) => self.push(
+                                    self.diag(
+                                        "airgap::manifest::invalid-image",
+                                        r.span,
+                                        format!("`{}` is not an image reference: {e}", r.value),
+                                    )
+                                    .label("invalid reference")
+                                    .help("write [registry/]repository[:tag][@sha256:digest], e.g. \"quay.io/devfile/universal-developer-image:ubi9-latest\""),
+                                ),
+                            }
+                        }
+                    }
+                    other => {
+                        self.unknown_node(child, other, &["platforms", "include"], "in `images`")
+                    }
+                }
+            }
+        }
+        ImagesDecl {
+            naming,
+            platforms,
+            include,
+        }
+    }
+
+    fn index_image(&mut self, node: &KdlNode) -> Option<IndexImageDecl> {
+        let args = self.shape(node, &["tag", "base"], 1, "one argument: the image name");
+        self.no_children(node);
+        let name = match args.first() {
+            Some(a) => self.typed_string(a, "the image name")?,
+            None => Spanned::new("devfile-index".to_string(), node.name().span()),
+        };
+        if !is_repository_path(&name.value) {
+            self.push(
+                self.diag(
+                    "airgap::manifest::invalid-name",
+                    name.span,
+                    format!("`{}` is not a repository name", name.value),
+                )
+                .help("use lowercase letters, digits, and `.`, `_`, `-`, `/` between them"),
+            );
+        }
+        let tag = self.prop_string(node, "tag");
+        if let Some(t) = &tag
+            && !is_tag(&t.value)
+        {
+            self.push(
+                self.diag(
+                    "airgap::manifest::invalid-tag",
+                    t.span,
+                    format!("`{}` is not an image tag", t.value),
+                )
+                .help("a tag is up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"),
+            );
+        }
+        let base = match self.prop_string(node, "base") {
+            Some(b) => {
+                if let Err(e) = check_image_ref(&b.value) {
+                    self.push(
+                        self.diag(
+                            "airgap::manifest::invalid-image",
+                            b.span,
+                            format!("`{}` is not an image reference: {e}", b.value),
+                        )
+                        .help(format!("the default is \"{DEFAULT_INDEX_BASE}\"")),
+                    );
+                }
+                b
+            }
+            None => Spanned::new(DEFAULT_INDEX_BASE.to_string(), node.span()),
+        };
+        Some(IndexImageDecl {
+            name: name.value,
+            tag: tag.map(|t| t.value).unwrap_or_else(|| "latest".into()),
+            base,
+        })
+    }
+}
+
+fn quoted_list(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// 1-based line number of a span's start.
+pub(crate) fn line_of(src: &Source, span: SourceSpan) -> usize {
+    let text: &str = src.inner();
+    let end = span.offset().min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
+}
+
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn is_tag(s: &str) -> bool {
+    let mut chars = s.chars();
+    s.len() <= 128
+        && matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn is_repository_path(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('/').all(|part| {
+            !part.is_empty()
+                && part.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+                })
+                && part.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && part.ends_with(|c: char| c.is_ascii_alphanumeric())
+        })
+}
+
+/// `host[:port][/path]`, no scheme.
+pub(crate) fn check_registry_prefix(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("it is empty".into());
+    }
+    if s.contains("://") {
+        return Err("it has a scheme; registries are written without one".into());
+    }
+    let (host, path) = s.split_once('/').unwrap_or((s, ""));
+    let (name, port) = match host.rsplit_once(':') {
+        Some((n, p)) => (n, Some(p)),
+        None => (host, None),
+    };
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '[' | ']' | ':'))
+    {
+        return Err(format!("`{host}` is not a host name"));
+    }
+    if let Some(port) = port
+        && port.parse::<u16>().is_err()
+    {
+        return Err(format!("`{port}` is not a port"));
+    }
+    if !path.is_empty() && !is_repository_path(path) {
+        return Err(format!(
+            "`{path}` is not a repository path (lowercase letters, digits, `.`, `_`, `-`, `/`)"
+        ));
+    }
+    Ok(())
+}
+
+fn scheme_of(s: &str) -> Option<&str> {
+    let (scheme, rest) = s.split_once("://")?;
+    (!scheme.is_empty()
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && !rest.is_empty())
+    .then_some(scheme)
+}
+
+fn check_url_prefix(s: &str) -> Result<(), String> {
+    if s.chars().any(char::is_whitespace) {
+        return Err("it contains white space".into());
+    }
+    match scheme_of(s) {
+        Some("http" | "https" | "file" | "git" | "ssh") => Ok(()),
+        Some(other) => Err(format!("the scheme `{other}` is not supported")),
+        None => Err("it does not start with a scheme such as https:// or file://".into()),
+    }
+}
+
+pub(crate) fn check_git_url(s: &str) -> Result<(), String> {
+    if s.chars().any(char::is_whitespace) {
+        return Err("it contains white space".into());
+    }
+    if scheme_of(s).is_some() {
+        return check_url_prefix(s);
+    }
+    // scp-like syntax: user@host:path
+    if let Some((host, path)) = s.split_once(':')
+        && host.contains('@')
+        && !path.is_empty()
+    {
+        return Ok(());
+    }
+    Err("it does not start with a scheme such as https:// or file://".into())
+}
+
+fn check_platform(s: &str) -> Result<(), String> {
+    let parts: Vec<&str> = s.split('/').collect();
+    if !(2..=3).contains(&parts.len()) {
+        return Err("expected os/arch or os/arch/variant".into());
+    }
+    for p in &parts {
+        if p.is_empty()
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(format!("`{p}` is not a lowercase platform component"));
+        }
+    }
+    Ok(())
+}
+
+/// Until the image-reference parser lands in `oci`, a structural check of
+/// `[registry/]repository[:tag][@digest]`.
+pub(crate) fn check_image_ref(s: &str) -> Result<(), String> {
+    let (name, digest) = match s.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (s, None),
+    };
+    if let Some(d) = digest {
+        let ok = d.strip_prefix("sha256:").is_some_and(|h| {
+            h.len() == 64
+                && h.chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        });
+        if !ok {
+            return Err(format!("`{d}` is not a sha256 digest"));
+        }
+    }
+    let last = name.rsplit('/').next().unwrap_or(name);
+    let (repo, tag) = match last.split_once(':') {
+        Some((_, t)) => (&name[..name.len() - t.len() - 1], Some(t)),
+        None => (name, None),
+    };
+    if let Some(t) = tag
+        && !is_tag(t)
+    {
+        return Err(format!("`{t}` is not a valid tag"));
+    }
+    let (first, rest) = match repo.split_once('/') {
+        Some((f, r)) if f.contains('.') || f.contains(':') || f == "localhost" => (Some(f), r),
+        _ => (None, repo),
+    };
+    if let Some(host) = first {
+        check_registry_prefix(host)?;
+    }
+    if !is_repository_path(rest) {
+        return Err(format!(
+            "`{rest}` is not a repository path (lowercase letters, digits, `.`, `_`, `-`, `/`)"
+        ));
+    }
+    Ok(())
+}
