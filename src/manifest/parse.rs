@@ -29,11 +29,23 @@ pub fn parse(name: &str, text: &str, root: PathBuf) -> Result<Manifest, Diagnost
     let doc = match KdlDocument::parse_v2(text) {
         Ok(doc) => doc,
         Err(e) => {
+            // The parser may report one mistake several times (an unclosed block is also a
+            // missing closing brace at the end): the first is the one to fix.
             let items = e
                 .diagnostics
                 .iter()
+                .take(1)
                 .map(|d| {
                     let message = d.message.clone().unwrap_or_else(|| "invalid KDL".into());
+                    let start = d.span.offset().min(text.len());
+                    let end = (start + d.span.len()).min(text.len());
+                    let token = text.get(start..end).unwrap_or("");
+                    let help = match token {
+                        "true" | "false" | "null" => Some(format!(
+                            "KDL 2 writes keywords with a `#`: `#{token}`"
+                        )),
+                        _ => d.help.clone(),
+                    };
                     SpanDiagnostic::new(
                         &src,
                         "airgap::manifest::syntax",
@@ -41,7 +53,7 @@ pub fn parse(name: &str, text: &str, root: PathBuf) -> Result<Manifest, Diagnost
                         format!("KDL syntax error: {message}"),
                     )
                     .label(d.label.clone().unwrap_or_else(|| "here".into()))
-                    .maybe_help(d.help.clone())
+                    .maybe_help(help)
                 })
                 .collect::<Vec<_>>();
             let items = if items.is_empty() {
@@ -138,8 +150,8 @@ impl Parser {
                                 )
                                 .label("second target")
                                 .help(format!(
-                                    "a manifest has one target; the first is at byte {}",
-                                    first.offset()
+                                    "a manifest has one target; the first is on line {}",
+                                    line_of(&self.src, first)
                                 )),
                             );
                         } else {
@@ -1084,6 +1096,9 @@ fn scheme_of(s: &str) -> Option<&str> {
 }
 
 fn check_url_prefix(s: &str) -> Result<(), String> {
+    if s.ends_with(':') && !s.contains('/') {
+        return Err("it is cut short: unquoted, `//` starts a KDL comment; quote the URL".into());
+    }
     if s.chars().any(char::is_whitespace) {
         return Err("it contains white space".into());
     }
@@ -1095,6 +1110,9 @@ fn check_url_prefix(s: &str) -> Result<(), String> {
 }
 
 pub(crate) fn check_git_url(s: &str) -> Result<(), String> {
+    if s.ends_with(':') && !s.contains('/') {
+        return Err("it is cut short: unquoted, `//` starts a KDL comment; quote the URL".into());
+    }
     if s.chars().any(char::is_whitespace) {
         return Err("it contains white space".into());
     }
