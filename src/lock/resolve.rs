@@ -109,7 +109,10 @@ pub enum LockError {
         )
     )]
     Resolve { problems: Vec<Problem> },
-    #[error("airgap.lock does not satisfy the manifest:\n{}", list(reasons))]
+    #[error(
+        "airgap.lock does not satisfy the manifest:\n{}",
+        list_reasons(reasons)
+    )]
     #[diagnostic(
         code(airgap::lock::unsatisfied),
         help("run `airgap lock` (without --locked) to update airgap.lock")
@@ -155,6 +158,19 @@ fn list(problems: &[Problem]) -> String {
     out.join("\n")
 }
 
+/// Reasons a lock does not satisfy the manifest, one line each, sorted, the first 20.
+fn list_reasons(reasons: &[Problem]) -> String {
+    let lines: BTreeSet<String> = reasons
+        .iter()
+        .map(|r| format!("- {} {}", r.what, r.message))
+        .collect();
+    let mut out: Vec<String> = lines.iter().take(20).cloned().collect();
+    if lines.len() > 20 {
+        out.push(format!("- and {} more", lines.len() - 20));
+    }
+    out.join("\n")
+}
+
 /// What a stack version or sample references, as read from its devfile (and Dockerfiles).
 #[derive(Debug, Clone)]
 struct Unit {
@@ -191,6 +207,9 @@ pub fn lock(
     runtime.block_on(Resolver::new(manifest, previous, update, mode, jobs).run())
 }
 
+/// One `ls-remote` per fetch URL per run, shared by every starter project using the remote.
+type LsRemoteCell = tokio::sync::OnceCell<Result<RemoteRefs, String>>;
+
 struct Resolver<'a> {
     manifest: &'a Manifest,
     previous: Option<&'a Lockfile>,
@@ -199,7 +218,7 @@ struct Resolver<'a> {
     jobs: usize,
     git: GitCache,
     fetcher: Fetcher,
-    ls_memo: Arc<Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Result<RemoteRefs, String>>>>>>,
+    ls_memo: Arc<Mutex<HashMap<String, Arc<LsRemoteCell>>>>,
     repo_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     problems: Vec<Problem>,
     unsatisfied: Vec<Problem>,
@@ -288,9 +307,9 @@ impl<'a> Resolver<'a> {
                         (pinned, _) => {
                             if self.mode == Mode::Locked {
                                 let msg = match pinned {
-                                    Some(_) => "asked to update".to_string(),
+                                    Some(_) => "is asked to update".to_string(),
                                     None => format!(
-                                        "the lock has no pin for {url}{}",
+                                        "has no pin in the lock for {url}{}",
                                         rev.as_ref()
                                             .map(|r| format!(" at `{r}`"))
                                             .unwrap_or_default()
@@ -470,7 +489,7 @@ impl<'a> Resolver<'a> {
             } else {
                 self.unsatisfied.push(Problem {
                     what: "airgap.lock".into(),
-                    message: "there is no lockfile".into(),
+                    message: "does not exist".into(),
                 });
             }
             if !self.unsatisfied.is_empty() {
@@ -632,7 +651,7 @@ impl<'a> Resolver<'a> {
                 (Some(c), false) => c,
                 (_, _) => {
                     if self.mode == Mode::Locked {
-                        self.unsatisfied(what, "no pin in the lock");
+                        self.unsatisfied(what, "has no pin in the lock");
                         continue;
                     }
                     match self.ls_remote(&s.remote).await {
@@ -852,7 +871,7 @@ impl<'a> Resolver<'a> {
                 let what = match j {
                     Job::Git { what, .. } | Job::Zip { what, .. } => what,
                 };
-                self.unsatisfied(what, "no matching pin in the lock");
+                self.unsatisfied(what, "has no matching pin in the lock");
             }
             return;
         }
@@ -978,7 +997,7 @@ impl<'a> Resolver<'a> {
         }
         if self.mode == Mode::Locked {
             for (url, _, what) in jobs {
-                self.unsatisfied(format!("{what} ({url})"), "no pin in the lock");
+                self.unsatisfied(format!("{what} ({url})"), "has no pin in the lock");
             }
             return;
         }
@@ -1211,9 +1230,9 @@ fn describe(e: &LockError) -> String {
 fn compare_entries(prev: &Lockfile, now: &Lockfile, out: &mut Vec<Problem>) {
     if prev.target != now.target {
         out.push(Problem {
-            what: "target".into(),
+            what: "the target".into(),
             message: format!(
-                "the lock was made for `{}` (naming {}), the manifest asks for `{}` (naming {})",
+                "differs: the lock was made for `{}` (naming {}), the manifest asks for `{}` (naming {})",
                 prev.target.prefix, prev.target.naming, now.target.prefix, now.target.naming
             ),
         });
@@ -1221,7 +1240,7 @@ fn compare_entries(prev: &Lockfile, now: &Lockfile, out: &mut Vec<Problem>) {
     if prev.index_image != now.index_image {
         out.push(Problem {
             what: "index-image".into(),
-            message: "the manifest's index-image differs from the lock's".into(),
+            message: "differs between the manifest and the lock".into(),
         });
     }
     for ((s, id), _) in prev
@@ -1243,9 +1262,9 @@ fn compare_entries(prev: &Lockfile, now: &Lockfile, out: &mut Vec<Problem>) {
             Some(p) if p != v => out.push(Problem {
                 what: format!("stack `{id}` of source `{s}`"),
                 message: if p.devfile != v.devfile {
-                    "its devfile changed".into()
+                    "has a different devfile than the lock records".into()
                 } else {
-                    "its packed files changed".into()
+                    "has different packed files than the lock records".into()
                 },
             }),
             _ => {}
@@ -1269,7 +1288,7 @@ fn compare_entries(prev: &Lockfile, now: &Lockfile, out: &mut Vec<Problem>) {
             }),
             Some(p) if p.target != v.target => out.push(Problem {
                 what: format!("image `{img}`"),
-                message: format!("lands at `{}` now, the lock says `{}`", v.target, p.target),
+                message: format!("would land at `{}`, the lock says `{}`", v.target, p.target),
             }),
             _ => {}
         }

@@ -41,9 +41,9 @@ pub fn parse(name: &str, text: &str, root: PathBuf) -> Result<Manifest, Diagnost
                     let end = (start + d.span.len()).min(text.len());
                     let token = text.get(start..end).unwrap_or("");
                     let help = match token {
-                        "true" | "false" | "null" => Some(format!(
-                            "KDL 2 writes keywords with a `#`: `#{token}`"
-                        )),
+                        "true" | "false" | "null" => {
+                            Some(format!("KDL 2 writes keywords with a `#`: `#{token}`"))
+                        }
                         _ => d.help.clone(),
                     };
                     SpanDiagnostic::new(

@@ -1,5 +1,6 @@
 //! The one integration-test binary: every test runs real parts (the `airgap` binary, a real
 //! `docker-registry`, real git repositories) in temp folders.
 
+mod lock;
 mod manifest;
 mod support;

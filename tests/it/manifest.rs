@@ -12,10 +12,18 @@ fn invalid_manifests_have_snapshotted_diagnostics() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 12, "at least 12 invalid manifests, found {}", cases.len());
+    assert!(
+        cases.len() >= 12,
+        "at least 12 invalid manifests, found {}",
+        cases.len()
+    );
     for case in cases {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::copy(root.join(&case).join("airgap.kdl"), dir.path().join("airgap.kdl")).unwrap();
+        std::fs::copy(
+            root.join(&case).join("airgap.kdl"),
+            dir.path().join("airgap.kdl"),
+        )
+        .unwrap();
         let run = airgap(dir.path(), &["lock"]).fails(1);
         assert!(
             !dir.path().join("airgap.lock").exists() && !dir.path().join(".airgap").exists(),

@@ -25,6 +25,17 @@ pub struct Run {
 }
 
 impl Run {
+    /// stderr with miette's line wrapping undone (the frame characters removed, lines joined
+    /// by one space), for `contains` checks that must not depend on the terminal width.
+    pub fn err_text(&self) -> String {
+        self.stderr
+            .lines()
+            .map(|l| l.trim_start().trim_start_matches(['│', '·', '×']).trim())
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     pub fn success(&self) -> bool {
         self.code == Some(0)
     }
@@ -100,5 +111,30 @@ pub fn copy_dir(from: &Path, to: &Path) {
         } else {
             std::fs::copy(entry.path(), &target).unwrap();
         }
+    }
+}
+
+pub mod git;
+pub mod http;
+pub mod world;
+
+/// A TCP port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts connections on 127.0.0.1:port (polling, 20 s deadline).
+pub fn wait_for_port(port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on 127.0.0.1:{port} after 20 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
