@@ -2,3 +2,5 @@
 //! `docker-registry`, real git repositories) in temp folders.
 
 mod support;
+
+mod index;
