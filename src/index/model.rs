@@ -166,7 +166,7 @@ pub struct IndexEntry {
 }
 
 impl IndexEntry {
-    /// The version marked `default`, if exactly one is found first.
+    /// The first version marked `default` (validation guarantees there is exactly one).
     pub fn default_version(&self) -> Option<&VersionEntry> {
         self.versions.iter().find(|v| v.default)
     }
