@@ -3,6 +3,7 @@
 //! The flow is `Manifest ──lock──▶ Lockfile ──plan──▶ Plan ──exec──▶ outputs`; only `lock`
 //! talks to upstreams to resolve names (refs, tags) into content addresses.
 
+pub mod archive;
 pub mod cli;
 pub mod devfile;
 pub mod diag;

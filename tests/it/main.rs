@@ -4,3 +4,6 @@
 mod lock;
 mod manifest;
 mod support;
+
+mod archive;
+mod index;
