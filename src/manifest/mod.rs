@@ -7,6 +7,7 @@
 //! [`SpanDiagnostic`] with a code, a label and, where there is one, a `help:` line.
 
 mod parse;
+pub mod spec;
 
 use std::path::{Path, PathBuf};
 

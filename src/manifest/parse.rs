@@ -6,17 +6,9 @@ use std::path::PathBuf;
 use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 use miette::SourceSpan;
 
+use super::spec;
 use super::*;
 use crate::diag::{self, SpanDiagnostic, did_you_mean};
-
-const TOP_LEVEL: [&str; 6] = [
-    "target",
-    "source",
-    "registry-mirror",
-    "url-mirror",
-    "images",
-    "index-image",
-];
 
 /// Parses the manifest text. `name` is the file name shown in diagnostics; `root` the folder
 /// that relative paths are resolved against.
@@ -186,7 +178,7 @@ impl Parser {
                     }
                 }
                 "url-mirror" => {
-                    if let Some(m) = self.url_mirror(node) {
+                    if let Some(m) = self.url_mirror(node, &root) {
                         url_mirrors.push(m);
                     }
                 }
@@ -223,7 +215,12 @@ impl Parser {
                         }
                     }
                 }
-                other => self.unknown_node(node, other, &TOP_LEVEL, "at the top level"),
+                other => self.unknown_node(
+                    node,
+                    other,
+                    &spec::names(spec::MANIFEST),
+                    "at the top level",
+                ),
             }
         }
 
@@ -507,7 +504,7 @@ impl Parser {
     fn target(&mut self, node: &KdlNode) -> Option<Target> {
         let args = self.shape(
             node,
-            &["tls", "ca-file", "address"],
+            &spec::prop_names(spec::node("target")),
             1,
             "one argument: the registry prefix or `dir:PATH`",
         );
@@ -604,7 +601,7 @@ impl Parser {
     fn source(&mut self, node: &KdlNode) -> Option<SourceDecl> {
         let args = self.shape(
             node,
-            &["git", "ref", "path"],
+            &spec::prop_names(spec::node("source")),
             1,
             "one argument: the source's name",
         );
@@ -742,7 +739,12 @@ impl Parser {
                             None => samples = true,
                         }
                     }
-                    other => self.unknown_node(child, other, &["stacks", "samples"], "in `source`"),
+                    other => self.unknown_node(
+                        child,
+                        other,
+                        &spec::names(spec::node("source").children),
+                        "in `source`",
+                    ),
                 }
             }
         }
@@ -758,7 +760,7 @@ impl Parser {
     fn registry_mirror(&mut self, node: &KdlNode) -> Option<RegistryMirror> {
         let args = self.shape(
             node,
-            &["to", "tls", "ca-file"],
+            &spec::prop_names(spec::node("registry-mirror")),
             1,
             "one argument: the upstream host",
         );
@@ -817,8 +819,13 @@ impl Parser {
         })
     }
 
-    fn url_mirror(&mut self, node: &KdlNode) -> Option<UrlMirror> {
-        let args = self.shape(node, &["to"], 1, "one argument: the URL prefix to replace");
+    fn url_mirror(&mut self, node: &KdlNode, root: &std::path::Path) -> Option<UrlMirror> {
+        let args = self.shape(
+            node,
+            &spec::prop_names(spec::node("url-mirror")),
+            1,
+            "one argument: the URL prefix to replace",
+        );
         self.no_children(node);
         let from = self.required_arg(
             node,
@@ -839,7 +846,13 @@ impl Parser {
             return None;
         };
         let mut ok = true;
+        // `to` may also be a local folder, relative to the manifest: "./mirror/github.com/".
+        let local =
+            to.value.starts_with("./") || to.value.starts_with("../") || to.value.starts_with('/');
         for (v, which) in [(&from, "the prefix"), (&to, "`to`")] {
+            if local && std::ptr::eq(v, &to) {
+                continue;
+            }
             if let Err(why) = check_url_prefix(&v.value) {
                 ok = false;
                 self.push(
@@ -848,7 +861,7 @@ impl Parser {
                         v.span,
                         format!("{which} `{}` is not a URL prefix: {why}", v.value),
                     )
-                    .help("write a full URL prefix with its scheme, e.g. \"https://github.com/\" or \"file:///srv/git/\""),
+                    .help("write a full URL prefix with its scheme, e.g. \"https://github.com/\" or \"file:///srv/git/\", or a folder relative to airgap.kdl, \"./mirror/\""),
                 );
             }
         }
@@ -866,15 +879,30 @@ impl Parser {
             );
             ok = false;
         }
+        let to_url = if local {
+            let path = std::path::Path::new(&to.value);
+            let abs = if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                root.join(path)
+            };
+            let mut url = format!("file://{}", abs.display());
+            if to.value.ends_with('/') && !url.ends_with('/') {
+                url.push('/');
+            }
+            url
+        } else {
+            to.value
+        };
         ok.then(|| UrlMirror {
             from: from.value,
-            to: to.value,
+            to: to_url,
             span: node.span(),
         })
     }
 
     fn images(&mut self, node: &KdlNode) -> ImagesDecl {
-        self.shape(node, &["naming"], 0, "");
+        self.shape(node, &spec::prop_names(spec::node("images")), 0, "");
         let naming = match self.prop_string(node, "naming") {
             None => Naming::Flat,
             Some(s) => Naming::parse(&s.value).unwrap_or_else(|| {
@@ -955,7 +983,12 @@ impl Parser {
     }
 
     fn index_image(&mut self, node: &KdlNode) -> Option<IndexImageDecl> {
-        let args = self.shape(node, &["tag", "base"], 1, "one argument: the image name");
+        let args = self.shape(
+            node,
+            &spec::prop_names(spec::node("index-image")),
+            1,
+            "one argument: the image name",
+        );
         self.no_children(node);
         let name = match args.first() {
             Some(a) => self.typed_string(a, "the image name")?,

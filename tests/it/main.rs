@@ -3,6 +3,7 @@
 
 mod lock;
 mod manifest;
+mod schema;
 mod support;
 
 mod archive;
