@@ -66,6 +66,28 @@ fn opt_prop(out: &mut String, key: &str, value: &Option<String>) {
     }
 }
 
+fn write_uses(out: &mut String, uses: &Uses) {
+    for i in &uses.images {
+        let _ = writeln!(out, "    uses-image {}", q(i));
+    }
+    for i in &uses.icons {
+        let _ = writeln!(out, "    uses-icon {}", q(i));
+    }
+    for p in &uses.parents {
+        let _ = writeln!(out, "    uses-parent {}", q(p));
+    }
+}
+
+fn close_children(out: &mut String, children: &str) {
+    if children.is_empty() {
+        out.push('\n');
+    } else {
+        out.push_str(" {\n");
+        out.push_str(children);
+        out.push_str("}\n");
+    }
+}
+
 /// Serializes a lockfile. Deterministic: a function of the value only.
 pub fn write(lock: &Lockfile) -> String {
     let mut out = String::from(HEADER);
@@ -102,15 +124,12 @@ pub fn write(lock: &Lockfile) -> String {
     for ((source, id), s) in &lock.stacks {
         let _ = write!(out, "stack {} {}", q(source), q(id));
         prop(&mut out, "devfile", &s.devfile);
-        if s.files.is_empty() {
-            out.push('\n');
-        } else {
-            out.push_str(" {\n");
-            for (path, hash) in &s.files {
-                let _ = writeln!(out, "    file {} blake3={}", q(path), q(hash));
-            }
-            out.push_str("}\n");
+        let mut children = String::new();
+        for (path, hash) in &s.files {
+            let _ = writeln!(children, "    file {} blake3={}", q(path), q(hash));
         }
+        write_uses(&mut children, &s.uses);
+        close_children(&mut out, &children);
     }
 
     if !lock.samples.is_empty() {
@@ -123,7 +142,9 @@ pub fn write(lock: &Lockfile) -> String {
         prop(&mut out, "commit", &s.commit);
         opt_prop(&mut out, "sub-dir", &s.sub_dir);
         prop(&mut out, "devfile", &s.devfile);
-        out.push('\n');
+        let mut children = String::new();
+        write_uses(&mut children, &s.uses);
+        close_children(&mut out, &children);
     }
 
     if !lock.projects.is_empty() {
@@ -361,6 +382,21 @@ impl Reader {
         }
     }
 
+    /// Reads a `uses-*` child into `uses`; false when `node` is not one.
+    fn read_use(&mut self, node: &KdlNode, uses: &mut Uses) -> bool {
+        let set = match node.name().value() {
+            "uses-image" => &mut uses.images,
+            "uses-icon" => &mut uses.icons,
+            "uses-parent" => &mut uses.parents,
+            _ => return false,
+        };
+        self.props(node, &[]);
+        if let Some(a) = self.args(node, 1) {
+            set.insert(a[0].to_string());
+        }
+        true
+    }
+
     fn no_children(&mut self, node: &KdlNode) {
         if let Some(c) = node.children() {
             self.err(
@@ -483,30 +519,41 @@ impl Reader {
                         continue;
                     };
                     let mut files = BTreeMap::new();
-                    if let Some(children) = node.children() {
-                        for f in children.nodes() {
-                            if f.name().value() != "file" {
-                                self.err(
-                                    f.name().span(),
-                                    format!("unknown node `{}` in `stack`", f.name().value()),
-                                );
-                                continue;
-                            }
+                    let mut uses = Uses::default();
+                    for f in node.children().map(|c| c.nodes()).unwrap_or_default() {
+                        if f.name().value() == "file" {
                             let fp = self.props(f, &["blake3"]);
                             if let (Some(fa), Some(h)) =
                                 (self.args(f, 1), self.string(f, &fp, "blake3", true))
                             {
                                 files.insert(fa[0].to_string(), h);
                             }
+                        } else if !self.read_use(f, &mut uses) {
+                            self.err(
+                                f.name().span(),
+                                format!("unknown node `{}` in `stack`", f.name().value()),
+                            );
                         }
                     }
                     lock.stacks.insert(
                         (a[0].to_string(), a[1].to_string()),
-                        LockedStack { devfile, files },
+                        LockedStack {
+                            devfile,
+                            files,
+                            uses,
+                        },
                     );
                 }
                 "sample" => {
-                    self.no_children(node);
+                    let mut uses = Uses::default();
+                    for f in node.children().map(|c| c.nodes()).unwrap_or_default() {
+                        if !self.read_use(f, &mut uses) {
+                            self.err(
+                                f.name().span(),
+                                format!("unknown node `{}` in `sample`", f.name().value()),
+                            );
+                        }
+                    }
                     let props = self.props(
                         node,
                         &["remote", "revision", "commit", "sub-dir", "devfile"],
@@ -528,6 +575,7 @@ impl Reader {
                                 commit,
                                 sub_dir,
                                 devfile,
+                                uses,
                             },
                         );
                     }

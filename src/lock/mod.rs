@@ -62,6 +62,17 @@ pub struct LockedStack {
     pub devfile: String,
     /// Packed file (relative to the version's folder) → blake3 of its bytes.
     pub files: BTreeMap<String, String>,
+    /// What the devfile and its Dockerfiles use: image keys, and icon / parent URLs. Recorded
+    /// so `plan` builds the step graph from the lock alone.
+    pub uses: Uses,
+}
+
+/// The lock entries one devfile reads.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Uses {
+    pub images: BTreeSet<String>,
+    pub icons: BTreeSet<String>,
+    pub parents: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +83,7 @@ pub struct LockedSample {
     pub sub_dir: Option<String>,
     /// blake3 of the sample's devfile at `commit`.
     pub devfile: String,
+    pub uses: Uses,
 }
 
 /// Whether a project comes from `starterProjects` or `projects`.

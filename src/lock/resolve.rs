@@ -186,6 +186,21 @@ struct Unit {
     icons: Vec<String>,
 }
 
+impl Unit {
+    /// The lock entries this unit reads, for its `uses-*` children.
+    fn uses(&self) -> Uses {
+        Uses {
+            images: self
+                .images
+                .iter()
+                .filter_map(|i| canonical_image(&i.resolved).ok())
+                .collect(),
+            icons: self.icons.iter().cloned().collect(),
+            parents: self.parent.iter().map(|p| p.url()).collect(),
+        }
+    }
+}
+
 /// Resolves the manifest into a lockfile.
 pub fn lock(
     manifest: &Manifest,
@@ -739,6 +754,7 @@ impl<'a> Resolver<'a> {
                 Ok(Ok((mut unit, hash))) => {
                     unit.icons
                         .extend(s.icon.iter().filter(|i| is_remote(i)).cloned());
+                    let uses = unit.uses();
                     units.push(unit);
                     sample_pins.push((
                         id,
@@ -748,6 +764,7 @@ impl<'a> Resolver<'a> {
                             commit,
                             sub_dir: s.sub_dir.clone(),
                             devfile: hash,
+                            uses,
                         },
                     ));
                 }
@@ -1188,20 +1205,23 @@ fn read_stack_version(
         icons.push(i.clone());
     }
     icons.dedup();
+    let unit = Unit {
+        source: source.to_string(),
+        owner: v.id.clone(),
+        name: stack.name.clone(),
+        label,
+        images,
+        projects,
+        parent: d.parent(),
+        icons,
+    };
+    let uses = unit.uses();
     Ok((
-        Unit {
-            source: source.to_string(),
-            owner: v.id.clone(),
-            name: stack.name.clone(),
-            label,
-            images,
-            projects,
-            parent: d.parent(),
-            icons,
-        },
+        unit,
         LockedStack {
             devfile: blake3::hash(&bytes).to_hex().to_string(),
             files: file_hashes,
+            uses,
         },
     ))
 }

@@ -333,6 +333,11 @@ fn lockfile_schema_accepts_what_lock_writes_and_nothing_stale() {
         LockedStack {
             devfile: "h".into(),
             files: [("docker/Dockerfile".to_string(), "h".to_string())].into(),
+            uses: Uses {
+                images: ["quay.io/a/b:1".to_string()].into(),
+                icons: ["https://x/i.svg".to_string()].into(),
+                parents: ["https://x/p.yaml".to_string()].into(),
+            },
         },
     );
     lock.samples.insert(
@@ -343,6 +348,11 @@ fn lockfile_schema_accepts_what_lock_writes_and_nothing_stale() {
             commit: "c".into(),
             sub_dir: Some("d".into()),
             devfile: "h".into(),
+            uses: Uses {
+                images: ["quay.io/a/b:1".to_string()].into(),
+                icons: ["https://x/i.svg".to_string()].into(),
+                parents: ["https://x/p.yaml".to_string()].into(),
+            },
         },
     );
     lock.projects.insert(

@@ -1,0 +1,166 @@
+//! What apply has done: step id → the key it ran with and the outputs it produced.
+//!
+//! The state is `.airgap/state.json` plus an append-only journal, `.airgap/state.journal`, of
+//! one JSON record per line. Each step that succeeds appends its record (one `write` of a
+//! whole line), so an apply killed at any moment loses at most the step in flight: a torn last
+//! line is not valid JSON and is ignored on load. At the end of a run the journal is folded
+//! into `state.json` (temp file + rename) and removed. Rewriting the whole state after each of
+//! hundreds of steps would cost more than the steps themselves on a no-op run.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+pub const STATE_VERSION: u32 = 1;
+
+/// One completed step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub step: String,
+    /// blake3 of the step's key input.
+    pub key: String,
+    /// The key input itself, so `plan` can say which input changed.
+    pub input: serde_json::Value,
+    /// Named output digests (`sha256:…`), what dependents hash.
+    pub outputs: BTreeMap<String, String>,
+    /// Files the step wrote, relative to the output root, with their sizes: the step is fresh
+    /// only while they all exist with these sizes.
+    #[serde(default)]
+    pub files: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StateFile {
+    version: u32,
+    steps: BTreeMap<String, Record>,
+}
+
+/// The loaded state, shared by the steps of one run.
+#[derive(Debug)]
+pub struct State {
+    dir: PathBuf,
+    steps: Mutex<BTreeMap<String, Record>>,
+    journal: Mutex<Option<std::fs::File>>,
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("cannot {what} `{}`: {source}", path.display())]
+#[diagnostic(code(airgap::state))]
+pub struct StateError {
+    pub what: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl State {
+    /// Loads `state.json` and replays the journal of an interrupted run.
+    pub fn load(dir: &Path) -> Result<State, StateError> {
+        let state_path = dir.join("state.json");
+        let mut steps = match std::fs::read(&state_path) {
+            Ok(bytes) => match serde_json::from_slice::<StateFile>(&bytes) {
+                Ok(f) if f.version == STATE_VERSION => f.steps,
+                // An unreadable or older state only costs a rebuild: start empty.
+                _ => BTreeMap::new(),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(source) => {
+                return Err(StateError {
+                    what: "read",
+                    path: state_path,
+                    source,
+                });
+            }
+        };
+        if let Ok(text) = std::fs::read_to_string(dir.join("state.journal")) {
+            for line in text.lines() {
+                if let Ok(r) = serde_json::from_str::<Record>(line) {
+                    steps.insert(r.step.clone(), r);
+                }
+            }
+        }
+        Ok(State {
+            dir: dir.to_path_buf(),
+            steps: Mutex::new(steps),
+            journal: Mutex::new(None),
+        })
+    }
+
+    pub fn get(&self, step: &str) -> Option<Record> {
+        self.steps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(step)
+            .cloned()
+    }
+
+    /// Records a completed step: appended to the journal before it counts as done.
+    pub fn record(&self, r: Record) -> Result<(), StateError> {
+        let path = self.dir.join("state.journal");
+        let mut line = serde_json::to_vec(&r).unwrap_or_default();
+        line.push(b'\n');
+        {
+            let mut j = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+            if j.is_none() {
+                std::fs::create_dir_all(&self.dir).map_err(|source| StateError {
+                    what: "create",
+                    path: self.dir.clone(),
+                    source,
+                })?;
+                *j = Some(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&path)
+                        .map_err(|source| StateError {
+                            what: "open",
+                            path: path.clone(),
+                            source,
+                        })?,
+                );
+            }
+            if let Some(f) = j.as_mut() {
+                f.write_all(&line).map_err(|source| StateError {
+                    what: "append to",
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+        }
+        self.steps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(r.step.clone(), r);
+        Ok(())
+    }
+
+    /// Folds the journal into `state.json`, keeping only the given steps (the current plan's:
+    /// records of steps that no longer exist are dropped).
+    pub fn compact(&self, keep: &dyn Fn(&str) -> bool) -> Result<(), StateError> {
+        let steps: BTreeMap<String, Record> = self
+            .steps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(k, _)| keep(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let file = StateFile {
+            version: STATE_VERSION,
+            steps,
+        };
+        let bytes = serde_json::to_vec_pretty(&file).unwrap_or_default();
+        let path = self.dir.join("state.json");
+        crate::fetch::write_atomic(&path, &bytes).map_err(|source| StateError {
+            what: "write",
+            path: path.clone(),
+            source,
+        })?;
+        *self.journal.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let _ = std::fs::remove_file(self.dir.join("state.journal"));
+        Ok(())
+    }
+}
