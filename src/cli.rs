@@ -46,6 +46,33 @@ pub enum Command {
         #[arg(long)]
         locked: bool,
     },
+    /// Show every step of apply, fresh or stale, with the reason each stale step must run.
+    Plan {
+        /// `text` (a line per step) or `json` (for scripts).
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Only list stale steps.
+        #[arg(long)]
+        stale: bool,
+    },
+    /// Build the target from the lock: run the stale steps, independent ones in parallel.
+    ///
+    /// A missing or outdated airgap.lock is resolved first (as `cargo build` does), unless
+    /// --locked. Only one apply runs in a workspace at a time.
+    Apply {
+        /// Fail instead of updating airgap.lock when it does not satisfy the manifest.
+        #[arg(long)]
+        locked: bool,
+        /// Print the plan and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
 }
 
 /// Runs the command line.
@@ -55,6 +82,12 @@ pub fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Lock { update, locked } => {
             cmd_lock(&cli.manifest, update.as_deref(), *locked, jobs)
+        }
+        Command::Plan { format, stale } => {
+            crate::apply::cmd_plan(&cli.manifest, *format, *stale, jobs)
+        }
+        Command::Apply { locked, dry_run } => {
+            crate::apply::cmd_apply(&cli.manifest, *locked, *dry_run, jobs)
         }
     };
     match result {
@@ -73,7 +106,7 @@ fn default_jobs() -> usize {
         .clamp(4, 32)
 }
 
-type Report = Box<dyn miette::Diagnostic + Send + Sync>;
+pub type Report = Box<dyn miette::Diagnostic + Send + Sync>;
 
 /// Renders a diagnostic for stderr: graphical with colour on a terminal, plain otherwise.
 pub fn render(d: &dyn miette::Diagnostic) -> String {
@@ -88,11 +121,11 @@ pub fn render(d: &dyn miette::Diagnostic) -> String {
     crate::diag::render_plain(d)
 }
 
-fn load_manifest(path: &Path) -> Result<Manifest, Report> {
+pub fn load_manifest(path: &Path) -> Result<Manifest, Report> {
     Manifest::load(path).map_err(|e| Box::new(e) as Report)
 }
 
-fn lock_path(m: &Manifest) -> PathBuf {
+pub fn lock_path(m: &Manifest) -> PathBuf {
     m.root.join(lock::FILE_NAME)
 }
 

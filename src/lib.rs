@@ -3,19 +3,24 @@
 //! The flow is `Manifest ──lock──▶ Lockfile ──plan──▶ Plan ──exec──▶ outputs`; only `lock`
 //! talks to upstreams to resolve names (refs, tags) into content addresses.
 
+pub mod apply;
 pub mod archive;
 pub mod cli;
 pub mod devfile;
 pub mod diag;
 pub mod discover;
+pub mod exec;
 pub mod fetch;
 pub mod git;
 pub mod index;
 pub mod lock;
 pub mod manifest;
 pub mod oci;
+pub mod plan;
 pub mod serve;
 pub mod source;
+pub mod state;
+pub mod steps;
 
 /// Runs the command line and maps the outcome to an exit code.
 pub fn run() -> std::process::ExitCode {

@@ -43,7 +43,7 @@ pub struct LockedTarget {
     pub naming: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum LockedSource {
     Git {
         url: String,
@@ -56,7 +56,7 @@ pub enum LockedSource {
 }
 
 /// One stack version: the devfile's content hash and the hash of each packed file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LockedStack {
     /// blake3 of the devfile's bytes.
     pub devfile: String,
@@ -68,14 +68,14 @@ pub struct LockedStack {
 }
 
 /// The lock entries one devfile reads.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Uses {
     pub images: BTreeSet<String>,
     pub icons: BTreeSet<String>,
     pub parents: BTreeSet<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LockedSample {
     pub remote: String,
     pub revision: Option<String>,
@@ -87,7 +87,7 @@ pub struct LockedSample {
 }
 
 /// Whether a project comes from `starterProjects` or `projects`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub enum ProjectKind {
     Starter,
     Project,
@@ -111,7 +111,7 @@ pub struct ProjectKey {
     pub name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub enum LockedProject {
     Git {
         remote: String,
@@ -126,7 +126,7 @@ pub enum LockedProject {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub enum DownloadKind {
     Parent,
     Icon,
@@ -141,7 +141,7 @@ impl DownloadKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LockedDownload {
     pub kinds: BTreeSet<DownloadKind>,
     pub sha256: String,
@@ -150,7 +150,7 @@ pub struct LockedDownload {
 
 /// An image: the spellings it was written with, where it lands, and, once resolved, its
 /// digest and platforms.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct LockedImage {
     /// Each distinct spelling in the sources (before variables), and `include`s.
     pub written: BTreeSet<String>,
@@ -159,7 +159,7 @@ pub struct LockedImage {
     pub resolved: Option<ResolvedDigest>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ResolvedDigest {
     pub digest: String,
     pub media_type: String,
@@ -168,7 +168,7 @@ pub struct ResolvedDigest {
     pub platforms: BTreeMap<String, PlatformDigest>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PlatformDigest {
     pub digest: String,
     pub media_type: String,

@@ -1,0 +1,247 @@
+//! Runs a [`Plan`]: each level's stale steps in parallel, each success recorded in the
+//! [`State`] before the next level starts.
+//!
+//! A step is *fresh* when the key computed from its current inputs equals the recorded key and
+//! its recorded outputs still exist (files with their sizes; images at the target). Keys are
+//! computed just before a step would run, from the outputs its dependencies recorded in this
+//! run, so a dependency rebuilt to the same bytes leaves its dependents fresh.
+//!
+//! A failed step records nothing; steps that depend on it are skipped, every other step still
+//! runs, and all failures are reported at the end. Outputs are written whole (temp file +
+//! rename), so a killed apply leaves no partial file where a later run would trust it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+
+use crate::fetch::Fetcher;
+use crate::git::GitCache;
+use crate::lock::Lockfile;
+use crate::lock::resolve::Workspace;
+use crate::manifest::Manifest;
+use crate::plan::{self, Plan, Step};
+use crate::state::{Record, State};
+
+/// What a step produced: named output digests and the files it wrote (relative to the
+/// output root) with their sizes.
+#[derive(Debug, Clone, Default)]
+pub struct StepOutput {
+    pub outputs: BTreeMap<String, String>,
+    pub files: BTreeMap<String, u64>,
+}
+
+/// A step's failure, as shown to the user.
+#[derive(Debug, Clone)]
+pub struct StepFailure {
+    pub step: String,
+    pub describe: String,
+    pub message: String,
+}
+
+/// Everything steps need; shared by all of them.
+pub struct Ctx {
+    pub manifest: Manifest,
+    pub lock: Lockfile,
+    pub ws: Workspace,
+    pub git: GitCache,
+    pub fetcher: Fetcher,
+    /// Where the registry tree (and, for a `dir:` target, the OCI layout) is written.
+    pub out_root: PathBuf,
+    pub jobs: usize,
+    repo_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Ctx {
+    pub fn new(manifest: Manifest, lock: Lockfile, jobs: usize) -> Ctx {
+        let ws = Workspace::new(&manifest);
+        let out_root = match &manifest.target.kind {
+            crate::manifest::TargetKind::Dir { path, .. } => manifest.resolve_path(path),
+            crate::manifest::TargetKind::Registry { .. } => ws.root.join("build"),
+        };
+        Ctx {
+            git: ws.git_cache(),
+            fetcher: Fetcher::new(manifest.url_mirrors.clone(), ws.files_cache()),
+            manifest,
+            lock,
+            ws,
+            out_root,
+            jobs: jobs.max(1),
+            repo_locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn registry_dir(&self) -> PathBuf {
+        self.out_root.join("registry")
+    }
+
+    /// A lock per git remote: two steps never fetch into one cache repository at once.
+    pub fn repo_lock(&self, url: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.repo_locks.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(url.to_string()).or_default().clone()
+    }
+
+    /// Whether a recorded step's outputs are still where it left them.
+    pub async fn outputs_exist(&self, step: &Step, rec: &Record) -> bool {
+        for (file, size) in &rec.files {
+            match std::fs::metadata(self.out_root.join(file)) {
+                Ok(m) if m.len() == *size => {}
+                _ => return false,
+            }
+        }
+        crate::steps::outputs_exist(self, step, rec).await
+    }
+}
+
+/// The status of one step before running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Fresh,
+    Stale(String),
+}
+
+/// Computes each step's status without running anything: what `airgap plan` prints. A step
+/// whose dependency is stale is reported stale (its inputs will be rebuilt), although the run
+/// may find it fresh if the rebuilt outputs come out identical.
+pub async fn statuses(plan: &Plan, state: &State, ctx: &Ctx) -> Vec<Status> {
+    let mut out: Vec<Option<Status>> = vec![None; plan.steps.len()];
+    for level in &plan.levels {
+        let results: Vec<(usize, Status)> = futures::stream::iter(level.iter().copied())
+            .map(|i| {
+                let step = &plan.steps[i];
+                let stale_dep = step.deps.iter().find_map(|d| {
+                    let j = plan.steps.iter().position(|s| &s.id == d)?;
+                    matches!(out[j], Some(Status::Stale(_))).then(|| plan.steps[j].describe.clone())
+                });
+                async move {
+                    if let Some(dep) = stale_dep {
+                        return (i, Status::Stale(format!("its input {dep} will be rebuilt")));
+                    }
+                    (i, status_of(plan, step, state, ctx).await)
+                }
+            })
+            .buffer_unordered(ctx.jobs * 4)
+            .collect()
+            .await;
+        for (i, s) in results {
+            out[i] = Some(s);
+        }
+    }
+    out.into_iter()
+        .map(|s| s.unwrap_or(Status::Stale("not evaluated".into())))
+        .collect()
+}
+
+fn dep_outputs(step: &Step, state: &State) -> BTreeMap<String, BTreeMap<String, String>> {
+    step.deps
+        .iter()
+        .map(|d| {
+            (
+                d.clone(),
+                state.get(d).map(|r| r.outputs).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+async fn status_of(plan: &Plan, step: &Step, state: &State, ctx: &Ctx) -> Status {
+    let input = plan::key_input(step, &dep_outputs(step, state));
+    let key = plan::key_of(&input);
+    match state.get(&step.id) {
+        None => Status::Stale("never built".into()),
+        Some(rec) if rec.key != key => {
+            Status::Stale(plan::dirty_reason(step, &rec.input, &input, plan))
+        }
+        Some(rec) => {
+            if ctx.outputs_exist(step, &rec).await {
+                Status::Fresh
+            } else {
+                Status::Stale(crate::steps::missing_reason(step))
+            }
+        }
+    }
+}
+
+/// Counts of a run.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    pub ran: usize,
+    pub fresh: usize,
+    pub skipped: usize,
+    pub failures: Vec<StepFailure>,
+}
+
+/// Runs every stale step of the plan, level by level.
+pub async fn run(
+    plan: &Plan,
+    state: &State,
+    ctx: &Ctx,
+    progress: &dyn Fn(&str, &str),
+) -> RunReport {
+    let mut report = RunReport::default();
+    let mut failed: BTreeMap<String, ()> = BTreeMap::new();
+    for level in &plan.levels {
+        let results: Vec<(usize, Result<bool, String>)> =
+            futures::stream::iter(level.iter().copied())
+                .map(|i| {
+                    let step = &plan.steps[i];
+                    let blocked = step.deps.iter().find(|d| failed.contains_key(*d)).cloned();
+                    async move {
+                        if let Some(dep) = blocked {
+                            let name = plan.step(&dep).map(|s| s.describe.clone()).unwrap_or(dep);
+                            return (i, Err(format!("skipped: its input {name} failed")));
+                        }
+                        let input = plan::key_input(step, &dep_outputs(step, state));
+                        let key = plan::key_of(&input);
+                        if let Some(rec) = state.get(&step.id)
+                            && rec.key == key
+                            && ctx.outputs_exist(step, &rec).await
+                        {
+                            return (i, Ok(false));
+                        }
+                        progress("Running", &step.describe);
+                        match crate::steps::run(ctx, step, state).await {
+                            Ok(out) => {
+                                let rec = Record {
+                                    step: step.id.clone(),
+                                    key,
+                                    input,
+                                    outputs: out.outputs,
+                                    files: out.files,
+                                };
+                                match state.record(rec) {
+                                    Ok(()) => (i, Ok(true)),
+                                    Err(e) => (i, Err(e.to_string())),
+                                }
+                            }
+                            Err(e) => (i, Err(e)),
+                        }
+                    }
+                })
+                .buffer_unordered(ctx.jobs)
+                .collect()
+                .await;
+        for (i, r) in results {
+            let step = &plan.steps[i];
+            match r {
+                Ok(true) => report.ran += 1,
+                Ok(false) => report.fresh += 1,
+                Err(message) => {
+                    if message.starts_with("skipped:") {
+                        report.skipped += 1;
+                    } else {
+                        progress("Failed", &format!("{}: {message}", step.describe));
+                        report.failures.push(StepFailure {
+                            step: step.id.clone(),
+                            describe: step.describe.clone(),
+                            message,
+                        });
+                    }
+                    failed.insert(step.id.clone(), ());
+                }
+            }
+        }
+    }
+    report
+}

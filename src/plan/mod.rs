@@ -1,0 +1,434 @@
+//! The step graph of `airgap apply`, built from the lockfile alone.
+//!
+//! Each step is one unit of staleness: fetch a source; mirror an image; package a starter
+//! project; fetch an icon or parent devfile; rewrite a devfile; pack a stack's archive; copy a
+//! sample's devfile; and the registry-wide steps (the index and its image). A step's *key* is
+//! blake3 over a serialized [`serde_json::Value`] of:
+//!
+//! - a schema number ([`SCHEMA`]), bumped when a step's output format changes;
+//! - the step's id and its normalized configuration (target, naming, platforms…);
+//! - the lock entries it reads (a devfile's hash, an image's digest, a starter's commit);
+//! - the *output digests* of the steps it depends on — not their keys, so a dependency that
+//!   is rebuilt to identical bytes reruns nothing downstream (as `just`'s cache and cargo's
+//!   fingerprints do).
+//!
+//! No mtimes, no paths of this machine. The key's input is kept next to the key in the state,
+//! so `plan` can name the input that changed in one sentence ([`dirty_reason`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+
+use crate::lock::{Lockfile, ProjectKey, ProjectKind};
+use crate::manifest::{Manifest, TargetKind};
+
+/// Bump when what any step writes changes shape, so every step reruns once.
+pub const SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepKind {
+    /// Make a source's locked content available (fetch its commit into the cache, or check a
+    /// path source still matches the lock).
+    Source { source: String },
+    /// Copy one image to the target, by digest.
+    Image { image: String },
+    /// Download one icon or parent devfile into the cache, checked against its hash.
+    Download { url: String },
+    /// Package one starter project (or `projects[]` entry) as `<name>-offline.zip`.
+    Project { key: ProjectKey },
+    /// Rewrite one stack version's devfile (and place its icon and parent).
+    Devfile { source: String, id: String },
+    /// Pack one stack version's other files into `archive.tar`.
+    Archive { source: String, id: String },
+    /// Write one sample's devfile from its repository.
+    Sample { source: String, id: String },
+}
+
+/// One step of the graph.
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub id: String,
+    pub kind: StepKind,
+    /// Ids of the steps whose outputs this step reads.
+    pub deps: Vec<String>,
+    /// "devfile of go 2.6.0": how messages name the step.
+    pub describe: String,
+    /// Configuration and lock entries: the part of the key known before running anything.
+    pub config: Value,
+    pub lock: Value,
+}
+
+/// Every step in dependency order, grouped in levels: a step's dependencies are all in
+/// earlier levels, so the steps of one level run in parallel.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub levels: Vec<Vec<usize>>,
+    index: BTreeMap<String, usize>,
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum PlanError {
+    #[error("stack `{stack}` is in two sources, `{first}` and `{second}`")]
+    #[diagnostic(
+        code(airgap::plan::stack_collision),
+        help(
+            "the registry tree has one folder per stack: keep the stack in one source (use the `stacks` filter)"
+        )
+    )]
+    StackCollision {
+        stack: String,
+        first: String,
+        second: String,
+    },
+    #[error("the lock has no entry for {what}, which {user} uses")]
+    #[diagnostic(
+        code(airgap::plan::incomplete_lock),
+        help("run `airgap lock` to complete airgap.lock")
+    )]
+    MissingEntry { what: String, user: String },
+}
+
+/// The folder of a stack version in the registry tree (relative to `registry/`).
+pub fn stack_dir(id: &str) -> String {
+    format!("stacks/{id}")
+}
+
+/// The folder of a sample (version) in the registry tree (relative to `registry/`).
+pub fn sample_dir(id: &str) -> String {
+    format!("samples/{id}")
+}
+
+/// The file name a starter project is packaged as.
+pub fn project_zip_name(name: &str) -> String {
+    format!("{name}-offline.zip")
+}
+
+fn id_words(id: &str) -> String {
+    id.replace('/', " ")
+}
+
+impl Plan {
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.index.get(id).map(|&i| &self.steps[i])
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.index.contains_key(id)
+    }
+
+    /// Builds the graph for a lock (which must satisfy the manifest).
+    pub fn build(manifest: &Manifest, lock: &Lockfile) -> Result<Plan, PlanError> {
+        let mut steps: Vec<Step> = Vec::new();
+        let target = json!({
+            "target": match &manifest.target.kind {
+                TargetKind::Registry { prefix, .. } => json!({"registry": prefix}),
+                TargetKind::Dir { address, .. } => json!({"dir": address}),
+            },
+        });
+        let platforms: Vec<&str> = manifest
+            .images
+            .platforms
+            .iter()
+            .map(|p| p.value.as_str())
+            .collect();
+
+        for (name, s) in &lock.sources {
+            steps.push(Step {
+                id: format!("source:{name}"),
+                kind: StepKind::Source {
+                    source: name.clone(),
+                },
+                deps: vec![],
+                describe: format!("source {name}"),
+                config: json!({}),
+                lock: json!(s),
+            });
+        }
+        for (image, entry) in &lock.images {
+            steps.push(Step {
+                id: format!("image:{image}"),
+                kind: StepKind::Image {
+                    image: image.clone(),
+                },
+                deps: vec![],
+                describe: format!("image {image}"),
+                config: json!({"target": entry.target, "to": target, "platforms": platforms}),
+                lock: json!(entry.resolved),
+            });
+        }
+        for (url, d) in &lock.downloads {
+            steps.push(Step {
+                id: format!("download:{url}"),
+                kind: StepKind::Download { url: url.clone() },
+                deps: vec![],
+                describe: format!("download {url}"),
+                config: json!({}),
+                lock: json!({"sha256": d.sha256, "size": d.size}),
+            });
+        }
+        for (key, p) in &lock.projects {
+            let id = project_step_id(key);
+            steps.push(Step {
+                id,
+                kind: StepKind::Project { key: key.clone() },
+                deps: vec![],
+                describe: format!(
+                    "{} {} of {}",
+                    match key.kind {
+                        ProjectKind::Starter => "starter project",
+                        ProjectKind::Project => "project",
+                    },
+                    key.name,
+                    id_words(&key.owner)
+                ),
+                config: json!({"file": format!("{}/{}", stack_dir(&key.owner), project_zip_name(&key.name))}),
+                lock: json!(p),
+            });
+        }
+
+        // Stack folders must be unique across sources.
+        let mut stack_owner: BTreeMap<String, String> = BTreeMap::new();
+        for (source, id) in lock.stacks.keys() {
+            let stack = id.split('/').next().unwrap_or(id).to_string();
+            if let Some(first) = stack_owner.get(&stack)
+                && first != source
+            {
+                return Err(PlanError::StackCollision {
+                    stack,
+                    first: first.clone(),
+                    second: source.clone(),
+                });
+            }
+            stack_owner.insert(stack, source.clone());
+        }
+
+        let image_dep = |key: &str, user: &str| -> Result<String, PlanError> {
+            if lock.images.contains_key(key) {
+                Ok(format!("image:{key}"))
+            } else {
+                Err(PlanError::MissingEntry {
+                    what: format!("image `{key}`"),
+                    user: user.to_string(),
+                })
+            }
+        };
+        let download_dep = |url: &str, user: &str| -> Result<String, PlanError> {
+            if lock.downloads.contains_key(url) {
+                Ok(format!("download:{url}"))
+            } else {
+                Err(PlanError::MissingEntry {
+                    what: format!("`{url}`"),
+                    user: user.to_string(),
+                })
+            }
+        };
+
+        for ((source, id), entry) in &lock.stacks {
+            let user = format!("stack {} of source {source}", id_words(id));
+            let mut deps = vec![format!("source:{source}")];
+            for i in &entry.uses.images {
+                deps.push(image_dep(i, &user)?);
+            }
+            for u in entry.uses.icons.iter().chain(&entry.uses.parents) {
+                deps.push(download_dep(u, &user)?);
+            }
+            let projects: Vec<String> = lock
+                .projects
+                .keys()
+                .filter(|k| &k.source == source && &k.owner == id)
+                .map(|k| format!("{}:{}", k.kind.node_name(), k.name))
+                .collect();
+            steps.push(Step {
+                id: format!("devfile:{source}/{id}"),
+                kind: StepKind::Devfile {
+                    source: source.clone(),
+                    id: id.clone(),
+                },
+                deps: deps.clone(),
+                describe: format!("devfile of {}", id_words(id)),
+                config: json!({"dir": stack_dir(id), "projects": projects}),
+                lock: json!({"devfile": entry.devfile, "uses": entry.uses}),
+            });
+            if !entry.files.is_empty() {
+                let mut deps = vec![format!("source:{source}")];
+                // FROM lines of Dockerfiles are rewritten: the images are inputs too.
+                for i in &entry.uses.images {
+                    deps.push(format!("image:{i}"));
+                }
+                steps.push(Step {
+                    id: format!("archive:{source}/{id}"),
+                    kind: StepKind::Archive {
+                        source: source.clone(),
+                        id: id.clone(),
+                    },
+                    deps,
+                    describe: format!("archive of {}", id_words(id)),
+                    config: json!({"dir": stack_dir(id)}),
+                    lock: json!({"files": entry.files}),
+                });
+            }
+        }
+        for ((source, id), entry) in &lock.samples {
+            let user = format!("sample {} of source {source}", id_words(id));
+            let mut deps = Vec::new();
+            for i in &entry.uses.images {
+                deps.push(image_dep(i, &user)?);
+            }
+            for u in entry.uses.icons.iter().chain(&entry.uses.parents) {
+                deps.push(download_dep(u, &user)?);
+            }
+            steps.push(Step {
+                id: format!("sample:{source}/{id}"),
+                kind: StepKind::Sample {
+                    source: source.clone(),
+                    id: id.clone(),
+                },
+                deps,
+                describe: format!("sample {}", id_words(id)),
+                config: json!({"dir": sample_dir(id)}),
+                lock: json!({
+                    "remote": entry.remote,
+                    "commit": entry.commit,
+                    "sub-dir": entry.sub_dir,
+                    "devfile": entry.devfile,
+                }),
+            });
+        }
+
+        Ok(Plan::from_steps(steps))
+    }
+
+    /// Orders steps into levels by the longest path from a step without dependencies.
+    pub fn from_steps(mut steps: Vec<Step>) -> Plan {
+        for s in &mut steps {
+            s.deps.sort();
+            s.deps.dedup();
+        }
+        let index: BTreeMap<String, usize> = steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.clone(), i))
+            .collect();
+        let mut level: Vec<Option<usize>> = vec![None; steps.len()];
+        fn depth(
+            i: usize,
+            steps: &[Step],
+            index: &BTreeMap<String, usize>,
+            level: &mut Vec<Option<usize>>,
+            visiting: &mut BTreeSet<usize>,
+        ) -> usize {
+            if let Some(l) = level[i] {
+                return l;
+            }
+            if !visiting.insert(i) {
+                return 0; // a cycle cannot be built from a lock; guard anyway
+            }
+            let l = steps[i]
+                .deps
+                .iter()
+                .filter_map(|d| index.get(d))
+                .map(|&d| depth(d, steps, index, level, visiting) + 1)
+                .max()
+                .unwrap_or(0);
+            visiting.remove(&i);
+            level[i] = Some(l);
+            l
+        }
+        let mut visiting = BTreeSet::new();
+        for i in 0..steps.len() {
+            depth(i, &steps, &index, &mut level, &mut visiting);
+        }
+        let max = level.iter().flatten().copied().max().unwrap_or(0);
+        let mut levels = vec![Vec::new(); if steps.is_empty() { 0 } else { max + 1 }];
+        for (i, l) in level.iter().enumerate() {
+            levels[l.unwrap_or(0)].push(i);
+        }
+        Plan {
+            steps,
+            levels,
+            index,
+        }
+    }
+}
+
+pub fn project_step_id(key: &ProjectKey) -> String {
+    format!(
+        "{}:{}/{}/{}",
+        key.kind.node_name(),
+        key.source,
+        key.owner,
+        key.name
+    )
+}
+
+/// The full key input of a step, given its dependencies' recorded outputs.
+pub fn key_input(step: &Step, deps: &BTreeMap<String, BTreeMap<String, String>>) -> Value {
+    json!({
+        "schema": SCHEMA,
+        "step": step.id,
+        "config": step.config,
+        "lock": step.lock,
+        "deps": deps,
+    })
+}
+
+/// blake3 of the canonical JSON of a key input (object keys sorted: serde_json's map is a
+/// BTreeMap in this build).
+pub fn key_of(input: &Value) -> String {
+    blake3::hash(&serde_json::to_vec(input).unwrap_or_default())
+        .to_hex()
+        .to_string()
+}
+
+/// Why a step whose key changed must run again, in one sentence.
+pub fn dirty_reason(step: &Step, old: &Value, new: &Value, plan: &Plan) -> String {
+    if old["schema"] != new["schema"] {
+        return "airgap's output format changed since it was built".into();
+    }
+    if old["lock"] != new["lock"] {
+        return match &step.kind {
+            StepKind::Devfile { .. } => {
+                if old["lock"]["devfile"] != new["lock"]["devfile"] {
+                    format!("{} changed", step.describe)
+                } else {
+                    format!("what {} uses changed", step.describe)
+                }
+            }
+            StepKind::Archive { id, .. } => {
+                format!("files packed with {} changed", id_words(id))
+            }
+            StepKind::Image { image } => format!("image {image} was locked to a new digest"),
+            StepKind::Project { .. } => format!("{} was locked to a new revision", step.describe),
+            StepKind::Source { source } => format!("source {source} was locked to a new commit"),
+            StepKind::Download { url } => format!("{url} was locked to new content"),
+            StepKind::Sample { .. } => format!("{} was locked to a new commit", step.describe),
+        };
+    }
+    if old["config"] != new["config"] {
+        return format!("the target or options of {} changed", step.describe);
+    }
+    if old["deps"] != new["deps"] {
+        let empty = serde_json::Map::new();
+        let o = old["deps"].as_object().unwrap_or(&empty);
+        let n = new["deps"].as_object().unwrap_or(&empty);
+        let changed: Vec<String> = n
+            .iter()
+            .filter(|(k, v)| o.get(*k) != Some(*v))
+            .map(|(k, _)| k.clone())
+            .chain(o.keys().filter(|k| !n.contains_key(*k)).cloned())
+            .collect();
+        if let Some(first) = changed.first() {
+            let name = plan
+                .step(first)
+                .map(|s| s.describe.clone())
+                .unwrap_or_else(|| first.clone());
+            return if changed.len() == 1 {
+                format!("its input {name} changed")
+            } else {
+                format!("its input {name} and {} more changed", changed.len() - 1)
+            };
+        }
+    }
+    "its inputs changed".into()
+}

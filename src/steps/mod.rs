@@ -1,0 +1,79 @@
+//! One module per step kind; [`run`] dispatches on [`StepKind`].
+
+mod download;
+mod project;
+mod source;
+
+use std::path::Path;
+
+use crate::exec::{Ctx, StepOutput};
+use crate::plan::{Step, StepKind};
+use crate::state::{Record, State};
+
+/// Runs one step. Errors are messages for the final report.
+pub async fn run(ctx: &Ctx, step: &Step, state: &State) -> Result<StepOutput, String> {
+    let _ = state;
+    match &step.kind {
+        StepKind::Source { source } => source::run(ctx, source).await,
+        StepKind::Download { url } => download::run(ctx, url).await,
+        StepKind::Project { key } => project::run(ctx, key).await,
+        StepKind::Image { .. }
+        | StepKind::Devfile { .. }
+        | StepKind::Archive { .. }
+        | StepKind::Sample { .. } => Err("not implemented yet".into()),
+    }
+}
+
+/// Step-specific checks that a fresh step's outputs still exist (files are checked by the
+/// caller).
+pub async fn outputs_exist(ctx: &Ctx, step: &Step, rec: &Record) -> bool {
+    match &step.kind {
+        StepKind::Download { .. } => rec.outputs.get("sha256").is_some_and(|s| {
+            ctx.fetcher
+                .cached(s.trim_start_matches("sha256:"))
+                .is_some()
+        }),
+        StepKind::Source { source } => source::present(ctx, source, rec),
+        _ => true,
+    }
+}
+
+/// Why a recorded step with an unchanged key must run again: its outputs are gone.
+pub fn missing_reason(step: &Step) -> String {
+    match &step.kind {
+        StepKind::Image { image } => format!("image {image} is missing at the target"),
+        StepKind::Download { url } => format!("{url} is missing from the cache"),
+        StepKind::Source { source } => format!("source {source} is missing from the cache"),
+        _ => format!("an output of {} is missing or was changed", step.describe),
+    }
+}
+
+/// Writes `bytes` at `rel` under the output root (whole or not at all); returns its sha256
+/// output digest and records the file.
+pub fn write_output(
+    ctx: &Ctx,
+    rel: &str,
+    bytes: &[u8],
+    out: &mut StepOutput,
+) -> Result<(), String> {
+    let path = ctx.out_root.join(rel);
+    crate::fetch::write_atomic(&path, bytes)
+        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+    let name = Path::new(rel)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    out.outputs
+        .insert(name, format!("sha256:{}", crate::fetch::sha256_hex(bytes)));
+    out.files.insert(rel.to_string(), bytes.len() as u64);
+    Ok(())
+}
+
+/// Runs blocking work (git, hashing, archives) off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("a background task failed: {e}"))?
+}

@@ -1,0 +1,128 @@
+//! Starter projects (and `projects[]` entries) packaged as deterministic zips.
+//!
+//! git: the tree of the locked commit, read from the cache repository (no checkout, so no
+//! `.git`, and no file mode or line ending of this machine), narrowed to `subDir` (whose
+//! content becomes the zip's root), zipped with sorted entries, fixed timestamps and
+//! permissions. zip: the downloaded bytes, checked against the locked sha256, kept as they
+//! are — or, with a `subDir`, re-packed from that folder the same deterministic way.
+
+use std::io::Read;
+
+use git2::Oid;
+
+use crate::archive::{self, Entry};
+use crate::exec::{Ctx, StepOutput};
+use crate::git::{CommitReader, FileKind};
+use crate::lock::{LockedProject, ProjectKey};
+use crate::manifest::mirror_url;
+use crate::plan::{project_zip_name, stack_dir};
+
+pub async fn run(ctx: &Ctx, key: &ProjectKey) -> Result<StepOutput, String> {
+    let locked = ctx
+        .lock
+        .projects
+        .get(key)
+        .ok_or_else(|| format!("`{}` is not in the lock", key.name))?
+        .clone();
+    let rel = format!(
+        "registry/{}/{}",
+        stack_dir(&key.owner),
+        project_zip_name(&key.name)
+    );
+    let bytes = match locked {
+        LockedProject::Git {
+            remote,
+            commit,
+            sub_dir,
+            ..
+        } => {
+            let lock = ctx.repo_lock(&remote);
+            let _held = lock.lock().await;
+            let git = ctx.git.clone();
+            let fetch_url = mirror_url(&ctx.manifest.url_mirrors, &remote);
+            super::blocking(move || {
+                let oid = Oid::from_str(&commit).map_err(|e| e.to_string())?;
+                let repo = git
+                    .ensure_commit(&remote, &fetch_url, oid)
+                    .map_err(|e| e.to_string())?;
+                let reader = CommitReader::new(&repo, oid).map_err(|e| e.to_string())?;
+                let dir = sub_dir.clone().unwrap_or_default();
+                if !dir.is_empty() && reader.list(&dir).map_err(|e| e.to_string())?.is_none() {
+                    return Err(format!(
+                        "subDir `{dir}` does not exist at commit {commit} of `{remote}`"
+                    ));
+                }
+                let mut entries = Vec::new();
+                for f in reader.walk(&dir).map_err(|e| e.to_string())? {
+                    let full = if dir.is_empty() {
+                        f.path.clone()
+                    } else {
+                        format!("{dir}/{}", f.path)
+                    };
+                    let content = reader
+                        .read(&full)
+                        .map_err(|e| e.to_string())?
+                        .unwrap_or_default();
+                    entries.push(match f.kind {
+                        FileKind::Symlink => {
+                            Entry::symlink(f.path, String::from_utf8_lossy(&content).into_owned())
+                        }
+                        FileKind::File { executable: true } => Entry::executable(f.path, content),
+                        FileKind::File { executable: false } => Entry::file(f.path, content),
+                    });
+                }
+                archive::zip_bytes(entries).map_err(|e| e.to_string())
+            })
+            .await?
+        }
+        LockedProject::Zip {
+            url,
+            sha256,
+            sub_dir,
+        } => {
+            let bytes = ctx
+                .fetcher
+                .get_locked(&url, &sha256)
+                .await
+                .map_err(|e| e.to_string())?;
+            match sub_dir {
+                None => bytes,
+                Some(dir) => super::blocking(move || repack_subdir(&bytes, &dir, &url)).await?,
+            }
+        }
+    };
+    let mut out = StepOutput::default();
+    super::write_output(ctx, &rel, &bytes, &mut out)?;
+    Ok(out)
+}
+
+/// The entries of a zip below `dir`, re-rooted there and zipped deterministically.
+fn repack_subdir(bytes: &[u8], dir: &str, url: &str) -> Result<Vec<u8>, String> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| format!("`{url}` is not a zip: {e}"))?;
+    let prefix = format!("{}/", dir.trim_matches('/'));
+    let mut entries = Vec::new();
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).map_err(|e| format!("`{url}`: {e}"))?;
+        let name = f.name().map_err(|e| format!("`{url}`: {e}"))?.to_string();
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        if rest.is_empty() || f.is_dir() {
+            continue;
+        }
+        let executable = f.unix_mode().is_some_and(|m| m & 0o111 != 0);
+        let mut content = Vec::new();
+        f.read_to_end(&mut content)
+            .map_err(|e| format!("`{url}`: {e}"))?;
+        entries.push(if executable {
+            Entry::executable(rest, content)
+        } else {
+            Entry::file(rest, content)
+        });
+    }
+    if entries.is_empty() {
+        return Err(format!("subDir `{dir}` is not in the zip `{url}`"));
+    }
+    archive::zip_bytes(entries).map_err(|e| e.to_string())
+}
