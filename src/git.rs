@@ -444,3 +444,57 @@ impl<'r> CommitReader<'r> {
         Ok(out)
     }
 }
+
+/// For each path, the author time (unix seconds, offset minutes) of the newest commit reachable
+/// from `tip` that changed it — what `git log -1 --format=%aI -- PATH` prints. A commit
+/// changed a path when the path's object differs from every parent's (for a merge that kept
+/// one side's version, the change is found further down that side, as git's history
+/// simplification does). Paths never found are left out.
+pub fn last_modified(
+    repo: &Repository,
+    tip: Oid,
+    paths: &[String],
+) -> Result<BTreeMap<String, (i64, i32)>, GitError> {
+    let err = |e: git2::Error| GitError::Read {
+        commit: tip.to_string(),
+        path: String::new(),
+        message: e.message().to_string(),
+    };
+    let entry_id = |tree: &git2::Tree<'_>, path: &str| -> Option<Oid> {
+        tree.get_path(Path::new(path)).ok().map(|e| e.id())
+    };
+    let mut pending: Vec<&String> = paths.iter().collect();
+    let mut out = BTreeMap::new();
+    let mut walk = repo.revwalk().map_err(err)?;
+    walk.set_sorting(git2::Sort::TOPOLOGICAL | git2::Sort::TIME)
+        .map_err(err)?;
+    walk.push(tip).map_err(err)?;
+    for oid in walk {
+        if pending.is_empty() {
+            break;
+        }
+        let oid = oid.map_err(err)?;
+        let commit = repo.find_commit(oid).map_err(err)?;
+        let tree = commit.tree().map_err(err)?;
+        let parents: Vec<git2::Tree<'_>> = commit
+            .parents()
+            .filter_map(|p| p.tree().ok())
+            .collect();
+        pending.retain(|path| {
+            let here = entry_id(&tree, path);
+            if here.is_none() {
+                return true;
+            }
+            let changed = parents.is_empty() || parents.iter().all(|p| entry_id(p, path) != here);
+            if changed {
+                let author = commit.author();
+                let when = author.when();
+                out.insert((*path).clone(), (when.seconds(), when.offset_minutes()));
+                false
+            } else {
+                true
+            }
+        });
+    }
+    Ok(out)
+}

@@ -42,6 +42,10 @@ pub enum StepKind {
     Archive { source: String, id: String },
     /// Write one sample's devfile from its repository.
     Sample { source: String, id: String },
+    /// `registry/last_modified.json`.
+    LastModified,
+    /// `registry/index.json`.
+    IndexJson,
 }
 
 /// One step of the graph.
@@ -296,6 +300,44 @@ impl Plan {
             });
         }
 
+        // Registry-wide files.
+        let mut lm_deps: Vec<String> = lock.sources.keys().map(|s| format!("source:{s}")).collect();
+        lm_deps.extend(lock.samples.keys().map(|(s, id)| format!("sample:{s}/{id}")));
+        steps.push(Step {
+            id: "last-modified".into(),
+            kind: StepKind::LastModified,
+            deps: lm_deps,
+            describe: "last_modified.json".into(),
+            config: json!({}),
+            lock: json!({
+                "stacks": lock.stacks.keys().collect::<Vec<_>>(),
+                "samples": lock.samples.iter().map(|(k, v)| (k, &v.commit)).collect::<Vec<_>>(),
+            }),
+        });
+        // The index reads the whole tree: every step that writes into it.
+        let tree_deps: Vec<String> = steps
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.kind,
+                    StepKind::Devfile { .. }
+                        | StepKind::Archive { .. }
+                        | StepKind::Project { .. }
+                        | StepKind::Sample { .. }
+                        | StepKind::LastModified
+                )
+            })
+            .map(|s| s.id.clone())
+            .collect();
+        steps.push(Step {
+            id: "index-json".into(),
+            kind: StepKind::IndexJson,
+            deps: tree_deps,
+            describe: "index.json".into(),
+            config: json!({}),
+            lock: json!({}),
+        });
+
         Ok(Plan::from_steps(steps))
     }
 
@@ -403,6 +445,9 @@ pub fn dirty_reason(step: &Step, old: &Value, new: &Value, plan: &Plan) -> Strin
             StepKind::Source { source } => format!("source {source} was locked to a new commit"),
             StepKind::Download { url } => format!("{url} was locked to new content"),
             StepKind::Sample { .. } => format!("{} was locked to a new commit", step.describe),
+            StepKind::LastModified | StepKind::IndexJson => {
+                format!("the set of stacks and samples of {} changed", step.describe)
+            }
         };
     }
     if old["config"] != new["config"] {

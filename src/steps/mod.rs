@@ -3,6 +3,7 @@
 mod download;
 mod project;
 mod source;
+mod tree;
 
 use std::path::Path;
 
@@ -17,6 +18,8 @@ pub async fn run(ctx: &Ctx, step: &Step, state: &State) -> Result<StepOutput, St
         StepKind::Source { source } => source::run(ctx, source).await,
         StepKind::Download { url } => download::run(ctx, url).await,
         StepKind::Project { key } => project::run(ctx, key).await,
+        StepKind::LastModified => tree::last_modified(ctx).await,
+        StepKind::IndexJson => tree::index_json(ctx).await,
         StepKind::Image { .. }
         | StepKind::Devfile { .. }
         | StepKind::Archive { .. }
