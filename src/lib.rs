@@ -14,6 +14,7 @@ pub mod index;
 pub mod lock;
 pub mod manifest;
 pub mod oci;
+pub mod rewrite;
 pub mod serve;
 pub mod source;
 
