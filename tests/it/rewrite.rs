@@ -1064,3 +1064,125 @@ fn rewrite_is_deterministic_and_pure() {
         plain
     );
 }
+
+/// Every devfile of the community registry in a second layout, as serde-saphyr writes YAML
+/// (keys sorted, so `git` comes before `name`; sequences not indented under their key): the
+/// layout scanner finds the project keys there too.
+#[test]
+fn rewrite_corpus_in_another_layout() {
+    let v = schema_validator();
+    let mut problems = Vec::new();
+    for path in corpus() {
+        let rel = path
+            .strip_prefix(fixtures().join("devfile-registry"))
+            .unwrap()
+            .display()
+            .to_string();
+        let text =
+            serde_saphyr::to_string(&yaml_to_json(&fs::read_to_string(&path).unwrap())).unwrap();
+        let plan = synthetic_plan(&rel, &text);
+        match rewrite_devfile(&rel, &text, &plan) {
+            Ok(out) => {
+                let errors = schema_errors(&v, &out);
+                if !errors.is_empty() {
+                    problems.push(format!("{rel}: {errors:?}"));
+                }
+                let d = devfile::parse(&rel, &out).unwrap();
+                for p in d.starter_projects().iter().chain(&d.projects()) {
+                    let want = ProjectSource::Zip {
+                        location: offline_zip_name(&p.name),
+                    };
+                    if p.source != want || p.sub_dir.is_some() {
+                        problems.push(format!("{rel}: {p:?}"));
+                    }
+                }
+            }
+            Err(e) => problems.push(format!("{rel}: {e}")),
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// A comment line inserted before, or a comment appended to, any line of the starter projects
+/// (the first 30 lines of them) of one devfile per stack: the rewrite succeeds, and the comment survives unless it sits
+/// inside a `git`/`zip` value that the rewrite removes.
+#[test]
+fn rewrite_comments_anywhere_in_starter_projects() {
+    let mut problems = Vec::new();
+    let mut stacks = BTreeSet::new();
+    let mut variants = 0;
+    for path in corpus() {
+        let rel = path
+            .strip_prefix(fixtures().join("devfile-registry"))
+            .unwrap()
+            .display()
+            .to_string();
+        let stack = rel.split('/').nth(1).unwrap().to_string();
+        if !stacks.insert(stack) {
+            continue;
+        }
+        let text = fs::read_to_string(&path).unwrap();
+        let plan = synthetic_plan(&rel, &text);
+        let json = yaml_to_json(&text);
+        let lines: Vec<&str> = text.split_inclusive('\n').collect();
+        // Lines the rewrite itself removes or replaces (0-based); a `zip:` key line is replaced
+        // by an identical one, so the line diff does not list it.
+        let rewritten = rewrite_devfile(&rel, &text, &plan).unwrap();
+        let replaced: BTreeSet<usize> =
+            line_diff(&text, &rewritten)
+                .0
+                .into_iter()
+                .map(|(n, _)| n - 1)
+                .chain((0..lines.len()).filter(|&i| {
+                    lines[i].trim_start().trim_start_matches("- ").trim_end() == "zip:"
+                }))
+                .collect();
+        let Some(first) = lines.iter().position(|l| l.starts_with("starterProjects:")) else {
+            continue;
+        };
+        let end = (first + 1..lines.len())
+            .find(|&i| !lines[i].starts_with([' ', '-', '#', '\n']))
+            .unwrap_or(lines.len())
+            .min(first + 30); // the first few entries say it all, and keep the test quick
+        for i in first + 1..end {
+            let line = lines[i];
+            if line.trim().is_empty() {
+                continue;
+            }
+            let indent = line.len() - line.trim_start().len();
+            let before = format!(
+                "{}{}# NOTE before\n{}",
+                lines[..i].concat(),
+                " ".repeat(indent),
+                lines[i..].concat()
+            );
+            let trailing = format!(
+                "{}{} # NOTE trailing\n{}",
+                lines[..i].concat(),
+                line.trim_end(),
+                lines[i + 1..].concat()
+            );
+            // A comment may go only with the value it sits inside.
+            let may_go_before = replaced.contains(&i) && replaced.contains(&(i - 1));
+            let may_go_trailing = replaced.contains(&i);
+            for (variant, comment, may_go) in [
+                (before, "# NOTE before", may_go_before),
+                (trailing, "# NOTE trailing", may_go_trailing),
+            ] {
+                if yaml_to_json(&variant) != json {
+                    continue;
+                }
+                variants += 1;
+                match rewrite_devfile(&rel, &variant, &plan) {
+                    Ok(out) if !out.contains(comment) && !may_go => {
+                        problems.push(format!("{rel}:{}: lost {comment} at {line:?}", i + 1))
+                    }
+                    Ok(_) => {}
+                    Err(e) => problems.push(format!("{rel}:{}: {e}", i + 1)),
+                }
+            }
+        }
+    }
+    assert!(variants > 300, "{variants}");
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
