@@ -6,54 +6,60 @@
 //!
 //! The rewrite is a pure function of the original text and a [`DevfilePlan`]. The YAML is parsed
 //! (serde-saphyr, through [`crate::devfile`]) only to learn *where* each reference is: the byte
-//! range of each scalar. Each change becomes an [`Edit`] of a byte range, and the new text is the
-//! original with those ranges replaced. Comments, key order, quoting style, indentation and line
-//! endings outside the edited ranges are kept byte for byte; the same input gives the same bytes.
+//! range of each scalar. Each change is an edit of a byte range of the original, applied back to
+//! front. Comments, key order, quoting style, indentation and line endings (CRLF too) outside the
+//! edited ranges are kept byte for byte; the same input gives the same bytes.
 //!
-//! Scalars (images, icon, parent URI, `metadata` values) are replaced in place in their original style:
-//! a quoted scalar's range includes its quotes, and the new value is written with the same quotes;
-//! a plain scalar stays plain unless the new value would not read back as the same string, in
-//! which case it is single-quoted. A scalar defined through an anchor is edited where the anchor
-//! is, which also rewrites every alias of it.
+//! Scalars (images, icon, parent URI, `metadata` values) are replaced in their original style: a
+//! quoted scalar's range includes its quotes, and the new value gets the same quotes; a plain
+//! scalar stays plain unless the new value would not read back as the same string, and is then
+//! single-quoted. A scalar defined through an anchor is edited at the anchor, which also rewrites
+//! every alias of it. A comment after the value stays.
 //!
 //! Starter projects and projects are mappings, and serde-saphyr gives a mapping only the position
 //! of its first key. So the keys of a project entry are found by a small layout scanner that reads
 //! block mappings line by line (a key is a line at the entry's column; its value is every deeper
 //! line) and flow mappings (`{name: x, git: {…}}`) token by token. The first of the entry's `git`,
-//! `zip` and `subDir` keys is replaced by `zip: {location: …}` (block or flow, like the entry);
-//! the others are deleted with their whole lines. Comment lines at the entry's column or shallower
-//! are kept; comments *inside* a deleted `git`/`zip`/`subDir` value go with it. Anchors, merge
-//! keys (`<<`) and complex keys inside a project entry are refused with a clear error rather than
-//! guessed at.
+//! `zip` and `subDir` keys is replaced by `zip: {location: …}` (block or flow, like the entry,
+//! indented like the value it replaces); the others are deleted with their whole lines. Comment
+//! lines at the entry's column or shallower are kept; comments inside a replaced or deleted value,
+//! including one trailing its last line, go with it. Merge keys (`<<`), aliases and complex keys
+//! that hide a project's keys from the scanner are refused with a clear error, not guessed at.
 //!
 //! # Images and variables
 //!
 //! The plan maps each image *as resolved* (devfile `{{variables}}` or Dockerfile `ARG` defaults
 //! substituted, as [`crate::devfile::Devfile::images`] and [`crate::devfile::dockerfile_froms`]
 //! give them, which is also how the lock keys images) to its mirrored reference
-//! (`target/name:tag@sha256:…`). An image written without variables is replaced by that reference.
-//! An image written *with* a variable in its tag (`icr.io/x/y:{{liberty-version}}`,
+//! (`target/name:tag@sha256:…`). An image written without variables is replaced by that
+//! reference. An image written *with* a variable in its tag (`icr.io/x/y:{{liberty-version}}`,
 //! `quay.io/w/r:$IMAGE_VERSION`) keeps its tag (and digest) part as written and only changes the
 //! registry and repository, with no digest pinned: the digest depends on the value the variable
-//! takes when the devfile is used. A variable in the registry or repository part is an error.
+//! takes when the devfile is used, and only the value the lock resolved is mirrored. A variable in
+//! the registry or repository part is an error.
 //!
 //! # What must be planned
 //!
-//! Every reference that leaves the air gap must have a plan entry, or the rewrite fails
-//! ([`RewriteError::Unplanned`]): each container image and `FROM` image, each git starter
-//! project/project and each one whose zip location is an `http(s)` URL, a `parent.uri` that is an
-//! `http(s)` URL, a `parent.id` with a `registryUrl`, and an `http(s)` icon. Local references
-//! without a plan entry are kept. Plan entries the devfile does not use are ignored (one image
-//! map serves a whole registry). Other `metadata` values are rewritten only where the plan says
-//! (the lock does not fetch what they point at, so a missing entry is not an error here; `airgap
-//! verify` reports what is left with [`upstream_hosts_outside_comments`]).
+//! Every reference that leaves the air gap and that the lock fetches must have a plan entry, or
+//! the rewrite fails ([`RewriteError::Unplanned`]): each container image and `FROM` image, each
+//! git project and each project whose zip location is an `http(s)` URL (starter projects and
+//! `projects[]`), a `parent.uri` that is an `http(s)` URL, a `parent.id` with a `registryUrl`, and
+//! an `http(s)` icon. Local references without a plan entry are kept. Plan entries the devfile
+//! does not use are ignored (one image map serves a whole registry). Other `metadata` values are
+//! rewritten only where the plan says: the lock does not fetch what they point at yet.
+//!
+//! Not rewritten, because nothing upstream-aware can tell them from text: images named inside
+//! commands, environment values or variables (`podman run quay.io/…`), images in `parent`
+//! overrides, `COPY --from=<image>` and `# syntax=` directives of Dockerfiles. `airgap verify`
+//! finds what is left with [`upstream_hosts_outside_comments`].
 //!
 //! # Parent devfiles
 //!
 //! `parent.uri` is replaced by the plan's path. The registry form (`id`, `registryUrl`,
 //! `version`) becomes the URI form: the first of those keys is replaced by `uri: <path>` and the
 //! others are deleted, since the lock fetches the parent by URL and the registry that served it
-//! is outside the air gap. Overrides under `parent` (`components`, `commands`, …) are kept.
+//! is outside the air gap. Overrides under `parent` (`components`, `commands`, …) are kept. A
+//! Kubernetes parent is left alone.
 //!
 //! # Checking the result
 //!
@@ -76,9 +82,14 @@ use crate::diag::{self, Source};
 /// pinned by digest only).
 pub type ImageMap = BTreeMap<String, String>;
 
+/// Bumped whenever the same text and plan would be rewritten to different bytes, so a step key
+/// that includes it reruns the rewrite.
+pub const VERSION: u32 = 1;
+
 /// What to write into one devfile. Plan entries the devfile does not use are ignored; references
-/// that leave the air gap and have no entry are an error (see the module docs).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// that leave the air gap and have no entry are an error (see the module docs). Serializable,
+/// with sorted maps, so a step key can hash it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DevfilePlan {
     /// Images of `components[].container.image`.
     pub images: ImageMap,
@@ -503,7 +514,7 @@ pub fn upstream_hosts_outside_comments(text: &str, hosts: &[&str]) -> Vec<HostHi
 }
 
 /// Like [`upstream_hosts_outside_comments`] for a Dockerfile, where only whole lines starting
-/// with `#` are comments.
+/// with `#` are comments (parser directives such as `# syntax=` included).
 pub fn upstream_hosts_outside_dockerfile_comments(text: &str, hosts: &[&str]) -> Vec<HostHit> {
     let lines: Vec<String> = text
         .split('\n')
