@@ -178,6 +178,15 @@ pub fn byte_range<T>(s: &Spanned<T>) -> Option<Range<usize>> {
     Some(start..start + len)
 }
 
+/// The byte range of the scalar a spanned value was *defined* at: for an alias (`*img`) the
+/// anchored scalar, otherwise the same as [`byte_range`]. Editing this range changes every use.
+pub fn defined_byte_range<T>(s: &Spanned<T>) -> Option<Range<usize>> {
+    let span = s.defined.span();
+    let start = span.byte_offset()? as usize;
+    let len = span.byte_len()? as usize;
+    Some(start..start + len)
+}
+
 /// A reference to a container image found in a devfile or a Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageUse {
@@ -272,6 +281,15 @@ impl Devfile {
 
     /// `components[].container.image`, variables substituted.
     pub fn images(&self) -> Vec<ImageUse> {
+        self.images_with_ranges()
+            .into_iter()
+            .map(|(image, _)| image)
+            .collect()
+    }
+
+    /// [`Devfile::images`], each with the byte range where its scalar is defined (see
+    /// [`defined_byte_range`]; includes the quotes of a quoted scalar), for rewriting in place.
+    pub fn images_with_ranges(&self) -> Vec<(ImageUse, Option<Range<usize>>)> {
         let vars = self.vars();
         self.components
             .iter()
@@ -288,11 +306,14 @@ impl Devfile {
                     .as_ref()
                     .map(|n| n.as_str().to_string())
                     .unwrap_or_else(|| i.to_string());
-                Some(ImageUse {
-                    resolved: substitute_variables(&written, &vars),
-                    written,
-                    place: format!("components[{name}].container.image"),
-                })
+                Some((
+                    ImageUse {
+                        resolved: substitute_variables(&written, &vars),
+                        written,
+                        place: format!("components[{name}].container.image"),
+                    },
+                    defined_byte_range(image),
+                ))
             })
             .collect()
     }

@@ -17,6 +17,7 @@ pub mod lock;
 pub mod manifest;
 pub mod oci;
 pub mod plan;
+pub mod rewrite;
 pub mod serve;
 pub mod source;
 pub mod state;

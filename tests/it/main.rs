@@ -8,3 +8,4 @@ mod support;
 
 mod archive;
 mod index;
+mod rewrite;
