@@ -476,10 +476,7 @@ pub fn last_modified(
         let oid = oid.map_err(err)?;
         let commit = repo.find_commit(oid).map_err(err)?;
         let tree = commit.tree().map_err(err)?;
-        let parents: Vec<git2::Tree<'_>> = commit
-            .parents()
-            .filter_map(|p| p.tree().ok())
-            .collect();
+        let parents: Vec<git2::Tree<'_>> = commit.parents().filter_map(|p| p.tree().ok()).collect();
         pending.retain(|path| {
             let here = entry_id(&tree, path);
             if here.is_none() {

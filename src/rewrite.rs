@@ -451,6 +451,22 @@ pub fn rewrite_devfile(path: &str, text: &str, plan: &DevfilePlan) -> Result<Str
     Ok(out)
 }
 
+/// Replaces scalars of any YAML file at the given byte ranges (from serde-saphyr spans),
+/// keeping each one's quoting style: for the files beside devfiles (`stack.yaml`,
+/// `extraDevfileEntries.yaml`) whose icons become local.
+pub fn replace_scalars(
+    path: &str,
+    text: &str,
+    replacements: &[(Range<usize>, String)],
+) -> Result<String, RewriteError> {
+    let doc = Doc { path, text };
+    let edits = replacements
+        .iter()
+        .map(|(range, new)| scalar_edit(&doc, range.clone(), new, "a value"))
+        .collect::<Result<Vec<_>, _>>()?;
+    apply_edits(&doc, edits)
+}
+
 /// Rewrites the `FROM` images of a Dockerfile or Containerfile by the image map (keyed by the
 /// image with global `ARG` defaults substituted, as [`devfile::dockerfile_froms`] resolves it).
 /// Build stages and `scratch` are left alone. `path` names the file in errors.

@@ -743,9 +743,14 @@ impl<'a> Resolver<'a> {
                         name: sample_name,
                         label,
                         images: d.images(),
-                        projects: Vec::new(),
+                        projects: d
+                            .starter_projects()
+                            .into_iter()
+                            .map(|p| (ProjectKind::Starter, p))
+                            .chain(d.projects().into_iter().map(|p| (ProjectKind::Project, p)))
+                            .collect(),
                         parent: d.parent(),
-                        icons: Vec::new(),
+                        icons: d.icon().into_iter().filter(|i| is_remote(i)).collect(),
                     };
                     Ok(Ok((unit, blake3::hash(&bytes).to_hex().to_string())))
                 })

@@ -42,6 +42,10 @@ pub enum StepKind {
     Archive { source: String, id: String },
     /// Write one sample's devfile from its repository.
     Sample { source: String, id: String },
+    /// A multi-version stack's `stack.yaml` (icon made local).
+    StackYaml { source: String, stack: String },
+    /// `registry/extraDevfileEntries.yaml` (the samples; icons made local).
+    Extra,
     /// `registry/last_modified.json`.
     LastModified,
     /// `registry/index.json`.
@@ -96,6 +100,15 @@ pub enum PlanError {
 /// The folder of a stack version in the registry tree (relative to `registry/`).
 pub fn stack_dir(id: &str) -> String {
     format!("stacks/{id}")
+}
+
+/// The folder of the devfile that declares a project: a stack version's, or a sample's
+/// (owners `sample:<id>`).
+pub fn owner_dir(owner: &str) -> String {
+    match owner.strip_prefix("sample:") {
+        Some(id) => sample_dir(id),
+        None => stack_dir(owner),
+    }
 }
 
 /// The folder of a sample (version) in the registry tree (relative to `registry/`).
@@ -186,7 +199,7 @@ impl Plan {
                     key.name,
                     id_words(&key.owner)
                 ),
-                config: json!({"file": format!("{}/{}", stack_dir(&key.owner), project_zip_name(&key.name))}),
+                config: json!({"file": format!("{}/{}", owner_dir(&key.owner), project_zip_name(&key.name))}),
                 lock: json!(p),
             });
         }
@@ -300,9 +313,57 @@ impl Plan {
             });
         }
 
+        // stack.yaml of multi-version stacks.
+        let mut multi: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+        for ((source, id), entry) in &lock.stacks {
+            if let Some((stack, _)) = id.split_once('/') {
+                multi
+                    .entry((source.clone(), stack.to_string()))
+                    .or_default()
+                    .extend(entry.uses.icons.iter().cloned());
+            }
+        }
+        for ((source, stack), icons) in multi {
+            let mut deps = vec![format!("source:{source}")];
+            deps.extend(icons.iter().map(|u| format!("download:{u}")));
+            steps.push(Step {
+                id: format!("stack-yaml:{source}/{stack}"),
+                kind: StepKind::StackYaml {
+                    source: source.clone(),
+                    stack: stack.clone(),
+                },
+                deps,
+                describe: format!("stack.yaml of {stack}"),
+                config: json!({"dir": stack_dir(&stack)}),
+                lock: json!({}),
+            });
+        }
+        if !lock.samples.is_empty() {
+            let mut deps: BTreeSet<String> = lock
+                .samples
+                .keys()
+                .map(|(s, _)| format!("source:{s}"))
+                .collect();
+            for e in lock.samples.values() {
+                deps.extend(e.uses.icons.iter().map(|u| format!("download:{u}")));
+            }
+            steps.push(Step {
+                id: "extra-entries".into(),
+                kind: StepKind::Extra,
+                deps: deps.into_iter().collect(),
+                describe: "extraDevfileEntries.yaml".into(),
+                config: json!({}),
+                lock: json!(lock.samples.keys().collect::<Vec<_>>()),
+            });
+        }
+
         // Registry-wide files.
         let mut lm_deps: Vec<String> = lock.sources.keys().map(|s| format!("source:{s}")).collect();
-        lm_deps.extend(lock.samples.keys().map(|(s, id)| format!("sample:{s}/{id}")));
+        lm_deps.extend(
+            lock.samples
+                .keys()
+                .map(|(s, id)| format!("sample:{s}/{id}")),
+        );
         steps.push(Step {
             id: "last-modified".into(),
             kind: StepKind::LastModified,
@@ -324,6 +385,8 @@ impl Plan {
                         | StepKind::Archive { .. }
                         | StepKind::Project { .. }
                         | StepKind::Sample { .. }
+                        | StepKind::StackYaml { .. }
+                        | StepKind::Extra
                         | StepKind::LastModified
                 )
             })
@@ -445,6 +508,9 @@ pub fn dirty_reason(step: &Step, old: &Value, new: &Value, plan: &Plan) -> Strin
             StepKind::Source { source } => format!("source {source} was locked to a new commit"),
             StepKind::Download { url } => format!("{url} was locked to new content"),
             StepKind::Sample { .. } => format!("{} was locked to a new commit", step.describe),
+            StepKind::StackYaml { .. } | StepKind::Extra => {
+                format!("{} changed", step.describe)
+            }
             StepKind::LastModified | StepKind::IndexJson => {
                 format!("the set of stacks and samples of {} changed", step.describe)
             }

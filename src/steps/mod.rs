@@ -1,5 +1,6 @@
 //! One module per step kind; [`run`] dispatches on [`StepKind`].
 
+mod devfile;
 mod download;
 mod project;
 mod source;
@@ -13,17 +14,18 @@ use crate::state::{Record, State};
 
 /// Runs one step. Errors are messages for the final report.
 pub async fn run(ctx: &Ctx, step: &Step, state: &State) -> Result<StepOutput, String> {
-    let _ = state;
     match &step.kind {
         StepKind::Source { source } => source::run(ctx, source).await,
         StepKind::Download { url } => download::run(ctx, url).await,
         StepKind::Project { key } => project::run(ctx, key).await,
         StepKind::LastModified => tree::last_modified(ctx).await,
         StepKind::IndexJson => tree::index_json(ctx).await,
-        StepKind::Image { .. }
-        | StepKind::Devfile { .. }
-        | StepKind::Archive { .. }
-        | StepKind::Sample { .. } => Err("not implemented yet".into()),
+        StepKind::Devfile { source, id } => devfile::stack_devfile(ctx, state, source, id).await,
+        StepKind::Archive { source, id } => devfile::archive(ctx, state, source, id).await,
+        StepKind::Sample { source, id } => devfile::sample(ctx, state, source, id).await,
+        StepKind::StackYaml { source, stack } => devfile::stack_yaml(ctx, source, stack).await,
+        StepKind::Extra => devfile::extra(ctx).await,
+        StepKind::Image { .. } => Err("not implemented yet".into()),
     }
 }
 

@@ -15,7 +15,7 @@ use crate::exec::{Ctx, StepOutput};
 use crate::git::{CommitReader, FileKind};
 use crate::lock::{LockedProject, ProjectKey};
 use crate::manifest::mirror_url;
-use crate::plan::{project_zip_name, stack_dir};
+use crate::plan::{owner_dir, project_zip_name};
 
 pub async fn run(ctx: &Ctx, key: &ProjectKey) -> Result<StepOutput, String> {
     let locked = ctx
@@ -26,7 +26,7 @@ pub async fn run(ctx: &Ctx, key: &ProjectKey) -> Result<StepOutput, String> {
         .clone();
     let rel = format!(
         "registry/{}/{}",
-        stack_dir(&key.owner),
+        owner_dir(&key.owner),
         project_zip_name(&key.name)
     );
     let bytes = match locked {
