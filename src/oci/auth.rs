@@ -82,7 +82,13 @@ impl Credentials {
     /// The usual files, in the order described in the module doc, read from the environment
     /// now (the files themselves are read on first use).
     pub fn from_environment() -> Self {
-        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+        Credentials::from_environment_with(|k| std::env::var_os(k))
+    }
+
+    /// As [`Credentials::from_environment`], with the variables read through `var` (tests
+    /// use it rather than changing the process environment).
+    pub fn from_environment_with(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Self {
+        let env = |k: &str| var(k).filter(|v| !v.is_empty());
         let mut files = Vec::new();
         if let Some(path) = env("REGISTRY_AUTH_FILE") {
             files.push(PathBuf::from(path));

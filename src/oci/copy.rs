@@ -162,8 +162,10 @@ struct Inner {
     /// (target host, digest) → repositories known to hold the blob in this run.
     known: Mutex<HashMap<(String, Digest), BTreeSet<String>>>,
     /// One transfer per (target, digest) at a time, so the second waits and mounts.
-    blob_locks: Mutex<HashMap<(String, Digest), Arc<tokio::sync::Mutex<()>>>>,
+    blob_locks: Mutex<HashMap<(String, Digest), BlobLock>>,
 }
+
+type BlobLock = Arc<tokio::sync::Mutex<()>>;
 
 #[derive(Default)]
 struct Stats {
@@ -831,7 +833,7 @@ impl Client {
             .map(|_| ())
     }
 
-    fn blob_lock(&self, key: &(String, Digest)) -> Arc<tokio::sync::Mutex<()>> {
+    fn blob_lock(&self, key: &(String, Digest)) -> BlobLock {
         match self.inner.blob_locks.lock() {
             Ok(mut locks) => locks.entry(key.clone()).or_default().clone(),
             Err(_) => Arc::default(),
@@ -931,7 +933,7 @@ impl Client {
                     );
                 }
                 let mut session = None;
-                for from in &candidates {
+                for (i, from) in candidates.iter().enumerate() {
                     let started = self
                         .inner
                         .retry
@@ -945,10 +947,12 @@ impl Client {
                             stats.mounted.fetch_add(1, Ordering::Relaxed);
                             return Ok(());
                         }
-                        UploadStart::Session(url) => {
+                        UploadStart::Session(url) if i + 1 == candidates.len() => {
                             // Mount refused; the session it opened serves the upload.
                             session = Some(url);
-                            break;
+                        }
+                        UploadStart::Session(url) => {
+                            registry.cancel_upload(repository, url).await;
                         }
                     }
                 }

@@ -256,7 +256,7 @@ impl Layout {
         index.manifests.retain(|e| match &ref_name {
             Some(name) => e.annotations.get(REF_NAME) != Some(name),
             None => {
-                !(e.annotations.get(REF_NAME).is_none()
+                !(!e.annotations.contains_key(REF_NAME)
                     && e.annotations.get(REPOSITORY) == Some(&image.repository)
                     && e.digest == image.digest)
             }

@@ -8,3 +8,4 @@ use std::path::PathBuf;
 pub fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upstream")
 }
+pub mod registry;
