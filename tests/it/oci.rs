@@ -559,6 +559,7 @@ async fn a_target_with_basic_auth_uses_the_registry_auth_file() {
     let upstream = TestRegistry::start();
     let target = TestRegistry::start_with(RegistryOptions {
         basic_auth: Some(("mirror".into(), "s3cret-pass".into())),
+        ..RegistryOptions::default()
     });
     let setup = client_via(&upstream.host(), Credentials::anonymous());
     let img = image(70, &[4000], "linux/amd64");
@@ -886,5 +887,71 @@ fn collisions_and_naming_for_the_fixture_images() {
     assert!(
         text.contains("stacks/java-maven/Dockerfile") && text.contains("stacks/x/devfile.yaml"),
         "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_modes_verify_with_a_private_ca_or_not_at_all() {
+    let upstream = TestRegistry::start_with(RegistryOptions {
+        tls: true,
+        ..RegistryOptions::default()
+    });
+    let target = TestRegistry::start();
+    let insecure = RegistryAccess::new(upstream.host(), Tls::Insecure);
+    let setup = client_via("127.0.0.1:1", Credentials::anonymous());
+    let img = image(99, &[1500], "linux/amd64");
+    push(&setup, &insecure, "devfile/tls", Some("1"), &img.local).await;
+
+    let with = |tls: Tls, ca_file: Option<std::path::PathBuf>| {
+        Client::new(ClientConfig {
+            mirrors: vec![RegistryMirror {
+                from: "quay.io".into(),
+                to: upstream.host(),
+                tls,
+                ca_file,
+            }],
+            credentials: Credentials::anonymous(),
+            jobs: 2,
+            retry: RetryPolicy {
+                attempts: 1,
+                ..RetryPolicy::default()
+            },
+            progress: airgap::oci::progress::Progress::hidden(),
+        })
+    };
+    let image_ref = r("quay.io/devfile/tls:1");
+    let err = with(Tls::Verify, None)
+        .resolve(&image_ref)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+    let verified = with(Tls::Verify, Some(upstream.ca_file()));
+    let resolved = verified.resolve(&image_ref).await.unwrap();
+    assert_eq!(resolved.digest, img.digest);
+    assert_eq!(
+        with(Tls::Insecure, None)
+            .resolve(&image_ref)
+            .await
+            .unwrap()
+            .digest,
+        img.digest
+    );
+    let outcome = verified
+        .copy(
+            &request(
+                &resolved.image,
+                &TargetPrefix::parse(&target.host()).unwrap(),
+                Platforms::All,
+            ),
+            &Destination::Registry(target.access()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        skopeo_digest(&format!("docker://{}/tls:1", target.host())),
+        outcome.digest
     );
 }

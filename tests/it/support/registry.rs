@@ -28,6 +28,8 @@ pub struct TestRegistry {
 pub struct RegistryOptions {
     /// htpasswd basic auth with this user and password.
     pub basic_auth: Option<(String, String)>,
+    /// Serve HTTPS with a self-signed certificate for 127.0.0.1 (see [`TestRegistry::ca_file`]).
+    pub tls: bool,
 }
 
 impl TestRegistry {
@@ -64,12 +66,49 @@ impl TestRegistry {
                 file.display()
             );
         }
+        let mut tls = String::new();
+        if options.tls {
+            let cert = dir.path().join("cert.pem");
+            let key = dir.path().join("key.pem");
+            let out = Command::new("openssl")
+                .args([
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1",
+                    "-nodes",
+                    "-days",
+                    "2",
+                ])
+                .args([
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                ])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert)
+                .output()
+                .map_err(|e| format!("openssl: {e}"))?;
+            if !out.status.success() {
+                return Err(format!("openssl: {}", String::from_utf8_lossy(&out.stderr)));
+            }
+            tls = format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            );
+        }
         let config = format!(
             "version: 0.1\n\
              log:\n  level: error\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
              maintenance:\n    uploadpurging:\n      enabled: false\n\
-             http:\n  addr: 127.0.0.1:{port}\n\
+             http:\n  addr: 127.0.0.1:{port}\n{tls}\
              {auth}",
             storage.display()
         );
@@ -93,8 +132,9 @@ impl TestRegistry {
                     .unwrap_or_default();
                 return Err(format!("exited with {status}: {log}"));
             }
+            // A TLS server answers plain HTTP with 400: it is up.
             if let Some(status) = http_status(port, "/v2/")
-                && (status == 200 || status == 401)
+                && (status == 200 || status == 401 || (options.tls && status == 400))
             {
                 return Ok(registry);
             }
@@ -112,6 +152,11 @@ impl TestRegistry {
 
     pub fn access(&self) -> RegistryAccess {
         RegistryAccess::new(self.host(), Tls::PlainHttp)
+    }
+
+    /// The self-signed certificate of a TLS registry.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("cert.pem")
     }
 
     pub fn storage(&self) -> PathBuf {
