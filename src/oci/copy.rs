@@ -231,6 +231,7 @@ struct Top {
 
 impl Client {
     pub fn new(config: ClientConfig) -> Self {
+        super::registry::warm_up();
         let jobs = config.jobs.max(1);
         Client {
             inner: Arc::new(Inner {
@@ -1074,7 +1075,7 @@ impl Client {
         };
         let progress = self.inner.progress.clone();
         let counted = counted.clone();
-        let counting = raw.inspect_ok(move |chunk| {
+        let counting = coalesce(raw, CHUNK).inspect_ok(move |chunk| {
             progress.bytes(chunk.len() as u64);
             counted.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         });
@@ -1166,6 +1167,46 @@ where
     })
 }
 
+/// Chunks handed to uploads: network reads come in pieces of a few KiB, and fewer, larger
+/// writes cost the receiving registry less.
+const CHUNK: usize = 256 * 1024;
+
+/// Joins small chunks into ones of at least `target` bytes (big chunks pass as they are).
+fn coalesce<S>(
+    inner: S,
+    target: usize,
+) -> impl Stream<Item = Result<Bytes, OciError>> + Send + 'static
+where
+    S: Stream<Item = Result<Bytes, OciError>> + Send + 'static,
+{
+    let state = (Box::pin(inner), bytes::BytesMut::new(), false);
+    futures::stream::unfold(state, move |(mut inner, mut buf, done)| async move {
+        if done {
+            return None;
+        }
+        loop {
+            match inner.next().await {
+                Some(Ok(chunk)) if buf.is_empty() && chunk.len() >= target => {
+                    return Some((Ok(chunk), (inner, buf, false)));
+                }
+                Some(Ok(chunk)) => {
+                    buf.extend_from_slice(&chunk);
+                    if buf.len() >= target {
+                        let out = buf.split().freeze();
+                        return Some((Ok(out), (inner, buf, false)));
+                    }
+                }
+                Some(Err(e)) => return Some((Err(e), (inner, buf, true))),
+                None if buf.is_empty() => return None,
+                None => {
+                    let out = buf.split().freeze();
+                    return Some((Ok(out), (inner, buf, true)));
+                }
+            }
+        }
+    })
+}
+
 /// Keeps the first error of a request body in `slot` (reqwest reports a failed body only as
 /// "error sending request").
 fn hold_errors<S>(
@@ -1186,4 +1227,70 @@ where
             std::io::Error::other(message)
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(
+        parts: &[&'static [u8]],
+    ) -> impl Stream<Item = Result<Bytes, OciError>> + Send + 'static {
+        futures::stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[tokio::test]
+    async fn small_chunks_are_joined() {
+        let out: Vec<Bytes> = coalesce(chunks(&[b"ab", b"cd", b"efgh", b"i"]), 4)
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        assert_eq!(out, [&b"abcd"[..], b"efgh", b"i"]);
+    }
+
+    #[tokio::test]
+    async fn the_last_chunk_is_held_back_until_the_digest_is_checked() {
+        let good = Digest::of(b"abcdef");
+        let out: Vec<_> = verified(
+            chunks(&[b"ab", b"cd", b"ef"]),
+            good.clone(),
+            Some(6),
+            "x".into(),
+        )
+        .collect()
+        .await;
+        let bytes: Vec<u8> = out
+            .iter()
+            .flat_map(|r| r.as_ref().unwrap().to_vec())
+            .collect();
+        assert_eq!(bytes, b"abcdef");
+
+        // Wrong content: every chunk but the last passes, then an error, never the end.
+        let out: Vec<_> = verified(
+            chunks(&[b"ab", b"cd", b"eX"]),
+            good.clone(),
+            Some(6),
+            "x".into(),
+        )
+        .collect()
+        .await;
+        assert_eq!(out.len(), 3);
+        assert!(out[..2].iter().all(Result::is_ok));
+        assert!(matches!(&out[2], Err(OciError::DigestMismatch { .. })));
+
+        // Too many bytes: stopped as soon as the size is passed.
+        let out: Vec<_> = verified(chunks(&[b"abcdef", b"g"]), good, Some(6), "x".into())
+            .collect()
+            .await;
+        assert!(matches!(
+            out.last(),
+            Some(Err(OciError::DigestMismatch { .. }))
+        ));
+        assert!(out.iter().filter(|r| r.is_ok()).count() <= 1);
+    }
 }

@@ -111,30 +111,19 @@ impl Registry {
                 message: e.to_string(),
             }
         })?;
-        let mut builder = reqwest::Client::builder()
+        let connector = tls_connector(access)?;
+        let http = reqwest::Client::builder()
             .user_agent(concat!("airgap/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(300))
-            .pool_max_idle_per_host(64);
-        if access.tls == Tls::Insecure {
-            builder = builder.tls_danger_accept_invalid_certs(true);
-        }
-        if let Some(ca) = &access.ca_file {
-            let pem = std::fs::read(ca).map_err(OciError::io("cannot read the CA file", ca))?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| OciError::Layout {
-                    path: ca.clone(),
-                    reason: format!("not a PEM certificate bundle: {e}"),
-                })?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder.build().map_err(|e| OciError::Connection {
-            host: access.host.clone(),
-            action: "set up TLS".into(),
-            message: error_chain(&e),
-        })?;
+            .pool_max_idle_per_host(64)
+            .use_preconfigured_tls(connector)
+            .build()
+            .map_err(|e| OciError::Connection {
+                host: access.host.clone(),
+                action: "set up TLS".into(),
+                message: error_chain(&e),
+            })?;
         Ok(Registry {
             host: access.host.clone(),
             base,
@@ -680,6 +669,104 @@ impl Registry {
                 message: error_chain(&e),
             })
     }
+}
+
+type ConnectorKey = (bool, Option<std::path::PathBuf>);
+
+/// TLS connectors, built once per process and per setup (verify, insecure, extra CA): building
+/// one loads the system CA bundle, which takes tens of milliseconds with OpenSSL 3, more than a
+/// whole no-op run. Each [`Registry`] still gets its own reqwest client (and connection pool),
+/// so nothing outlives the runtime that made it.
+static CONNECTORS: std::sync::LazyLock<Mutex<HashMap<ConnectorKey, native_tls::TlsConnector>>> =
+    std::sync::LazyLock::new(Mutex::default);
+static DEFAULT_CONNECTOR: std::sync::OnceLock<Result<native_tls::TlsConnector, String>> =
+    std::sync::OnceLock::new();
+
+fn default_connector() -> Result<native_tls::TlsConnector, String> {
+    DEFAULT_CONNECTOR
+        .get_or_init(|| {
+            native_tls::TlsConnector::builder()
+                .build()
+                .map_err(|e| error_chain(&e))
+        })
+        .clone()
+}
+
+/// Starts building the default TLS connector on a background thread, so that it is ready (or
+/// nearly) by the time the first request needs it.
+pub(crate) fn warm_up() {
+    if DEFAULT_CONNECTOR.get().is_none() {
+        let _ = std::thread::Builder::new()
+            .name("airgap-tls-init".into())
+            .spawn(|| {
+                let _ = default_connector();
+            });
+    }
+}
+
+fn tls_connector(access: &RegistryAccess) -> Result<native_tls::TlsConnector, OciError> {
+    let fail = |action: &str, message: String| OciError::Connection {
+        host: access.host.clone(),
+        action: action.into(),
+        message,
+    };
+    let insecure = access.tls == Tls::Insecure;
+    if !insecure && access.ca_file.is_none() {
+        return default_connector().map_err(|m| fail("set up TLS", m));
+    }
+    let key = (insecure, access.ca_file.clone());
+    if let Some(c) = CONNECTORS.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return Ok(c);
+    }
+    let mut builder = native_tls::TlsConnector::builder();
+    if insecure {
+        builder
+            .danger_accept_invalid_certs(true)
+            .danger_accept_invalid_hostnames(true);
+    }
+    if let Some(ca) = &access.ca_file {
+        let pem = std::fs::read(ca).map_err(OciError::io("cannot read the CA file", ca))?;
+        let mut found = false;
+        for block in pem_blocks(&pem) {
+            let cert = native_tls::Certificate::from_pem(block.as_bytes()).map_err(|e| {
+                OciError::Layout {
+                    path: ca.clone(),
+                    reason: format!("not a PEM certificate bundle: {e}"),
+                }
+            })?;
+            builder.add_root_certificate(cert);
+            found = true;
+        }
+        if !found {
+            return Err(OciError::Layout {
+                path: ca.clone(),
+                reason: "no PEM certificate in it".into(),
+            });
+        }
+    }
+    let connector = builder
+        .build()
+        .map_err(|e| fail("set up TLS", error_chain(&e)))?;
+    if let Ok(mut m) = CONNECTORS.lock() {
+        m.insert(key, connector.clone());
+    }
+    Ok(connector)
+}
+
+/// The `-----BEGIN CERTIFICATE-----` blocks of a PEM bundle.
+fn pem_blocks(pem: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(pem);
+    let mut blocks = Vec::new();
+    let mut rest = text.as_ref();
+    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
+        let Some(len) = rest[start..].find("-----END CERTIFICATE-----") else {
+            break;
+        };
+        let end = start + len + "-----END CERTIFICATE-----".len();
+        blocks.push(rest[start..end].to_owned());
+        rest = &rest[end..];
+    }
+    blocks
 }
 
 fn sensitive(mut v: HeaderValue) -> HeaderValue {

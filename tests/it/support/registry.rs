@@ -106,7 +106,7 @@ impl TestRegistry {
         let config = format!(
             "version: 0.1\n\
              log:\n  level: error\n  accesslog:\n    disabled: true\n\
-             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
+             storage:\n  cache:\n    blobdescriptor: inmemory\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
              maintenance:\n    uploadpurging:\n      enabled: false\n\
              http:\n  addr: 127.0.0.1:{port}\n{tls}\
              {auth}",
@@ -145,6 +145,11 @@ impl TestRegistry {
         }
     }
 
+    /// CPU time the registry process used so far (user + system).
+    pub fn cpu(&self) -> Duration {
+        cpu_of(&format!("/proc/{}/stat", self.child.id()))
+    }
+
     /// `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
@@ -181,6 +186,19 @@ impl Drop for TestRegistry {
     }
 }
 
+/// User + system CPU time from a `/proc/…/stat` file (zero if unreadable).
+pub fn cpu_of(stat: &str) -> Duration {
+    let text = std::fs::read_to_string(stat).unwrap_or_default();
+    // Fields after the `(comm)`: state is the 3rd field; utime and stime are the 14th and 15th.
+    let after = text.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -212,6 +230,8 @@ pub enum FaultKind {
     Status(u16),
     /// Forward, but flip one byte of the response body (same length).
     CorruptBody,
+    /// Forward the first chunk of the response body, then drop the connection.
+    DropConnection,
 }
 
 struct Fault {
