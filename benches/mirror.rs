@@ -24,7 +24,7 @@ use airgap::oci::progress::Progress;
 use airgap::oci::reference::ImageRef;
 use airgap::oci::retry::RetryPolicy;
 use airgap::oci::{
-    BlobData, Client, ClientConfig, CopyRequest, Destination, LocalBlob, LocalImage,
+    BlobData, Client, ClientConfig, CopyRequest, Destination, LocalBlob, LocalImage, ResolvedImage,
 };
 use bytes::Bytes;
 use futures::StreamExt as _;
@@ -147,6 +147,246 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
+fn repeats() -> usize {
+    std::env::var("AIRGAP_BENCH_REPEATS")
+        .ok()
+        .and_then(|j| j.parse().ok())
+        .unwrap_or(3)
+        .max(1)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn self_cpu() -> Duration {
+    registry::cpu_of("/proc/self/stat")
+}
+
+/// CPU seconds used while a run went: (target registry, upstream registry, this process).
+#[derive(Default, Clone, Copy)]
+struct Cpu {
+    target: Duration,
+    upstream: Duration,
+    own: Duration,
+}
+
+/// Every blob PUT from memory into an empty registry, `jobs` at a time: what the target
+/// registry can take, with no source to read from.
+async fn raw_upload(images: &[LocalImage], upstream: &TestRegistry) -> (Duration, Cpu) {
+    let target = TestRegistry::start();
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", target.host());
+    let blobs: Vec<(String, &LocalBlob)> = images
+        .iter()
+        .enumerate()
+        .flat_map(|(i, img)| img.blobs.iter().map(move |b| (repo(i), b)))
+        .collect();
+    let before = (target.cpu(), upstream.cpu(), self_cpu());
+    let t = Instant::now();
+    futures::stream::iter(blobs.iter().map(|(repo, blob)| {
+        let http = &http;
+        let base = &base;
+        async move {
+            let start = http
+                .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+                .send()
+                .await
+                .expect("POST");
+            let location = start.headers()["location"]
+                .to_str()
+                .expect("location")
+                .to_owned();
+            let url = if location.starts_with("http") {
+                location
+            } else {
+                format!("{base}{location}")
+            };
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let BlobData::Bytes(data) = &blob.data else {
+                unreachable!()
+            };
+            let put = http
+                .put(format!("{url}{sep}digest={}", blob.digest))
+                .header("content-type", "application/octet-stream")
+                .body(data.clone())
+                .send()
+                .await
+                .expect("PUT");
+            assert_eq!(put.status(), 201);
+        }
+    }))
+    .buffer_unordered(jobs())
+    .collect::<Vec<_>>()
+    .await;
+    let time = t.elapsed();
+    let cpu = Cpu {
+        target: target.cpu() - before.0,
+        upstream: upstream.cpu() - before.1,
+        own: self_cpu() - before.2,
+    };
+    (time, cpu)
+}
+
+/// airgap cold into an empty registry, then a no-op re-run with a new client; both through
+/// the library, as `airgap apply` calls it.
+async fn airgap(
+    resolved: &[ResolvedImage],
+    upstream: &TestRegistry,
+) -> (Duration, Duration, Duration, Cpu) {
+    let up = upstream.host();
+    let target = TestRegistry::start();
+    let prefix = TargetPrefix::parse(&format!("{}/airgap", target.host())).expect("prefix");
+    let requests: Vec<CopyRequest> = resolved
+        .iter()
+        .map(|r| CopyRequest {
+            source: r.image.clone(),
+            target: prefix.target_for(&r.image, Naming::Nested),
+            platforms: Platforms::All,
+        })
+        .collect();
+    let dest = Destination::Registry(RegistryAccess::new(target.host(), Tls::PlainHttp));
+    let before = (target.cpu(), upstream.cpu(), self_cpu());
+    let t = Instant::now();
+    let c = client(&up, jobs());
+    for r in c.copy_all(&requests, &dest).await {
+        r.expect("airgap copy");
+    }
+    let cold = t.elapsed();
+    let cpu = Cpu {
+        target: target.cpu() - before.0,
+        upstream: upstream.cpu() - before.1,
+        own: self_cpu() - before.2,
+    };
+    let t = Instant::now();
+    let c = client(&up, jobs());
+    for r in c.copy_all(&requests, &dest).await {
+        assert_eq!(r.expect("airgap re-run").stats.blobs_uploaded, 0);
+    }
+    let rerun = t.elapsed();
+    // The floor of a no-op run that checks the target at all: one HEAD per image, `jobs` at a
+    // time, from a client built before the clock starts.
+    let http = reqwest::Client::new();
+    let t = Instant::now();
+    futures::stream::iter(requests.iter().map(|req| {
+        let url = format!(
+            "http://{}/v2/{}/manifests/1.0",
+            target.host(),
+            req.target.repository
+        );
+        let http = &http;
+        async move {
+            let r = http
+                .head(url)
+                .header("accept", media::OCI_MANIFEST)
+                .send()
+                .await
+                .expect("HEAD");
+            assert_eq!(r.status(), 200);
+        }
+    }))
+    .buffer_unordered(jobs())
+    .collect::<Vec<_>>()
+    .await;
+    let heads = t.elapsed();
+    // Independent check: skopeo sees the digests resolution gave.
+    for (req, res) in requests.iter().zip(resolved) {
+        let raw = registry::skopeo(&[
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+            &format!("docker://{}", req.target),
+        ]);
+        assert_eq!(Digest::of(&raw), res.digest);
+    }
+    (cold, rerun, heads, cpu)
+}
+
+fn skopeo_copy(up: &str) -> Duration {
+    let target = TestRegistry::start();
+    let t = Instant::now();
+    for i in 0..IMAGES {
+        run(Command::new("skopeo").args([
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &format!("docker://{up}/{}:1.0", repo(i)),
+            &format!("docker://{}/copy/{}:1.0", target.host(), repo(i)),
+        ]));
+    }
+    t.elapsed()
+}
+
+fn skopeo_sync(up: &str) -> (Duration, Duration) {
+    let target = TestRegistry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = dir.path().join("sync.yaml");
+    let mut text = format!("{up}:\n  tls-verify: false\n  images:\n");
+    for i in 0..IMAGES {
+        text.push_str(&format!("    {}: [\"1.0\"]\n", repo(i)));
+    }
+    std::fs::write(&yaml, text).expect("write sync.yaml");
+    let sync = || {
+        let mut c = Command::new("skopeo");
+        c.args([
+            "sync",
+            "--src",
+            "yaml",
+            "--dest",
+            "docker",
+            "--dest-tls-verify=false",
+        ])
+        .arg(&yaml)
+        .arg(format!("{}/sync", target.host()));
+        c
+    };
+    let t = Instant::now();
+    run(&mut sync());
+    let cold = t.elapsed();
+    let t = Instant::now();
+    run(&mut sync());
+    (cold, t.elapsed())
+}
+
+/// The manual procedure: podman pull, tag, push per image (vfs storage, no daemon).
+fn podman(up: &str) -> (Duration, Duration) {
+    let target = TestRegistry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let runroot = dir.path().join("runroot");
+    let podman = |args: &[&str]| {
+        let mut c = Command::new("podman");
+        c.arg("--root").arg(&root).arg("--runroot").arg(&runroot);
+        c.args([
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "none",
+        ]);
+        c.args(args);
+        run(&mut c);
+    };
+    let loop_once = || {
+        for i in 0..IMAGES {
+            let from = format!("{up}/{}:1.0", repo(i));
+            let to = format!("{}/podman/{}:1.0", target.host(), repo(i));
+            podman(&["pull", "-q", "--tls-verify=false", &from]);
+            podman(&["tag", &from, &to]);
+            podman(&["push", "-q", "--tls-verify=false", &to]);
+        }
+    };
+    let t = Instant::now();
+    loop_once();
+    let cold = t.elapsed();
+    let t = Instant::now();
+    loop_once();
+    (cold, t.elapsed())
+}
+
 async fn bench() {
     let upstream = TestRegistry::start();
     let up = upstream.host();
@@ -182,7 +422,7 @@ async fn bench() {
         .map(|i| ImageRef::parse(&format!("quay.io/{}:1.0", repo(i))).expect("ref"))
         .collect();
     let t = Instant::now();
-    let resolved: Vec<_> = client(&up, jobs())
+    let resolved: Vec<ResolvedImage> = client(&up, jobs())
         .resolve_all(&refs)
         .await
         .into_iter()
@@ -190,272 +430,99 @@ async fn bench() {
         .collect();
     let resolve_time = t.elapsed();
 
-    let mut rows: Vec<(String, Duration, &'static str)> = Vec::new();
-
-    // Raw upload limit: every blob PUT from memory to an empty registry, `jobs` at a time.
-    {
-        let target = TestRegistry::start();
-        let http = reqwest::Client::new();
-        let base = format!("http://{}", target.host());
-        let blobs: Vec<(String, &LocalBlob)> = images
-            .iter()
-            .enumerate()
-            .flat_map(|(i, img)| img.blobs.iter().map(move |b| (repo(i), b)))
-            .collect();
-        let t = Instant::now();
-        futures::stream::iter(blobs.iter().map(|(repo, blob)| {
-            let http = &http;
-            let base = &base;
-            async move {
-                let start = http
-                    .post(format!("{base}/v2/{repo}/blobs/uploads/"))
-                    .send()
-                    .await
-                    .expect("POST");
-                let location = start.headers()["location"]
-                    .to_str()
-                    .expect("location")
-                    .to_owned();
-                let url = if location.starts_with("http") {
-                    location
-                } else {
-                    format!("{base}{location}")
-                };
-                let sep = if url.contains('?') { '&' } else { '?' };
-                let BlobData::Bytes(data) = &blob.data else {
-                    unreachable!()
-                };
-                let put = http
-                    .put(format!("{url}{sep}digest={}", blob.digest))
-                    .header("content-type", "application/octet-stream")
-                    .body(data.clone())
-                    .send()
-                    .await
-                    .expect("PUT");
-                assert_eq!(put.status(), 201);
-            }
-        }))
-        .buffer_unordered(jobs())
-        .collect::<Vec<_>>()
-        .await;
-        rows.push((
-            "raw parallel PUT of the blobs (limit)".into(),
-            t.elapsed(),
-            "",
-        ));
+    // Interleaved repeats, medians: the machine is shared, so single runs are noisy.
+    let (mut raw, mut cold, mut rerun, mut copy, mut sync_cold, mut sync_rerun, mut heads) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut cpu_raw = Cpu::default();
+    let mut cpu_airgap = Cpu::default();
+    for round in 0..repeats() {
+        eprintln!("round {} of {} …", round + 1, repeats());
+        let (t, c) = raw_upload(&images, &upstream).await;
+        raw.push(t);
+        cpu_raw = c;
+        let (c1, r1, h, c) = airgap(&resolved, &upstream).await;
+        cold.push(c1);
+        rerun.push(r1);
+        heads.push(h);
+        cpu_airgap = c;
+        copy.push(skopeo_copy(&up));
+        let (s1, s2) = skopeo_sync(&up);
+        sync_cold.push(s1);
+        sync_rerun.push(s2);
     }
-
-    // airgap, cold and no-op re-run (a new client each time, as a new process would have).
-    let airgap_cold;
-    let airgap_rerun;
-    {
-        let target = TestRegistry::start();
-        let prefix = TargetPrefix::parse(&format!("{}/airgap", target.host())).expect("prefix");
-        let requests: Vec<CopyRequest> = resolved
-            .iter()
-            .map(|r| CopyRequest {
-                source: r.image.clone(),
-                target: prefix.target_for(&r.image, Naming::Nested),
-                platforms: Platforms::All,
-            })
-            .collect();
-        let dest = Destination::Registry(RegistryAccess::new(target.host(), Tls::PlainHttp));
-        let cpu = (
-            target.cpu(),
-            upstream.cpu(),
-            registry::cpu_of("/proc/self/stat"),
-        );
-        let t = Instant::now();
-        let c = client(&up, jobs());
-        for r in c.copy_all(&requests, &dest).await {
-            r.expect("airgap copy");
-        }
-        airgap_cold = t.elapsed();
-        if std::env::var_os("AIRGAP_BENCH_TRACE").is_some() {
-            eprintln!(
-                "airgap cold: CPU target {:?}, upstream {:?}, self {:?}",
-                target.cpu() - cpu.0,
-                upstream.cpu() - cpu.1,
-                registry::cpu_of("/proc/self/stat") - cpu.2
-            );
-        }
-        let t = Instant::now();
-        let c = client(&up, jobs());
-        for r in c.copy_all(&requests, &dest).await {
-            assert_eq!(r.expect("airgap re-run").stats.blobs_uploaded, 0);
-        }
-        airgap_rerun = t.elapsed();
-        if std::env::var_os("AIRGAP_BENCH_TRACE").is_some() {
-            let t = Instant::now();
-            let _ = reqwest::Client::builder().build();
-            eprintln!("reqwest client build: {:?}", t.elapsed());
-            let t = Instant::now();
-            for r in c.copy_all(&requests, &dest).await {
-                r.expect("airgap re-run");
-            }
-            eprintln!("no-op re-run with a warm client: {:?}", t.elapsed());
-            let t = Instant::now();
-            let http = reqwest::Client::new();
-            for req in &requests {
-                let _ = http
-                    .head(format!(
-                        "http://{}/v2/{}/manifests/1.0",
-                        target.host(),
-                        req.target.repository
-                    ))
-                    .send()
-                    .await;
-            }
-            eprintln!("20 sequential HEADs, plain reqwest: {:?}", t.elapsed());
-        }
-        // Independent check: skopeo sees the digests resolution gave.
-        for (req, res) in requests.iter().zip(&resolved) {
-            let raw = registry::skopeo(&[
-                "inspect",
-                "--tls-verify=false",
-                "--raw",
-                &format!("docker://{}", req.target),
-            ]);
-            assert_eq!(Digest::of(&raw), res.digest);
-        }
-        rows.push(("airgap mirror, cold".into(), airgap_cold, "cold"));
-        rows.push(("airgap mirror, no-op re-run".into(), airgap_rerun, "rerun"));
-    }
-
-    // skopeo copy, one image after the other.
-    {
-        let target = TestRegistry::start();
-        let t = Instant::now();
-        for i in 0..IMAGES {
-            run(Command::new("skopeo").args([
-                "copy",
-                "-q",
-                "--src-tls-verify=false",
-                "--dest-tls-verify=false",
-                &format!("docker://{up}/{}:1.0", repo(i)),
-                &format!("docker://{}/copy/{}:1.0", target.host(), repo(i)),
-            ]));
-        }
-        rows.push(("skopeo copy per image, cold".into(), t.elapsed(), "cold"));
-    }
-
-    // skopeo sync from a YAML list, cold and re-run.
-    let sync_cold;
-    let sync_rerun;
-    {
-        let target = TestRegistry::start();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let yaml = dir.path().join("sync.yaml");
-        let mut text = format!("{up}:\n  tls-verify: false\n  images:\n");
-        for i in 0..IMAGES {
-            text.push_str(&format!("    {}: [\"1.0\"]\n", repo(i)));
-        }
-        std::fs::write(&yaml, text).expect("write sync.yaml");
-        let sync = || {
-            let mut c = Command::new("skopeo");
-            c.args([
-                "sync",
-                "--src",
-                "yaml",
-                "--dest",
-                "docker",
-                "--dest-tls-verify=false",
-            ])
-            .arg(&yaml)
-            .arg(format!("{}/sync", target.host()));
-            c
-        };
-        let t = Instant::now();
-        run(&mut sync());
-        sync_cold = t.elapsed();
-        let t = Instant::now();
-        run(&mut sync());
-        sync_rerun = t.elapsed();
-        rows.push(("skopeo sync, cold".into(), sync_cold, "cold"));
-        rows.push(("skopeo sync, re-run".into(), sync_rerun, "rerun"));
-    }
-
-    // The manual procedure: podman pull, tag, push per image (vfs storage, no daemon).
-    if std::env::var_os("AIRGAP_BENCH_SKIP_PODMAN").is_none() {
-        let target = TestRegistry::start();
-        let dir = tempfile::tempdir().expect("tempdir");
-        let root = dir.path().join("root");
-        let runroot = dir.path().join("runroot");
-        let podman = |args: &[&str]| {
-            let mut c = Command::new("podman");
-            c.arg("--root").arg(&root).arg("--runroot").arg(&runroot);
-            c.args([
-                "--storage-driver",
-                "vfs",
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "none",
-            ]);
-            c.args(args);
-            run(&mut c);
-        };
-        let loop_once = || {
-            for i in 0..IMAGES {
-                let from = format!("{up}/{}:1.0", repo(i));
-                let to = format!("{}/podman/{}:1.0", target.host(), repo(i));
-                podman(&["pull", "-q", "--tls-verify=false", &from]);
-                podman(&["tag", &from, &to]);
-                podman(&["push", "-q", "--tls-verify=false", &to]);
-            }
-        };
-        let t = Instant::now();
-        loop_once();
-        rows.push((
-            "podman pull/tag/push loop, cold".into(),
-            t.elapsed(),
-            "cold",
-        ));
-        let t = Instant::now();
-        loop_once();
-        rows.push((
-            "podman pull/tag/push loop, re-run".into(),
-            t.elapsed(),
-            "rerun",
-        ));
-    }
-
+    let podman = if std::env::var_os("AIRGAP_BENCH_SKIP_PODMAN").is_none() {
+        eprintln!("podman loop (once) …");
+        Some(podman(&up))
+    } else {
+        None
+    };
     let rss = rss_of_one_gib_copy(&upstream).await;
+
+    let heads = median(heads);
+    let (raw, cold, rerun, copy, sync_cold, sync_rerun) = (
+        median(raw),
+        median(cold),
+        median(rerun),
+        median(copy),
+        median(sync_cold),
+        median(sync_rerun),
+    );
+    let mut rows: Vec<(&str, Duration, bool)> = vec![
+        ("airgap mirror, cold", cold, true),
+        ("airgap mirror, no-op re-run", rerun, false),
+        ("skopeo copy, one per image, cold", copy, true),
+        ("skopeo sync, cold", sync_cold, true),
+        ("skopeo sync, re-run", sync_rerun, false),
+    ];
+    if let Some((c, r)) = podman {
+        rows.push(("podman pull/tag/push loop, cold (1 run)", c, true));
+        rows.push(("podman pull/tag/push loop, re-run (1 run)", r, false));
+    }
+    rows.push(("raw parallel PUTs of the same blobs (limit)", raw, true));
+    rows.push((
+        "one HEAD per image, `jobs` at a time (no-op floor)",
+        heads,
+        false,
+    ));
 
     println!();
     println!(
-        "{IMAGES} images × {} layers, {:.0} MB in all; airgap jobs = {}; resolve of all {IMAGES}: {:.3} s",
+        "{IMAGES} images × {} layers, {:.0} MB in all; jobs = {}; median of {} interleaved runs; resolve of all {IMAGES}: {:.3} s",
         LAYER_SIZES.len(),
         total as f64 / 1e6,
         jobs(),
+        repeats(),
         secs(resolve_time)
     );
     println!();
-    println!("| method | time (s) | vs skopeo sync (same kind of run) |");
+    println!("| method | time (s) | ratio to skopeo sync (cold to cold, re-run to re-run) |");
     println!("|---|---:|---:|");
-    for (name, time, kind) in &rows {
-        let ratio = match *kind {
-            "cold" => format!("{:.2}", secs(*time) / secs(sync_cold)),
-            "rerun" => format!("{:.3}", secs(*time) / secs(sync_rerun)),
-            _ => format!("{:.2}", secs(*time) / secs(sync_cold)),
-        };
-        println!("| {name} | {:.3} | {ratio} |", secs(*time));
+    for (name, time, is_cold) in &rows {
+        let base = if *is_cold { sync_cold } else { sync_rerun };
+        println!(
+            "| {name} | {:.3} | {:.3} |",
+            secs(*time),
+            secs(*time) / secs(base)
+        );
     }
-    let raw = rows
-        .iter()
-        .find(|r| r.0.starts_with("raw"))
-        .map(|r| r.1)
-        .unwrap_or_default();
     println!();
     println!(
-        "airgap cold / skopeo sync cold = {:.2} (target ≤ 0.7); airgap cold / raw upload = {:.2} (target ≤ 1.2); airgap no-op / skopeo sync re-run = {:.3} (target ≤ 0.05)",
-        secs(airgap_cold) / secs(sync_cold),
-        secs(airgap_cold) / secs(raw),
-        secs(airgap_rerun) / secs(sync_rerun),
+        "airgap cold / skopeo sync cold = {:.2} (target ≤ 0.7)\nairgap cold / raw upload = {:.2} (target ≤ 1.2)\nairgap no-op / skopeo sync re-run = {:.3} (target ≤ 0.05)",
+        secs(cold) / secs(sync_cold),
+        secs(cold) / secs(raw),
+        secs(rerun) / secs(sync_rerun),
+    );
+    println!(
+        "CPU seconds (last round): raw upload: target registry {:.2}, this process {:.2}; airgap cold: target registry {:.2}, upstream registry {:.2}, airgap {:.2}",
+        secs(cpu_raw.target),
+        secs(cpu_raw.own),
+        secs(cpu_airgap.target),
+        secs(cpu_airgap.upstream),
+        secs(cpu_airgap.own),
     );
     match rss {
         Some((kb, time)) => println!(
-            "airgap peak RSS copying one 1 GiB layer: {:.1} MB (VmHWM; target < 150 MB), in {:.1} s",
+            "airgap peak RSS copying one 1 GiB layer: {:.1} MB (VmHWM of a child process; target < 150 MB), in {:.1} s",
             kb as f64 / 1024.0,
             secs(time)
         ),

@@ -344,6 +344,29 @@ async fn a_platform_subset_lands_as_a_new_index_with_only_those_platforms() {
         .unwrap();
     assert_eq!(again.digest, outcome.digest);
 
+    // A filter that keeps every platform copies the index whole: the upstream digest.
+    let every = Platforms::Only(vec![
+        "linux/amd64".into(),
+        "linux/arm64".into(),
+        "linux/ppc64le".into(),
+    ]);
+    let whole = client
+        .copy(
+            &request(
+                &source,
+                &TargetPrefix::parse(&format!("{}/all", target.host())).unwrap(),
+                every,
+            ),
+            &Destination::Registry(target.access()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(whole.digest, multi.digest);
+    assert_eq!(
+        skopeo_digest(&format!("docker://{}/all/udi:ubi9", target.host())),
+        multi.digest
+    );
+
     // A filter that matches nothing says what there is.
     let none = Platforms::Only(vec!["linux/s390x".into()]);
     let err = client
