@@ -1,11 +1,11 @@
 //! The one integration-test binary: every test runs real parts (the `airgap` binary, a real
 //! `docker-registry`, real git repositories) in temp folders.
 
-mod lock;
-mod manifest;
-mod schema;
-mod support;
-
 mod archive;
 mod index;
+mod lock;
+mod manifest;
+mod oci;
 mod rewrite;
+mod schema;
+mod support;

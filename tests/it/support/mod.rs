@@ -138,3 +138,5 @@ pub fn wait_for_port(port: u16) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+pub mod registry;

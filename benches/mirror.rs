@@ -1,0 +1,647 @@
+//! Mirror benchmark: airgap against `skopeo copy`, `skopeo sync`, the manual podman loop, and
+//! the physical limit (the same blobs PUT straight to an empty registry), on loopback
+//! `docker-registry` processes. Prints a table; `cargo bench --bench mirror`.
+//!
+//! 20 images of 3 layers (5, 3 and 2 MB of random, incompressible bytes in valid tar.gz
+//! layers, so podman can unpack them): 200 MB in all. Each method copies into its own fresh,
+//! empty target registry. Then airgap's peak RSS while copying one 1 GiB layer, measured in a
+//! child process (this binary re-run with `--rss-child`) from `/proc/self/status` `VmHWM`.
+
+#[allow(dead_code)]
+#[path = "../tests/it/support/registry.rs"]
+mod registry;
+
+use std::io::Write as _;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use airgap::oci::auth::Credentials;
+use airgap::oci::digest::Digest;
+use airgap::oci::media::{self, Platforms};
+use airgap::oci::mirror::{RegistryAccess, RegistryMirror, Tls};
+use airgap::oci::naming::{Naming, TargetPrefix, TargetRef};
+use airgap::oci::progress::Progress;
+use airgap::oci::reference::ImageRef;
+use airgap::oci::retry::RetryPolicy;
+use airgap::oci::{
+    BlobData, Client, ClientConfig, CopyRequest, Destination, LocalBlob, LocalImage, ResolvedImage,
+};
+use bytes::Bytes;
+use futures::StreamExt as _;
+use registry::{TestRegistry, random_bytes};
+
+const IMAGES: usize = 20;
+const LAYER_SIZES: [usize; 3] = [5_000_000, 3_000_000, 2_000_000];
+
+fn jobs() -> usize {
+    std::env::var("AIRGAP_BENCH_JOBS")
+        .ok()
+        .and_then(|j| j.parse().ok())
+        .unwrap_or(8)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--rss-child") {
+        rss_child(&args[i + 1], &args[i + 2], &args[i + 3]);
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(bench());
+}
+
+fn client(upstream: &str, jobs: usize) -> Client {
+    Client::new(ClientConfig {
+        mirrors: vec![RegistryMirror {
+            from: "quay.io".into(),
+            to: upstream.into(),
+            tls: Tls::PlainHttp,
+            ca_file: None,
+        }],
+        credentials: Credentials::anonymous(),
+        jobs,
+        retry: RetryPolicy::default(),
+        progress: Progress::hidden(),
+    })
+}
+
+/// A tar.gz layer holding one file of random bytes (gzip level 0: valid, and as large as
+/// the random content), and its diff ID (digest of the tar).
+fn layer(seed: u64, size: usize) -> (Bytes, Digest) {
+    let content = random_bytes(seed, size);
+    let mut tar = tar::Builder::new(Vec::with_capacity(size + 2048));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size as u64);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_cksum();
+    tar.append_data(&mut header, format!("data-{seed}.bin"), content.as_slice())
+        .expect("tar");
+    let tar = tar.into_inner().expect("tar");
+    let diff_id = Digest::of(&tar);
+    let mut gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::none());
+    gz.write_all(&tar).expect("gzip");
+    (Bytes::from(gz.finish().expect("gzip")), diff_id)
+}
+
+fn bench_image(i: usize) -> LocalImage {
+    let mut blobs = Vec::new();
+    let mut layers = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (n, size) in LAYER_SIZES.iter().enumerate() {
+        let (gz, diff_id) = layer((i * 10 + n) as u64 + 1, *size);
+        let digest = Digest::of(&gz);
+        layers.push(serde_json::json!({"mediaType": media::OCI_LAYER_GZIP, "digest": digest.to_string(), "size": gz.len()}));
+        diff_ids.push(diff_id.to_string());
+        blobs.push(LocalBlob {
+            digest,
+            size: gz.len() as u64,
+            data: BlobData::Bytes(gz),
+        });
+    }
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let config = Bytes::from(serde_json::to_vec(&config).expect("json"));
+    let config_digest = Digest::of(&config);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": media::OCI_MANIFEST,
+        "config": {"mediaType": media::OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
+        "layers": layers,
+    });
+    blobs.push(LocalBlob {
+        digest: config_digest,
+        size: config.len() as u64,
+        data: BlobData::Bytes(config),
+    });
+    LocalImage {
+        manifest: Bytes::from(serde_json::to_vec(&manifest).expect("json")),
+        media_type: media::OCI_MANIFEST.into(),
+        blobs,
+        mount_from: Vec::new(),
+        base: None,
+    }
+}
+
+fn repo(i: usize) -> String {
+    format!("bench/img{i:02}")
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("run a command");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn repeats() -> usize {
+    std::env::var("AIRGAP_BENCH_REPEATS")
+        .ok()
+        .and_then(|j| j.parse().ok())
+        .unwrap_or(3)
+        .max(1)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn self_cpu() -> Duration {
+    registry::cpu_of("/proc/self/stat")
+}
+
+/// CPU seconds used while a run went: (target registry, upstream registry, this process).
+#[derive(Default, Clone, Copy)]
+struct Cpu {
+    target: Duration,
+    upstream: Duration,
+    own: Duration,
+}
+
+/// Every blob PUT from memory into an empty registry, `jobs` at a time: what the target
+/// registry can take, with no source to read from.
+async fn raw_upload(images: &[LocalImage], upstream: &TestRegistry) -> (Duration, Cpu) {
+    let target = TestRegistry::start();
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", target.host());
+    let blobs: Vec<(String, &LocalBlob)> = images
+        .iter()
+        .enumerate()
+        .flat_map(|(i, img)| img.blobs.iter().map(move |b| (repo(i), b)))
+        .collect();
+    let before = (target.cpu(), upstream.cpu(), self_cpu());
+    let t = Instant::now();
+    futures::stream::iter(blobs.iter().map(|(repo, blob)| {
+        let http = &http;
+        let base = &base;
+        async move {
+            let start = http
+                .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+                .send()
+                .await
+                .expect("POST");
+            let location = start.headers()["location"]
+                .to_str()
+                .expect("location")
+                .to_owned();
+            let url = if location.starts_with("http") {
+                location
+            } else {
+                format!("{base}{location}")
+            };
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let BlobData::Bytes(data) = &blob.data else {
+                unreachable!()
+            };
+            let put = http
+                .put(format!("{url}{sep}digest={}", blob.digest))
+                .header("content-type", "application/octet-stream")
+                .body(data.clone())
+                .send()
+                .await
+                .expect("PUT");
+            assert_eq!(put.status(), 201);
+        }
+    }))
+    .buffer_unordered(jobs())
+    .collect::<Vec<_>>()
+    .await;
+    let time = t.elapsed();
+    let cpu = Cpu {
+        target: target.cpu() - before.0,
+        upstream: upstream.cpu() - before.1,
+        own: self_cpu() - before.2,
+    };
+    (time, cpu)
+}
+
+/// airgap cold into an empty registry, then a no-op re-run with a new client; both through
+/// the library, as `airgap apply` calls it.
+async fn airgap(
+    resolved: &[ResolvedImage],
+    upstream: &TestRegistry,
+) -> (Duration, Duration, Duration, Cpu) {
+    let up = upstream.host();
+    let target = TestRegistry::start();
+    let prefix = TargetPrefix::parse(&format!("{}/airgap", target.host())).expect("prefix");
+    let requests: Vec<CopyRequest> = resolved
+        .iter()
+        .map(|r| CopyRequest {
+            source: r.image.clone(),
+            target: prefix.target_for(&r.image, Naming::Nested),
+            platforms: Platforms::All,
+        })
+        .collect();
+    let dest = Destination::Registry(RegistryAccess::new(target.host(), Tls::PlainHttp));
+    let before = (target.cpu(), upstream.cpu(), self_cpu());
+    let t = Instant::now();
+    let c = client(&up, jobs());
+    for r in c.copy_all(&requests, &dest).await {
+        r.expect("airgap copy");
+    }
+    let cold = t.elapsed();
+    let cpu = Cpu {
+        target: target.cpu() - before.0,
+        upstream: upstream.cpu() - before.1,
+        own: self_cpu() - before.2,
+    };
+    let t = Instant::now();
+    let c = client(&up, jobs());
+    for r in c.copy_all(&requests, &dest).await {
+        assert_eq!(r.expect("airgap re-run").stats.blobs_uploaded, 0);
+    }
+    let rerun = t.elapsed();
+    // The floor of a no-op run that checks the target at all: one HEAD per image, `jobs` at a
+    // time, from a client built before the clock starts.
+    let http = reqwest::Client::new();
+    let t = Instant::now();
+    futures::stream::iter(requests.iter().map(|req| {
+        let url = format!(
+            "http://{}/v2/{}/manifests/1.0",
+            target.host(),
+            req.target.repository
+        );
+        let http = &http;
+        async move {
+            let r = http
+                .head(url)
+                .header("accept", media::OCI_MANIFEST)
+                .send()
+                .await
+                .expect("HEAD");
+            assert_eq!(r.status(), 200);
+        }
+    }))
+    .buffer_unordered(jobs())
+    .collect::<Vec<_>>()
+    .await;
+    let heads = t.elapsed();
+    // Independent check: skopeo sees the digests resolution gave.
+    for (req, res) in requests.iter().zip(resolved) {
+        let raw = registry::skopeo(&[
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+            &format!("docker://{}", req.target),
+        ]);
+        assert_eq!(Digest::of(&raw), res.digest);
+    }
+    (cold, rerun, heads, cpu)
+}
+
+fn skopeo_copy(up: &str) -> Duration {
+    let target = TestRegistry::start();
+    let t = Instant::now();
+    for i in 0..IMAGES {
+        run(Command::new("skopeo").args([
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &format!("docker://{up}/{}:1.0", repo(i)),
+            &format!("docker://{}/copy/{}:1.0", target.host(), repo(i)),
+        ]));
+    }
+    t.elapsed()
+}
+
+fn skopeo_sync(up: &str) -> (Duration, Duration) {
+    let target = TestRegistry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let yaml = dir.path().join("sync.yaml");
+    let mut text = format!("{up}:\n  tls-verify: false\n  images:\n");
+    for i in 0..IMAGES {
+        text.push_str(&format!("    {}: [\"1.0\"]\n", repo(i)));
+    }
+    std::fs::write(&yaml, text).expect("write sync.yaml");
+    let sync = || {
+        let mut c = Command::new("skopeo");
+        c.args([
+            "sync",
+            "--src",
+            "yaml",
+            "--dest",
+            "docker",
+            "--dest-tls-verify=false",
+        ])
+        .arg(&yaml)
+        .arg(format!("{}/sync", target.host()));
+        c
+    };
+    let t = Instant::now();
+    run(&mut sync());
+    let cold = t.elapsed();
+    let t = Instant::now();
+    run(&mut sync());
+    (cold, t.elapsed())
+}
+
+/// The manual procedure: podman pull, tag, push per image (vfs storage, no daemon).
+fn podman(up: &str) -> (Duration, Duration) {
+    let target = TestRegistry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let runroot = dir.path().join("runroot");
+    let podman = |args: &[&str]| {
+        let mut c = Command::new("podman");
+        c.arg("--root").arg(&root).arg("--runroot").arg(&runroot);
+        c.args([
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "none",
+        ]);
+        c.args(args);
+        run(&mut c);
+    };
+    let loop_once = || {
+        for i in 0..IMAGES {
+            let from = format!("{up}/{}:1.0", repo(i));
+            let to = format!("{}/podman/{}:1.0", target.host(), repo(i));
+            podman(&["pull", "-q", "--tls-verify=false", &from]);
+            podman(&["tag", &from, &to]);
+            podman(&["push", "-q", "--tls-verify=false", &to]);
+        }
+    };
+    let t = Instant::now();
+    loop_once();
+    let cold = t.elapsed();
+    let t = Instant::now();
+    loop_once();
+    (cold, t.elapsed())
+}
+
+async fn bench() {
+    let upstream = TestRegistry::start();
+    let up = upstream.host();
+    eprintln!("generating and pushing {IMAGES} images to {up} …");
+    let images: Vec<LocalImage> = (0..IMAGES).map(bench_image).collect();
+    let total: u64 = images
+        .iter()
+        .flat_map(|i| i.blobs.iter().map(|b| b.size))
+        .sum();
+    let setup = client(&up, 8);
+    let up_access = RegistryAccess::new(up.clone(), Tls::PlainHttp);
+    let pushes = images.iter().enumerate().map(|(i, image)| {
+        let setup = &setup;
+        let target = TargetRef {
+            host: up.clone(),
+            repository: repo(i),
+            tag: Some("1.0".into()),
+        };
+        let dest = Destination::Registry(up_access.clone());
+        async move {
+            setup
+                .push_image(image, &target, &dest)
+                .await
+                .expect("push to upstream")
+        }
+    });
+    futures::stream::iter(pushes)
+        .buffered(8)
+        .collect::<Vec<_>>()
+        .await;
+
+    let refs: Vec<ImageRef> = (0..IMAGES)
+        .map(|i| ImageRef::parse(&format!("quay.io/{}:1.0", repo(i))).expect("ref"))
+        .collect();
+    let t = Instant::now();
+    let resolved: Vec<ResolvedImage> = client(&up, jobs())
+        .resolve_all(&refs)
+        .await
+        .into_iter()
+        .map(|r| r.expect("resolve"))
+        .collect();
+    let resolve_time = t.elapsed();
+
+    // Interleaved repeats, medians: the machine is shared, so single runs are noisy.
+    let (mut raw, mut cold, mut rerun, mut copy, mut sync_cold, mut sync_rerun, mut heads) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    let mut cpu_raw = Cpu::default();
+    let mut cpu_airgap = Cpu::default();
+    for round in 0..repeats() {
+        eprintln!("round {} of {} …", round + 1, repeats());
+        let (t, c) = raw_upload(&images, &upstream).await;
+        raw.push(t);
+        cpu_raw = c;
+        let (c1, r1, h, c) = airgap(&resolved, &upstream).await;
+        cold.push(c1);
+        rerun.push(r1);
+        heads.push(h);
+        cpu_airgap = c;
+        copy.push(skopeo_copy(&up));
+        let (s1, s2) = skopeo_sync(&up);
+        sync_cold.push(s1);
+        sync_rerun.push(s2);
+    }
+    let podman = if std::env::var_os("AIRGAP_BENCH_SKIP_PODMAN").is_none() {
+        eprintln!("podman loop (once) …");
+        Some(podman(&up))
+    } else {
+        None
+    };
+    let rss = rss_of_one_gib_copy(&upstream).await;
+
+    let heads = median(heads);
+    let (raw, cold, rerun, copy, sync_cold, sync_rerun) = (
+        median(raw),
+        median(cold),
+        median(rerun),
+        median(copy),
+        median(sync_cold),
+        median(sync_rerun),
+    );
+    let mut rows: Vec<(&str, Duration, bool)> = vec![
+        ("airgap mirror, cold", cold, true),
+        ("airgap mirror, no-op re-run", rerun, false),
+        ("skopeo copy, one per image, cold", copy, true),
+        ("skopeo sync, cold", sync_cold, true),
+        ("skopeo sync, re-run", sync_rerun, false),
+    ];
+    if let Some((c, r)) = podman {
+        rows.push(("podman pull/tag/push loop, cold (1 run)", c, true));
+        rows.push(("podman pull/tag/push loop, re-run (1 run)", r, false));
+    }
+    rows.push(("raw parallel PUTs of the same blobs (limit)", raw, true));
+    rows.push((
+        "one HEAD per image, `jobs` at a time (no-op floor)",
+        heads,
+        false,
+    ));
+
+    println!();
+    println!(
+        "{IMAGES} images × {} layers, {:.0} MB in all; jobs = {}; median of {} interleaved runs; resolve of all {IMAGES}: {:.3} s",
+        LAYER_SIZES.len(),
+        total as f64 / 1e6,
+        jobs(),
+        repeats(),
+        secs(resolve_time)
+    );
+    println!();
+    println!("| method | time (s) | ratio to skopeo sync (cold to cold, re-run to re-run) |");
+    println!("|---|---:|---:|");
+    for (name, time, is_cold) in &rows {
+        let base = if *is_cold { sync_cold } else { sync_rerun };
+        println!(
+            "| {name} | {:.3} | {:.3} |",
+            secs(*time),
+            secs(*time) / secs(base)
+        );
+    }
+    println!();
+    println!(
+        "airgap cold / skopeo sync cold = {:.2} (target ≤ 0.7)\nairgap cold / raw upload = {:.2} (target ≤ 1.2)\nairgap no-op / skopeo sync re-run = {:.3} (target ≤ 0.05)",
+        secs(cold) / secs(sync_cold),
+        secs(cold) / secs(raw),
+        secs(rerun) / secs(sync_rerun),
+    );
+    println!(
+        "CPU seconds (last round): raw upload: target registry {:.2}, this process {:.2}; airgap cold: target registry {:.2}, upstream registry {:.2}, airgap {:.2}",
+        secs(cpu_raw.target),
+        secs(cpu_raw.own),
+        secs(cpu_airgap.target),
+        secs(cpu_airgap.upstream),
+        secs(cpu_airgap.own),
+    );
+    match rss {
+        Some((kb, time)) => println!(
+            "airgap peak RSS copying one 1 GiB layer: {:.1} MB (VmHWM of a child process; target < 150 MB), in {:.1} s",
+            kb as f64 / 1024.0,
+            secs(time)
+        ),
+        None => println!("airgap peak RSS copying one 1 GiB layer: not measured"),
+    }
+}
+
+/// Pushes a 1 GiB single-layer image (from a file, so this process stays small too) and copies
+/// it in a child process that reports its peak RSS.
+async fn rss_of_one_gib_copy(upstream: &TestRegistry) -> Option<(u64, Duration)> {
+    if std::env::var_os("AIRGAP_BENCH_SKIP_RSS").is_some() {
+        return None;
+    }
+    let dir = tempfile::tempdir().ok()?;
+    let path = dir.path().join("layer.bin");
+    let size: usize = 1 << 30;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).ok()?);
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    let chunk = 8 << 20;
+    for n in 0..size / chunk {
+        let data = random_bytes(9_000 + n as u64, chunk);
+        sha2::Digest::update(&mut hasher, &data);
+        file.write_all(&data).ok()?;
+    }
+    file.flush().ok()?;
+    drop(file);
+    let digest: Digest = format!("sha256:{}", hex::encode(sha2::Digest::finalize(hasher)))
+        .parse()
+        .ok()?;
+    let config = Bytes::from(
+        r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
+    );
+    let config_digest = Digest::of(&config);
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": media::OCI_MANIFEST,
+        "config": {"mediaType": media::OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
+        "layers": [{"mediaType": media::OCI_LAYER_GZIP, "digest": digest.to_string(), "size": size}],
+    });
+    let image = LocalImage {
+        manifest: Bytes::from(serde_json::to_vec(&manifest).ok()?),
+        media_type: media::OCI_MANIFEST.into(),
+        blobs: vec![
+            LocalBlob {
+                digest: digest.clone(),
+                size: size as u64,
+                data: BlobData::File(path.clone()),
+            },
+            LocalBlob {
+                digest: config_digest,
+                size: config.len() as u64,
+                data: BlobData::Bytes(config),
+            },
+        ],
+        mount_from: Vec::new(),
+        base: None,
+    };
+    let manifest_digest = Digest::of(&image.manifest);
+    eprintln!("pushing a 1 GiB layer to the upstream …");
+    let up = upstream.host();
+    client(&up, 4)
+        .push_image(
+            &image,
+            &TargetRef {
+                host: up.clone(),
+                repository: "bench/big".into(),
+                tag: Some("1".into()),
+            },
+            &Destination::Registry(RegistryAccess::new(up.clone(), Tls::PlainHttp)),
+        )
+        .await
+        .ok()?;
+    let target = TestRegistry::start();
+    let t = Instant::now();
+    let out = Command::new(std::env::current_exe().ok()?)
+        .args([
+            "--rss-child",
+            &up,
+            &target.host(),
+            &format!("quay.io/bench/big:1@{manifest_digest}"),
+        ])
+        .output()
+        .ok()?;
+    let time = t.elapsed();
+    if !out.status.success() {
+        eprintln!(
+            "the RSS child failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    let kb = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    Some((kb, time))
+}
+
+/// In the child: copy one image, print VmHWM in kB.
+fn rss_child(upstream: &str, target: &str, reference: &str) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let source = ImageRef::parse(reference).expect("reference");
+    let request = CopyRequest {
+        target: TargetPrefix::parse(target)
+            .expect("target")
+            .target_for(&source, Naming::Flat),
+        source,
+        platforms: Platforms::All,
+    };
+    let dest = Destination::Registry(RegistryAccess::new(target, Tls::PlainHttp));
+    let outcome = runtime
+        .block_on(client(upstream, jobs()).copy(&request, &dest))
+        .expect("copy of the 1 GiB image");
+    assert_eq!(outcome.stats.blobs_uploaded, 2);
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmHWM");
+    println!("{hwm}");
+}

@@ -1,0 +1,1296 @@
+//! The engine: resolution of references to digests, and copies by digest from a registry, a
+//! layout or local files to a registry or a layout.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt as _, TryStreamExt as _};
+use tokio::sync::Semaphore;
+
+use super::auth::Credentials;
+use super::digest::{Digest, Mismatch, Verifier};
+use super::error::OciError;
+use super::layout::{Layout, LayoutImage};
+use super::media::{self, Descriptor, Parsed, Platforms};
+use super::mirror::{Endpoint, Mirrors, RegistryAccess, RegistryMirror};
+use super::naming::TargetRef;
+use super::progress::Progress;
+use super::reference::ImageRef;
+use super::registry::{Registry, Scope, UploadStart};
+use super::retry::RetryPolicy;
+
+/// Settings of a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub mirrors: Vec<RegistryMirror>,
+    pub credentials: Credentials,
+    /// Requests in flight at once: manifests resolved, images copied, blobs transferred.
+    pub jobs: usize,
+    pub retry: RetryPolicy,
+    pub progress: Progress,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            mirrors: Vec::new(),
+            credentials: Credentials::from_environment(),
+            jobs: 8,
+            retry: RetryPolicy::default(),
+            progress: Progress::hidden(),
+        }
+    }
+}
+
+/// What a reference resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedImage {
+    /// The reference asked for, pinned to `digest`.
+    pub image: ImageRef,
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    /// One entry per platform manifest of an index (attestations left out); empty for a
+    /// single manifest.
+    pub platforms: Vec<PlatformManifest>,
+}
+
+/// One platform's manifest in an index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformManifest {
+    /// `os/arch[/variant]`, e.g. `linux/arm64/v8`.
+    pub platform: String,
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+/// Where copies land.
+#[derive(Debug, Clone)]
+pub enum Destination {
+    /// A registry, reached as given (for a bundle, `--to` changes only this).
+    Registry(RegistryAccess),
+    /// An OCI image layout shared by all images (see [`Layout`] for the naming convention).
+    Layout(Arc<Layout>),
+}
+
+/// One image to copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyRequest {
+    /// The upstream image, pinned to a digest (copies never go by tag).
+    pub source: ImageRef,
+    /// Its name on the target; the host part is not used to send bytes (see [`Destination`]).
+    pub target: TargetRef,
+    pub platforms: Platforms,
+}
+
+/// Counts of one copy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyStats {
+    /// Blobs whose bytes were sent (registry) or written (layout).
+    pub blobs_uploaded: u64,
+    /// Blobs the target already had.
+    pub blobs_skipped: u64,
+    /// Blobs mounted from another repository of the same target registry.
+    pub blobs_mounted: u64,
+    pub bytes_uploaded: u64,
+    pub manifests_pushed: u64,
+}
+
+/// What landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyOutcome {
+    /// The digest of the top manifest at the target: the upstream digest, or that of the
+    /// filtered index when the platforms filter kept a subset.
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub stats: CopyStats,
+}
+
+/// An image built here (the devfile-index image, stack artifacts): manifest bytes plus the
+/// blobs it needs. Blobs the manifest names but `blobs` lacks must already be at the
+/// destination, or in one of `mount_from` (repositories of the target registry), or in `base`.
+#[derive(Debug, Clone)]
+pub struct LocalImage {
+    pub manifest: Bytes,
+    pub media_type: String,
+    pub blobs: Vec<LocalBlob>,
+    pub mount_from: Vec<String>,
+    /// An upstream image (pinned) whose repository holds the remaining blobs.
+    pub base: Option<ImageRef>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LocalBlob {
+    pub digest: Digest,
+    pub size: u64,
+    pub data: BlobData,
+}
+
+#[derive(Debug, Clone)]
+pub enum BlobData {
+    Bytes(Bytes),
+    File(std::path::PathBuf),
+}
+
+/// The image layer's entry point: one per run, shared by every resolution and copy so that
+/// connections, tokens and the knowledge of which target repository holds which blob are
+/// reused.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "oci::Client(jobs={})", self.inner.jobs)
+    }
+}
+
+struct Inner {
+    mirrors: Mirrors,
+    credentials: Credentials,
+    registries: Mutex<HashMap<RegistryAccess, Arc<Registry>>>,
+    jobs: usize,
+    transfers: Semaphore,
+    retry: RetryPolicy,
+    progress: Progress,
+    /// (target host, digest) → repositories known to hold the blob in this run.
+    known: Mutex<HashMap<(String, Digest), BTreeSet<String>>>,
+    /// One transfer per (target, digest) at a time, so the second waits and mounts.
+    blob_locks: Mutex<HashMap<(String, Digest), BlobLock>>,
+}
+
+type BlobLock = Arc<tokio::sync::Mutex<()>>;
+
+#[derive(Default)]
+struct Stats {
+    uploaded: AtomicU64,
+    skipped: AtomicU64,
+    mounted: AtomicU64,
+    bytes: AtomicU64,
+    manifests: AtomicU64,
+}
+
+impl Stats {
+    fn snapshot(&self) -> CopyStats {
+        CopyStats {
+            blobs_uploaded: self.uploaded.load(Ordering::Relaxed),
+            blobs_skipped: self.skipped.load(Ordering::Relaxed),
+            blobs_mounted: self.mounted.load(Ordering::Relaxed),
+            bytes_uploaded: self.bytes.load(Ordering::Relaxed),
+            manifests_pushed: self.manifests.load(Ordering::Relaxed),
+        }
+    }
+}
+
+enum Source<'a> {
+    Registry {
+        registry: Arc<Registry>,
+        repository: String,
+    },
+    Layout(&'a Layout),
+    Local {
+        image: &'a LocalImage,
+        fallback: Option<Box<Source<'a>>>,
+    },
+}
+
+enum Dest<'a> {
+    Registry {
+        registry: Arc<Registry>,
+        repository: String,
+    },
+    Layout {
+        layout: &'a Layout,
+        repository: String,
+    },
+}
+
+impl Dest<'_> {
+    fn key(&self, digest: &Digest) -> (String, Digest) {
+        match self {
+            Dest::Registry { registry, .. } => (registry.host.clone(), digest.clone()),
+            Dest::Layout { layout, .. } => {
+                (format!("layout:{}", layout.dir().display()), digest.clone())
+            }
+        }
+    }
+}
+
+/// The top manifest of a copy.
+struct Top {
+    bytes: Bytes,
+    media_type: String,
+    digest: Digest,
+}
+
+impl Client {
+    pub fn new(config: ClientConfig) -> Self {
+        super::registry::warm_up();
+        let jobs = config.jobs.max(1);
+        Client {
+            inner: Arc::new(Inner {
+                mirrors: Mirrors::new(config.mirrors),
+                credentials: config.credentials,
+                registries: Mutex::new(HashMap::new()),
+                jobs,
+                transfers: Semaphore::new(jobs),
+                retry: config.retry,
+                progress: config.progress,
+                known: Mutex::new(HashMap::new()),
+                blob_locks: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Where `image` is fetched from (mirrors applied).
+    pub fn endpoint(&self, image: &ImageRef) -> Endpoint {
+        self.inner.mirrors.endpoint(image)
+    }
+
+    fn registry(&self, access: &RegistryAccess) -> Result<Arc<Registry>, OciError> {
+        let mut map = self
+            .inner
+            .registries
+            .lock()
+            .map_err(|_| OciError::Connection {
+                host: access.host.clone(),
+                action: "set up a connection".into(),
+                message: "an earlier task panicked".into(),
+            })?;
+        if let Some(r) = map.get(access) {
+            return Ok(r.clone());
+        }
+        let r = Arc::new(Registry::new(access, self.inner.credentials.clone())?);
+        map.insert(access.clone(), r.clone());
+        Ok(r)
+    }
+
+    fn note_retry(&self, what: &str) -> impl FnMut(&OciError, u32) + '_ {
+        let what = what.to_owned();
+        move |e, n| {
+            self.inner
+                .progress
+                .note(format!("retrying {what} (attempt {}): {e}", n + 1))
+        }
+    }
+
+    // ------------------------------------------------------------------ resolution
+
+    /// Resolves one reference: a GET of the manifest by tag (or by digest when pinned, which
+    /// verifies the pin), the digest computed from the raw bytes and cross-checked with
+    /// `Docker-Content-Digest`.
+    pub async fn resolve(&self, image: &ImageRef) -> Result<ResolvedImage, OciError> {
+        let endpoint = self.endpoint(image);
+        let registry = self.registry(&endpoint.access)?;
+        let what = format!("{image}");
+        let fetched = self
+            .inner
+            .retry
+            .run(self.note_retry(&what), |_| {
+                registry.get_manifest(&endpoint.repository, image.reference())
+            })
+            .await?;
+        let digest = Digest::of(&fetched.bytes);
+        if let Some(pinned) = image.digest()
+            && pinned != &digest
+        {
+            return Err(OciError::DigestMismatch {
+                what,
+                expected: pinned.clone(),
+                mismatch: Mismatch::Digest { actual: digest },
+            });
+        }
+        if let Some(reported) = &fetched.header_digest
+            && reported != &digest
+        {
+            return Err(OciError::DigestMismatch {
+                what: format!("{what} (the registry's Docker-Content-Digest)"),
+                expected: reported.clone(),
+                mismatch: Mismatch::Digest { actual: digest },
+            });
+        }
+        let (media_type, parsed) =
+            media::detect(&fetched.bytes, fetched.content_type.as_deref(), &what)?;
+        let platforms = match &parsed {
+            Parsed::Index { manifests } => manifests
+                .iter()
+                .filter(|d| media::attestation_subject(d).is_none())
+                .filter_map(|d| {
+                    Some(PlatformManifest {
+                        platform: d.platform.as_ref()?.to_string(),
+                        digest: d.digest.clone(),
+                        media_type: d.media_type.clone(),
+                        size: d.size,
+                    })
+                })
+                .collect(),
+            Parsed::Image { .. } => Vec::new(),
+        };
+        Ok(ResolvedImage {
+            image: image.with_digest(digest.clone()),
+            digest,
+            media_type,
+            size: fetched.bytes.len() as u64,
+            platforms,
+        })
+    }
+
+    /// Resolves many references, `jobs` at a time; results in input order.
+    pub async fn resolve_all(&self, images: &[ImageRef]) -> Vec<Result<ResolvedImage, OciError>> {
+        futures::stream::iter(images.iter().map(|i| self.resolve(i)))
+            .buffered(self.inner.jobs)
+            .collect()
+            .await
+    }
+
+    // ------------------------------------------------------------------ copies
+
+    /// Copies one upstream image by digest (see the module doc for the order of operations).
+    pub async fn copy(
+        &self,
+        request: &CopyRequest,
+        destination: &Destination,
+    ) -> Result<CopyOutcome, OciError> {
+        let pinned = request.source.digest().ok_or_else(|| OciError::Unpinned {
+            image: request.source.to_string(),
+        })?;
+        let what = format!("{} → {}", request.source, request.target);
+        self.inner.progress.add_images(1);
+        let progress = self.inner.progress.start(what.clone());
+        let dest = self.dest(destination, &request.target.repository)?;
+        let tag = request.target.tag.as_deref();
+
+        // The cheap check first: a re-run whose image is there costs one request.
+        let present = self.present(&dest, tag, pinned).await?;
+        if let Some(outcome) = present.as_ref().filter(|o| &o.digest == pinned) {
+            progress.done("already there");
+            return Ok(outcome.clone());
+        }
+
+        let endpoint = self.endpoint(&request.source);
+        let source = Source::Registry {
+            registry: self.registry(&endpoint.access)?,
+            repository: endpoint.repository.clone(),
+        };
+        let bytes = self.source_manifest(&source, pinned, &what).await?;
+        let (media_type, _) = media::detect(&bytes, None, &what)?;
+        let top = Top {
+            bytes,
+            media_type,
+            digest: pinned.clone(),
+        };
+        let stats = Stats::default();
+        let outcome = self
+            .copy_tree(
+                &source,
+                &dest,
+                top,
+                tag,
+                &request.platforms,
+                &stats,
+                &what,
+                present.map(|p| p.digest),
+            )
+            .await?;
+        progress.done(&summary(&outcome));
+        Ok(outcome)
+    }
+
+    /// Copies many images, `jobs` at a time (blobs of all of them share the same `jobs`
+    /// transfer slots); results in input order.
+    pub async fn copy_all(
+        &self,
+        requests: &[CopyRequest],
+        destination: &Destination,
+    ) -> Vec<Result<CopyOutcome, OciError>> {
+        futures::stream::iter(requests.iter().map(|r| self.copy(r, destination)))
+            .buffered(self.inner.jobs)
+            .collect()
+            .await
+    }
+
+    /// Uploads every image of a layout (a sneakernet bundle) to a registry, under the
+    /// repository and tag the layout names. Blobs the registry has are skipped, so an
+    /// interrupted push resumes; every blob is checked against its digest as it streams, and a
+    /// bad one stops that image (its manifest is never pushed), naming the blob.
+    pub async fn push_layout(
+        &self,
+        layout: &Layout,
+        destination: &RegistryAccess,
+    ) -> Vec<(LayoutImage, Result<CopyOutcome, OciError>)> {
+        let images = layout.images().await;
+        let destination = Destination::Registry(destination.clone());
+        futures::stream::iter(images.into_iter().map(|image| {
+            let destination = &destination;
+            async move {
+                let result = self.push_layout_image(layout, &image, destination).await;
+                (image, result)
+            }
+        }))
+        .buffered(self.inner.jobs)
+        .collect()
+        .await
+    }
+
+    async fn push_layout_image(
+        &self,
+        layout: &Layout,
+        image: &LayoutImage,
+        destination: &Destination,
+    ) -> Result<CopyOutcome, OciError> {
+        let what = format!(
+            "{}{} (bundle) → {}",
+            image.repository,
+            image
+                .tag
+                .as_ref()
+                .map(|t| format!(":{t}"))
+                .unwrap_or_default(),
+            image.repository
+        );
+        self.inner.progress.add_images(1);
+        let progress = self.inner.progress.start(what.clone());
+        let dest = self.dest(destination, &image.repository)?;
+        let tag = image.tag.as_deref();
+        let present = self.present(&dest, tag, &image.digest).await?;
+        if let Some(outcome) = present.as_ref().filter(|o| o.digest == image.digest) {
+            progress.done("already there");
+            return Ok(outcome.clone());
+        }
+        let source = Source::Layout(layout);
+        let bytes = self.source_manifest(&source, &image.digest, &what).await?;
+        let top = Top {
+            bytes,
+            media_type: image.media_type.clone(),
+            digest: image.digest.clone(),
+        };
+        let stats = Stats::default();
+        let outcome = self
+            .copy_tree(
+                &source,
+                &dest,
+                top,
+                tag,
+                &Platforms::All,
+                &stats,
+                &what,
+                None,
+            )
+            .await?;
+        progress.done(&summary(&outcome));
+        Ok(outcome)
+    }
+
+    /// Pushes an image built here to a registry or a layout, under `target`'s repository and
+    /// tag.
+    pub async fn push_image(
+        &self,
+        image: &LocalImage,
+        target: &TargetRef,
+        destination: &Destination,
+    ) -> Result<CopyOutcome, OciError> {
+        let what = format!("{target}");
+        self.inner.progress.add_images(1);
+        let progress = self.inner.progress.start(what.clone());
+        let dest = self.dest(destination, &target.repository)?;
+        let digest = Digest::of(&image.manifest);
+        let fallback = match &image.base {
+            Some(base) => {
+                let endpoint = self.endpoint(base);
+                Some(Box::new(Source::Registry {
+                    registry: self.registry(&endpoint.access)?,
+                    repository: endpoint.repository,
+                }))
+            }
+            None => None,
+        };
+        let source = Source::Local { image, fallback };
+        let top = Top {
+            bytes: image.manifest.clone(),
+            media_type: image.media_type.clone(),
+            digest,
+        };
+        let stats = Stats::default();
+        let outcome = self
+            .copy_tree(
+                &source,
+                &dest,
+                top,
+                target.tag.as_deref(),
+                &Platforms::All,
+                &stats,
+                &what,
+                None,
+            )
+            .await?;
+        progress.done(&summary(&outcome));
+        Ok(outcome)
+    }
+
+    fn dest<'a>(
+        &self,
+        destination: &'a Destination,
+        repository: &str,
+    ) -> Result<Dest<'a>, OciError> {
+        Ok(match destination {
+            Destination::Registry(access) => Dest::Registry {
+                registry: self.registry(access)?,
+                repository: repository.to_owned(),
+            },
+            Destination::Layout(layout) => Dest::Layout {
+                layout,
+                repository: repository.to_owned(),
+            },
+        })
+    }
+
+    /// What the destination holds under the tag (or the digest, untagged): its digest, type
+    /// and size, as an outcome with zero counts.
+    async fn present(
+        &self,
+        dest: &Dest<'_>,
+        tag: Option<&str>,
+        digest: &Digest,
+    ) -> Result<Option<CopyOutcome>, OciError> {
+        match dest {
+            Dest::Registry {
+                registry,
+                repository,
+            } => {
+                let reference = tag.unwrap_or(digest.as_str());
+                let scope = Scope::Push(repository.clone());
+                let head = self
+                    .inner
+                    .retry
+                    .run(self.note_retry(repository), |_| {
+                        registry.head_manifest(repository, reference, &scope)
+                    })
+                    .await?;
+                Ok(head.and_then(|h| {
+                    Some(CopyOutcome {
+                        digest: h.digest?,
+                        media_type: h.media_type.unwrap_or_default(),
+                        size: h.size.unwrap_or_default(),
+                        stats: CopyStats::default(),
+                    })
+                }))
+            }
+            Dest::Layout { layout, repository } => {
+                let images = layout.images().await;
+                Ok(images
+                    .into_iter()
+                    .find(|i| {
+                        &i.repository == repository
+                            && match tag {
+                                Some(t) => i.tag.as_deref() == Some(t),
+                                None => i.tag.is_none() && &i.digest == digest,
+                            }
+                            && layout.has_blob(&i.digest)
+                    })
+                    .map(|i| CopyOutcome {
+                        digest: i.digest,
+                        media_type: i.media_type,
+                        size: i.size,
+                        stats: CopyStats::default(),
+                    }))
+            }
+        }
+    }
+
+    /// A manifest from the source, checked against its digest.
+    async fn source_manifest(
+        &self,
+        source: &Source<'_>,
+        digest: &Digest,
+        what: &str,
+    ) -> Result<Bytes, OciError> {
+        match source {
+            Source::Registry {
+                registry,
+                repository,
+            } => {
+                let fetched = self
+                    .inner
+                    .retry
+                    .run(self.note_retry(what), |_| {
+                        registry.get_manifest(repository, digest.as_str())
+                    })
+                    .await?;
+                let actual = Digest::of(&fetched.bytes);
+                if &actual != digest {
+                    return Err(OciError::DigestMismatch {
+                        what: format!("{}/{repository}@{digest}", registry.host),
+                        expected: digest.clone(),
+                        mismatch: Mismatch::Digest { actual },
+                    });
+                }
+                Ok(fetched.bytes)
+            }
+            Source::Layout(layout) => layout.read_blob(digest).await,
+            Source::Local { image, fallback } => {
+                if Digest::of(&image.manifest) == *digest {
+                    return Ok(image.manifest.clone());
+                }
+                match fallback {
+                    Some(f) => Box::pin(self.source_manifest(f, digest, what)).await,
+                    None => Err(OciError::NotFound {
+                        what: format!("manifest {digest} of {what}"),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Copies a manifest and everything under it; the top manifest goes last, under `tag`
+    /// when there is one.
+    #[allow(clippy::too_many_arguments)]
+    async fn copy_tree(
+        &self,
+        source: &Source<'_>,
+        dest: &Dest<'_>,
+        top: Top,
+        tag: Option<&str>,
+        platforms: &Platforms,
+        stats: &Stats,
+        what: &str,
+        present: Option<Digest>,
+    ) -> Result<CopyOutcome, OciError> {
+        let (media_type, parsed) = media::detect(&top.bytes, Some(&top.media_type), what)?;
+        let (bytes, digest) = match &parsed {
+            Parsed::Index { manifests } => {
+                let keep = platforms.select(manifests);
+                if keep.is_empty() {
+                    return Err(OciError::NoPlatform {
+                        image: what.to_owned(),
+                        wanted: match platforms {
+                            Platforms::All => "(all)".into(),
+                            Platforms::Only(p) => p.join(", "),
+                        },
+                        available: manifests
+                            .iter()
+                            .filter_map(|m| m.platform.as_ref().map(ToString::to_string))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    });
+                }
+                let (bytes, digest) = if keep.len() == manifests.len() {
+                    (top.bytes.clone(), top.digest.clone())
+                } else {
+                    let filtered = Bytes::from(media::filtered_index(&top.bytes, &keep, what)?);
+                    let digest = Digest::of(&filtered);
+                    (filtered, digest)
+                };
+                if present.as_ref() == Some(&digest) {
+                    return Ok(CopyOutcome {
+                        digest,
+                        media_type,
+                        size: bytes.len() as u64,
+                        stats: stats.snapshot(),
+                    });
+                }
+                let results: Vec<Result<(), OciError>> = futures::stream::iter(
+                    keep.iter()
+                        .map(|child| self.copy_child(source, dest, child, stats, what)),
+                )
+                .buffer_unordered(self.inner.jobs)
+                .collect()
+                .await;
+                results.into_iter().collect::<Result<Vec<()>, _>>()?;
+                (bytes, digest)
+            }
+            Parsed::Image { .. } => {
+                self.copy_blobs(source, dest, &parsed, stats).await?;
+                (top.bytes.clone(), top.digest.clone())
+            }
+        };
+        self.put_manifest(dest, tag, &media_type, &bytes, &digest, true, stats)
+            .await?;
+        Ok(CopyOutcome {
+            size: bytes.len() as u64,
+            digest,
+            media_type,
+            stats: stats.snapshot(),
+        })
+    }
+
+    /// One manifest of an index: its blobs, then itself by digest.
+    async fn copy_child(
+        &self,
+        source: &Source<'_>,
+        dest: &Dest<'_>,
+        child: &Descriptor,
+        stats: &Stats,
+        what: &str,
+    ) -> Result<(), OciError> {
+        if self.has_manifest(dest, &child.digest).await? {
+            return Ok(());
+        }
+        let bytes = self.source_manifest(source, &child.digest, what).await?;
+        let (media_type, parsed) = media::detect(&bytes, Some(&child.media_type), what)?;
+        match &parsed {
+            Parsed::Index { manifests } => {
+                // A nested index is copied whole.
+                let nested = futures::stream::iter(
+                    manifests
+                        .iter()
+                        .map(|m| Box::pin(self.copy_child(source, dest, m, stats, what))),
+                )
+                .buffer_unordered(self.inner.jobs)
+                .collect::<Vec<_>>()
+                .await;
+                nested.into_iter().collect::<Result<Vec<()>, _>>()?;
+            }
+            Parsed::Image { .. } => self.copy_blobs(source, dest, &parsed, stats).await?,
+        }
+        self.put_manifest(dest, None, &media_type, &bytes, &child.digest, false, stats)
+            .await
+    }
+
+    async fn has_manifest(&self, dest: &Dest<'_>, digest: &Digest) -> Result<bool, OciError> {
+        match dest {
+            Dest::Registry {
+                registry,
+                repository,
+            } => {
+                let scope = Scope::Push(repository.clone());
+                Ok(self
+                    .inner
+                    .retry
+                    .run(self.note_retry(repository), |_| {
+                        registry.head_manifest(repository, digest.as_str(), &scope)
+                    })
+                    .await?
+                    .is_some())
+            }
+            Dest::Layout { layout, .. } => Ok(layout.has_blob(digest)),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn put_manifest(
+        &self,
+        dest: &Dest<'_>,
+        tag: Option<&str>,
+        media_type: &str,
+        bytes: &Bytes,
+        digest: &Digest,
+        top_level: bool,
+        stats: &Stats,
+    ) -> Result<(), OciError> {
+        match dest {
+            Dest::Registry {
+                registry,
+                repository,
+            } => {
+                let reference = tag.unwrap_or(digest.as_str());
+                self.inner
+                    .retry
+                    .run(self.note_retry(repository), |_| {
+                        registry.put_manifest(repository, reference, media_type, bytes, digest)
+                    })
+                    .await?;
+            }
+            Dest::Layout { layout, repository } => {
+                layout.write_blob_bytes(digest, bytes.clone()).await?;
+                if top_level {
+                    layout
+                        .add_image(&LayoutImage {
+                            repository: repository.clone(),
+                            tag: tag.map(str::to_owned),
+                            digest: digest.clone(),
+                            media_type: media_type.to_owned(),
+                            size: bytes.len() as u64,
+                        })
+                        .await?;
+                }
+            }
+        }
+        stats.manifests.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn copy_blobs(
+        &self,
+        source: &Source<'_>,
+        dest: &Dest<'_>,
+        parsed: &Parsed,
+        stats: &Stats,
+    ) -> Result<(), OciError> {
+        let blobs = parsed.blobs();
+        let results: Vec<Result<(), OciError>> =
+            futures::stream::iter(blobs.iter().map(|b| self.copy_blob(source, dest, b, stats)))
+                .buffer_unordered(self.inner.jobs)
+                .collect()
+                .await;
+        results
+            .into_iter()
+            .collect::<Result<Vec<()>, _>>()
+            .map(|_| ())
+    }
+
+    fn blob_lock(&self, key: &(String, Digest)) -> BlobLock {
+        match self.inner.blob_locks.lock() {
+            Ok(mut locks) => locks.entry(key.clone()).or_default().clone(),
+            Err(_) => Arc::default(),
+        }
+    }
+
+    fn known_repos(&self, key: &(String, Digest)) -> BTreeSet<String> {
+        self.inner
+            .known
+            .lock()
+            .ok()
+            .and_then(|k| k.get(key).cloned())
+            .unwrap_or_default()
+    }
+
+    fn remember(&self, key: (String, Digest), repository: &str) {
+        if let Ok(mut known) = self.inner.known.lock() {
+            known.entry(key).or_default().insert(repository.to_owned());
+        }
+    }
+
+    /// One blob into one destination repository: skip what is there, mount what another
+    /// repository of the same registry has, stream the rest.
+    async fn copy_blob(
+        &self,
+        source: &Source<'_>,
+        dest: &Dest<'_>,
+        blob: &Descriptor,
+        stats: &Stats,
+    ) -> Result<(), OciError> {
+        let key = dest.key(&blob.digest);
+        let lock = self.blob_lock(&key);
+        let _one_at_a_time = lock.lock().await;
+        match dest {
+            Dest::Layout { layout, .. } => {
+                if layout.has_blob(&blob.digest) {
+                    stats.skipped.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                let _permit = self.inner.transfers.acquire().await.map_err(|_| closed())?;
+                self.inner.progress.add_bytes_total(blob.size);
+                let written = self
+                    .inner
+                    .retry
+                    .run(self.note_retry(blob.digest.as_str()), |_| async {
+                        let counted = Arc::new(AtomicU64::new(0));
+                        let stream = self.blob_stream(source, blob, &counted).await?;
+                        let result = layout
+                            .write_blob(
+                                &blob.digest,
+                                Some(blob.size),
+                                stream,
+                                &self.blob_what(source, blob),
+                            )
+                            .await;
+                        if result.is_err() {
+                            self.inner.progress.unbytes(counted.load(Ordering::Relaxed));
+                        }
+                        result
+                    })
+                    .await?;
+                stats.uploaded.fetch_add(1, Ordering::Relaxed);
+                stats.bytes.fetch_add(written, Ordering::Relaxed);
+                Ok(())
+            }
+            Dest::Registry {
+                registry,
+                repository,
+            } => {
+                let known = self.known_repos(&key);
+                if known.contains(repository) {
+                    stats.skipped.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                let scope = Scope::Push(repository.clone());
+                let there = self
+                    .inner
+                    .retry
+                    .run(self.note_retry(repository), |_| {
+                        registry.has_blob(repository, &blob.digest, &scope)
+                    })
+                    .await?;
+                if there {
+                    self.remember(key, repository);
+                    stats.skipped.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                let mut candidates: Vec<String> =
+                    known.into_iter().filter(|r| r != repository).collect();
+                if let Source::Local { image, .. } = source {
+                    candidates.extend(
+                        image
+                            .mount_from
+                            .iter()
+                            .filter(|r| *r != repository)
+                            .cloned(),
+                    );
+                }
+                let mut session = None;
+                for (i, from) in candidates.iter().enumerate() {
+                    let started = self
+                        .inner
+                        .retry
+                        .run(self.note_retry(repository), |_| {
+                            registry.start_upload(repository, Some((&blob.digest, from)))
+                        })
+                        .await?;
+                    match started {
+                        UploadStart::Mounted => {
+                            self.remember(key, repository);
+                            stats.mounted.fetch_add(1, Ordering::Relaxed);
+                            return Ok(());
+                        }
+                        UploadStart::Session(url) if i + 1 == candidates.len() => {
+                            // Mount refused; the session it opened serves the upload.
+                            session = Some(url);
+                        }
+                        UploadStart::Session(url) => {
+                            registry.cancel_upload(repository, url).await;
+                        }
+                    }
+                }
+                let _permit = self.inner.transfers.acquire().await.map_err(|_| closed())?;
+                self.inner.progress.add_bytes_total(blob.size);
+                let session = Mutex::new(session);
+                self.inner
+                    .retry
+                    .run(self.note_retry(blob.digest.as_str()), |_| async {
+                        let reused = session.lock().ok().and_then(|mut s| s.take());
+                        let url = match reused {
+                            Some(url) => url,
+                            None => match registry.start_upload(repository, None).await? {
+                                UploadStart::Session(url) => url,
+                                UploadStart::Mounted => return Ok(()),
+                            },
+                        };
+                        let counted = Arc::new(AtomicU64::new(0));
+                        let failure: Arc<Mutex<Option<OciError>>> = Arc::default();
+                        let stream = match self.blob_stream(source, blob, &counted).await {
+                            Ok(s) => s,
+                            Err(e) => {
+                                registry.cancel_upload(repository, url).await;
+                                return Err(e);
+                            }
+                        };
+                        let stream = hold_errors(stream, failure.clone());
+                        let result = registry
+                            .put_upload(
+                                repository,
+                                url.clone(),
+                                &blob.digest,
+                                blob.size,
+                                reqwest::Body::wrap_stream(stream),
+                            )
+                            .await;
+                        let result = match failure.lock().ok().and_then(|mut f| f.take()) {
+                            // What made the body stop matters more than how the PUT ended.
+                            Some(cause) => Err(cause),
+                            None => result,
+                        };
+                        if result.is_err() {
+                            self.inner.progress.unbytes(counted.load(Ordering::Relaxed));
+                            registry.cancel_upload(repository, url).await;
+                        }
+                        result
+                    })
+                    .await?;
+                self.remember(key, repository);
+                stats.uploaded.fetch_add(1, Ordering::Relaxed);
+                stats.bytes.fetch_add(blob.size, Ordering::Relaxed);
+                Ok(())
+            }
+        }
+    }
+
+    fn blob_what(&self, source: &Source<'_>, blob: &Descriptor) -> String {
+        match source {
+            Source::Registry {
+                registry,
+                repository,
+            } => format!("{}/{repository}@{}", registry.host, blob.digest),
+            Source::Layout(layout) => layout.blob_path(&blob.digest).display().to_string(),
+            Source::Local { .. } => format!("local blob {}", blob.digest),
+        }
+    }
+
+    /// The blob's bytes from the source, verified as they stream (see [`verified`]), counted
+    /// into progress and `counted`.
+    async fn blob_stream(
+        &self,
+        source: &Source<'_>,
+        blob: &Descriptor,
+        counted: &Arc<AtomicU64>,
+    ) -> Result<BoxStream<'static, Result<Bytes, OciError>>, OciError> {
+        let what = self.blob_what(source, blob);
+        let raw: BoxStream<'static, Result<Bytes, OciError>> = match source {
+            Source::Registry {
+                registry,
+                repository,
+            } => {
+                let response = registry.get_blob(repository, &blob.digest).await?;
+                registry
+                    .body_stream(response, format!("the download of {what}"))
+                    .boxed()
+            }
+            Source::Layout(layout) => layout.blob_stream(&blob.digest).await?.boxed(),
+            Source::Local { image, fallback } => {
+                match image.blobs.iter().find(|b| b.digest == blob.digest) {
+                    Some(LocalBlob {
+                        data: BlobData::Bytes(b),
+                        ..
+                    }) => futures::stream::iter([Ok(b.clone())]).boxed(),
+                    Some(LocalBlob {
+                        data: BlobData::File(path),
+                        ..
+                    }) => {
+                        let file = tokio::fs::File::open(path)
+                            .await
+                            .map_err(OciError::io("cannot read", path))?;
+                        let path = path.clone();
+                        super::layout::read_file_chunks(file)
+                            .map_err(move |e| OciError::io("cannot read", path.clone())(e))
+                            .boxed()
+                    }
+                    None => match fallback {
+                        Some(f) => return Box::pin(self.blob_stream(f, blob, counted)).await,
+                        None => {
+                            return Err(OciError::NotFound {
+                                what: format!(
+                                    "blob {} (not given, and not at the destination)",
+                                    blob.digest
+                                ),
+                            });
+                        }
+                    },
+                }
+            }
+        };
+        let progress = self.inner.progress.clone();
+        let counted = counted.clone();
+        let counting = coalesce(raw, CHUNK).inspect_ok(move |chunk| {
+            progress.bytes(chunk.len() as u64);
+            counted.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        });
+        Ok(verified(counting, blob.digest.clone(), Some(blob.size), what).boxed())
+    }
+}
+
+fn closed() -> OciError {
+    OciError::Connection {
+        host: String::new(),
+        action: "wait for a transfer slot".into(),
+        message: "the client is shutting down".into(),
+    }
+}
+
+fn summary(o: &CopyOutcome) -> String {
+    let s = &o.stats;
+    format!(
+        "{} ({} blobs uploaded, {} skipped, {} mounted, {} bytes)",
+        o.digest, s.blobs_uploaded, s.blobs_skipped, s.blobs_mounted, s.bytes_uploaded
+    )
+}
+
+/// Checks a stream of bytes against a digest and size while it passes. The last chunk is held
+/// back until the end is verified, so a consumer that commits on the final byte (a registry
+/// completing a monolithic upload) never sees a complete body when the content is wrong: the
+/// stream ends with an error instead.
+pub(crate) fn verified<S>(
+    inner: S,
+    digest: Digest,
+    size: Option<u64>,
+    what: String,
+) -> impl Stream<Item = Result<Bytes, OciError>> + Send + 'static
+where
+    S: Stream<Item = Result<Bytes, OciError>> + Send + 'static,
+{
+    struct State<S> {
+        inner: std::pin::Pin<Box<S>>,
+        verifier: Option<Verifier>,
+        held: Option<Bytes>,
+        digest: Digest,
+        what: String,
+    }
+    let state = State {
+        inner: Box::pin(inner),
+        verifier: Some(Verifier::new(digest.clone(), size)),
+        held: None,
+        digest,
+        what,
+    };
+    futures::stream::unfold(state, |mut st| async move {
+        let mismatch = |st: &State<S>, mismatch| OciError::DigestMismatch {
+            what: st.what.clone(),
+            expected: st.digest.clone(),
+            mismatch,
+        };
+        loop {
+            let verifier = st.verifier.as_mut()?;
+            match st.inner.next().await {
+                Some(Ok(chunk)) => {
+                    if let Err(m) = verifier.update(&chunk) {
+                        let e = mismatch(&st, m);
+                        st.verifier = None;
+                        return Some((Err(e), st));
+                    }
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    if let Some(previous) = st.held.replace(chunk) {
+                        return Some((Ok(previous), st));
+                    }
+                }
+                Some(Err(e)) => {
+                    st.verifier = None;
+                    return Some((Err(e), st));
+                }
+                None => {
+                    let verifier = st.verifier.take()?;
+                    return match verifier.finish() {
+                        Ok(_) => st.held.take().map(|last| (Ok(last), st)),
+                        Err(m) => {
+                            let e = mismatch(&st, m);
+                            Some((Err(e), st))
+                        }
+                    };
+                }
+            }
+        }
+    })
+}
+
+/// Chunks handed to uploads: network reads come in pieces of a few KiB, and fewer, larger
+/// writes cost the receiving registry less.
+const CHUNK: usize = 256 * 1024;
+
+/// Joins small chunks into ones of at least `target` bytes (big chunks pass as they are).
+fn coalesce<S>(
+    inner: S,
+    target: usize,
+) -> impl Stream<Item = Result<Bytes, OciError>> + Send + 'static
+where
+    S: Stream<Item = Result<Bytes, OciError>> + Send + 'static,
+{
+    let state = (Box::pin(inner), bytes::BytesMut::new(), false);
+    futures::stream::unfold(state, move |(mut inner, mut buf, done)| async move {
+        if done {
+            return None;
+        }
+        loop {
+            match inner.next().await {
+                Some(Ok(chunk)) if buf.is_empty() && chunk.len() >= target => {
+                    return Some((Ok(chunk), (inner, buf, false)));
+                }
+                Some(Ok(chunk)) => {
+                    buf.extend_from_slice(&chunk);
+                    if buf.len() >= target {
+                        let out = buf.split().freeze();
+                        return Some((Ok(out), (inner, buf, false)));
+                    }
+                }
+                Some(Err(e)) => return Some((Err(e), (inner, buf, true))),
+                None if buf.is_empty() => return None,
+                None => {
+                    let out = buf.split().freeze();
+                    return Some((Ok(out), (inner, buf, true)));
+                }
+            }
+        }
+    })
+}
+
+/// Keeps the first error of a request body in `slot` (reqwest reports a failed body only as
+/// "error sending request").
+fn hold_errors<S>(
+    inner: S,
+    slot: Arc<Mutex<Option<OciError>>>,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static
+where
+    S: Stream<Item = Result<Bytes, OciError>> + Send + 'static,
+{
+    inner.map(move |r| {
+        r.map_err(|e| {
+            let message = e.to_string();
+            if let Ok(mut s) = slot.lock()
+                && s.is_none()
+            {
+                *s = Some(e);
+            }
+            std::io::Error::other(message)
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(
+        parts: &[&'static [u8]],
+    ) -> impl Stream<Item = Result<Bytes, OciError>> + Send + 'static {
+        futures::stream::iter(
+            parts
+                .iter()
+                .map(|p| Ok(Bytes::from_static(p)))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[tokio::test]
+    async fn small_chunks_are_joined() {
+        let out: Vec<Bytes> = coalesce(chunks(&[b"ab", b"cd", b"efgh", b"i"]), 4)
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        assert_eq!(out, [&b"abcd"[..], b"efgh", b"i"]);
+    }
+
+    #[tokio::test]
+    async fn the_last_chunk_is_held_back_until_the_digest_is_checked() {
+        let good = Digest::of(b"abcdef");
+        let out: Vec<_> = verified(
+            chunks(&[b"ab", b"cd", b"ef"]),
+            good.clone(),
+            Some(6),
+            "x".into(),
+        )
+        .collect()
+        .await;
+        let bytes: Vec<u8> = out
+            .iter()
+            .flat_map(|r| r.as_ref().unwrap().to_vec())
+            .collect();
+        assert_eq!(bytes, b"abcdef");
+
+        // Wrong content: every chunk but the last passes, then an error, never the end.
+        let out: Vec<_> = verified(
+            chunks(&[b"ab", b"cd", b"eX"]),
+            good.clone(),
+            Some(6),
+            "x".into(),
+        )
+        .collect()
+        .await;
+        assert_eq!(out.len(), 3);
+        assert!(out[..2].iter().all(Result::is_ok));
+        assert!(matches!(&out[2], Err(OciError::DigestMismatch { .. })));
+
+        // Too many bytes: stopped as soon as the size is passed.
+        let out: Vec<_> = verified(chunks(&[b"abcdef", b"g"]), good, Some(6), "x".into())
+            .collect()
+            .await;
+        assert!(matches!(
+            out.last(),
+            Some(Err(OciError::DigestMismatch { .. }))
+        ));
+        assert!(out.iter().filter(|r| r.is_ok()).count() <= 1);
+    }
+}

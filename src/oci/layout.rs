@@ -1,0 +1,415 @@
+//! One OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/…`) shared by every image
+//! of a `dir:` target or a sneakernet bundle.
+//!
+//! Naming convention (other modules rely on it): each top-level image has one `index.json`
+//! entry (mediaType, digest, size) with the annotation `io.github.airgap.repository` = its
+//! repository, the full path on the target host (`devfiles/go-toolset`), and, when it has a
+//! tag, `org.opencontainers.image.ref.name` = `<repository>:<tag>` (what `skopeo copy
+//! oci:DIR:devfiles/go-toolset:1.25` names). A tag names one entry: writing it again replaces
+//! the entry. Untagged entries are kept once per (repository, digest). Entries are sorted, and
+//! entries without our annotation (written by other tools) are kept as they are.
+//!
+//! Every blob is written to a temp file inside the layout, checked against its digest, and
+//! renamed into place; `index.json` is rewritten the same way. So a reader sees a blob whole
+//! or not at all, and an interrupted copy leaves only `.tmp-*` files that the next write of the
+//! same blob ignores. Writers in one process are serialized on `index.json`; two processes
+//! writing one layout at once are not supported.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt as _};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt as _;
+
+use super::digest::{Digest, Verifier};
+use super::error::OciError;
+use super::media;
+
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub const REPOSITORY: &str = "io.github.airgap.repository";
+
+/// An image listed in a layout's `index.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutImage {
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Entry {
+    media_type: String,
+    digest: Digest,
+    size: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    annotations: BTreeMap<String, String>,
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IndexDoc {
+    schema_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    media_type: Option<String>,
+    manifests: Vec<Entry>,
+    #[serde(flatten)]
+    other: BTreeMap<String, Value>,
+}
+
+/// An OCI image layout on disk.
+#[derive(Debug)]
+pub struct Layout {
+    dir: PathBuf,
+    index: tokio::sync::Mutex<IndexDoc>,
+}
+
+impl Layout {
+    /// Opens the layout at `dir`, creating it (and `dir`) if there is none.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, OciError> {
+        let dir = dir.into();
+        let bad = |reason: String| OciError::Layout {
+            path: dir.clone(),
+            reason,
+        };
+        std::fs::create_dir_all(dir.join("blobs/sha256"))
+            .map_err(OciError::io("cannot create the layout", &dir))?;
+        let marker = dir.join("oci-layout");
+        match std::fs::read(&marker) {
+            Ok(text) => {
+                let v: Value = serde_json::from_slice(&text)
+                    .map_err(|e| bad(format!("`oci-layout` is not JSON: {e}")))?;
+                if v.get("imageLayoutVersion").and_then(Value::as_str) != Some("1.0.0") {
+                    return Err(bad(
+                        "`oci-layout` does not say imageLayoutVersion 1.0.0".into()
+                    ));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                write_atomic(&dir, &marker, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+            }
+            Err(e) => return Err(OciError::io("cannot read", &marker)(e)),
+        }
+        let index_path = dir.join("index.json");
+        let index = match std::fs::read(&index_path) {
+            Ok(text) => serde_json::from_slice(&text)
+                .map_err(|e| bad(format!("`index.json` is not an OCI index: {e}")))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let doc = IndexDoc {
+                    schema_version: 2,
+                    media_type: Some(media::OCI_INDEX.into()),
+                    manifests: Vec::new(),
+                    other: BTreeMap::new(),
+                };
+                write_atomic(&dir, &index_path, &index_bytes(&doc)?)?;
+                doc
+            }
+            Err(e) => return Err(OciError::io("cannot read", &index_path)(e)),
+        };
+        Ok(Layout {
+            dir,
+            index: tokio::sync::Mutex::new(index),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.dir.join("blobs/sha256").join(digest.hex())
+    }
+
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// Reads a whole (small) blob, checking its digest.
+    pub async fn read_blob(&self, digest: &Digest) -> Result<Bytes, OciError> {
+        let path = self.blob_path(digest);
+        let bytes = match tokio::fs::read(&path).await {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(OciError::NotFound {
+                    what: format!("{}@{digest}", self.dir.display()),
+                });
+            }
+            Err(e) => return Err(OciError::io("cannot read", &path)(e)),
+        };
+        let actual = Digest::of(&bytes);
+        if &actual != digest {
+            return Err(OciError::DigestMismatch {
+                what: path.display().to_string(),
+                expected: digest.clone(),
+                mismatch: super::digest::Mismatch::Digest { actual },
+            });
+        }
+        Ok(Bytes::from(bytes))
+    }
+
+    /// Streams a blob from disk (the caller checks it as it goes).
+    pub(crate) async fn blob_stream(
+        &self,
+        digest: &Digest,
+    ) -> Result<impl Stream<Item = Result<Bytes, OciError>> + Send + 'static + use<>, OciError>
+    {
+        let path = self.blob_path(digest);
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(OciError::NotFound {
+                    what: format!("{}@{digest}", self.dir.display()),
+                });
+            }
+            Err(e) => return Err(OciError::io("cannot read", &path)(e)),
+        };
+        let read_path = path.clone();
+        let raw = read_file_chunks(file)
+            .map(move |r| r.map_err(|e| OciError::io("cannot read", read_path.clone())(e)));
+        Ok(raw)
+    }
+
+    /// Writes a blob from a stream: temp file, digest and size checked, fsync, rename. Returns
+    /// the bytes written. On any error the temp file is removed.
+    pub(crate) async fn write_blob<S>(
+        &self,
+        digest: &Digest,
+        size: Option<u64>,
+        stream: S,
+        what: &str,
+    ) -> Result<u64, OciError>
+    where
+        S: Stream<Item = Result<Bytes, OciError>>,
+    {
+        let tmp = tempfile::Builder::new()
+            .prefix(".tmp-blob-")
+            .tempfile_in(&self.dir)
+            .map_err(OciError::io("cannot create a temp file in", &self.dir))?;
+        let std_file = tmp
+            .as_file()
+            .try_clone()
+            .map_err(OciError::io("cannot open", tmp.path()))?;
+        let mut file = tokio::fs::File::from_std(std_file);
+        let mut verifier = Verifier::new(digest.clone(), size);
+        let mut stream = std::pin::pin!(stream);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            verifier
+                .update(&chunk)
+                .map_err(|mismatch| OciError::DigestMismatch {
+                    what: what.to_owned(),
+                    expected: digest.clone(),
+                    mismatch,
+                })?;
+            file.write_all(&chunk)
+                .await
+                .map_err(OciError::io("cannot write", tmp.path()))?;
+        }
+        let written = verifier
+            .finish()
+            .map_err(|mismatch| OciError::DigestMismatch {
+                what: what.to_owned(),
+                expected: digest.clone(),
+                mismatch,
+            })?;
+        file.sync_all()
+            .await
+            .map_err(OciError::io("cannot write", tmp.path()))?;
+        drop(file);
+        let dest = self.blob_path(digest);
+        tmp.persist(&dest)
+            .map_err(|e| OciError::io("cannot move a blob into", &dest)(e.error))?;
+        Ok(written)
+    }
+
+    /// Writes a small blob (a manifest, a config) from memory.
+    pub async fn write_blob_bytes(&self, digest: &Digest, bytes: Bytes) -> Result<(), OciError> {
+        if self.has_blob(digest) {
+            return Ok(());
+        }
+        let size = bytes.len() as u64;
+        self.write_blob(
+            digest,
+            Some(size),
+            futures::stream::iter([Ok(bytes)]),
+            digest.as_str(),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Records a top-level image in `index.json` (see the module doc for the convention), and
+    /// rewrites the file atomically.
+    pub async fn add_image(&self, image: &LayoutImage) -> Result<(), OciError> {
+        let mut index = self.index.lock().await;
+        let ref_name = image
+            .tag
+            .as_ref()
+            .map(|t| format!("{}:{t}", image.repository));
+        index.manifests.retain(|e| match &ref_name {
+            Some(name) => e.annotations.get(REF_NAME) != Some(name),
+            None => {
+                !(!e.annotations.contains_key(REF_NAME)
+                    && e.annotations.get(REPOSITORY) == Some(&image.repository)
+                    && e.digest == image.digest)
+            }
+        });
+        let mut annotations = BTreeMap::new();
+        annotations.insert(REPOSITORY.to_owned(), image.repository.clone());
+        if let Some(name) = ref_name {
+            annotations.insert(REF_NAME.to_owned(), name);
+        }
+        index.manifests.push(Entry {
+            media_type: image.media_type.clone(),
+            digest: image.digest.clone(),
+            size: image.size,
+            annotations,
+            other: BTreeMap::new(),
+        });
+        index.manifests.sort_by(|a, b| {
+            let key = |e: &Entry| {
+                (
+                    e.annotations.get(REPOSITORY).cloned().unwrap_or_default(),
+                    e.annotations.get(REF_NAME).cloned().unwrap_or_default(),
+                    e.digest.clone(),
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+        let bytes = index_bytes(&index)?;
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || write_atomic(&dir, &dir.join("index.json"), &bytes))
+            .await
+            .map_err(|e| OciError::Layout {
+                path: self.dir.clone(),
+                reason: e.to_string(),
+            })?
+    }
+
+    /// The images `index.json` lists with our repository annotation.
+    pub async fn images(&self) -> Vec<LayoutImage> {
+        let index = self.index.lock().await;
+        index
+            .manifests
+            .iter()
+            .filter_map(|e| {
+                let repository = e.annotations.get(REPOSITORY)?.clone();
+                let tag = e
+                    .annotations
+                    .get(REF_NAME)
+                    .and_then(|n| n.strip_prefix(&format!("{repository}:")).map(str::to_owned));
+                Some(LayoutImage {
+                    repository,
+                    tag,
+                    digest: e.digest.clone(),
+                    media_type: e.media_type.clone(),
+                    size: e.size,
+                })
+            })
+            .collect()
+    }
+
+    /// Checks every blob against its digest, in name order; the first bad one is the error.
+    /// (Copies check each blob as they stream it; this is for a full audit of a bundle.)
+    pub fn verify(&self) -> Result<usize, OciError> {
+        let blobs = self.dir.join("blobs/sha256");
+        let mut names: Vec<String> = std::fs::read_dir(&blobs)
+            .map_err(OciError::io("cannot list", &blobs))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        for name in &names {
+            let path = blobs.join(name);
+            let expected: Digest =
+                format!("sha256:{name}")
+                    .parse()
+                    .map_err(|_| OciError::Layout {
+                        path: path.clone(),
+                        reason: "a blob's file name is not a sha256 digest".into(),
+                    })?;
+            let mut file =
+                std::fs::File::open(&path).map_err(OciError::io("cannot read", &path))?;
+            let mut hasher = Verifier::new(expected.clone(), None);
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = std::io::Read::read(&mut file, &mut buf)
+                    .map_err(OciError::io("cannot read", &path))?;
+                if n == 0 {
+                    break;
+                }
+                let _ = hasher.update(&buf[..n]);
+            }
+            hasher
+                .finish()
+                .map_err(|mismatch| OciError::DigestMismatch {
+                    what: path.display().to_string(),
+                    expected,
+                    mismatch,
+                })?;
+        }
+        Ok(names.len())
+    }
+}
+
+fn index_bytes(doc: &IndexDoc) -> Result<Vec<u8>, OciError> {
+    let mut bytes = serde_json::to_vec_pretty(doc).map_err(|e| OciError::Layout {
+        path: PathBuf::from("index.json"),
+        reason: e.to_string(),
+    })?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// Temp file in `dir`, fsync, rename over `dest`.
+fn write_atomic(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), OciError> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .map_err(OciError::io("cannot create a temp file in", dir))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(OciError::io("cannot write", tmp.path()))?;
+    tmp.persist(dest)
+        .map_err(|e| OciError::io("cannot replace", dest)(e.error))?;
+    Ok(())
+}
+
+/// Reading a file as a stream of chunks without another dependency.
+pub(crate) use chunks::read_file_chunks;
+mod chunks {
+    use bytes::{Bytes, BytesMut};
+    use futures::Stream;
+    use tokio::io::AsyncReadExt as _;
+
+    const CHUNK: usize = 256 * 1024;
+
+    pub(crate) fn read_file_chunks(
+        file: tokio::fs::File,
+    ) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+        futures::stream::try_unfold(file, |mut file| async move {
+            let mut buf = BytesMut::zeroed(CHUNK);
+            let mut filled = 0;
+            while filled < CHUNK {
+                let n = file.read(&mut buf[filled..]).await?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            if filled == 0 {
+                return Ok(None);
+            }
+            buf.truncate(filled);
+            Ok(Some((buf.freeze(), file)))
+        })
+    }
+}
