@@ -51,6 +51,8 @@ pub struct Ctx {
     pub out_root: PathBuf,
     pub jobs: usize,
     repo_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    oci: tokio::sync::OnceCell<(crate::oci::Client, crate::oci::Destination)>,
+    pub progress: crate::oci::progress::Progress,
 }
 
 impl Ctx {
@@ -69,7 +71,40 @@ impl Ctx {
             out_root,
             jobs: jobs.max(1),
             repo_locks: Mutex::new(HashMap::new()),
+            oci: tokio::sync::OnceCell::new(),
+            progress: crate::oci::progress::Progress::hidden(),
         }
+    }
+
+    /// The registry client and where images land, made on first use (a `dir:` target's
+    /// layout is created then).
+    pub async fn oci(&self) -> Result<(&crate::oci::Client, &crate::oci::Destination), String> {
+        let (c, d) = self
+            .oci
+            .get_or_try_init(|| async {
+                let client = crate::oci::Client::new(crate::oci::ClientConfig {
+                    mirrors: crate::lock::resolve::oci_mirrors(&self.manifest),
+                    jobs: self.jobs,
+                    progress: self.progress.clone(),
+                    ..Default::default()
+                });
+                let destination = match &self.manifest.target.kind {
+                    crate::manifest::TargetKind::Dir { .. } => crate::oci::Destination::Layout(
+                        Arc::new(crate::oci::layout::Layout::open(&self.out_root).map_err(|e| e.to_string())?),
+                    ),
+                    crate::manifest::TargetKind::Registry { prefix, tls, ca_file } => {
+                        let host = prefix.split('/').next().unwrap_or(prefix).to_string();
+                        let mut access = crate::oci::mirror::RegistryAccess::new(host, *tls);
+                        if let Some(ca) = ca_file {
+                            access = access.with_ca_file(self.manifest.resolve_path(ca));
+                        }
+                        crate::oci::Destination::Registry(access)
+                    }
+                };
+                Ok::<_, String>((client, destination))
+            })
+            .await?;
+        Ok((c, d))
     }
 
     pub fn registry_dir(&self) -> PathBuf {

@@ -491,7 +491,7 @@ impl<'a> Resolver<'a> {
         // 2. Projects, downloads and images, each resolved at most once, in parallel.
         self.resolve_projects(&units, &mut lock, &mut stats).await;
         self.resolve_downloads(&units, &mut lock, &mut stats).await;
-        self.collect_images(&units, &mut lock, &mut stats)?;
+        self.collect_images(&units, &mut lock, &mut stats).await?;
 
         if !self.problems.is_empty() {
             return Err(LockError::Resolve {
@@ -1056,65 +1056,80 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn collect_images(
+    async fn collect_images(
         &mut self,
         units: &[Unit],
         lock: &mut Lockfile,
         stats: &mut Stats,
     ) -> Result<(), LockError> {
         let m = self.manifest;
-        // canonical → (written spellings, users)
-        let mut wanted: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
+        struct Wanted {
+            written: BTreeSet<String>,
+            users: BTreeSet<String>,
+            /// Names `--update` matches (stacks, samples).
+            owners: BTreeSet<String>,
+        }
+        let mut wanted: BTreeMap<String, Wanted> = BTreeMap::new();
+        let mut add = |c: String, written: &str, user: String, owner: Option<&str>| {
+            let e = wanted.entry(c).or_insert_with(|| Wanted {
+                written: BTreeSet::new(),
+                users: BTreeSet::new(),
+                owners: BTreeSet::new(),
+            });
+            e.written.insert(written.to_string());
+            e.users.insert(user);
+            if let Some(o) = owner {
+                e.owners.insert(o.to_string());
+            }
+        };
         let mut problems = Vec::new();
         for u in units {
             for img in &u.images {
+                let what = format!(
+                    "image `{}` in {} of {} (source `{}`)",
+                    img.written, img.place, u.label, u.source
+                );
                 if img.resolved.contains("{{") || img.resolved.contains('$') {
                     problems.push(Problem {
-                        what: format!(
-                            "image `{}` in {} of {} (source `{}`)",
-                            img.written, img.place, u.label, u.source
-                        ),
+                        what,
                         message: "it uses a variable that has no value".into(),
                     });
                     continue;
                 }
                 match canonical_image(&img.resolved) {
-                    Ok(c) => {
-                        let e = wanted.entry(c).or_default();
-                        e.0.insert(img.written.clone());
-                        e.1.insert(format!("{} {}", u.label, img.place));
-                    }
-                    Err(message) => problems.push(Problem {
-                        what: format!(
-                            "image `{}` in {} of {} (source `{}`)",
-                            img.written, img.place, u.label, u.source
-                        ),
-                        message,
-                    }),
+                    Ok(c) => add(c, &img.written, format!("{} {}", u.label, img.place), Some(&u.name)),
+                    Err(message) => problems.push(Problem { what, message }),
                 }
             }
         }
         for inc in &m.images.include {
             if let Ok(c) = canonical_image(&inc.value) {
-                let e = wanted.entry(c).or_default();
-                e.0.insert(inc.value.clone());
-                e.1.insert("images { include }".into());
+                add(c, &inc.value, "images { include }".into(), None);
             }
         }
         if let Ok(c) = canonical_image(&m.index_image.base.value) {
-            let e = wanted.entry(c).or_default();
-            e.0.insert(m.index_image.base.value.clone());
-            e.1.insert("index-image base".into());
+            add(c, &m.index_image.base.value, "index-image base".into(), None);
         }
         self.problems.extend(problems);
         stats.images = wanted.len();
+
         // Two upstream images on one target reference: an error naming both.
+        let prefix = match crate::oci::naming::TargetPrefix::parse(&lock.target.prefix) {
+            Ok(p) => p,
+            Err(e) => {
+                self.problems.push(Problem {
+                    what: "the target".into(),
+                    message: e.to_string(),
+                });
+                return Ok(());
+            }
+        };
         let mut by_target: BTreeMap<String, Vec<(&String, &BTreeSet<String>)>> = BTreeMap::new();
-        for (c, (_, users)) in &wanted {
+        for (c, w) in &wanted {
             by_target
-                .entry(target_image(&lock.target.prefix, m.images.naming, c))
+                .entry(target_image(&prefix, m.images.naming, c))
                 .or_default()
-                .push((c, users));
+                .push((c, &w.users));
         }
         for (target, list) in &by_target {
             if list.len() > 1 {
@@ -1131,25 +1146,109 @@ impl<'a> Resolver<'a> {
                 self.problems.push(Problem {
                     what: format!("target `{target}`"),
                     message: format!(
-                        "two different upstream images would land on it: {detail}; use naming=\"nested\" in `images`"
+                        "two different upstream images would land on it: {detail}; use naming=\"nested\" in `images`, or pin both to one image"
                     ),
                 });
             }
         }
-        for (c, (written, _users)) in wanted {
-            let target = target_image(&lock.target.prefix, m.images.naming, &c);
-            let prev = self.previous.and_then(|l| l.images.get(&c));
+        if !self.problems.is_empty() {
+            return Ok(());
+        }
+
+        // Keep pins; resolve the rest, all at once.
+        let mut to_resolve: Vec<(String, String)> = Vec::new(); // (key, what)
+        for (c, w) in &wanted {
+            let target = target_image(&prefix, m.images.naming, c);
+            let updating = match self.update {
+                Update::All => true,
+                Update::Nothing => false,
+                Update::Names(_) => w.owners.iter().any(|o| self.updating(o)),
+            };
+            let prev = self
+                .previous
+                .and_then(|l| l.images.get(c))
+                .and_then(|p| p.resolved.clone())
+                .filter(|_| !updating);
+            if prev.is_none() {
+                let users: Vec<&str> = w.users.iter().map(String::as_str).take(2).collect();
+                to_resolve.push((c.clone(), format!("image `{c}` (used by {})", users.join("; "))));
+            }
             lock.images.insert(
-                c,
+                c.clone(),
                 LockedImage {
-                    written,
+                    written: w.written.clone(),
                     target,
-                    resolved: prev.and_then(|p| p.resolved.clone()),
+                    resolved: prev,
                 },
             );
         }
+        if to_resolve.is_empty() {
+            return Ok(());
+        }
+        if self.mode == Mode::Locked {
+            for (_, what) in to_resolve {
+                self.unsatisfied(what, "has no digest in the lock");
+            }
+            return Ok(());
+        }
+        progress(format!("{} images", to_resolve.len()));
+        let client = crate::oci::Client::new(crate::oci::ClientConfig {
+            mirrors: oci_mirrors(m),
+            jobs: self.jobs,
+            ..Default::default()
+        });
+        let refs: Vec<crate::oci::reference::ImageRef> = to_resolve
+            .iter()
+            .filter_map(|(k, _)| crate::oci::reference::ImageRef::parse(k).ok())
+            .collect();
+        let results = client.resolve_all(&refs).await;
+        for ((key, what), result) in to_resolve.into_iter().zip(results) {
+            match result {
+                Ok(r) => {
+                    self.resolved += 1;
+                    if let Some(entry) = lock.images.get_mut(&key) {
+                        entry.resolved = Some(ResolvedDigest {
+                            digest: r.digest.to_string(),
+                            media_type: r.media_type,
+                            size: r.size,
+                            platforms: r
+                                .platforms
+                                .into_iter()
+                                .map(|p| {
+                                    (
+                                        p.platform,
+                                        PlatformDigest {
+                                            digest: p.digest.to_string(),
+                                            media_type: p.media_type,
+                                            size: p.size,
+                                        },
+                                    )
+                                })
+                                .collect(),
+                        });
+                    }
+                }
+                Err(e) => self.problems.push(Problem {
+                    what,
+                    message: e.to_string(),
+                }),
+            }
+        }
         Ok(())
     }
+}
+
+/// The manifest's `registry-mirror` rules, as the image layer takes them.
+pub fn oci_mirrors(m: &Manifest) -> Vec<crate::oci::mirror::RegistryMirror> {
+    m.registry_mirrors
+        .iter()
+        .map(|r| crate::oci::mirror::RegistryMirror {
+            from: r.from.clone(),
+            to: r.to.clone(),
+            tls: r.tls,
+            ca_file: r.ca_file.as_ref().map(|p| m.resolve_path(p)),
+        })
+        .collect()
 }
 
 /// Reads one stack version: hashes, and the references of its devfile and Dockerfiles.
@@ -1328,33 +1427,25 @@ fn compare_entries(prev: &Lockfile, now: &Lockfile, out: &mut Vec<Problem>) {
 
 /// The normalized form of an image reference, used as its key.
 pub fn canonical_image(s: &str) -> Result<String, String> {
-    crate::manifest::check_image_ref(s)?;
-    Ok(s.to_string())
+    crate::oci::reference::ImageRef::parse(s)
+        .map(|r| r.to_string())
+        .map_err(|e| e.reason)
 }
 
-/// Where an upstream image lands under the target prefix.
-pub fn target_image(prefix: &str, naming: crate::manifest::Naming, canonical: &str) -> String {
-    let (name, digest) = match canonical.split_once('@') {
-        Some((n, d)) => (n, Some(d)),
-        None => (canonical, None),
-    };
-    let last_slash = name.rfind('/').map(|i| i + 1).unwrap_or(0);
-    let (repo, tag) = match name[last_slash..].split_once(':') {
-        Some((_, t)) => (&name[..name.len() - t.len() - 1], Some(t)),
-        None => (name, None),
-    };
-    let path = match naming {
-        crate::manifest::Naming::Flat => repo.rsplit('/').next().unwrap_or(repo).to_string(),
-        crate::manifest::Naming::Nested => repo.to_string(),
-    };
-    let mut out = format!("{prefix}/{path}");
-    if let Some(t) = tag {
-        out.push(':');
-        out.push_str(t);
+/// Where an upstream image (a lock key) lands under the target prefix.
+pub fn target_image(
+    prefix: &crate::oci::naming::TargetPrefix,
+    naming: crate::manifest::Naming,
+    canonical: &str,
+) -> String {
+    match crate::oci::reference::ImageRef::parse(canonical) {
+        Ok(r) => {
+            let t = prefix.target_for(&r, naming);
+            match (t.tag.is_none(), r.digest()) {
+                (true, Some(d)) => format!("{t}@{d}"),
+                _ => t.to_string(),
+            }
+        }
+        Err(_) => canonical.to_string(),
     }
-    if let Some(d) = digest {
-        out.push('@');
-        out.push_str(d);
-    }
-    out
 }

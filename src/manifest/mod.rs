@@ -15,7 +15,6 @@ use miette::SourceSpan;
 
 use crate::diag::{Diagnostics, Source};
 
-pub(crate) use parse::check_image_ref;
 pub use parse::parse;
 
 /// The manifest's default file name, looked up in the current directory.
@@ -57,17 +56,8 @@ pub struct Manifest {
     pub index_image: IndexImageDecl,
 }
 
-/// How a registry is reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TlsMode {
-    /// HTTPS, certificate checked against the system roots (or `ca-file`).
-    Verify,
-    /// HTTPS without certificate checks.
-    Insecure,
-    /// Plain HTTP.
-    PlainHttp,
-}
+/// How a registry is reached: the image layer's own type.
+pub use crate::oci::mirror::Tls as TlsMode;
 
 impl TlsMode {
     pub const NAMES: [&'static str; 3] = ["verify", "insecure", "plain-http"];
@@ -187,15 +177,8 @@ pub fn mirror_url(rules: &[UrlMirror], url: &str) -> String {
         .unwrap_or_else(|| url.to_string())
 }
 
-/// How upstream image names map to names under the target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Naming {
-    /// `<target>/<last path part>:<tag>`, as the manual procedure does.
-    Flat,
-    /// `<target>/<upstream host>/<upstream path>:<tag>`.
-    Nested,
-}
+/// How upstream image names map to names under the target: the image layer's own type.
+pub use crate::oci::naming::Naming;
 
 impl Naming {
     pub const NAMES: [&'static str; 2] = ["flat", "nested"];

@@ -955,17 +955,26 @@ impl Parser {
                             let Some(r) = self.typed_string(a, "an image reference") else {
                                 continue;
                             };
-                            match check_image_ref(&r.value) {
+                            match crate::oci::reference::ImageRef::parse(&r.value) {
                                 Ok(_) => include.push(r),
-                                Err(e) => self.push(
-                                    self.diag(
-                                        "airgap::manifest::invalid-image",
-                                        r.span,
-                                        format!("`{}` is not an image reference: {e}", r.value),
+                                Err(e) => {
+                                    // Point at the bad part inside the quoted literal.
+                                    let inner = r.span.offset() + 1;
+                                    let span = if e.span.is_empty() {
+                                        r.span
+                                    } else {
+                                        SourceSpan::from(inner + e.span.start..inner + e.span.end)
+                                    };
+                                    self.push(
+                                        self.diag(
+                                            "airgap::manifest::invalid-image",
+                                            span,
+                                            format!("`{}` is not an image reference: {}", r.value, e.reason),
+                                        )
+                                        .label("invalid here")
+                                        .help(e.help.clone().unwrap_or_else(|| "write [registry/]repository[:tag][@sha256:digest], e.g. \"quay.io/devfile/universal-developer-image:ubi9-latest\"".into())),
                                     )
-                                    .label("invalid reference")
-                                    .help("write [registry/]repository[:tag][@sha256:digest], e.g. \"quay.io/devfile/universal-developer-image:ubi9-latest\""),
-                                ),
+                                }
                             }
                         }
                     }
@@ -1019,12 +1028,12 @@ impl Parser {
         }
         let base = match self.prop_string(node, "base") {
             Some(b) => {
-                if let Err(e) = check_image_ref(&b.value) {
+                if let Err(e) = crate::oci::reference::ImageRef::parse(&b.value) {
                     self.push(
                         self.diag(
                             "airgap::manifest::invalid-image",
                             b.span,
-                            format!("`{}` is not an image reference: {e}", b.value),
+                            format!("`{}` is not an image reference: {}", b.value, e.reason),
                         )
                         .help(format!("the default is \"{DEFAULT_INDEX_BASE}\"")),
                     );
@@ -1175,48 +1184,6 @@ fn check_platform(s: &str) -> Result<(), String> {
         {
             return Err(format!("`{p}` is not a lowercase platform component"));
         }
-    }
-    Ok(())
-}
-
-/// Until the image-reference parser lands in `oci`, a structural check of
-/// `[registry/]repository[:tag][@digest]`.
-pub(crate) fn check_image_ref(s: &str) -> Result<(), String> {
-    let (name, digest) = match s.split_once('@') {
-        Some((n, d)) => (n, Some(d)),
-        None => (s, None),
-    };
-    if let Some(d) = digest {
-        let ok = d.strip_prefix("sha256:").is_some_and(|h| {
-            h.len() == 64
-                && h.chars()
-                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-        });
-        if !ok {
-            return Err(format!("`{d}` is not a sha256 digest"));
-        }
-    }
-    let last = name.rsplit('/').next().unwrap_or(name);
-    let (repo, tag) = match last.split_once(':') {
-        Some((_, t)) => (&name[..name.len() - t.len() - 1], Some(t)),
-        None => (name, None),
-    };
-    if let Some(t) = tag
-        && !is_tag(t)
-    {
-        return Err(format!("`{t}` is not a valid tag"));
-    }
-    let (first, rest) = match repo.split_once('/') {
-        Some((f, r)) if f.contains('.') || f.contains(':') || f == "localhost" => (Some(f), r),
-        _ => (None, repo),
-    };
-    if let Some(host) = first {
-        check_registry_prefix(host)?;
-    }
-    if !is_repository_path(rest) {
-        return Err(format!(
-            "`{rest}` is not a repository path (lowercase letters, digits, `.`, `_`, `-`, `/`)"
-        ));
     }
     Ok(())
 }

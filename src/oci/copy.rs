@@ -533,6 +533,22 @@ impl Client {
         Ok(outcome)
     }
 
+    /// Whether the destination holds `target` (its tag, or the digest when untagged) at
+    /// `digest`: one HEAD for a registry, a lookup for a layout. What `plan` asks of every
+    /// image step it would call fresh.
+    pub async fn holds(
+        &self,
+        destination: &Destination,
+        target: &TargetRef,
+        digest: &Digest,
+    ) -> Result<bool, OciError> {
+        let dest = self.dest(destination, &target.repository)?;
+        Ok(self
+            .present(&dest, target.tag.as_deref(), digest)
+            .await?
+            .is_some_and(|o| &o.digest == digest))
+    }
+
     fn dest<'a>(
         &self,
         destination: &'a Destination,

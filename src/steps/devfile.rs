@@ -41,15 +41,22 @@ async fn read_source(
         .get(source)
         .ok_or_else(|| format!("source `{source}` is not in the lock"))?
         .clone();
+    let join = |dir: &str, n: &str| {
+        if dir.is_empty() {
+            n.to_string()
+        } else {
+            format!("{dir}/{n}")
+        }
+    };
     let read = move |files: &Files<'_>| -> Result<_, String> {
         let named = names
             .iter()
-            .map(|n| files.read(&format!("{dir}/{n}")).map_err(|e| e.to_string()))
+            .map(|n| files.read(&join(&dir, n)).map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
         let mut all = Vec::new();
         if walk {
             for TreeFile { path, kind } in files.walk(&dir).map_err(|e| e.to_string())? {
-                let full = format!("{dir}/{path}");
+                let full = join(&dir, &path);
                 let bytes = match kind {
                     FileKind::Symlink => files.read_link(&full),
                     _ => files.read(&full),

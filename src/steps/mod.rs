@@ -2,6 +2,7 @@
 
 mod devfile;
 mod download;
+mod image;
 mod project;
 mod source;
 mod tree;
@@ -25,7 +26,7 @@ pub async fn run(ctx: &Ctx, step: &Step, state: &State) -> Result<StepOutput, St
         StepKind::Sample { source, id } => devfile::sample(ctx, state, source, id).await,
         StepKind::StackYaml { source, stack } => devfile::stack_yaml(ctx, source, stack).await,
         StepKind::Extra => devfile::extra(ctx).await,
-        StepKind::Image { .. } => Err("not implemented yet".into()),
+        StepKind::Image { image } => image::run(ctx, image).await,
     }
 }
 
@@ -39,6 +40,7 @@ pub async fn outputs_exist(ctx: &Ctx, step: &Step, rec: &Record) -> bool {
                 .is_some()
         }),
         StepKind::Source { source } => source::present(ctx, source, rec),
+        StepKind::Image { image } => image::present(ctx, image, rec).await,
         _ => true,
     }
 }

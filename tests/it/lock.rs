@@ -342,7 +342,8 @@ fn sources_and_starters_over_a_real_git_daemon() {
     std::fs::write(
         w.workspace.join("airgap.kdl"),
         format!(
-            "source \"community\" git=\"https://github.com/devfile/registry\" ref=\"main\"\n{rules}"
+            "source \"community\" git=\"https://github.com/devfile/registry\" ref=\"main\"\n{rules}{}",
+            w.registry_rules()
         ),
     )
     .unwrap();

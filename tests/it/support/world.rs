@@ -21,6 +21,8 @@ use serde_json::Value;
 
 use super::git::Repo;
 use super::http::HttpServer;
+use super::registry::{self as reg, TestRegistry};
+use airgap::oci::digest::Digest;
 
 /// What the world knows about one git remote it created.
 #[derive(Debug, Clone)]
@@ -31,6 +33,11 @@ pub struct Remote {
 }
 
 pub struct World {
+    /// The upstream registry: every image the stacks name, generated, under
+    /// `<upstream host>/<repository>` (reached through `registry-mirror` rules).
+    pub upstream: TestRegistry,
+    /// Upstream reference (normalized: `docker.io/library/x:t`) → the digest pushed for it.
+    pub images: BTreeMap<String, Digest>,
     pub dir: tempfile::TempDir,
     pub git_root: PathBuf,
     pub source: Repo,
@@ -296,6 +303,34 @@ impl World {
             }
         }
 
+        // Every image: devfile components (variables substituted), Dockerfile FROMs (ARG
+        // defaults), the index base. Pinned references get a generated image whose digest
+        // replaces the fixture's (no real image has a known digest here).
+        let upstream = TestRegistry::start();
+        let mut wanted_images: BTreeSet<String> = BTreeSet::new();
+        for (_, d) in devfiles(root) {
+            for img in container_images(&d) {
+                wanted_images.insert(img);
+            }
+        }
+        for (path, text) in dockerfiles() {
+            if root.join(path).parent().unwrap().parent().unwrap().exists() {
+                let arg = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("ARG IMAGE_VERSION="))
+                    .unwrap_or("");
+                for l in text.lines().filter(|l| l.starts_with("FROM ")) {
+                    let image = l.split_whitespace().nth(1).unwrap();
+                    wanted_images.insert(image.replace("$IMAGE_VERSION", arg));
+                }
+            }
+        }
+        wanted_images.insert("quay.io/devfile/devfile-index-base:next".into());
+        for e in samples_images() {
+            wanted_images.insert(e);
+        }
+        let (images, substitutions) = push_images(&upstream, &wanted_images);
+
         // The registry source repository.
         let mut files: Vec<(String, Vec<u8>)> = Vec::new();
         fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
@@ -310,6 +345,13 @@ impl World {
             }
         }
         collect(root, root, &mut files);
+        for (_, bytes) in files.iter_mut() {
+            let mut text = String::from_utf8_lossy(bytes).into_owned();
+            for (old, new) in &substitutions {
+                text = text.replace(old, new);
+            }
+            *bytes = text.into_bytes();
+        }
         for (path, text) in dockerfiles() {
             if root.join(path).parent().unwrap().parent().unwrap().exists() {
                 files.push((path.to_string(), text.as_bytes().to_vec()));
@@ -397,6 +439,8 @@ impl World {
         }
 
         World {
+            upstream,
+            images,
             dir,
             git_root,
             source,
@@ -446,11 +490,26 @@ impl World {
         out
     }
 
+    /// The `registry-mirror` rules that send every upstream registry to the local one.
+    pub fn registry_rules(&self) -> String {
+        let hosts: BTreeSet<&str> = self.images.keys().map(|k| k.split('/').next().unwrap()).collect();
+        hosts
+            .into_iter()
+            .map(|h| {
+                format!(
+                    "registry-mirror \"{h}\" to=\"{}/{h}\" tls=\"plain-http\"\n",
+                    self.upstream.host()
+                )
+            })
+            .collect()
+    }
+
     /// Writes `airgap.kdl` in the workspace: the community source plus `extra` nodes.
     pub fn write_manifest(&self, extra: &str) {
         let text = format!(
-            "target \"dir:out\"\nsource \"community\" git=\"https://github.com/devfile/registry\" ref=\"main\"\n{}{extra}",
-            self.mirror_rules()
+            "target \"dir:out\"\nsource \"community\" git=\"https://github.com/devfile/registry\" ref=\"main\"\n{}{}{extra}",
+            self.mirror_rules(),
+            self.registry_rules()
         );
         std::fs::write(self.workspace.join("airgap.kdl"), text).unwrap();
     }
@@ -479,4 +538,98 @@ impl World {
         }
         c
     }
+}
+
+/// The images a sample's devfile (as the world writes it) names.
+fn samples_images() -> Vec<String> {
+    let d: Value = serde_saphyr::from_str(&sample_devfile("x", "1.0.0")).unwrap();
+    container_images(&d)
+}
+
+/// `components[].container.image` of a devfile value, `{{variables}}` substituted.
+pub fn container_images(d: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in d["components"].as_array().into_iter().flatten() {
+        if let Some(img) = c["container"]["image"].as_str() {
+            let mut img = img.trim().to_string();
+            if let Some(vars) = d["variables"].as_object() {
+                for (k, v) in vars {
+                    let v = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+                    img = img.replace(&format!("{{{{{k}}}}}"), &v);
+                }
+            }
+            out.push(img);
+        }
+    }
+    out
+}
+
+/// `(host, repository, tag, digest)` of a reference, Docker Hub short names normalized.
+pub fn split_reference(r: &str) -> (String, String, Option<String>, Option<String>) {
+    let (name, digest) = match r.split_once('@') {
+        Some((n, d)) => (n, Some(d.to_string())),
+        None => (r, None),
+    };
+    let slash = name.rfind('/').map(|i| i + 1).unwrap_or(0);
+    let (path, tag) = match name[slash..].split_once(':') {
+        Some((_, t)) => (&name[..name.len() - t.len() - 1], Some(t.to_string())),
+        None => (name, None),
+    };
+    let first = path.split('/').next().unwrap();
+    let (host, repo) = if path.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost") {
+        (first.to_string(), path[first.len() + 1..].to_string())
+    } else {
+        ("docker.io".to_string(), if path.contains('/') { path.to_string() } else { format!("library/{path}") })
+    };
+    let tag = if tag.is_none() && digest.is_none() { Some("latest".to_string()) } else { tag };
+    (host, repo, tag, digest)
+}
+
+/// Pushes a generated image for each reference to `upstream` under `<host>/<repository>`.
+/// Returns normalized reference → digest, and the (old digest, new digest) substitutions for
+/// pinned references. A few images are multi-platform indexes.
+fn push_images(upstream: &TestRegistry, refs: &BTreeSet<String>) -> (BTreeMap<String, Digest>, Vec<(String, String)>) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = airgap::oci::Client::new(airgap::oci::ClientConfig {
+        credentials: airgap::oci::auth::Credentials::anonymous(),
+        ..Default::default()
+    });
+    let dest = airgap::oci::Destination::Registry(upstream.access());
+    let mut out = BTreeMap::new();
+    let mut subs = Vec::new();
+    rt.block_on(async {
+        for (i, r) in refs.iter().enumerate() {
+            let (host, repo, tag, digest) = split_reference(r);
+            let seed = 1000 + i as u64;
+            let target = |tag: Option<String>| airgap::oci::naming::TargetRef {
+                host: upstream.host(),
+                repository: format!("{host}/{repo}"),
+                tag,
+            };
+            let multi = repo.contains("universal-developer-image") || repo.contains("nodejs-18");
+            let landed = if multi {
+                let children = vec![
+                    reg::image(seed, &[1500, 700], "linux/amd64"),
+                    reg::image(seed + 500, &[1600], "linux/arm64/v8"),
+                ];
+                for c in &children {
+                    client.push_image(&c.local, &target(None), &dest).await.unwrap();
+                }
+                client.push_image(&reg::index(&children), &target(tag.clone()), &dest).await.unwrap().digest
+            } else {
+                let img = reg::image(seed, &[1200, 800], "linux/amd64");
+                client.push_image(&img.local, &target(tag.clone()), &dest).await.unwrap().digest
+            };
+            let normalized = match (&tag, &digest) {
+                (_, Some(old)) => {
+                    subs.push((old.clone(), landed.to_string()));
+                    format!("{host}/{repo}{}@{landed}", tag.as_ref().map(|t| format!(":{t}")).unwrap_or_default())
+                }
+                (Some(t), None) => format!("{host}/{repo}:{t}"),
+                (None, None) => unreachable!(),
+            };
+            out.insert(normalized, landed);
+        }
+    });
+    (out, subs)
 }
