@@ -65,7 +65,12 @@ fn client(upstream: &str, jobs: usize) -> Client {
         credentials: Credentials::anonymous(),
         jobs,
         retry: RetryPolicy::default(),
-        progress: Progress::hidden(),
+        // Bars (or plain lines when stderr is not a terminal) for a look at the display.
+        progress: if std::env::var_os("AIRGAP_BENCH_PROGRESS").is_some() {
+            Progress::stderr()
+        } else {
+            Progress::hidden()
+        },
     })
 }
 

@@ -362,7 +362,14 @@ impl Client {
         })?;
         let what = format!("{} → {}", request.source, request.target);
         self.inner.progress.add_images(1);
-        let progress = self.inner.progress.start(what.clone());
+        let short = match request.source.tag() {
+            Some(tag) => format!("{}:{tag}", request.source.name()),
+            None => format!("{}@{}", request.source.name(), &pinned.hex()[..12]),
+        };
+        let progress = self
+            .inner
+            .progress
+            .start(format!("{short} → {}", request.target));
         let dest = self.dest(destination, &request.target.repository)?;
         let tag = request.target.tag.as_deref();
 

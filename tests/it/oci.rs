@@ -978,3 +978,82 @@ async fn tls_modes_verify_with_a_private_ca_or_not_at_all() {
         outcome.digest
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_tokens_are_fetched_once_per_scope_with_the_credentials() {
+    let upstream = TestRegistry::start();
+    let target = TestRegistry::start();
+    let proxy = FaultProxy::start(&upstream.host()).await;
+    let setup = client_via(&upstream.host(), Credentials::anonymous());
+    let img = image(97, &[3000, 4000], "linux/amd64");
+    push(
+        &setup,
+        &upstream.access(),
+        "devfile/private",
+        Some("1"),
+        &img.local,
+    )
+    .await;
+    proxy.require_bearer("robot", "t0ken-pass", "the-token");
+
+    let anonymous = client_via(&proxy.host(), Credentials::anonymous());
+    let err = anonymous
+        .resolve(&r("quay.io/devfile/private:1"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("refused the credentials"), "{err}");
+    proxy.clear_seen();
+
+    let credentials = Credentials::anonymous().with(
+        proxy.host(),
+        airgap::oci::auth::Credential::Basic {
+            username: "robot".into(),
+            password: "t0ken-pass".into(),
+        },
+    );
+    let client = client_via(&proxy.host(), credentials);
+    let resolved = client
+        .resolve(&r("quay.io/devfile/private:1"))
+        .await
+        .unwrap();
+    assert_eq!(resolved.digest, img.digest);
+    let req = request(
+        &resolved.image,
+        &TargetPrefix::parse(&target.host()).unwrap(),
+        Platforms::All,
+    );
+    client
+        .copy(&req, &Destination::Registry(target.access()))
+        .await
+        .unwrap();
+    assert_eq!(
+        skopeo_digest(&format!("docker://{}/private:1", target.host())),
+        img.digest
+    );
+    let tokens: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.path_and_query.starts_with("/token"))
+        .collect();
+    assert!(
+        !tokens.is_empty() && tokens.iter().all(|t| t.status == 200),
+        "{tokens:?}"
+    );
+    assert!(
+        tokens.iter().all(|t| t
+            .path_and_query
+            .contains("scope=repository%3Adevfile%2Fprivate%3Apull")),
+        "{tokens:?}"
+    );
+    assert!(
+        tokens
+            .iter()
+            .all(|t| t.path_and_query.contains("service=test-registry")),
+        "{tokens:?}"
+    );
+    assert_eq!(
+        tokens.len(),
+        1,
+        "one token for the one pull scope, then cached: {tokens:?}"
+    );
+}

@@ -256,6 +256,8 @@ struct ProxyState {
     own: String,
     faults: Mutex<Vec<Arc<Fault>>>,
     seen: Mutex<Vec<Seen>>,
+    /// Token auth in front of the registry: (user, password, token).
+    bearer: Mutex<Option<(String, String, String)>>,
 }
 
 /// An HTTP proxy on 127.0.0.1 in front of a registry, in this process: it forwards every
@@ -336,6 +338,12 @@ impl FaultProxy {
             .count()
     }
 
+    /// Requires bearer tokens, as Docker Hub and quay.io do: `/token` (the realm) hands out
+    /// `token` for Basic `user:password`, every other request needs `Bearer token`.
+    pub fn require_bearer(&self, user: &str, password: &str, token: &str) {
+        *self.state.bearer.lock().unwrap() = Some((user.into(), password.into(), token.into()));
+    }
+
     pub fn clear_seen(&self) {
         self.state.seen.lock().unwrap().clear();
     }
@@ -382,6 +390,45 @@ async fn forward(
             status,
         });
     };
+    let bearer = state.bearer.lock().unwrap().clone();
+    if let Some((user, password, token)) = bearer {
+        let authorization = req
+            .headers()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        if path_and_query.starts_with("/token") {
+            use base64::Engine as _;
+            let expected = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+            );
+            let status = if authorization == expected { 200 } else { 401 };
+            record(status);
+            return axum::response::Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(format!(r#"{{"token":"{token}"}}"#)))
+                .unwrap();
+        }
+        if authorization != format!("Bearer {token}") {
+            record(401);
+            return axum::response::Response::builder()
+                .status(401)
+                .header(
+                    "www-authenticate",
+                    format!(
+                        r#"Bearer realm="{}/token",service="test-registry""#,
+                        state.own
+                    ),
+                )
+                .body(axum::body::Body::from(
+                    r#"{"errors":[{"code":"UNAUTHORIZED"}]}"#,
+                ))
+                .unwrap();
+        }
+    }
     if let Some(FaultKind::Status(status)) = fault.as_ref().map(|f| f.kind) {
         record(status);
         return axum::response::Response::builder()
@@ -395,7 +442,10 @@ async fn forward(
         format!("{}{}", state.upstream, path_and_query),
     );
     for (name, value) in &parts.headers {
-        if !matches!(name.as_str(), "host" | "connection" | "transfer-encoding") {
+        if !matches!(
+            name.as_str(),
+            "host" | "connection" | "transfer-encoding" | "authorization"
+        ) {
             upstream = upstream.header(name, value);
         }
     }
