@@ -89,7 +89,6 @@ pub enum ServeError {
     Layout {
         dir: PathBuf,
         #[source]
-        #[diagnostic_source]
         source: LayoutError,
     },
 

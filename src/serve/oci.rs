@@ -216,6 +216,11 @@ impl Layout {
         };
         let mut repositories: BTreeMap<String, Repository> = BTreeMap::new();
         for (position, descriptor) in index.manifests.iter().enumerate() {
+            if !valid_digest(&descriptor.digest) {
+                return Err(LayoutError::BadDigest {
+                    digest: descriptor.digest.clone(),
+                });
+            }
             let ref_name = descriptor.annotations.get(REF_NAME_ANNOTATION);
             let (repository, tag) = match descriptor.annotations.get(REPOSITORY_ANNOTATION) {
                 Some(repository) => {
