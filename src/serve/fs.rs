@@ -20,7 +20,7 @@ use axum::response::Response;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// How much of a file is read per body chunk.
-const CHUNK: u64 = 256 * 1024;
+const CHUNK: u64 = 512 * 1024;
 
 /// A folder that resolved paths may not leave.
 #[derive(Clone, Debug)]
