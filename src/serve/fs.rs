@@ -6,7 +6,8 @@
 //! symbolic link inside the folder that points outside it is therefore refused, one that points
 //! elsewhere inside it is followed. The check and the open are two steps: someone who can
 //! rewrite the served folder between them can already change what is served, so that window is
-//! not defended further.
+//! not defended further. The checks are plain blocking filesystem calls; request handlers run
+//! them on tokio's blocking pool.
 //!
 //! File bodies are streamed in chunks (memory does not grow with the file), with single-range
 //! `Range` requests answered by 206.

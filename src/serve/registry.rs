@@ -239,12 +239,12 @@ impl Registry {
 
     /// Finds the devfile of `name` at `version` (`default`, `latest` or exact). `Err` is the
     /// response to send.
-    fn devfile(
+    fn devfile_candidates(
         &self,
         name: &str,
         version: &str,
         query: &Query,
-    ) -> Result<(PathBuf, &Entry), Failure> {
+    ) -> Result<(Vec<Vec<String>>, &Entry), Failure> {
         let not_found = || {
             Failure::status(
                 StatusCode::NOT_FOUND,
@@ -317,24 +317,45 @@ impl Registry {
                 candidates.push(path(&[folder, name, ".devfile.yaml"]));
             }
         }
-        let mut last = Refused::NotFound;
-        for c in &candidates {
-            match self.jail.file(c) {
-                Ok(path) => return Ok((path, entry)),
-                Err(Refused::NotFound) => {}
-                Err(r) => last = r,
+        Ok((candidates, entry))
+    }
+
+    /// The devfile of `name` at `version`: its canonical path and its index entry. The
+    /// filesystem checks run on the blocking pool.
+    async fn devfile(
+        &self,
+        name: &str,
+        version: &str,
+        query: &Query,
+    ) -> Result<(PathBuf, &Entry), Failure> {
+        let (candidates, entry) = self.devfile_candidates(name, version, query)?;
+        let jail = self.jail.clone();
+        let found = tokio::task::spawn_blocking(move || {
+            let mut last = Refused::NotFound;
+            for c in &candidates {
+                match jail.file(c) {
+                    Ok(path) => return Ok(path),
+                    Err(Refused::NotFound) => {}
+                    Err(r) => last = r,
+                }
             }
-        }
-        Err(Failure {
-            code: StatusCode::INTERNAL_SERVER_ERROR,
-            error: Some(format!("devfile.yaml: {}", last.describe())),
-            status: format!("failed to pull the devfile of {name}"),
+            Err(last)
         })
+        .await
+        .unwrap_or(Err(Refused::NotFound));
+        match found {
+            Ok(path) => Ok((path, entry)),
+            Err(refused) => Err(Failure {
+                code: StatusCode::INTERNAL_SERVER_ERROR,
+                error: Some(format!("devfile.yaml: {}", refused.describe())),
+                status: format!("failed to pull the devfile of {name}"),
+            }),
+        }
     }
 
     /// `/devfiles/{name}[/{version}]`.
     pub async fn serve_devfile(&self, name: &str, version: &str, query: &Query) -> Response {
-        let (path, _) = match self.devfile(name, version, query) {
+        let (path, _) = match self.devfile(name, version, query).await {
             Ok(found) => found,
             Err(f) => return f.response(),
         };
@@ -356,7 +377,7 @@ impl Registry {
         project: &str,
         head: bool,
     ) -> Response {
-        let (devfile_path, entry) = match self.devfile(name, version, &Query::default()) {
+        let (devfile_path, entry) = match self.devfile(name, version, &Query::default()).await {
             Ok(found) => found,
             Err(f) => return f.response(),
         };
@@ -439,11 +460,17 @@ impl Registry {
             .root()
             .join(folder_of(&entry.kind))
             .join(&entry.name);
-        let zip_path = match Jail::new(&entry_root)
-            .map_err(|_| Refused::NotFound)
-            .and_then(|j| j.relative_file(&base, &location))
-            .and_then(|p| self.jail.check(&p))
-        {
+        let jail = self.jail.clone();
+        let relative = location.clone();
+        let resolved = tokio::task::spawn_blocking(move || {
+            Jail::new(&entry_root)
+                .map_err(|_| Refused::NotFound)
+                .and_then(|j| j.relative_file(&base, &relative))
+                .and_then(|p| jail.check(&p))
+        })
+        .await
+        .unwrap_or(Err(Refused::NotFound));
+        let zip_path = match resolved {
             Ok(p) => p,
             Err(refused) => {
                 return error_status(
