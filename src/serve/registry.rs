@@ -237,8 +237,8 @@ impl Registry {
         bytes_response(StatusCode::OK, JSON, to_json(&entries))
     }
 
-    /// Finds the devfile of `name` at `version` (`default`, `latest` or exact). `Err` is the
-    /// response to send.
+    /// Where the devfile of `name` at `version` (`default`, `latest` or exact) may be, in order
+    /// of preference, and its entry. `Err` is upstream's answer for an unknown name or version.
     fn devfile_candidates(
         &self,
         name: &str,

@@ -327,6 +327,13 @@ fn write_layout(dir: &Path) -> Image {
                     "org.opencontainers.image.ref.name": "other/thing:arm",
                 },
             },
+            // Without the repository annotation, the reference name says it.
+            {
+                "mediaType": MANIFEST_TYPE, "digest": manifests[0].2, "size": manifests[0].1.len(),
+                "annotations": {"org.opencontainers.image.ref.name": "plain/repo:v1"},
+            },
+            // Neither: not served (a warning at start).
+            {"mediaType": MANIFEST_TYPE, "digest": manifests[1].2, "size": manifests[1].1.len()},
         ],
     });
     std::fs::write(
@@ -1137,7 +1144,13 @@ fn distribution_api_basics() {
     }
     assert_eq!(
         get_json(&server.url("/v2/_catalog")).1,
-        json!({"repositories": [REPOSITORY, "other/thing"]})
+        json!({"repositories": [REPOSITORY, "other/thing", "plain/repo"]})
+    );
+    let r = get(&server.url("/v2/plain/repo/manifests/v1"));
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()["docker-content-digest"],
+        image.manifests[0].2.as_str()
     );
     assert_eq!(
         get_json(&server.url(&format!("/v2/{REPOSITORY}/tags/list"))).1,
