@@ -4,6 +4,7 @@
 //! Exit codes: 0 success; 1 the command failed (a diagnostic says why); 2 the command line
 //! was wrong (clap's usage error).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -67,6 +68,20 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Serve a built folder: the devfile registry REST API and a read-only OCI registry.
+    ///
+    /// DIR is the folder of a `dir:` target (an OCI image layout plus `registry/`).
+    Serve {
+        /// The output folder of a `dir:` target.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// Where to listen; port 0 picks a free port (printed on stderr).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+        /// Print one line per request on stderr.
+        #[arg(long, short)]
+        verbose: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -89,6 +104,7 @@ pub fn main() -> ExitCode {
         Command::Apply { locked, dry_run } => {
             crate::apply::cmd_apply(&cli.manifest, *locked, *dry_run, jobs)
         }
+        Command::Serve { dir, addr, verbose } => cmd_serve(dir, *addr, *verbose),
     };
     match result {
         Ok(code) => code,
@@ -224,3 +240,17 @@ fn cmd_lock(
 #[error("{0}")]
 #[diagnostic(code(airgap::usage))]
 pub struct UsageError(pub String);
+
+fn cmd_serve(dir: &Path, addr: SocketAddr, verbose: bool) -> Result<ExitCode, Report> {
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| {
+        Box::new(IoError {
+            what: "cannot start the async runtime".into(),
+            source: e,
+        }) as Report
+    })?;
+    let options = crate::serve::ServeOptions { verbose };
+    runtime
+        .block_on(crate::serve::serve(dir, addr, options))
+        .map_err(|e| Box::new(e) as Report)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -9,4 +9,5 @@ mod manifest;
 mod oci;
 mod rewrite;
 mod schema;
+mod serve;
 mod support;
