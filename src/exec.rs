@@ -89,10 +89,17 @@ impl Ctx {
                     ..Default::default()
                 });
                 let destination = match &self.manifest.target.kind {
-                    crate::manifest::TargetKind::Dir { .. } => crate::oci::Destination::Layout(
-                        Arc::new(crate::oci::layout::Layout::open(&self.out_root).map_err(|e| e.to_string())?),
-                    ),
-                    crate::manifest::TargetKind::Registry { prefix, tls, ca_file } => {
+                    crate::manifest::TargetKind::Dir { .. } => {
+                        crate::oci::Destination::Layout(Arc::new(
+                            crate::oci::layout::Layout::open(&self.out_root)
+                                .map_err(|e| e.to_string())?,
+                        ))
+                    }
+                    crate::manifest::TargetKind::Registry {
+                        prefix,
+                        tls,
+                        ca_file,
+                    } => {
                         let host = prefix.split('/').next().unwrap_or(prefix).to_string();
                         let mut access = crate::oci::mirror::RegistryAccess::new(host, *tls);
                         if let Some(ca) = ca_file {

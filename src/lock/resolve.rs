@@ -1097,7 +1097,12 @@ impl<'a> Resolver<'a> {
                     continue;
                 }
                 match canonical_image(&img.resolved) {
-                    Ok(c) => add(c, &img.written, format!("{} {}", u.label, img.place), Some(&u.name)),
+                    Ok(c) => add(
+                        c,
+                        &img.written,
+                        format!("{} {}", u.label, img.place),
+                        Some(&u.name),
+                    ),
                     Err(message) => problems.push(Problem { what, message }),
                 }
             }
@@ -1108,7 +1113,12 @@ impl<'a> Resolver<'a> {
             }
         }
         if let Ok(c) = canonical_image(&m.index_image.base.value) {
-            add(c, &m.index_image.base.value, "index-image base".into(), None);
+            add(
+                c,
+                &m.index_image.base.value,
+                "index-image base".into(),
+                None,
+            );
         }
         self.problems.extend(problems);
         stats.images = wanted.len();
@@ -1171,7 +1181,10 @@ impl<'a> Resolver<'a> {
                 .filter(|_| !updating);
             if prev.is_none() {
                 let users: Vec<&str> = w.users.iter().map(String::as_str).take(2).collect();
-                to_resolve.push((c.clone(), format!("image `{c}` (used by {})", users.join("; "))));
+                to_resolve.push((
+                    c.clone(),
+                    format!("image `{c}` (used by {})", users.join("; ")),
+                ));
             }
             lock.images.insert(
                 c.clone(),

@@ -24,13 +24,23 @@ fn request(ctx: &Ctx, image: &str) -> Result<CopyRequest, String> {
         .as_ref()
         .ok_or_else(|| format!("image `{image}` has no digest in the lock; run `airgap lock`"))?;
     let digest = Digest::from_str(&resolved.digest).map_err(|e| e.to_string())?;
-    let source = ImageRef::parse(image).map_err(|e| e.to_string())?.with_digest(digest);
-    let prefix = TargetPrefix::parse(ctx.manifest.target.kind.image_prefix()).map_err(|e| e.to_string())?;
+    let source = ImageRef::parse(image)
+        .map_err(|e| e.to_string())?
+        .with_digest(digest);
+    let prefix =
+        TargetPrefix::parse(ctx.manifest.target.kind.image_prefix()).map_err(|e| e.to_string())?;
     let target = prefix.target_for(&source, ctx.manifest.images.naming);
     let platforms = if ctx.manifest.images.platforms.is_empty() {
         Platforms::All
     } else {
-        Platforms::Only(ctx.manifest.images.platforms.iter().map(|p| p.value.clone()).collect())
+        Platforms::Only(
+            ctx.manifest
+                .images
+                .platforms
+                .iter()
+                .map(|p| p.value.clone())
+                .collect(),
+        )
     };
     Ok(CopyRequest {
         source,
@@ -47,7 +57,8 @@ pub async fn run(ctx: &Ctx, image: &str) -> Result<StepOutput, String> {
         .await
         .map_err(|e| e.to_string())?;
     let mut out = StepOutput::default();
-    out.outputs.insert("digest".into(), outcome.digest.to_string());
+    out.outputs
+        .insert("digest".into(), outcome.digest.to_string());
     out.outputs
         .insert("reference".into(), req.target.pinned(&outcome.digest));
     Ok(out)
@@ -58,12 +69,19 @@ pub async fn present(ctx: &Ctx, image: &str, rec: &Record) -> bool {
     let Ok(req) = request(ctx, image) else {
         return false;
     };
-    let Some(digest) = rec.outputs.get("digest").and_then(|d| Digest::from_str(d).ok()) else {
+    let Some(digest) = rec
+        .outputs
+        .get("digest")
+        .and_then(|d| Digest::from_str(d).ok())
+    else {
         return false;
     };
     let Ok((client, destination)) = ctx.oci().await else {
         return false;
     };
     let target: &TargetRef = &req.target;
-    client.holds(destination, target, &digest).await.unwrap_or(false)
+    client
+        .holds(destination, target, &digest)
+        .await
+        .unwrap_or(false)
 }

@@ -14,7 +14,10 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             if p.is_dir() {
                 walk(root, &p, out);
             } else {
-                out.insert(p.strip_prefix(root).unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap());
+                out.insert(
+                    p.strip_prefix(root).unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                );
             }
         }
     }
@@ -48,7 +51,10 @@ fn community_registry_applies_to_a_dir_target() {
     eprintln!("{}", run.stderr);
     let reg = registry_dir(&w);
     let files = tree(&reg);
-    let devfiles: Vec<&String> = files.keys().filter(|k| k.starts_with("stacks/") && k.ends_with("/devfile.yaml")).collect();
+    let devfiles: Vec<&String> = files
+        .keys()
+        .filter(|k| k.starts_with("stacks/") && k.ends_with("/devfile.yaml"))
+        .collect();
     assert_eq!(devfiles.len(), 90);
 }
 

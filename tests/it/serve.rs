@@ -100,10 +100,8 @@ fn fail_to_start(dir: &Path) -> (std::process::ExitStatus, String) {
         .env("NO_COLOR", "1")
         .output()
         .expect("airgap runs");
-    (
-        out.status,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let run = crate::support::Run::from(out.clone());
+    (out.status, run.err_text())
 }
 
 fn client() -> Client {

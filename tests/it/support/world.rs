@@ -492,7 +492,11 @@ impl World {
 
     /// The `registry-mirror` rules that send every upstream registry to the local one.
     pub fn registry_rules(&self) -> String {
-        let hosts: BTreeSet<&str> = self.images.keys().map(|k| k.split('/').next().unwrap()).collect();
+        let hosts: BTreeSet<&str> = self
+            .images
+            .keys()
+            .map(|k| k.split('/').next().unwrap())
+            .collect();
         hosts
             .into_iter()
             .map(|h| {
@@ -554,7 +558,10 @@ pub fn container_images(d: &Value) -> Vec<String> {
             let mut img = img.trim().to_string();
             if let Some(vars) = d["variables"].as_object() {
                 for (k, v) in vars {
-                    let v = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+                    let v = v
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string());
                     img = img.replace(&format!("{{{{{k}}}}}"), &v);
                 }
             }
@@ -576,20 +583,39 @@ pub fn split_reference(r: &str) -> (String, String, Option<String>, Option<Strin
         None => (name, None),
     };
     let first = path.split('/').next().unwrap();
-    let (host, repo) = if path.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost") {
+    let (host, repo) = if path.contains('/')
+        && (first.contains('.') || first.contains(':') || first == "localhost")
+    {
         (first.to_string(), path[first.len() + 1..].to_string())
     } else {
-        ("docker.io".to_string(), if path.contains('/') { path.to_string() } else { format!("library/{path}") })
+        (
+            "docker.io".to_string(),
+            if path.contains('/') {
+                path.to_string()
+            } else {
+                format!("library/{path}")
+            },
+        )
     };
-    let tag = if tag.is_none() && digest.is_none() { Some("latest".to_string()) } else { tag };
+    let tag = if tag.is_none() && digest.is_none() {
+        Some("latest".to_string())
+    } else {
+        tag
+    };
     (host, repo, tag, digest)
 }
 
 /// Pushes a generated image for each reference to `upstream` under `<host>/<repository>`.
 /// Returns normalized reference → digest, and the (old digest, new digest) substitutions for
 /// pinned references. A few images are multi-platform indexes.
-fn push_images(upstream: &TestRegistry, refs: &BTreeSet<String>) -> (BTreeMap<String, Digest>, Vec<(String, String)>) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+fn push_images(
+    upstream: &TestRegistry,
+    refs: &BTreeSet<String>,
+) -> (BTreeMap<String, Digest>, Vec<(String, String)>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let client = airgap::oci::Client::new(airgap::oci::ClientConfig {
         credentials: airgap::oci::auth::Credentials::anonymous(),
         ..Default::default()
@@ -613,17 +639,31 @@ fn push_images(upstream: &TestRegistry, refs: &BTreeSet<String>) -> (BTreeMap<St
                     reg::image(seed + 500, &[1600], "linux/arm64/v8"),
                 ];
                 for c in &children {
-                    client.push_image(&c.local, &target(None), &dest).await.unwrap();
+                    client
+                        .push_image(&c.local, &target(None), &dest)
+                        .await
+                        .unwrap();
                 }
-                client.push_image(&reg::index(&children), &target(tag.clone()), &dest).await.unwrap().digest
+                client
+                    .push_image(&reg::index(&children), &target(tag.clone()), &dest)
+                    .await
+                    .unwrap()
+                    .digest
             } else {
                 let img = reg::image(seed, &[1200, 800], "linux/amd64");
-                client.push_image(&img.local, &target(tag.clone()), &dest).await.unwrap().digest
+                client
+                    .push_image(&img.local, &target(tag.clone()), &dest)
+                    .await
+                    .unwrap()
+                    .digest
             };
             let normalized = match (&tag, &digest) {
                 (_, Some(old)) => {
                     subs.push((old.clone(), landed.to_string()));
-                    format!("{host}/{repo}{}@{landed}", tag.as_ref().map(|t| format!(":{t}")).unwrap_or_default())
+                    format!(
+                        "{host}/{repo}{}@{landed}",
+                        tag.as_ref().map(|t| format!(":{t}")).unwrap_or_default()
+                    )
                 }
                 (Some(t), None) => format!("{host}/{repo}:{t}"),
                 (None, None) => unreachable!(),
