@@ -1,6 +1,6 @@
 //! `airgap plan` and `airgap apply` on the whole community registry, in a local world.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::support::world::World;
@@ -26,6 +26,7 @@ fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+#[allow(dead_code)]
 pub const UPSTREAM_HOSTS: [&str; 10] = [
     "github.com",
     "raw.githubusercontent.com",
