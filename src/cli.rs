@@ -68,6 +68,13 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Check the target: every locked image whole at the recorded digest, and no file of the
+    /// registry tree pointing outside the air gap. Exit 1 lists every problem.
+    Verify,
+    /// Rebuild every output from the lock in a scratch folder (from the caches: no network when
+    /// they are warm) and compare each with what apply recorded and with the target. Exit 1
+    /// lists every difference.
+    Audit,
     /// Serve a built folder: the devfile registry REST API and a read-only OCI registry.
     ///
     /// DIR is the folder of a `dir:` target (an OCI image layout plus `registry/`).
@@ -105,6 +112,8 @@ pub fn main() -> ExitCode {
             crate::apply::cmd_apply(&cli.manifest, *locked, *dry_run, jobs)
         }
         Command::Serve { dir, addr, verbose } => cmd_serve(dir, *addr, *verbose),
+        Command::Verify => crate::audit::cmd_verify(&cli.manifest, jobs),
+        Command::Audit => crate::audit::cmd_audit(&cli.manifest, jobs),
     };
     match result {
         Ok(code) => code,

@@ -53,6 +53,9 @@ pub struct Ctx {
     repo_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     oci: tokio::sync::OnceCell<(crate::oci::Client, crate::oci::Destination)>,
     pub progress: crate::oci::progress::Progress,
+    /// Records of steps that are replayed instead of run (`airgap audit` takes image copies
+    /// from what apply recorded: they are copies, not builds, and `verify` checks them).
+    pub replay: Option<BTreeMap<String, Record>>,
 }
 
 impl Ctx {
@@ -73,6 +76,7 @@ impl Ctx {
             repo_locks: Mutex::new(HashMap::new()),
             oci: tokio::sync::OnceCell::new(),
             progress: crate::oci::progress::Progress::hidden(),
+            replay: None,
         }
     }
 

@@ -97,6 +97,11 @@ impl State {
             .cloned()
     }
 
+    /// Every record.
+    pub fn records(&self) -> BTreeMap<String, Record> {
+        self.steps.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Records a completed step: appended to the journal before it counts as done.
     pub fn record(&self, r: Record) -> Result<(), StateError> {
         let path = self.dir.join("state.journal");

@@ -540,6 +540,93 @@ impl Client {
         Ok(outcome)
     }
 
+    /// Everything an image at the destination needs that is not there: walks the manifest
+    /// `digest` of `repository` (an index's children too) and checks every manifest, config
+    /// and layer blob. Empty when the image is whole. What `airgap verify` asks of each image.
+    pub async fn missing_blobs(
+        &self,
+        destination: &Destination,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Vec<String>, OciError> {
+        let dest = self.dest(destination, repository)?;
+        let mut missing = Vec::new();
+        let mut manifests = vec![digest.clone()];
+        while let Some(d) = manifests.pop() {
+            let bytes = match &dest {
+                Dest::Registry {
+                    registry,
+                    repository,
+                } => {
+                    let scope = Scope::Pull(repository.clone());
+                    match self
+                        .inner
+                        .retry
+                        .run(self.note_retry(repository), |_| {
+                            registry.head_manifest(repository, d.as_str(), &scope)
+                        })
+                        .await?
+                    {
+                        None => {
+                            missing.push(format!("manifest {d}"));
+                            continue;
+                        }
+                        Some(_) => {
+                            self.inner
+                                .retry
+                                .run(self.note_retry(repository), |_| {
+                                    registry.get_manifest(repository, d.as_str())
+                                })
+                                .await?
+                                .bytes
+                        }
+                    }
+                }
+                Dest::Layout { layout, .. } => {
+                    if !layout.has_blob(&d) {
+                        missing.push(format!("manifest {d}"));
+                        continue;
+                    }
+                    layout.read_blob(&d).await?
+                }
+            };
+            let what = format!("{repository}@{d}");
+            let (_, parsed) = media::detect(&bytes, None, &what)?;
+            let blobs = match parsed {
+                Parsed::Index {
+                    manifests: children,
+                } => {
+                    manifests.extend(children.into_iter().map(|c| c.digest));
+                    Vec::new()
+                }
+                Parsed::Image { config, layers } => {
+                    std::iter::once(config).chain(layers).collect::<Vec<_>>()
+                }
+            };
+            for b in blobs {
+                let present = match &dest {
+                    Dest::Registry {
+                        registry,
+                        repository,
+                    } => {
+                        let scope = Scope::Pull(repository.clone());
+                        self.inner
+                            .retry
+                            .run(self.note_retry(repository), |_| {
+                                registry.has_blob(repository, &b.digest, &scope)
+                            })
+                            .await?
+                    }
+                    Dest::Layout { layout, .. } => layout.has_blob(&b.digest),
+                };
+                if !present {
+                    missing.push(format!("blob {} of {what}", b.digest));
+                }
+            }
+        }
+        Ok(missing)
+    }
+
     /// Whether the destination holds `target` (its tag, or the digest when untagged) at
     /// `digest`: one HEAD for a registry, a lookup for a layout. What `plan` asks of every
     /// image step it would call fresh.

@@ -3,6 +3,7 @@
 
 mod apply;
 mod archive;
+mod audit;
 mod index;
 mod lock;
 mod manifest;

@@ -1,0 +1,510 @@
+//! `airgap verify` and `airgap audit`: checking a built target against the lock.
+//!
+//! `verify` asks the target: every image the lock names is there at the digest apply recorded,
+//! whole (every manifest, config and layer blob), and no reference airgap rewrites still points
+//! outside the air gap: a devfile's container images, starter projects, parent, icon and
+//! `metadata` files, `stack.yaml` and sample icons, `index.json`, `FROM` lines of the
+//! Dockerfiles in each `archive.tar`. Each is a finding (exit 1). Upstream hosts in text airgap
+//! does not rewrite (commands, env values, variables, samples' git remotes — nothing inside the
+//! gap serves git) are printed as notes with their line, so a reviewer sees them all.
+//!
+//! `audit` rebuilds every output from the lock in a scratch folder, with the workspace's caches
+//! (so no network when they are warm), and compares each rebuilt file with what apply recorded
+//! and with the file on the target. Image copies are not rebuilt (they are copies, not builds:
+//! `verify` checks them); the steps that consume them take apply's records.
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::cli::{IoError, Report, load_manifest};
+use crate::exec::{self, Ctx};
+use crate::plan::{Plan, StepKind};
+use crate::state::State;
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{} found {} problem(s):\n{}", command, findings.len(), findings.iter().map(|f| format!("- {f}")).collect::<Vec<_>>().join("\n"))]
+#[diagnostic(code(airgap::audit::findings))]
+pub struct Findings {
+    pub command: &'static str,
+    pub findings: Vec<String>,
+    #[help]
+    pub help: Option<String>,
+}
+
+fn runtime(jobs: usize) -> Result<tokio::runtime::Runtime, Report> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(jobs.clamp(2, 8))
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Box::new(IoError {
+                what: "cannot start the async runtime".into(),
+                source: e,
+            }) as Report
+        })
+}
+
+/// The upstream hosts the lock names: image registries, git remotes, downloads. The target's
+/// own host is not one of them.
+pub fn upstream_hosts(ctx: &Ctx) -> BTreeSet<String> {
+    let mut hosts = BTreeSet::new();
+    let host_of = |url: &str| -> Option<String> {
+        let rest = url.split_once("://").map(|x| x.1)?;
+        let host = rest.split(['/', '?', '#']).next()?;
+        let host = host.rsplit('@').next()?;
+        Some(host.split(':').next()?.to_string())
+    };
+    for key in ctx.lock.images.keys() {
+        if let Some(h) = key.split('/').next() {
+            hosts.insert(h.split(':').next().unwrap_or(h).to_string());
+        }
+    }
+    for p in ctx.lock.projects.values() {
+        let url = match p {
+            crate::lock::LockedProject::Git { remote, .. } => remote,
+            crate::lock::LockedProject::Zip { url, .. } => url,
+        };
+        hosts.extend(host_of(url));
+    }
+    for s in ctx.lock.samples.values() {
+        hosts.extend(host_of(&s.remote));
+    }
+    for url in ctx.lock.downloads.keys() {
+        hosts.extend(host_of(url));
+    }
+    for s in ctx.lock.sources.values() {
+        if let crate::lock::LockedSource::Git { url, .. } = s {
+            hosts.extend(host_of(url));
+        }
+    }
+    let own = ctx.manifest.target.kind.image_prefix();
+    let own = own
+        .split('/')
+        .next()
+        .unwrap_or(own)
+        .split(':')
+        .next()
+        .unwrap_or(own);
+    hosts.remove(own);
+    hosts.remove("localhost");
+    hosts
+}
+
+/// What a devfile still references upstream, field by field: container images, starter
+/// projects and projects, the parent, the icon, files named in `metadata`. These are airgap's
+/// to rewrite: each is a finding.
+fn devfile_references(text: &str, hosts: &[&str]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let Ok(d) = crate::devfile::parse("devfile.yaml", text) else {
+        return vec![("the devfile".into(), "cannot be parsed".into())];
+    };
+    let upstream = |s: &str| {
+        hosts
+            .iter()
+            .find(|h| contains_host(s, h))
+            .map(|h| h.to_string())
+    };
+    for img in d.images() {
+        if let Some(h) = upstream(&img.written) {
+            out.push((img.place.clone(), h));
+        }
+    }
+    for (kind, list) in [
+        ("starter project", d.starter_projects()),
+        ("project", d.projects()),
+    ] {
+        for p in list {
+            let url = match &p.source {
+                crate::devfile::ProjectSource::Git { remote, .. } => remote.clone(),
+                crate::devfile::ProjectSource::Zip { location } => location.clone(),
+            };
+            if let Some(h) = upstream(&url) {
+                out.push((format!("{kind} `{}`", p.name), h));
+            }
+        }
+    }
+    if let Some(parent) = d.parent()
+        && let Some(h) = upstream(&parent.url())
+    {
+        out.push(("parent".into(), h));
+    }
+    if let Some(icon) = d.icon()
+        && let Some(h) = upstream(&icon)
+    {
+        out.push(("metadata.icon".into(), h));
+    }
+    for (key, url) in d.metadata_files() {
+        if let Some(h) = upstream(&url) {
+            out.push((format!("metadata.{key}"), h));
+        }
+    }
+    out
+}
+
+/// Findings (references airgap rewrites that still point upstream) and notes (upstream hosts
+/// in text airgap does not rewrite: commands, env values, variables, samples' git remotes) of
+/// the registry tree.
+pub fn scan_tree(registry: &Path, hosts: &[&str]) -> (Vec<String>, Vec<String>) {
+    let mut findings = Vec::new();
+    let mut notes = Vec::new();
+    let mut files = Vec::new();
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut entries: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    walk(registry, &mut files);
+    let upstream = |s: &str| {
+        hosts
+            .iter()
+            .find(|h| contains_host(s, h))
+            .map(|h| h.to_string())
+    };
+    for path in files {
+        let rel = path
+            .strip_prefix(registry)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let text_notes = |text: &str, notes: &mut Vec<String>, why: &str| {
+            for hit in crate::rewrite::upstream_hosts_outside_comments(text, hosts) {
+                notes.push(format!(
+                    "registry/{rel}:{} names `{}` ({why})",
+                    hit.line, hit.host
+                ));
+            }
+        };
+        if name == "devfile.yaml" {
+            let text = String::from_utf8_lossy(&bytes);
+            for (place, host) in devfile_references(&text, hosts) {
+                findings.push(format!("registry/{rel}: {place} names `{host}`"));
+            }
+            if findings
+                .iter()
+                .all(|f| !f.starts_with(&format!("registry/{rel}:")))
+            {
+                text_notes(
+                    &text,
+                    &mut notes,
+                    "in text airgap does not rewrite: a command, an env value or a variable",
+                );
+            }
+        } else if name == "stack.yaml" || name == crate::discover::EXTRA_ENTRIES {
+            let text = String::from_utf8_lossy(&bytes);
+            let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap_or_default();
+            let mut icons = vec![v["icon"].as_str().unwrap_or("").to_string()];
+            icons.extend(
+                v["samples"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|s| s["icon"].as_str().unwrap_or("").to_string()),
+            );
+            for icon in icons {
+                if let Some(h) = upstream(&icon) {
+                    findings.push(format!("registry/{rel}: icon `{icon}` names `{h}`"));
+                }
+            }
+            text_notes(
+                &text,
+                &mut notes,
+                "a sample's upstream repository: nothing in the air gap serves git",
+            );
+        } else if name == "index.json" {
+            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                findings.push(format!("registry/{rel} is not valid JSON"));
+                continue;
+            };
+            for entry in v.as_array().into_iter().flatten() {
+                let is_sample = entry["type"] == "sample";
+                let mut strings = Vec::new();
+                collect_strings(entry, "", &mut strings);
+                for (at, s) in strings {
+                    if let Some(h) = upstream(&s) {
+                        let where_ = format!(
+                            "registry/{rel}: {}{at} names `{h}`",
+                            entry["name"].as_str().unwrap_or("?")
+                        );
+                        if is_sample && at.contains("git") {
+                            notes.push(format!("{where_} (a sample's upstream repository: nothing in the air gap serves git)"));
+                        } else {
+                            findings.push(where_);
+                        }
+                    }
+                }
+            }
+        } else if name == "archive.tar" {
+            let mut ar = tar::Archive::new(std::io::Cursor::new(&bytes));
+            let Ok(entries) = ar.entries() else { continue };
+            for e in entries.flatten() {
+                let mut e = e;
+                let inner = e
+                    .path()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let mut content = Vec::new();
+                if e.read_to_end(&mut content).is_err() {
+                    continue;
+                }
+                let Ok(text) = String::from_utf8(content) else {
+                    continue;
+                };
+                let base = inner.rsplit('/').next().unwrap_or(&inner);
+                if crate::devfile::is_dockerfile(base) {
+                    for from in crate::devfile::dockerfile_froms(&text) {
+                        if let Some(h) = upstream(&from.written) {
+                            findings.push(format!(
+                                "registry/{rel} → {inner}:{} FROM names `{h}`",
+                                from.line
+                            ));
+                        }
+                    }
+                } else if base.ends_with(".yaml") || base.ends_with(".yml") {
+                    for hit in crate::rewrite::upstream_hosts_outside_comments(&text, hosts) {
+                        notes.push(format!(
+                            "registry/{rel} → {inner}:{} names `{}`",
+                            hit.line, hit.host
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    (findings, notes)
+}
+
+fn collect_strings(v: &serde_json::Value, at: &str, out: &mut Vec<(String, String)>) {
+    match v {
+        serde_json::Value::String(s) => out.push((at.to_string(), s.clone())),
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                collect_strings(x, &format!("{at}[{i}]"), out);
+            }
+        }
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                collect_strings(x, &format!("{at}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn contains_host(s: &str, host: &str) -> bool {
+    let mut from = 0;
+    while let Some(p) = s[from..].find(host) {
+        let start = from + p;
+        let end = start + host.len();
+        let before = s[..start].chars().next_back();
+        let after = s[end..].chars().next();
+        let ok_before =
+            before.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.') || c == '.');
+        let ok_after = after.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'));
+        if ok_before && ok_after {
+            return true;
+        }
+        from = end;
+    }
+    false
+}
+
+pub fn cmd_verify(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
+    let m = load_manifest(manifest)?;
+    let lock = crate::cli::read_lock(&m)?.ok_or_else(|| {
+        Box::new(crate::cli::UsageError(
+            "there is no airgap.lock: run `airgap lock` and `airgap apply` first".into(),
+        )) as Report
+    })?;
+    let plan = Plan::build(&m, &lock).map_err(|e| Box::new(e) as Report)?;
+    let ctx = Ctx::new(m, lock, jobs);
+    let state = State::load(&ctx.ws.root).map_err(|e| Box::new(e) as Report)?;
+    let rt = runtime(jobs)?;
+    let mut findings = Vec::new();
+    let mut checked = 0usize;
+    rt.block_on(async {
+        let (client, destination) = match ctx.oci().await {
+            Ok(x) => x,
+            Err(e) => {
+                findings.push(format!("the target: {e}"));
+                return;
+            }
+        };
+        let prefix =
+            crate::oci::naming::TargetPrefix::parse(ctx.manifest.target.kind.image_prefix()).ok();
+        for step in &plan.steps {
+            let StepKind::Image { image } = &step.kind else {
+                continue;
+            };
+            let Some(rec) = state.get(&step.id) else {
+                findings.push(format!("image {image} was never applied"));
+                continue;
+            };
+            let (Some(digest), Some(prefix)) = (
+                rec.outputs
+                    .get("digest")
+                    .and_then(|d| d.parse::<crate::oci::digest::Digest>().ok()),
+                prefix.as_ref(),
+            ) else {
+                findings.push(format!("image {image}: apply recorded no digest"));
+                continue;
+            };
+            let Ok(upstream) = crate::oci::reference::ImageRef::parse(image) else {
+                continue;
+            };
+            let target = prefix.target_for(&upstream, ctx.manifest.images.naming);
+            checked += 1;
+            match client.holds(destination, &target, &digest).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    findings.push(format!("image {target} is not at the target with {digest}"));
+                    continue;
+                }
+                Err(e) => {
+                    findings.push(format!("image {target}: {e}"));
+                    continue;
+                }
+            }
+            match client
+                .missing_blobs(destination, &target.repository, &digest)
+                .await
+            {
+                Ok(missing) => findings.extend(
+                    missing
+                        .into_iter()
+                        .map(|m| format!("image {target}: {m} is missing")),
+                ),
+                Err(e) => findings.push(format!("image {target}: {e}")),
+            }
+        }
+    });
+    let hosts = upstream_hosts(&ctx);
+    let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+    let (tree_findings, notes) = scan_tree(&ctx.registry_dir(), &hosts);
+    findings.extend(tree_findings);
+    for n in &notes {
+        eprintln!("{:>12} {n}", "Note");
+    }
+    if findings.is_empty() {
+        eprintln!(
+            "{:>12} {checked} images whole at the target; the registry tree names no upstream host",
+            "Verified"
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(Box::new(Findings {
+            command: "airgap verify",
+            findings,
+            help: Some("run `airgap apply` to restore what is missing".into()),
+        }))
+    }
+}
+
+pub fn cmd_audit(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
+    let m = load_manifest(manifest)?;
+    let lock = crate::cli::read_lock(&m)?.ok_or_else(|| {
+        Box::new(crate::cli::UsageError(
+            "there is no airgap.lock: run `airgap lock` and `airgap apply` first".into(),
+        )) as Report
+    })?;
+    let plan = Plan::build(&m, &lock).map_err(|e| Box::new(e) as Report)?;
+    let real = Ctx::new(m.clone(), lock.clone(), jobs);
+    let recorded = State::load(&real.ws.root).map_err(|e| Box::new(e) as Report)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("airgap-audit-")
+        .tempdir()
+        .map_err(|e| {
+            Box::new(IoError {
+                what: "cannot make a scratch folder".into(),
+                source: e,
+            }) as Report
+        })?;
+    let mut ctx = Ctx::new(m, lock, jobs);
+    ctx.out_root = scratch.path().join("out");
+    ctx.replay = Some(recorded.records());
+    let state = State::load(&scratch.path().join("state")).map_err(|e| Box::new(e) as Report)?;
+    let rt = runtime(jobs)?;
+    eprintln!(
+        "{:>12} every output from airgap.lock in {}",
+        "Rebuilding",
+        scratch.path().display()
+    );
+    let report = rt.block_on(exec::run(&plan, &state, &ctx, &|_, _| {}));
+    let mut findings: Vec<String> = report
+        .failures
+        .iter()
+        .map(|f| format!("{} could not be rebuilt: {}", f.describe, f.message))
+        .collect();
+    let mut compared = 0usize;
+    for step in &plan.steps {
+        if matches!(step.kind, StepKind::Image { .. }) {
+            continue;
+        }
+        let Some(rebuilt) = state.get(&step.id) else {
+            continue;
+        };
+        let Some(applied) = recorded.get(&step.id) else {
+            findings.push(format!("{} was never applied", step.describe));
+            continue;
+        };
+        if rebuilt.outputs != applied.outputs {
+            let changed: Vec<&String> = rebuilt
+                .outputs
+                .iter()
+                .filter(|(k, v)| applied.outputs.get(*k) != Some(v))
+                .map(|(k, _)| k)
+                .collect();
+            findings.push(format!(
+                "{}: the rebuilt {} differ(s) from what apply recorded",
+                step.describe,
+                changed
+                    .iter()
+                    .map(|c| format!("`{c}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        for file in rebuilt.files.keys() {
+            compared += 1;
+            let mine = std::fs::read(ctx.out_root.join(file)).ok();
+            let theirs = std::fs::read(real.out_root.join(file)).ok();
+            match (mine, theirs) {
+                (Some(a), Some(b)) if a == b => {}
+                (Some(_), Some(_)) => {
+                    findings.push(format!("{file} on the target differs from its rebuild"))
+                }
+                (Some(_), None) => findings.push(format!("{file} is missing from the target")),
+                (None, _) => findings.push(format!("{file} was not rebuilt")),
+            }
+        }
+    }
+    if findings.is_empty() {
+        eprintln!(
+            "{:>12} {compared} files rebuilt from the lock equal the target's",
+            "Audited"
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(Box::new(Findings {
+            command: "airgap audit",
+            findings,
+            help: Some("the target does not match its lock: run `airgap apply` to rebuild what differs, and find out how it changed".into()),
+        }))
+    }
+}
