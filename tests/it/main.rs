@@ -4,6 +4,7 @@
 mod apply;
 mod archive;
 mod index;
+mod index_image;
 mod lock;
 mod manifest;
 mod oci;
