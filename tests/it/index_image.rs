@@ -303,14 +303,18 @@ fn registry_blob(host: &str, repository: &str, digest: &str) -> Vec<u8> {
 }
 
 /// Replaces one file of the world's registry source on `main` (a new commit).
-fn change_upstream_file(w: &World, path: &str, edit: impl FnOnce(&[u8]) -> Vec<u8>) {
-    let repo = &w.source.repo;
-    let parent = repo.find_commit(w.source.branch("main")).unwrap();
-    let tree = parent.tree().unwrap();
-    let old = tree
+fn change_upstream_file(w: &mut World, path: &str, edit: impl FnOnce(&[u8]) -> Vec<u8>) {
+    let main = w.source.branch("main");
+    let old = w
+        .source
+        .repo
+        .find_commit(main)
+        .unwrap()
+        .tree()
+        .unwrap()
         .get_path(Path::new(path))
         .unwrap()
-        .to_object(repo)
+        .to_object(&w.source.repo)
         .unwrap()
         .peel_to_blob()
         .unwrap()
@@ -318,28 +322,13 @@ fn change_upstream_file(w: &World, path: &str, edit: impl FnOnce(&[u8]) -> Vec<u
         .to_vec();
     let new = edit(&old);
     assert_ne!(old, new);
-    let mut index = git2::Index::new().unwrap();
-    index.read_tree(&tree).unwrap();
-    let mut entry = index.get_path(Path::new(path), 0).unwrap();
-    entry.id = repo.blob(&new).unwrap();
-    entry.file_size = new.len() as u32;
-    index.add(&entry).unwrap();
-    let tree = repo.find_tree(index.write_tree_to(repo).unwrap()).unwrap();
-    let sig = git2::Signature::new(
-        "Test",
-        "test@example.com",
-        &git2::Time::new(1_900_000_000, 0),
-    )
-    .unwrap();
-    let commit = repo
-        .commit(None, &sig, &sig, "change a devfile", &tree, &[&parent])
-        .unwrap();
+    let commit = w.source.amend_file(main, path, &new, "change a devfile");
     w.source.set_branch("main", commit);
 }
 
 #[test]
 fn index_image_and_stack_artifacts_at_a_registry_target() {
-    let w = World::community();
+    let mut w = World::community();
     let base = push_base(&w, false);
     let target = TestRegistry::start();
     // Through a recording proxy, to see which blobs are uploaded and which mounted.
@@ -543,7 +532,7 @@ fn index_image_and_stack_artifacts_at_a_registry_target() {
     assert_eq!(again["Digest"], info["Digest"]);
 
     // One devfile changes upstream: its artifact and the image run again, no other artifact.
-    change_upstream_file(&w, "stacks/go/2.6.0/devfile.yaml", |old| {
+    change_upstream_file(&mut w, "stacks/go/2.6.0/devfile.yaml", |old| {
         let mut new = old.to_vec();
         new.extend_from_slice(b"# changed upstream\n");
         new
