@@ -49,6 +49,9 @@ pub struct Ctx {
     pub fetcher: Fetcher,
     /// Where the registry tree (and, for a `dir:` target, the OCI layout) is written.
     pub out_root: PathBuf,
+    /// The `dir:` target's folder, where its OCI layout is: `out_root` except during an audit,
+    /// which rebuilds the tree elsewhere but reads images from the real target.
+    pub target_root: PathBuf,
     pub jobs: usize,
     repo_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     oci: tokio::sync::OnceCell<(crate::oci::Client, crate::oci::Destination)>,
@@ -71,6 +74,7 @@ impl Ctx {
             manifest,
             lock,
             ws,
+            target_root: out_root.clone(),
             out_root,
             jobs: jobs.max(1),
             repo_locks: Mutex::new(HashMap::new()),
@@ -95,7 +99,7 @@ impl Ctx {
                 let destination = match &self.manifest.target.kind {
                     crate::manifest::TargetKind::Dir { .. } => {
                         crate::oci::Destination::Layout(Arc::new(
-                            crate::oci::layout::Layout::open(&self.out_root)
+                            crate::oci::layout::Layout::open(&self.target_root)
                                 .map_err(|e| e.to_string())?,
                         ))
                     }

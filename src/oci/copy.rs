@@ -114,6 +114,7 @@ pub struct CopyOutcome {
 /// An image built here (the devfile-index image, stack artifacts): manifest bytes plus the
 /// blobs it needs. Blobs the manifest names but `blobs` lacks must already be at the
 /// destination, or in one of `mount_from` (repositories of the target registry), or in `base`.
+/// For an index, the child manifests built here go in `blobs` (as bytes).
 #[derive(Debug, Clone)]
 pub struct LocalImage {
     pub manifest: Bytes,
@@ -627,6 +628,94 @@ impl Client {
         Ok(missing)
     }
 
+    /// A manifest (or index) the destination holds, by digest, checked against it: how an
+    /// image built on a mirrored one (the devfile-index image on its base) reads the base
+    /// without going upstream. Returns the bytes and the media type.
+    pub async fn read_manifest(
+        &self,
+        destination: &Destination,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<(Bytes, String), OciError> {
+        let what = format!("{repository}@{digest}");
+        let (bytes, content_type) = match self.dest(destination, repository)? {
+            Dest::Registry {
+                registry,
+                repository,
+            } => {
+                let fetched = self
+                    .inner
+                    .retry
+                    .run(self.note_retry(&what), |_| {
+                        registry.get_manifest(&repository, digest.as_str())
+                    })
+                    .await?;
+                (fetched.bytes, fetched.content_type)
+            }
+            Dest::Layout { layout, .. } => (layout.read_blob(digest).await?, None),
+        };
+        let actual = Digest::of(&bytes);
+        if &actual != digest {
+            return Err(OciError::DigestMismatch {
+                what,
+                expected: digest.clone(),
+                mismatch: Mismatch::Digest { actual },
+            });
+        }
+        let (media_type, _) = media::detect(&bytes, content_type.as_deref(), &what)?;
+        Ok((bytes, media_type))
+    }
+
+    /// A small blob (an image config) the destination holds, checked against its digest and
+    /// read whole; refused beyond `limit` bytes.
+    pub async fn read_blob(
+        &self,
+        destination: &Destination,
+        repository: &str,
+        digest: &Digest,
+        limit: u64,
+    ) -> Result<Bytes, OciError> {
+        let what = format!("{repository}@{digest}");
+        match self.dest(destination, repository)? {
+            Dest::Registry {
+                registry,
+                repository,
+            } => {
+                self.inner
+                    .retry
+                    .run(self.note_retry(&what), |_| async {
+                        let response = registry.get_blob(&repository, digest).await?;
+                        let stream =
+                            registry.body_stream(response, format!("the download of {what}"));
+                        let mut verifier = Verifier::new(digest.clone(), None);
+                        let mut out = bytes::BytesMut::new();
+                        let mut stream = std::pin::pin!(stream);
+                        while let Some(chunk) = stream.next().await {
+                            let chunk = chunk?;
+                            if (out.len() + chunk.len()) as u64 > limit {
+                                return Err(OciError::Manifest {
+                                    what: what.clone(),
+                                    reason: format!("it is larger than {limit} bytes"),
+                                });
+                            }
+                            let _ = verifier.update(&chunk);
+                            out.extend_from_slice(&chunk);
+                        }
+                        verifier
+                            .finish()
+                            .map_err(|mismatch| OciError::DigestMismatch {
+                                what: what.clone(),
+                                expected: digest.clone(),
+                                mismatch,
+                            })?;
+                        Ok(out.freeze())
+                    })
+                    .await
+            }
+            Dest::Layout { layout, .. } => layout.read_blob(digest).await,
+        }
+    }
+
     /// Whether the destination holds `target` (its tag, or the digest when untagged) at
     /// `digest`: one HEAD for a registry, a lookup for a layout. What `plan` asks of every
     /// image step it would call fresh.
@@ -746,6 +835,14 @@ impl Client {
             Source::Local { image, fallback } => {
                 if Digest::of(&image.manifest) == *digest {
                     return Ok(image.manifest.clone());
+                }
+                // The child manifests of an index built here travel as in-memory blobs.
+                if let Some(LocalBlob {
+                    data: BlobData::Bytes(b),
+                    ..
+                }) = image.blobs.iter().find(|b| &b.digest == digest)
+                {
+                    return Ok(b.clone());
                 }
                 match fallback {
                     Some(f) => Box::pin(self.source_manifest(f, digest, what)).await,

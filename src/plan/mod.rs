@@ -50,6 +50,11 @@ pub enum StepKind {
     LastModified,
     /// `registry/index.json`.
     IndexJson,
+    /// One stack version as the OCI artifact the devfile registry server pushes at start
+    /// (`devfile-catalog/<stack>:<version>`).
+    StackArtifact { source: String, id: String },
+    /// The `devfile-index` image: the mirrored base plus one layer holding `/registry`.
+    IndexImage,
 }
 
 /// One step of the graph.
@@ -89,6 +94,16 @@ pub enum PlanError {
         first: String,
         second: String,
     },
+    #[error("the {name} image would land on `{target}`, where image `{image}` is mirrored")]
+    #[diagnostic(
+        code(airgap::plan::index_image_collision),
+        help("give the index image another name: `index-image \"NAME\" tag=… base=…`")
+    )]
+    IndexImageCollision {
+        name: String,
+        target: String,
+        image: String,
+    },
     #[error("the lock has no entry for {what}, which {user} uses")]
     #[diagnostic(
         code(airgap::plan::incomplete_lock),
@@ -96,6 +111,13 @@ pub enum PlanError {
     )]
     MissingEntry { what: String, user: String },
 }
+
+/// The repository (under the target prefix) that stack artifacts land in, one per stack:
+/// `devfile-catalog/<stack>:<version>`, as the index's `links.self` names them.
+pub const CATALOG: &str = "devfile-catalog";
+
+/// The id of the devfile-index image step.
+pub const INDEX_IMAGE_STEP: &str = "index-image";
 
 /// The folder of a stack version in the registry tree (relative to `registry/`).
 pub fn stack_dir(id: &str) -> String {
@@ -432,11 +454,65 @@ impl Plan {
         steps.push(Step {
             id: "index-json".into(),
             kind: StepKind::IndexJson,
-            deps: tree_deps,
+            deps: tree_deps.clone(),
             describe: "index.json".into(),
             config: json!({}),
             lock: json!({}),
         });
+
+        // What the registry server would push at start: one artifact per stack version, from
+        // that version's devfile (and icon) and archive.
+        for ((source, id), entry) in &lock.stacks {
+            let mut deps = vec![format!("devfile:{source}/{id}")];
+            if !entry.files.is_empty() {
+                deps.push(format!("archive:{source}/{id}"));
+            }
+            let stack = id.split('/').next().unwrap_or(id);
+            steps.push(Step {
+                id: format!("stack-artifact:{source}/{id}"),
+                kind: StepKind::StackArtifact {
+                    source: source.clone(),
+                    id: id.clone(),
+                },
+                deps,
+                describe: format!("stack artifact of {}", id_words(id)),
+                config: json!({"to": target, "repository": format!("{CATALOG}/{stack}")}),
+                lock: json!({}),
+            });
+        }
+
+        // The devfile-index image reads every file of the tree (its layer is the tree), not
+        // only index.json: a devfile can change without changing the index.
+        if let Some(ii) = &lock.index_image {
+            let base = crate::lock::resolve::canonical_image(&ii.base).map_err(|_| {
+                PlanError::MissingEntry {
+                    what: format!("image `{}`", ii.base),
+                    user: "the index image".into(),
+                }
+            })?;
+            let mut deps = tree_deps;
+            deps.push("index-json".into());
+            deps.push(image_dep(&base, &format!("the {} image", ii.name))?);
+            let prefix = manifest.target.kind.image_prefix();
+            if let Ok(p) = crate::oci::naming::TargetPrefix::parse(prefix) {
+                let landing = p.named(&ii.name, Some(&ii.tag)).to_string();
+                if let Some((image, _)) = lock.images.iter().find(|(_, e)| e.target == landing) {
+                    return Err(PlanError::IndexImageCollision {
+                        name: ii.name.clone(),
+                        target: landing,
+                        image: image.clone(),
+                    });
+                }
+            }
+            steps.push(Step {
+                id: INDEX_IMAGE_STEP.into(),
+                kind: StepKind::IndexImage,
+                deps,
+                describe: format!("{} image", ii.name),
+                config: json!({"to": target, "name": ii.name, "tag": ii.tag}),
+                lock: json!({"base": base}),
+            });
+        }
 
         Ok(Plan::from_steps(steps))
     }
@@ -551,6 +627,8 @@ pub fn dirty_reason(step: &Step, old: &Value, new: &Value, plan: &Plan) -> Strin
             StepKind::LastModified | StepKind::IndexJson => {
                 format!("the set of stacks and samples of {} changed", step.describe)
             }
+            StepKind::IndexImage => format!("the base of the {} changed", step.describe),
+            StepKind::StackArtifact { .. } => format!("{} changed", step.describe),
         };
     }
     if old["config"] != new["config"] {
@@ -566,6 +644,11 @@ pub fn dirty_reason(step: &Step, old: &Value, new: &Value, plan: &Plan) -> Strin
             .map(|(k, _)| k.clone())
             .chain(o.keys().filter(|k| !n.contains_key(*k)).cloned())
             .collect();
+        if step.kind == StepKind::IndexImage
+            && let Some(reason) = index_image_reason(&changed, plan)
+        {
+            return reason;
+        }
         if let Some(first) = changed.first() {
             let name = plan
                 .step(first)
@@ -579,4 +662,109 @@ pub fn dirty_reason(step: &Step, old: &Value, new: &Value, plan: &Plan) -> Strin
         }
     }
     "its inputs changed".into()
+}
+
+/// Why the devfile-index image is stale, from the dependencies whose outputs changed: its
+/// base image, or the registry tree (naming the first changed part).
+fn index_image_reason(changed: &[String], plan: &Plan) -> Option<String> {
+    let describe = |id: &String| {
+        plan.step(id)
+            .map(|s| s.describe.clone())
+            .unwrap_or_else(|| id.clone())
+    };
+    if let Some(base) = changed.iter().find(|id| id.starts_with("image:")) {
+        return Some(format!("its base {} changed", describe(base)));
+    }
+    let tree: Vec<&String> = changed
+        .iter()
+        .filter(|id| id.as_str() != "index-json")
+        .collect();
+    match tree.as_slice() {
+        [] if changed.is_empty() => None,
+        [] => Some("the registry tree changed (index.json)".into()),
+        [one] => Some(format!("the registry tree changed ({})", describe(one))),
+        [first, rest @ ..] => Some(format!(
+            "the registry tree changed ({} and {} more)",
+            describe(first),
+            rest.len()
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(id: &str, kind: StepKind, describe: &str, deps: &[&str]) -> Step {
+        Step {
+            id: id.into(),
+            kind,
+            deps: deps.iter().map(|d| d.to_string()).collect(),
+            describe: describe.into(),
+            config: json!({}),
+            lock: json!({}),
+        }
+    }
+
+    #[test]
+    fn the_index_image_says_whether_the_tree_or_its_base_changed() {
+        let plan = Plan::from_steps(vec![
+            step(
+                "image:b",
+                StepKind::Image { image: "b".into() },
+                "image b",
+                &[],
+            ),
+            step("index-json", StepKind::IndexJson, "index.json", &[]),
+            step(
+                "devfile:s/go",
+                StepKind::Devfile {
+                    source: "s".into(),
+                    id: "go".into(),
+                },
+                "devfile of go",
+                &[],
+            ),
+            step(
+                "devfile:s/udi",
+                StepKind::Devfile {
+                    source: "s".into(),
+                    id: "udi".into(),
+                },
+                "devfile of udi",
+                &[],
+            ),
+            step(
+                INDEX_IMAGE_STEP,
+                StepKind::IndexImage,
+                "devfile-index image",
+                &["image:b", "index-json", "devfile:s/go", "devfile:s/udi"],
+            ),
+        ]);
+        let image = plan.step(INDEX_IMAGE_STEP).unwrap();
+        let deps = |go: &str, udi: &str, index: &str, base: &str| {
+            let out = |d: &str| BTreeMap::from([("digest".to_string(), d.to_string())]);
+            BTreeMap::from([
+                ("devfile:s/go".to_string(), out(go)),
+                ("devfile:s/udi".to_string(), out(udi)),
+                ("index-json".to_string(), out(index)),
+                ("image:b".to_string(), out(base)),
+            ])
+        };
+        let old = key_input(image, &deps("1", "1", "1", "1"));
+        let reason = |new| dirty_reason(image, &old, &key_input(image, &new), &plan);
+        assert_eq!(
+            reason(deps("2", "1", "2", "1")),
+            "the registry tree changed (devfile of go)"
+        );
+        assert_eq!(
+            reason(deps("2", "2", "2", "1")),
+            "the registry tree changed (devfile of go and 1 more)"
+        );
+        assert_eq!(
+            reason(deps("1", "1", "2", "1")),
+            "the registry tree changed (index.json)"
+        );
+        assert_eq!(reason(deps("2", "1", "2", "2")), "its base image b changed");
+    }
 }

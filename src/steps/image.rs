@@ -13,7 +13,7 @@ use crate::oci::{CopyRequest, Platforms};
 use crate::state::Record;
 
 /// The upstream image (pinned to its locked digest) and where it lands.
-fn request(ctx: &Ctx, image: &str) -> Result<CopyRequest, String> {
+pub(super) fn request(ctx: &Ctx, image: &str) -> Result<CopyRequest, String> {
     let entry = ctx
         .lock
         .images

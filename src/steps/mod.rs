@@ -3,8 +3,10 @@
 mod devfile;
 mod download;
 mod image;
+mod index_image;
 mod project;
 mod source;
+mod stack_artifact;
 mod tree;
 
 use std::path::Path;
@@ -36,6 +38,8 @@ pub async fn run(ctx: &Ctx, step: &Step, state: &State) -> Result<StepOutput, St
                 .ok_or_else(|| format!("image {image} was never applied")),
             None => image::run(ctx, image).await,
         },
+        StepKind::StackArtifact { id, .. } => stack_artifact::run(ctx, step, state, id).await,
+        StepKind::IndexImage => index_image::run(ctx, step, state).await,
     }
 }
 
@@ -50,6 +54,8 @@ pub async fn outputs_exist(ctx: &Ctx, step: &Step, rec: &Record) -> bool {
         }),
         StepKind::Source { source } => source::present(ctx, source, rec),
         StepKind::Image { image } => ctx.replay.is_some() || image::present(ctx, image, rec).await,
+        StepKind::StackArtifact { id, .. } => stack_artifact::present(ctx, id, rec).await,
+        StepKind::IndexImage => index_image::present(ctx, rec).await,
         _ => true,
     }
 }
@@ -60,6 +66,9 @@ pub fn missing_reason(step: &Step) -> String {
         StepKind::Image { image } => format!("image {image} is missing at the target"),
         StepKind::Download { url } => format!("{url} is missing from the cache"),
         StepKind::Source { source } => format!("source {source} is missing from the cache"),
+        StepKind::StackArtifact { .. } | StepKind::IndexImage => {
+            format!("the {} is missing at the target", step.describe)
+        }
         _ => format!("an output of {} is missing or was changed", step.describe),
     }
 }

@@ -5,6 +5,7 @@ mod apply;
 mod archive;
 mod audit;
 mod index;
+mod index_image;
 mod lock;
 mod manifest;
 mod oci;

@@ -1,0 +1,270 @@
+//! Stack artifacts: each stack version as the OCI artifact the devfile registry server pushes
+//! to its in-pod registry at start, `devfile-catalog/<stack>:<version>` (under the target
+//! prefix), which registry-library clients pull. Built here so a target without the registry
+//! server's sidecar (or a `dir:` target, served by `airgap serve`) has them too.
+//!
+//! The format follows the server's (registry-support `index/server/pkg/server/registry.go`):
+//! an OCI image manifest whose config has media type
+//! `application/vnd.devfileio.devfile.config.v2+json` and content `{}`, one layer per file of
+//! the version's folder, titled with its name (`org.opencontainers.image.title`): `devfile.yaml`
+//! → `application/vnd.devfileio.devfile.layer.v1`, `archive.tar` → `application/x-tar`,
+//! `logo.svg` → `image/svg+xml`, `logo.png` → `image/png`. Other files of the folder (starter
+//! project zips, a parent devfile, icons of other types) have no media type upstream, where they
+//! make the push fail; here they are left out. Layers are sorted by digest and the manifest is
+//! canonical JSON, so the artifact's digest depends only on the files' bytes.
+//!
+//! The tag is the devfile's `metadata.version` and the repository the stack's folder name: what
+//! the index's `links.self` says (`devfile-catalog/<stack folder>:<version>`), for single- and
+//! multi-version stacks alike.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use bytes::Bytes;
+use serde_json::json;
+
+use crate::exec::{Ctx, StepOutput};
+use crate::oci::digest::Digest;
+use crate::oci::media;
+use crate::oci::naming::{TargetPrefix, TargetRef};
+use crate::oci::{BlobData, LocalBlob, LocalImage};
+use crate::plan::{CATALOG, Step, stack_dir};
+use crate::state::{Record, State};
+
+pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.devfileio.devfile.config.v2+json";
+pub const DEVFILE_MEDIA_TYPE: &str = "application/vnd.devfileio.devfile.layer.v1";
+const TITLE: &str = "org.opencontainers.image.title";
+
+/// The layer media type of a file of a stack version's folder, by name; `None` for files the
+/// artifact leaves out.
+pub fn layer_media_type(name: &str) -> Option<&'static str> {
+    match name {
+        "devfile.yaml" | ".devfile.yaml" => Some(DEVFILE_MEDIA_TYPE),
+        "archive.tar" => Some("application/x-tar"),
+        "logo.svg" => Some("image/svg+xml"),
+        "logo.png" => Some("image/png"),
+        _ => None,
+    }
+}
+
+/// Whether `tag` is a valid OCI tag.
+fn valid_tag(tag: &str) -> bool {
+    let mut chars = tag.chars();
+    tag.len() <= 128
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+fn landing(ctx: &Ctx, id: &str, tag: &str) -> Result<TargetRef, String> {
+    let stack = id.split('/').next().unwrap_or(id);
+    let prefix =
+        TargetPrefix::parse(ctx.manifest.target.kind.image_prefix()).map_err(|e| e.to_string())?;
+    Ok(prefix.named(&format!("{CATALOG}/{stack}"), Some(tag)))
+}
+
+/// One file that becomes a layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerFile {
+    pub name: String,
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// The artifact's manifest for these files (config `{}`).
+pub fn manifest(files: &[LayerFile]) -> Result<Vec<u8>, String> {
+    let config = b"{}";
+    let mut layers: Vec<&LayerFile> = files.iter().collect();
+    layers.sort_by(|a, b| a.digest.cmp(&b.digest));
+    let layers = layers
+        .iter()
+        .map(|f| {
+            let media_type = layer_media_type(&f.name)
+                .ok_or_else(|| format!("`{}` has no stack artifact media type", f.name))?;
+            Ok(json!({
+                "mediaType": media_type,
+                "digest": f.digest.as_str(),
+                "size": f.size,
+                "annotations": {TITLE: f.name},
+            }))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let doc = json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_MANIFEST,
+        "config": {
+            "mediaType": CONFIG_MEDIA_TYPE,
+            "digest": Digest::of(config).as_str(),
+            "size": config.len(),
+        },
+        "layers": layers,
+    });
+    let mut out = Vec::new();
+    media::write_canonical(&doc, &mut out);
+    Ok(out)
+}
+
+pub async fn run(ctx: &Ctx, step: &Step, state: &State, id: &str) -> Result<StepOutput, String> {
+    let dir = format!("registry/{}/", stack_dir(id));
+    // The files of the version's folder that its devfile and archive steps wrote, with the
+    // digests they recorded (the push checks the bytes against them as it streams).
+    let mut files: BTreeMap<String, LayerFile> = BTreeMap::new();
+    for dep in &step.deps {
+        let rec = state
+            .get(dep)
+            .ok_or_else(|| format!("step `{dep}` has not run"))?;
+        for (path, size) in &rec.files {
+            let Some(name) = path.strip_prefix(&dir) else {
+                continue;
+            };
+            if name.contains('/') || layer_media_type(name).is_none() {
+                continue;
+            }
+            let digest = rec
+                .outputs
+                .get(name)
+                .ok_or_else(|| format!("step `{dep}` recorded no digest for `{path}`"))
+                .and_then(|d| Digest::from_str(d).map_err(|e| e.to_string()))?;
+            files.insert(
+                path.clone(),
+                LayerFile {
+                    name: name.to_owned(),
+                    digest,
+                    size: *size,
+                },
+            );
+        }
+    }
+    let devfile = files
+        .keys()
+        .find(|p| p.ends_with("devfile.yaml"))
+        .cloned()
+        .ok_or_else(|| format!("no devfile was written into `{dir}`"))?;
+    let text = tokio::fs::read_to_string(ctx.out_root.join(&devfile))
+        .await
+        .map_err(|e| format!("cannot read `{devfile}`: {e}"))?;
+    let version = crate::devfile::parse(&devfile, &text)
+        .map_err(|e| e.to_string())?
+        .metadata
+        .and_then(|m| m.version)
+        .map(|v| v.0)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            format!("`{devfile}` has no `metadata.version`, which tags its stack artifact")
+        })?;
+    if !valid_tag(&version) {
+        return Err(format!(
+            "the version `{version}` of `{devfile}` is not a valid image tag, so it cannot tag the stack artifact"
+        ));
+    }
+    let target = landing(ctx, id, &version)?;
+    let layers: Vec<LayerFile> = files.values().cloned().collect();
+    let manifest = Bytes::from(manifest(&layers)?);
+    let mut blobs: Vec<LocalBlob> = files
+        .iter()
+        .map(|(path, f)| LocalBlob {
+            digest: f.digest.clone(),
+            size: f.size,
+            data: BlobData::File(ctx.out_root.join(path)),
+        })
+        .collect();
+    let config = Bytes::from_static(b"{}");
+    blobs.push(LocalBlob {
+        digest: Digest::of(&config),
+        size: config.len() as u64,
+        data: BlobData::Bytes(config),
+    });
+    let image = LocalImage {
+        manifest,
+        media_type: media::OCI_MANIFEST.into(),
+        blobs,
+        mount_from: Vec::new(),
+        base: None,
+    };
+    let (client, destination) = ctx.oci().await?;
+    // An audit builds to compare, and never writes to the target.
+    let digest = if ctx.replay.is_some() {
+        crate::oci::digest::Digest::of(&image.manifest)
+    } else {
+        client
+            .push_image(&image, &target, destination)
+            .await
+            .map_err(|e| e.to_string())?
+            .digest
+    };
+    let mut out = StepOutput::default();
+    out.outputs.insert("digest".into(), digest.to_string());
+    out.outputs.insert("tag".into(), version);
+    out.outputs
+        .insert("reference".into(), target.pinned(&digest));
+    Ok(out)
+}
+
+/// Whether the target still holds the artifact under its tag, at the recorded digest.
+pub async fn present(ctx: &Ctx, id: &str, rec: &Record) -> bool {
+    let (Some(digest), Some(tag)) = (
+        rec.outputs
+            .get("digest")
+            .and_then(|d| Digest::from_str(d).ok()),
+        rec.outputs.get("tag"),
+    ) else {
+        return false;
+    };
+    let Ok(target) = landing(ctx, id, tag) else {
+        return false;
+    };
+    let Ok((client, destination)) = ctx.oci().await else {
+        return false;
+    };
+    client
+        .holds(destination, &target, &digest)
+        .await
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_are_titled_and_sorted_by_digest() {
+        let files: Vec<LayerFile> = ["devfile.yaml", "archive.tar", "logo.svg"]
+            .iter()
+            .map(|n| LayerFile {
+                name: n.to_string(),
+                digest: Digest::of(n.as_bytes()),
+                size: n.len() as u64,
+            })
+            .collect();
+        let m: serde_json::Value = serde_json::from_slice(&manifest(&files).unwrap()).unwrap();
+        let digests: Vec<&str> = m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap())
+            .collect();
+        let mut sorted = digests.clone();
+        sorted.sort();
+        assert_eq!(digests, sorted);
+        assert_eq!(m["config"]["mediaType"], CONFIG_MEDIA_TYPE);
+        assert_eq!(m["config"]["size"], 2);
+        for l in m["layers"].as_array().unwrap() {
+            let title = l["annotations"][TITLE].as_str().unwrap();
+            assert_eq!(l["mediaType"], layer_media_type(title).unwrap());
+        }
+        let mut reversed = files.clone();
+        reversed.reverse();
+        assert_eq!(manifest(&reversed).unwrap(), manifest(&files).unwrap());
+    }
+
+    #[test]
+    fn tags() {
+        for ok in ["2.6.0", "1.0.0-rc1", "_x", "v1"] {
+            assert!(valid_tag(ok), "{ok}");
+        }
+        for bad in ["", "1.0.0+build", ".x", "-x", &"a".repeat(129)] {
+            assert!(!valid_tag(bad), "{bad}");
+        }
+    }
+}
