@@ -7,6 +7,7 @@ mod index;
 mod lock;
 mod manifest;
 mod oci;
+mod quickstart;
 mod rewrite;
 mod schema;
 mod serve;
