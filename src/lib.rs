@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod archive;
+pub mod bundle;
 pub mod cli;
 pub mod devfile;
 pub mod diag;

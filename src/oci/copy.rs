@@ -545,16 +545,18 @@ impl Client {
         image: &LayoutImage,
         destination: &Destination,
     ) -> Result<CopyOutcome, OciError> {
-        let what = format!(
-            "{}{} (bundle) → {}",
-            image.repository,
-            image
-                .tag
-                .as_ref()
-                .map(|t| format!(":{t}"))
-                .unwrap_or_default(),
-            image.repository
-        );
+        let host = match destination {
+            Destination::Registry(access) => access.host.as_str(),
+            Destination::Layout(_) => "a layout",
+        };
+        let what = match &image.tag {
+            Some(tag) => format!("{}:{tag} → {host}", image.repository),
+            None => format!(
+                "{}@{} → {host}",
+                image.repository,
+                &image.digest.hex()[..12]
+            ),
+        };
         self.inner.progress.add_images(1);
         let progress = self.inner.progress.start(what.clone());
         let dest = self.dest(destination, &image.repository)?;

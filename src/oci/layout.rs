@@ -41,6 +41,16 @@ pub struct LayoutImage {
     pub size: u64,
 }
 
+/// Something [`Layout::check_complete`] found wrong with one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutProblem {
+    /// `repository:tag` (or `repository@digest`).
+    pub image: String,
+    /// The blob file at fault.
+    pub path: PathBuf,
+    pub problem: String,
+}
+
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Entry {
@@ -369,6 +379,87 @@ impl Layout {
             media_type: e.media_type.clone(),
             size: e.size,
         }))
+    }
+
+    /// Checks that every image `index.json` lists with our repository annotation is whole,
+    /// without reading large blobs: each manifest (of an index too, recursively) is read and
+    /// checked against its digest, and every blob it names must be there with the size its
+    /// descriptor gives. Returns the problems found, in `index.json` order (images) and
+    /// manifest order (blobs), each naming the image and the file.
+    pub async fn check_complete(&self) -> Vec<LayoutProblem> {
+        let mut problems = Vec::new();
+        for image in self.images().await {
+            let name = match &image.tag {
+                Some(tag) => format!("{}:{tag}", image.repository),
+                None => format!("{}@{}", image.repository, image.digest),
+            };
+            let mut pending = vec![(image.digest.clone(), image.size, image.media_type.clone())];
+            while let Some((digest, size, media_type)) = pending.pop() {
+                let path = self.blob_path(&digest);
+                let problem = |problem: String| LayoutProblem {
+                    image: name.clone(),
+                    path: path.clone(),
+                    problem,
+                };
+                let bytes = match self.read_blob(&digest).await {
+                    Ok(b) => b,
+                    Err(OciError::NotFound { .. }) => {
+                        problems.push(problem(format!("manifest {digest} is missing")));
+                        continue;
+                    }
+                    Err(e) => {
+                        problems.push(problem(e.to_string()));
+                        continue;
+                    }
+                };
+                if bytes.len() as u64 != size {
+                    problems.push(problem(format!(
+                        "manifest {digest} has {} bytes where its descriptor says {size}",
+                        bytes.len()
+                    )));
+                    continue;
+                }
+                let parsed = match media::detect(&bytes, Some(&media_type), &name) {
+                    Ok((_, parsed)) => parsed,
+                    Err(e) => {
+                        problems.push(problem(e.to_string()));
+                        continue;
+                    }
+                };
+                match &parsed {
+                    media::Parsed::Index { manifests } => {
+                        // Reversed onto the stack, so children are checked in order.
+                        for m in manifests.iter().rev() {
+                            pending.push((m.digest.clone(), m.size, m.media_type.clone()));
+                        }
+                    }
+                    media::Parsed::Image { .. } => {
+                        for blob in parsed.blobs() {
+                            let path = self.blob_path(&blob.digest);
+                            let found = match std::fs::metadata(&path) {
+                                Ok(m) if m.len() == blob.size => continue,
+                                Ok(m) => format!(
+                                    "blob {} has {} bytes where manifest {digest} says {}",
+                                    blob.digest,
+                                    m.len(),
+                                    blob.size
+                                ),
+                                Err(_) => format!(
+                                    "blob {} (named by manifest {digest}) is missing",
+                                    blob.digest
+                                ),
+                            };
+                            problems.push(LayoutProblem {
+                                image: name.clone(),
+                                path,
+                                problem: found,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        problems
     }
 
     /// Checks every blob against its digest, in name order; the first bad one is the error.

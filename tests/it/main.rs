@@ -3,6 +3,7 @@
 
 mod apply;
 mod archive;
+mod bundle;
 mod index;
 mod lock;
 mod manifest;
