@@ -374,7 +374,7 @@ pub fn cmd_push(dir: &Path, options: &PushOptions) -> Result<ExitCode, Report> {
         }
         eprintln!(
             "{:>12} {total} images in {:.2}s: {pushed} pushed, {present} already there{}; \
-             {} blobs uploaded ({} bytes), {} skipped, {} mounted",
+             {} blobs uploaded ({} bytes), {} skipped, {} mounted{}",
             if failures.is_empty() {
                 "Pushed"
             } else {
@@ -390,6 +390,11 @@ pub fn cmd_push(dir: &Path, options: &PushOptions) -> Result<ExitCode, Report> {
             stats.bytes_uploaded,
             stats.blobs_skipped,
             stats.blobs_mounted,
+            if failures.is_empty() {
+                ""
+            } else {
+                " (blobs of the failed images not counted)"
+            },
         );
         if failures.is_empty() {
             Ok(ExitCode::SUCCESS)

@@ -447,3 +447,79 @@ fn a_layout_written_by_skopeo_is_a_mirror_and_its_faults_are_named() {
         &format!("oci:{}:nodejs:20", out.display()),
     ]);
 }
+
+/// Resolution through a layout mirror, by tag and by pinned digest, as the library sees it.
+#[test]
+fn a_layout_mirror_resolves_tags_and_pinned_digests() {
+    use airgap::oci::mirror::RegistryMirror;
+    use airgap::oci::reference::ImageRef;
+    use airgap::oci::{Client, ClientConfig};
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = Client::new(ClientConfig {
+            mirrors: vec![RegistryMirror::layout("quay.io", committed_layout())],
+            credentials: airgap::oci::auth::Credentials::anonymous(),
+            ..Default::default()
+        });
+        let by_tag = client
+            .resolve(&ImageRef::parse("quay.io/airgap-example/go-toolset:1.22").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(by_tag.media_type, media::OCI_INDEX);
+        let platforms: Vec<&str> = by_tag
+            .platforms
+            .iter()
+            .map(|p| p.platform.as_str())
+            .collect();
+        assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+
+        let pinned = format!("quay.io/airgap-example/go-toolset:1.22@{}", by_tag.digest);
+        let by_digest = client
+            .resolve(&ImageRef::parse(&pinned).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(by_digest.digest, by_tag.digest);
+        assert_eq!(by_digest.media_type, media::OCI_INDEX);
+
+        // A digest the folder does not hold, and a tag it does not name.
+        let absent = format!(
+            "quay.io/airgap-example/go-toolset@{}",
+            Digest::of(b"absent")
+        );
+        let err = client
+            .resolve(&ImageRef::parse(&absent).unwrap())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not in the OCI layout"), "{err}");
+        let err = client
+            .resolve(&ImageRef::parse("quay.io/airgap-example/go-toolset:9").unwrap())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("names no image `airgap-example/go-toolset:9`"),
+            "{err}"
+        );
+
+        // A folder that is not a layout is named as such.
+        let client = Client::new(ClientConfig {
+            mirrors: vec![RegistryMirror::layout(
+                "quay.io",
+                example_dir().join("registry"),
+            )],
+            credentials: airgap::oci::auth::Credentials::anonymous(),
+            ..Default::default()
+        });
+        let err = client
+            .resolve(&ImageRef::parse("quay.io/airgap-example/runtime:1.0").unwrap())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("has no `oci-layout` file"), "{err}");
+    });
+}
