@@ -261,6 +261,7 @@ pub fn cmd_apply(
         return Ok(ExitCode::SUCCESS);
     }
     let started = std::time::Instant::now();
+    exec::clean_tree(&plan, &state, &ctx);
     let report = rt.block_on(exec::run(&plan, &state, &ctx, &|verb, what| {
         eprintln!("{verb:>12} {what}");
     }));

@@ -89,7 +89,16 @@ pub struct Metadata {
     pub version: Option<Text>,
     #[serde(default)]
     pub icon: Option<Spanned<Text>>,
+    /// A Dockerfile URL odo builds from (Liberty stacks).
+    #[serde(default, rename = "alpha.build-dockerfile")]
+    pub alpha_build_dockerfile: Option<Spanned<Text>>,
+    /// A Kubernetes manifest URL odo deploys (Liberty stacks).
+    #[serde(default, rename = "alpha.deployment-manifest")]
+    pub alpha_deployment_manifest: Option<Spanned<Text>>,
 }
+
+/// The `metadata` keys whose values are URLs of files the stack needs.
+pub const METADATA_FILE_KEYS: [&str; 2] = ["alpha.build-dockerfile", "alpha.deployment-manifest"];
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -399,6 +408,24 @@ impl Devfile {
             registry_url,
             version: p.version.as_ref().map(|v| v.as_str().to_string()),
         })
+    }
+
+    /// Remote files named by `metadata` (`alpha.build-dockerfile`, `alpha.deployment-manifest`):
+    /// (key, URL).
+    pub fn metadata_files(&self) -> Vec<(&'static str, String)> {
+        let Some(m) = self.metadata.as_ref() else {
+            return Vec::new();
+        };
+        [
+            (METADATA_FILE_KEYS[0], &m.alpha_build_dockerfile),
+            (METADATA_FILE_KEYS[1], &m.alpha_deployment_manifest),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let url = v.as_ref()?.value.as_str().trim().to_string();
+            (url.starts_with("https://") || url.starts_with("http://")).then_some((k, url))
+        })
+        .collect()
     }
 
     pub fn icon(&self) -> Option<String> {

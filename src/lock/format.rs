@@ -76,6 +76,9 @@ fn write_uses(out: &mut String, uses: &Uses) {
     for p in &uses.parents {
         let _ = writeln!(out, "    uses-parent {}", q(p));
     }
+    for f in &uses.files {
+        let _ = writeln!(out, "    uses-file {}", q(f));
+    }
 }
 
 fn close_children(out: &mut String, children: &str) {
@@ -118,12 +121,19 @@ pub fn write(lock: &Lockfile) -> String {
         out.push('\n');
     }
 
+    for (source, hash) in &lock.extra_entries {
+        let _ = write!(out, "extra-entries {}", q(source));
+        prop(&mut out, "blake3", hash);
+        out.push('\n');
+    }
+
     if !lock.stacks.is_empty() {
         out.push('\n');
     }
     for ((source, id), s) in &lock.stacks {
         let _ = write!(out, "stack {} {}", q(source), q(id));
         prop(&mut out, "devfile", &s.devfile);
+        opt_prop(&mut out, "stack-yaml", &s.stack_yaml);
         let mut children = String::new();
         for (path, hash) in &s.files {
             let _ = writeln!(children, "    file {} blake3={}", q(path), q(hash));
@@ -388,6 +398,7 @@ impl Reader {
             "uses-image" => &mut uses.images,
             "uses-icon" => &mut uses.icons,
             "uses-parent" => &mut uses.parents,
+            "uses-file" => &mut uses.files,
             _ => return false,
         };
         self.props(node, &[]);
@@ -510,8 +521,18 @@ impl Reader {
                     };
                     lock.sources.insert(a[0].to_string(), s);
                 }
+                "extra-entries" => {
+                    self.no_children(node);
+                    let props = self.props(node, &["blake3"]);
+                    if let (Some(a), Some(h)) = (
+                        self.args(node, 1),
+                        self.string(node, &props, "blake3", true),
+                    ) {
+                        lock.extra_entries.insert(a[0].to_string(), h);
+                    }
+                }
                 "stack" => {
-                    let props = self.props(node, &["devfile"]);
+                    let props = self.props(node, &["devfile", "stack-yaml"]);
                     let Some(a) = self.args(node, 2) else {
                         continue;
                     };
@@ -535,12 +556,14 @@ impl Reader {
                             );
                         }
                     }
+                    let stack_yaml = self.string(node, &props, "stack-yaml", false);
                     lock.stacks.insert(
                         (a[0].to_string(), a[1].to_string()),
                         LockedStack {
                             devfile,
                             files,
                             uses,
+                            stack_yaml,
                         },
                     );
                 }
@@ -651,6 +674,9 @@ impl Reader {
                             }
                             "icon" => {
                                 kinds.insert(DownloadKind::Icon);
+                            }
+                            "file" => {
+                                kinds.insert(DownloadKind::File);
                             }
                             other => {
                                 let span = props.get("kind").map(|p| p.1).unwrap_or(node.span());

@@ -29,6 +29,8 @@ pub struct Lockfile {
     pub stacks: BTreeMap<(String, String), LockedStack>,
     /// Keyed by (source, sample id).
     pub samples: BTreeMap<(String, String), LockedSample>,
+    /// Source → blake3 of its `extraDevfileEntries.yaml` (sources whose samples are included).
+    pub extra_entries: BTreeMap<String, String>,
     pub projects: BTreeMap<ProjectKey, LockedProject>,
     /// Parent devfiles and icons, keyed by URL as written.
     pub downloads: BTreeMap<String, LockedDownload>,
@@ -65,6 +67,8 @@ pub struct LockedStack {
     /// What the devfile and its Dockerfiles use: image keys, and icon / parent URLs. Recorded
     /// so `plan` builds the step graph from the lock alone.
     pub uses: Uses,
+    /// blake3 of the stack's `stack.yaml` (multi-version stacks).
+    pub stack_yaml: Option<String>,
 }
 
 /// The lock entries one devfile reads.
@@ -73,6 +77,8 @@ pub struct Uses {
     pub images: BTreeSet<String>,
     pub icons: BTreeSet<String>,
     pub parents: BTreeSet<String>,
+    /// Files `metadata` names by URL (`alpha.build-dockerfile`, …).
+    pub files: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -130,6 +136,8 @@ pub enum LockedProject {
 pub enum DownloadKind {
     Parent,
     Icon,
+    /// A file a devfile's `metadata` names (`alpha.build-dockerfile`, …).
+    File,
 }
 
 impl DownloadKind {
@@ -137,6 +145,7 @@ impl DownloadKind {
         match self {
             Self::Parent => "parent",
             Self::Icon => "icon",
+            Self::File => "file",
         }
     }
 }

@@ -171,6 +171,16 @@ fn list_reasons(reasons: &[Problem]) -> String {
     out.join("\n")
 }
 
+/// What one source holds, as the lock records it.
+struct SourceRead {
+    discovered: Discovered,
+    units: Vec<Unit>,
+    stacks: Vec<((String, String), LockedStack)>,
+    samples: Vec<(String, LockedSample)>,
+    /// blake3 of `extraDevfileEntries.yaml`, when samples are included.
+    extra: Option<String>,
+}
+
 /// What a stack version or sample references, as read from its devfile (and Dockerfiles).
 #[derive(Debug, Clone)]
 struct Unit {
@@ -184,6 +194,8 @@ struct Unit {
     projects: Vec<(ProjectKind, ProjectRef)>,
     parent: Option<ParentRef>,
     icons: Vec<String>,
+    /// Files `metadata` names by URL.
+    files: Vec<String>,
 }
 
 impl Unit {
@@ -197,6 +209,7 @@ impl Unit {
                 .collect(),
             icons: self.icons.iter().cloned().collect(),
             parents: self.parent.iter().map(|p| p.url()).collect(),
+            files: self.files.iter().cloned().collect(),
         }
     }
 }
@@ -378,10 +391,16 @@ impl<'a> Resolver<'a> {
 
             // Read the source's content.
             let read = self.read_source(decl, commit.as_deref()).await;
-            let (discovered, source_units, stack_entries, sample_pins) = match read {
-                Ok(v) => v,
-                Err(e) => return Err(e),
-            };
+            let SourceRead {
+                discovered,
+                units: source_units,
+                stacks: stack_entries,
+                samples: sample_pins,
+                extra,
+            } = read?;
+            if let Some(h) = extra {
+                lock.extra_entries.insert(name.clone(), h);
+            }
             // The stacks filter.
             let stack_names: BTreeSet<&str> =
                 discovered.stacks.iter().map(|s| s.name.as_str()).collect();
@@ -592,15 +611,7 @@ impl<'a> Resolver<'a> {
         &mut self,
         decl: &crate::manifest::SourceDecl,
         commit: Option<&str>,
-    ) -> Result<
-        (
-            Discovered,
-            Vec<Unit>,
-            Vec<((String, String), LockedStack)>,
-            Vec<(String, LockedSample)>,
-        ),
-        LockError,
-    > {
+    ) -> Result<SourceRead, LockError> {
         let name = decl.name.value.clone();
         let samples = decl.samples;
         let read = move |files: &Files<'_>| -> Result<_, LockError> {
@@ -611,16 +622,37 @@ impl<'a> Resolver<'a> {
                 })?;
             let mut units = Vec::new();
             let mut entries = Vec::new();
+            let read_err = |e: crate::source::FilesError| LockError::Source {
+                what: format!("cannot read source `{name}`"),
+                cause: Box::new(e),
+            };
             for stack in &discovered.stacks {
+                let stack_yaml = if stack.multi_version {
+                    files
+                        .read(&format!("stacks/{}/stack.yaml", stack.name))
+                        .map_err(read_err)?
+                        .map(|b| blake3::hash(&b).to_hex().to_string())
+                } else {
+                    None
+                };
                 for v in &stack.versions {
-                    let (unit, entry) = read_stack_version(&name, stack, v, files)?;
+                    let (unit, mut entry) = read_stack_version(&name, stack, v, files)?;
+                    entry.stack_yaml = stack_yaml.clone();
                     units.push(unit);
                     entries.push(((v.id.clone(), stack.name.clone()), entry));
                 }
             }
-            Ok((discovered, units, entries))
+            let extra = if samples && !discovered.samples.is_empty() {
+                files
+                    .read(discover::EXTRA_ENTRIES)
+                    .map_err(read_err)?
+                    .map(|b| blake3::hash(&b).to_hex().to_string())
+            } else {
+                None
+            };
+            Ok((discovered, units, (entries, extra)))
         };
-        let (discovered, mut units, entries) = match (&decl.origin, commit) {
+        let (discovered, mut units, (entries, extra)) = match (&decl.origin, commit) {
             (Origin::Git { url, .. }, Some(commit)) => self.with_commit(url, commit, read).await?,
             (Origin::Path(p), _) => {
                 let dir = self.manifest.resolve_path(p);
@@ -751,6 +783,7 @@ impl<'a> Resolver<'a> {
                             .collect(),
                         parent: d.parent(),
                         icons: d.icon().into_iter().filter(|i| is_remote(i)).collect(),
+                        files: d.metadata_files().into_iter().map(|(_, u)| u).collect(),
                     };
                     Ok(Ok((unit, blake3::hash(&bytes).to_hex().to_string())))
                 })
@@ -780,7 +813,13 @@ impl<'a> Resolver<'a> {
                 }),
             }
         }
-        Ok((discovered, units, entries, sample_pins))
+        Ok(SourceRead {
+            discovered,
+            units,
+            stacks: entries,
+            samples: sample_pins,
+            extra,
+        })
     }
 
     async fn resolve_projects(&mut self, units: &[Unit], lock: &mut Lockfile, stats: &mut Stats) {
@@ -993,6 +1032,20 @@ impl<'a> Resolver<'a> {
                     )
                 });
                 e.0.insert(DownloadKind::Icon);
+                e.1.insert(u.name.clone());
+            }
+            for file in &u.files {
+                let e = wanted.entry(file.clone()).or_insert_with(|| {
+                    (
+                        BTreeSet::new(),
+                        BTreeSet::new(),
+                        format!(
+                            "a file named in the metadata of {} (source `{}`)",
+                            u.label, u.source
+                        ),
+                    )
+                });
+                e.0.insert(DownloadKind::File);
                 e.1.insert(u.name.clone());
             }
         }
@@ -1344,6 +1397,7 @@ fn read_stack_version(
         projects,
         parent: d.parent(),
         icons,
+        files: d.metadata_files().into_iter().map(|(_, u)| u).collect(),
     };
     let uses = unit.uses();
     Ok((
@@ -1352,6 +1406,7 @@ fn read_stack_version(
             devfile: blake3::hash(&bytes).to_hex().to_string(),
             files: file_hashes,
             uses,
+            stack_yaml: None,
         },
     ))
 }

@@ -136,6 +136,26 @@ fn id_words(id: &str) -> String {
     id.replace('/', " ")
 }
 
+impl Step {
+    /// The dependencies whose outputs go into this step's key. A devfile, archive, stack.yaml or
+    /// extraDevfileEntries step reads its source only for bytes the lock pins by hash (its key
+    /// has them), so the source's
+    /// commit is left out: a new commit reruns only the stacks whose content changed. The
+    /// dependency still orders the steps (the source is fetched first).
+    pub fn key_deps(&self) -> impl Iterator<Item = &String> {
+        let skip_source = matches!(
+            self.kind,
+            StepKind::Devfile { .. }
+                | StepKind::Archive { .. }
+                | StepKind::StackYaml { .. }
+                | StepKind::Extra
+        );
+        self.deps
+            .iter()
+            .filter(move |d| !(skip_source && d.starts_with("source:")))
+    }
+}
+
 impl Plan {
     pub fn step(&self, id: &str) -> Option<&Step> {
         self.index.get(id).map(|&i| &self.steps[i])
@@ -268,7 +288,13 @@ impl Plan {
             for i in &entry.uses.images {
                 deps.push(image_dep(i, &user)?);
             }
-            for u in entry.uses.icons.iter().chain(&entry.uses.parents) {
+            for u in entry
+                .uses
+                .icons
+                .iter()
+                .chain(&entry.uses.parents)
+                .chain(&entry.uses.files)
+            {
                 deps.push(download_dep(u, &user)?);
             }
             let projects: Vec<String> = lock
@@ -313,7 +339,13 @@ impl Plan {
             for i in &entry.uses.images {
                 deps.push(image_dep(i, &user)?);
             }
-            for u in entry.uses.icons.iter().chain(&entry.uses.parents) {
+            for u in entry
+                .uses
+                .icons
+                .iter()
+                .chain(&entry.uses.parents)
+                .chain(&entry.uses.files)
+            {
                 deps.push(download_dep(u, &user)?);
             }
             steps.push(Step {
@@ -335,16 +367,18 @@ impl Plan {
         }
 
         // stack.yaml of multi-version stacks.
-        let mut multi: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+        let mut multi: BTreeMap<(String, String), (BTreeSet<String>, Option<String>)> =
+            BTreeMap::new();
         for ((source, id), entry) in &lock.stacks {
             if let Some((stack, _)) = id.split_once('/') {
-                multi
+                let e = multi
                     .entry((source.clone(), stack.to_string()))
-                    .or_default()
-                    .extend(entry.uses.icons.iter().cloned());
+                    .or_default();
+                e.0.extend(entry.uses.icons.iter().cloned());
+                e.1 = entry.stack_yaml.clone();
             }
         }
-        for ((source, stack), icons) in multi {
+        for ((source, stack), (icons, hash)) in multi {
             let mut deps = vec![format!("source:{source}")];
             deps.extend(icons.iter().map(|u| format!("download:{u}")));
             steps.push(Step {
@@ -356,7 +390,7 @@ impl Plan {
                 deps,
                 describe: format!("stack.yaml of {stack}"),
                 config: json!({"dir": stack_dir(&stack)}),
-                lock: json!({}),
+                lock: json!({"stack.yaml": hash}),
             });
         }
         if !lock.samples.is_empty() {
@@ -374,7 +408,10 @@ impl Plan {
                 deps: deps.into_iter().collect(),
                 describe: "extraDevfileEntries.yaml".into(),
                 config: json!({}),
-                lock: json!(lock.samples.keys().collect::<Vec<_>>()),
+                lock: json!({
+                    "samples": lock.samples.keys().collect::<Vec<_>>(),
+                    "files": lock.extra_entries,
+                }),
             });
         }
 

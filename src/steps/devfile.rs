@@ -155,6 +155,8 @@ pub fn icon_file_name(url: &str, bytes: &[u8]) -> String {
 }
 
 const PARENT_FILE: &str = "parent-devfile.yaml";
+/// Where files named by `metadata` URLs go, beside the devfile.
+const METADATA_DIR: &str = "metadata-files";
 
 /// Bytes of a locked download (from the cache the download step filled).
 async fn download(ctx: &Ctx, url: &str) -> Result<Vec<u8>, String> {
@@ -217,6 +219,21 @@ async fn write_devfile(
         let name = icon_file_name(&icon, &bytes);
         super::write_output(ctx, &format!("registry/{dir}/{name}"), &bytes, out)?;
         plan.icon = Some(name);
+    }
+    for (key, url) in d.metadata_files() {
+        let bytes = download(ctx, &url).await?;
+        let base = url
+            .split(['?', '#'])
+            .next()
+            .and_then(|p| p.rsplit('/').next())
+            .filter(|b| !b.is_empty() && *b != "." && *b != "..")
+            .unwrap_or("file")
+            .to_string();
+        // In a folder of its own: no clash with the stack's files, and not a resource of the
+        // index (which lists the version folder's files only).
+        let rel = format!("{METADATA_DIR}/{base}");
+        super::write_output(ctx, &format!("registry/{dir}/{rel}"), &bytes, out)?;
+        plan.metadata.insert(key.to_string(), rel);
     }
     if let Some(parent) = d.parent() {
         let bytes = download(ctx, &parent.url()).await?;
@@ -458,6 +475,17 @@ pub async fn stack_yaml(ctx: &Ctx, source: &str, stack: &str) -> Result<StepOutp
         .flatten()
         .next()
         .ok_or_else(|| format!("`{dir}/stack.yaml` is missing from source `{source}`"))?;
+    let locked = ctx
+        .lock
+        .stacks
+        .iter()
+        .find(|((s, id), _)| s == source && id.split('/').next() == Some(stack))
+        .and_then(|(_, e)| e.stack_yaml.clone());
+    if locked.as_deref() != Some(blake3::hash(&bytes).to_hex().as_str()) {
+        return Err(format!(
+            "`{dir}/stack.yaml` of source `{source}` differs from the locked one; run `airgap lock`"
+        ));
+    }
     let text = String::from_utf8(bytes).map_err(|_| format!("`{dir}/stack.yaml` is not UTF-8"))?;
     let parsed: IconOnly =
         serde_saphyr::from_str(&text).map_err(|e| format!("`{dir}/stack.yaml`: {e}"))?;
@@ -509,6 +537,14 @@ pub async fn extra(ctx: &Ctx) -> Result<StepOutput, String> {
         )
         .await?;
         let bytes = named.into_iter().flatten().next().unwrap_or_default();
+        if ctx.lock.extra_entries.get(source).map(String::as_str)
+            != Some(blake3::hash(&bytes).to_hex().as_str())
+        {
+            return Err(format!(
+                "`{}` of source `{source}` differs from the locked one; run `airgap lock`",
+                crate::discover::EXTRA_ENTRIES
+            ));
+        }
         let text = String::from_utf8(bytes).map_err(|_| {
             format!(
                 "`{}` of source `{source}` is not UTF-8",

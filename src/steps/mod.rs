@@ -64,7 +64,7 @@ pub fn write_output(
     out: &mut StepOutput,
 ) -> Result<(), String> {
     let path = ctx.out_root.join(rel);
-    crate::fetch::write_atomic(&path, bytes)
+    write_staged(&ctx.out_root, &path, bytes)
         .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
     let name = Path::new(rel)
         .file_name()
@@ -83,4 +83,25 @@ pub async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| format!("a background task failed: {e}"))?
+}
+
+/// Where half-written outputs live until they are renamed into place: outside the registry
+/// tree, so a killed apply never leaves a temp file where the index generator would list it.
+/// Cleared at the start of every apply.
+pub const STAGING: &str = ".airgap-staging";
+
+fn write_staged(out_root: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let staging = out_root.join(STAGING);
+    std::fs::create_dir_all(&staging)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut tmp = tempfile::Builder::new()
+        .prefix("out-")
+        .tempfile_in(&staging)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }

@@ -92,10 +92,22 @@ fn path_digest(
         }
         all.update(id.as_bytes());
         all.update(e.devfile.as_bytes());
+        // stack.yaml is read by the stack.yaml step and not pinned by the lock: hash it here.
+        if let Some((stack, _)) = id.split_once('/')
+            && let Some(b) = files
+                .read(&format!("stacks/{stack}/stack.yaml"))
+                .ok()
+                .flatten()
+        {
+            all.update(blake3::hash(&b).as_bytes());
+        }
         for (f, h) in &e.files {
             all.update(f.as_bytes());
             all.update(h.as_bytes());
         }
+    }
+    if let Some(b) = files.read(crate::discover::EXTRA_ENTRIES).ok().flatten() {
+        all.update(blake3::hash(&b).as_bytes());
     }
     Ok(all.finalize().to_hex().to_string())
 }

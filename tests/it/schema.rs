@@ -337,9 +337,12 @@ fn lockfile_schema_accepts_what_lock_writes_and_nothing_stale() {
                 images: ["quay.io/a/b:1".to_string()].into(),
                 icons: ["https://x/i.svg".to_string()].into(),
                 parents: ["https://x/p.yaml".to_string()].into(),
+                files: ["https://x/Dockerfile".to_string()].into(),
             },
+            stack_yaml: Some("h".into()),
         },
     );
+    lock.extra_entries.insert("a".into(), "h".into());
     lock.samples.insert(
         ("a".into(), "s/1.0.0".into()),
         LockedSample {
@@ -352,6 +355,7 @@ fn lockfile_schema_accepts_what_lock_writes_and_nothing_stale() {
                 images: ["quay.io/a/b:1".to_string()].into(),
                 icons: ["https://x/i.svg".to_string()].into(),
                 parents: ["https://x/p.yaml".to_string()].into(),
+                files: ["https://x/Dockerfile".to_string()].into(),
             },
         },
     );

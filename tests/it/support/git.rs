@@ -79,17 +79,33 @@ impl Repo {
             .unwrap()
     }
 
-    /// A new commit on `parent` with one file replaced (the rest of the tree kept).
+    /// A new commit on `parent` with one file (at any depth) replaced, the rest of the tree
+    /// kept.
     pub fn amend_file(&mut self, parent: Oid, path: &str, bytes: &[u8], message: &str) -> Oid {
         self.clock += 3600;
         let parent = self.repo.find_commit(parent).unwrap();
+        let mut index = git2::Index::new().unwrap();
+        index.read_tree(&parent.tree().unwrap()).unwrap();
         let blob = self.repo.blob(bytes).unwrap();
-        let mut tb = self
+        let entry = git2::IndexEntry {
+            ctime: git2::IndexTime::new(0, 0),
+            mtime: git2::IndexTime::new(0, 0),
+            dev: 0,
+            ino: 0,
+            mode: 0o100644,
+            uid: 0,
+            gid: 0,
+            file_size: bytes.len() as u32,
+            id: blob,
+            flags: 0,
+            flags_extended: 0,
+            path: path.as_bytes().to_vec(),
+        };
+        index.add(&entry).unwrap();
+        let tree = self
             .repo
-            .treebuilder(Some(&parent.tree().unwrap()))
+            .find_tree(index.write_tree_to(&self.repo).unwrap())
             .unwrap();
-        tb.insert(path, blob, 0o100644).unwrap();
-        let tree = self.repo.find_tree(tb.write().unwrap()).unwrap();
         let sig = Signature::new("Test", "test@example.com", &Time::new(self.clock, 0)).unwrap();
         self.repo
             .commit(None, &sig, &sig, message, &tree, &[&parent])

@@ -13,6 +13,10 @@ use axum::http::{StatusCode, Uri};
 struct Shared {
     bodies: Mutex<BTreeMap<String, Vec<u8>>>,
     requests: AtomicUsize,
+    /// Paths whose requests wait until released (to catch a client mid-run).
+    held: Mutex<std::collections::BTreeSet<String>>,
+    released: tokio::sync::Notify,
+    waiting: AtomicUsize,
 }
 
 pub struct HttpServer {
@@ -28,6 +32,15 @@ async fn handler(State(shared): State<Arc<Shared>>, uri: Uri) -> (StatusCode, Ve
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
+    loop {
+        let notified = shared.released.notified();
+        if !shared.held.lock().unwrap().contains(&key) {
+            break;
+        }
+        shared.waiting.fetch_add(1, Ordering::SeqCst);
+        notified.await;
+        shared.waiting.fetch_sub(1, Ordering::SeqCst);
+    }
     match shared.bodies.lock().unwrap().get(&key) {
         Some(b) => (StatusCode::OK, b.clone()),
         None => (StatusCode::NOT_FOUND, b"not found".to_vec()),
@@ -79,6 +92,25 @@ impl HttpServer {
         self.shared.bodies.lock().unwrap().remove(path_and_query);
     }
 
+    /// Requests for `path_and_query` wait until [`HttpServer::release_all`].
+    pub fn hold(&self, path_and_query: &str) {
+        self.shared
+            .held
+            .lock()
+            .unwrap()
+            .insert(path_and_query.to_string());
+    }
+
+    pub fn release_all(&self) {
+        self.shared.held.lock().unwrap().clear();
+        self.shared.released.notify_waiters();
+    }
+
+    /// How many requests are waiting on a hold now.
+    pub fn waiting(&self) -> usize {
+        self.shared.waiting.load(Ordering::SeqCst)
+    }
+
     pub fn requests(&self) -> usize {
         self.shared.requests.load(Ordering::SeqCst)
     }
@@ -91,6 +123,7 @@ impl HttpServer {
 
 impl Drop for HttpServer {
     fn drop(&mut self) {
+        self.release_all();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -256,6 +256,14 @@ impl World {
                     format!("<svg>{icon}</svg>\n").into_bytes(),
                 );
             }
+            for key in ["alpha.build-dockerfile", "alpha.deployment-manifest"] {
+                if let Some(url) = d["metadata"][key].as_str() {
+                    downloads.insert(
+                        url.to_string(),
+                        format!("# {key} from {url}\n").into_bytes(),
+                    );
+                }
+            }
         }
         for entry in std::fs::read_dir(root.join("stacks")).unwrap() {
             let sy = entry.unwrap().path().join("stack.yaml");
