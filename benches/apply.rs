@@ -5,7 +5,6 @@
 //! repository fetched, every image copied), `airgap plan` and the no-op re-apply (median of 5;
 //! target: under 1 second on a 2-core machine). `cargo bench --bench apply`.
 
-#[allow(dead_code)]
 #[path = "../tests/it/support/mod.rs"]
 mod support;
 
