@@ -56,12 +56,11 @@ fn main() {
 
 fn client(upstream: &str, jobs: usize) -> Client {
     Client::new(ClientConfig {
-        mirrors: vec![RegistryMirror {
-            from: "quay.io".into(),
-            to: upstream.into(),
-            tls: Tls::PlainHttp,
-            ca_file: None,
-        }],
+        mirrors: vec![RegistryMirror::registry(
+            "quay.io",
+            upstream,
+            Tls::PlainHttp,
+        )],
         credentials: Credentials::anonymous(),
         jobs,
         retry: RetryPolicy::default(),

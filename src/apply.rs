@@ -8,7 +8,7 @@ use crate::cli::{Format, IoError, Report, load_manifest, lock_path, read_lock};
 use crate::exec::{self, Ctx, Status};
 use crate::lock::{self, Lockfile, resolve};
 use crate::manifest::Manifest;
-use crate::plan::Plan;
+use crate::plan::{Output, Plan};
 use crate::state::State;
 
 /// An exclusive lock on a workspace, held for the whole apply. The file names its holder.
@@ -170,17 +170,42 @@ fn print_plan(plan: &Plan, statuses: &[Status], format: Format, only_stale: bool
     }
 }
 
+/// The plan and the context for the target, or for a bundle at `bundle` (already checked by
+/// [`crate::bundle::prepare`]).
+fn plan_and_ctx(
+    m: Manifest,
+    lock: Lockfile,
+    jobs: usize,
+    bundle: Option<std::path::PathBuf>,
+) -> Result<(Plan, Ctx), Report> {
+    let output = if bundle.is_some() {
+        Output::Bundle
+    } else {
+        Output::Target
+    };
+    let plan = Plan::build_for(&m, &lock, output).map_err(|e| Box::new(e) as Report)?;
+    let ctx = match bundle {
+        Some(dir) => Ctx::for_bundle(m, lock, jobs, dir),
+        None => Ctx::new(m, lock, jobs),
+    };
+    Ok((plan, ctx))
+}
+
 pub fn cmd_plan(
     manifest: &Path,
     format: Format,
     only_stale: bool,
     jobs: usize,
+    bundle: Option<&Path>,
 ) -> Result<ExitCode, Report> {
     let m = load_manifest(manifest)?;
+    let bundle = bundle
+        .map(|dir| crate::bundle::prepare(&m, dir, false))
+        .transpose()
+        .map_err(|e| Box::new(e) as Report)?;
     let lock = satisfied_lock(&m, true, jobs)?;
-    let plan = Plan::build(&m, &lock).map_err(|e| Box::new(e) as Report)?;
-    let ctx = Ctx::new(m, lock, jobs);
-    let state = State::load(&ctx.ws.root).map_err(|e| Box::new(e) as Report)?;
+    let (plan, ctx) = plan_and_ctx(m, lock, jobs, bundle)?;
+    let state = State::load(&ctx.state_dir()).map_err(|e| Box::new(e) as Report)?;
     let rt = runtime(jobs)?;
     let statuses = rt.block_on(exec::statuses(&plan, &state, &ctx));
     print_plan(&plan, &statuses, format, only_stale);
@@ -205,8 +230,13 @@ pub fn cmd_apply(
     locked: bool,
     dry_run: bool,
     jobs: usize,
+    bundle: Option<&Path>,
 ) -> Result<ExitCode, Report> {
     let m = load_manifest(manifest)?;
+    if let Some(dir) = bundle {
+        // Refuse early (a `dir:` target, a folder that is not a bundle), before any work.
+        crate::bundle::prepare(&m, dir, false).map_err(|e| Box::new(e) as Report)?;
+    }
     let ws_root = m.root.join(".airgap");
     let _guard = if dry_run {
         None
@@ -218,9 +248,12 @@ pub fn cmd_apply(
     } else {
         satisfied_lock(&m, locked, jobs)?
     };
-    let plan = Plan::build(&m, &lock).map_err(|e| Box::new(e) as Report)?;
-    let ctx = Ctx::new(m, lock, jobs);
-    let state = State::load(&ctx.ws.root).map_err(|e| Box::new(e) as Report)?;
+    let bundle = bundle
+        .map(|dir| crate::bundle::prepare(&m, dir, !dry_run))
+        .transpose()
+        .map_err(|e| Box::new(e) as Report)?;
+    let (plan, ctx) = plan_and_ctx(m, lock, jobs, bundle)?;
+    let state = State::load(&ctx.state_dir()).map_err(|e| Box::new(e) as Report)?;
     let rt = runtime(jobs)?;
     if dry_run {
         let statuses = rt.block_on(exec::statuses(&plan, &state, &ctx));
@@ -259,6 +292,17 @@ pub fn cmd_apply(
         },
     );
     if report.failures.is_empty() {
+        if let Some(dir) = &ctx.bundle {
+            let info =
+                crate::bundle::finish(&ctx.manifest, dir).map_err(|e| Box::new(e) as Report)?;
+            eprintln!(
+                "{:>12} `{}` for `{}`: carry it, then `airgap push {}`",
+                "Bundled",
+                dir.display(),
+                info.target(),
+                dir.display()
+            );
+        }
         Ok(ExitCode::SUCCESS)
     } else {
         Err(Box::new(ApplyFailed {

@@ -314,8 +314,7 @@ fn contains_host(s: &str, host: &str) -> bool {
         let end = start + host.len();
         let before = s[..start].chars().next_back();
         let after = s[end..].chars().next();
-        let ok_before =
-            before.is_none_or(|c| c == '.' || (!c.is_ascii_alphanumeric() && c != '-'));
+        let ok_before = before.is_none_or(|c| c == '.' || (!c.is_ascii_alphanumeric() && c != '-'));
         let ok_after = after.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'));
         if ok_before && ok_after {
             return true;

@@ -55,6 +55,9 @@ pub enum Command {
         /// Only list stale steps.
         #[arg(long)]
         stale: bool,
+        /// The plan of `apply --bundle DIR`.
+        #[arg(long, value_name = "DIR")]
+        bundle: Option<PathBuf>,
     },
     /// Build the target from the lock: run the stale steps, independent ones in parallel.
     ///
@@ -67,6 +70,31 @@ pub enum Command {
         /// Print the plan and change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Sneakernet: build for the registry target, but write everything into a bundle at
+        /// DIR (an OCI image layout, `registry/` and `airgap-bundle.json`) instead of pushing;
+        /// `airgap push DIR` uploads it inside the air gap.
+        #[arg(long, value_name = "DIR")]
+        bundle: Option<PathBuf>,
+    },
+    /// Upload a bundle made by `apply --bundle` to the registry it names.
+    ///
+    /// Blobs the registry has are skipped, so a re-run after an interruption sends only what
+    /// is missing. The bundle is checked first (manifests against their digests, blobs present
+    /// with their sizes) and every blob is hashed as it streams: an image whose content does
+    /// not match its digests is never tagged.
+    Push {
+        /// The bundle's folder.
+        dir: PathBuf,
+        /// Send the bytes to HOST[:PORT] instead (a port-forward, another name of the same
+        /// registry); the repositories and tags stay as the bundle names them.
+        #[arg(long, value_name = "HOST:PORT")]
+        to: Option<String>,
+        /// How the registry is reached (default: what the manifest said for the target).
+        #[arg(long, value_enum)]
+        tls: Option<TlsFlag>,
+        /// PEM file of a private CA (with --tls verify).
+        #[arg(long, value_name = "FILE")]
+        ca_file: Option<PathBuf>,
     },
     /// Check the target: every locked image whole at the recorded digest, and no file of the
     /// registry tree pointing outside the air gap. Exit 1 lists every problem.
@@ -91,6 +119,24 @@ pub enum Command {
     },
 }
 
+/// `--tls`: the modes of [`crate::oci::mirror::Tls`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TlsFlag {
+    Verify,
+    Insecure,
+    PlainHttp,
+}
+
+impl From<TlsFlag> for crate::oci::mirror::Tls {
+    fn from(t: TlsFlag) -> Self {
+        match t {
+            TlsFlag::Verify => Self::Verify,
+            TlsFlag::Insecure => Self::Insecure,
+            TlsFlag::PlainHttp => Self::PlainHttp,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Text,
@@ -105,12 +151,30 @@ pub fn main() -> ExitCode {
         Command::Lock { update, locked } => {
             cmd_lock(&cli.manifest, update.as_deref(), *locked, jobs)
         }
-        Command::Plan { format, stale } => {
-            crate::apply::cmd_plan(&cli.manifest, *format, *stale, jobs)
-        }
-        Command::Apply { locked, dry_run } => {
-            crate::apply::cmd_apply(&cli.manifest, *locked, *dry_run, jobs)
-        }
+        Command::Plan {
+            format,
+            stale,
+            bundle,
+        } => crate::apply::cmd_plan(&cli.manifest, *format, *stale, jobs, bundle.as_deref()),
+        Command::Apply {
+            locked,
+            dry_run,
+            bundle,
+        } => crate::apply::cmd_apply(&cli.manifest, *locked, *dry_run, jobs, bundle.as_deref()),
+        Command::Push {
+            dir,
+            to,
+            tls,
+            ca_file,
+        } => crate::bundle::cmd_push(
+            dir,
+            &crate::bundle::PushOptions {
+                to: to.clone(),
+                tls: tls.map(Into::into),
+                ca_file: ca_file.clone(),
+                jobs,
+            },
+        ),
         Command::Serve { dir, addr, verbose } => cmd_serve(dir, *addr, *verbose),
         Command::Verify => crate::audit::cmd_verify(&cli.manifest, jobs),
         Command::Audit => crate::audit::cmd_audit(&cli.manifest, jobs),

@@ -47,11 +47,15 @@ pub struct Ctx {
     pub ws: Workspace,
     pub git: GitCache,
     pub fetcher: Fetcher,
-    /// Where the registry tree (and, for a `dir:` target, the OCI layout) is written.
+    /// Where the registry tree (and, for a `dir:` target or a bundle, the OCI layout) is
+    /// written.
     pub out_root: PathBuf,
     /// The `dir:` target's folder, where its OCI layout is: `out_root` except during an audit,
     /// which rebuilds the tree elsewhere but reads images from the real target.
     pub target_root: PathBuf,
+    /// `apply --bundle DIR`: the registry target's images go into an OCI layout at DIR (the
+    /// output root) instead of the registry. `None` for the manifest's own target.
+    pub bundle: Option<PathBuf>,
     pub jobs: usize,
     repo_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     oci: tokio::sync::OnceCell<(crate::oci::Client, crate::oci::Destination)>,
@@ -76,6 +80,7 @@ impl Ctx {
             ws,
             target_root: out_root.clone(),
             out_root,
+            bundle: None,
             jobs: jobs.max(1),
             repo_locks: Mutex::new(HashMap::new()),
             oci: tokio::sync::OnceCell::new(),
@@ -84,8 +89,32 @@ impl Ctx {
         }
     }
 
+    /// A context that writes a sneakernet bundle at `dir` (absolute) for the manifest's
+    /// registry target: the bundle is the output root and the images' destination, and its
+    /// state is its own ([`Ctx::state_dir`]).
+    pub fn for_bundle(manifest: Manifest, lock: Lockfile, jobs: usize, dir: PathBuf) -> Ctx {
+        let mut ctx = Ctx::new(manifest, lock, jobs);
+        ctx.out_root = dir.clone();
+        ctx.target_root = dir.clone();
+        ctx.bundle = Some(dir);
+        ctx
+    }
+
+    /// Where the state of this output lives: the workspace for the target; for a bundle, a
+    /// folder of the workspace named after the bundle's path, so that the target's records
+    /// and each bundle's never stand in for one another.
+    pub fn state_dir(&self) -> PathBuf {
+        match &self.bundle {
+            None => self.ws.root.clone(),
+            Some(dir) => {
+                let key = blake3::hash(dir.as_os_str().as_encoded_bytes()).to_hex();
+                self.ws.root.join("bundles").join(&key.as_str()[..16])
+            }
+        }
+    }
+
     /// The registry client and where images land, made on first use (a `dir:` target's
-    /// layout is created then).
+    /// or a bundle's layout is created then).
     pub async fn oci(&self) -> Result<(&crate::oci::Client, &crate::oci::Destination), String> {
         let (c, d) = self
             .oci
@@ -97,6 +126,10 @@ impl Ctx {
                     ..Default::default()
                 });
                 let destination = match &self.manifest.target.kind {
+                    _ if self.bundle.is_some() => crate::oci::Destination::Layout(Arc::new(
+                        crate::oci::layout::Layout::open(&self.out_root)
+                            .map_err(|e| e.to_string())?,
+                    )),
                     crate::manifest::TargetKind::Dir { .. } => {
                         crate::oci::Destination::Layout(Arc::new(
                             crate::oci::layout::Layout::open(&self.target_root)

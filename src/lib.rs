@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod archive;
 pub mod audit;
+pub mod bundle;
 pub mod cli;
 pub mod devfile;
 pub mod diag;

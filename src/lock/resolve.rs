@@ -1310,9 +1310,22 @@ pub fn oci_mirrors(m: &Manifest) -> Vec<crate::oci::mirror::RegistryMirror> {
         .iter()
         .map(|r| crate::oci::mirror::RegistryMirror {
             from: r.from.clone(),
-            to: r.to.clone(),
-            tls: r.tls,
-            ca_file: r.ca_file.as_ref().map(|p| m.resolve_path(p)),
+            to: match &r.to {
+                crate::oci::mirror::MirrorTo::Registry { to, tls, ca_file } => {
+                    crate::oci::mirror::MirrorTo::Registry {
+                        to: to.clone(),
+                        tls: *tls,
+                        ca_file: ca_file.as_ref().map(|p| m.resolve_path(p)),
+                    }
+                }
+                crate::oci::mirror::MirrorTo::Layout(dir) => crate::oci::mirror::MirrorTo::Layout(
+                    // `./mirror/images` → `<root>/mirror/images`: paths in messages stay plain.
+                    m.resolve_path(dir)
+                        .components()
+                        .filter(|c| !matches!(c, std::path::Component::CurDir))
+                        .collect(),
+                ),
+            },
         })
         .collect()
 }

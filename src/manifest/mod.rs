@@ -147,15 +147,17 @@ impl SourceDecl {
 }
 
 /// A `registry-mirror` rule: images of `from` (a host, or a host and path prefix) are pulled
-/// from `to` instead.
+/// from `to` instead: another registry, or an OCI image layout (`to="dir:PATH"`, the path as
+/// written, relative to the manifest's folder unless absolute).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryMirror {
     pub from: String,
-    pub to: String,
-    pub tls: TlsMode,
-    pub ca_file: Option<PathBuf>,
+    pub to: MirrorTo,
     pub span: SourceSpan,
 }
+
+/// Where a `registry-mirror` sends requests: the image layer's own type.
+pub use crate::oci::mirror::MirrorTo;
 
 /// A `url-mirror` rule: URLs starting with `from` are fetched from `to` + the rest instead
 /// (git's `url.<to>.insteadOf <from>`).

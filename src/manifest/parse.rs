@@ -772,8 +772,13 @@ impl Parser {
             r#"registry-mirror "quay.io" to="mirror.internal:5000/quay""#,
         )?;
         let to = self.prop_string(node, "to");
-        let tls = self.tls(node);
-        let ca_file = self.ca_file(node, tls);
+        let layout = to.as_ref().is_some_and(|t| t.value.starts_with("dir:"));
+        let (tls, ca_file) = if layout {
+            (TlsMode::Verify, None)
+        } else {
+            let tls = self.tls(node);
+            (tls, self.ca_file(node, tls))
+        };
         let Some(to) = to else {
             self.push(
                 self.diag(
@@ -782,7 +787,7 @@ impl Parser {
                     format!("`registry-mirror` for `{}` has no `to`", from.value),
                 )
                 .label("missing to=")
-                .help(r#"add to="HOST[:PORT][/PATH]", the registry to pull from instead"#),
+                .help(r#"add to="HOST[:PORT][/PATH]", the registry to pull from instead, or to="dir:./images", an OCI image layout"#),
             );
             return None;
         };
@@ -798,6 +803,39 @@ impl Parser {
             );
             return None;
         }
+        if let Some(path) = to.value.strip_prefix("dir:") {
+            // An OCI image layout: no connection, so nothing to say about TLS.
+            for key in ["tls", "ca-file"] {
+                if let Some(e) = self.prop_entry(node, key) {
+                    self.push(
+                        self.diag(
+                            "airgap::manifest::property-not-for-dir",
+                            e.span(),
+                            format!(
+                                "`{key}` applies to a mirror registry, not to a `dir:` mirror (an OCI image layout)"
+                            ),
+                        )
+                        .help("remove it"),
+                    );
+                }
+            }
+            if path.is_empty() {
+                self.push(
+                    self.diag(
+                        "airgap::manifest::mirror-rule",
+                        to.span,
+                        "`dir:` needs a folder",
+                    )
+                    .help(r#"for example: to="dir:./mirror/images", an OCI image layout next to airgap.kdl"#),
+                );
+                return None;
+            }
+            return Some(RegistryMirror {
+                from: from_value,
+                to: MirrorTo::Layout(PathBuf::from(path)),
+                span: node.span(),
+            });
+        }
         let to_value = to.value.trim_end_matches('/').to_string();
         if let Err(why) = check_registry_prefix(&to_value) {
             self.push(
@@ -806,15 +844,17 @@ impl Parser {
                     to.span,
                     format!("`to` `{}` is not a registry address: {why}", to.value),
                 )
-                .help("write HOST[:PORT][/PATH] without a scheme; choose http with tls=\"plain-http\""),
+                .help("write HOST[:PORT][/PATH] without a scheme (choose http with tls=\"plain-http\"), or dir:PATH for an OCI image layout"),
             );
             return None;
         }
         Some(RegistryMirror {
             from: from_value,
-            to: to_value,
-            tls,
-            ca_file,
+            to: MirrorTo::Registry {
+                to: to_value,
+                tls,
+                ca_file,
+            },
             span: node.span(),
         })
     }

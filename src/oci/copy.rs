@@ -15,7 +15,7 @@ use super::digest::{Digest, Mismatch, Verifier};
 use super::error::OciError;
 use super::layout::{Layout, LayoutImage};
 use super::media::{self, Descriptor, Parsed, Platforms};
-use super::mirror::{Endpoint, Mirrors, RegistryAccess, RegistryMirror};
+use super::mirror::{Endpoint, Mirrors, RegistryAccess, RegistryMirror, Upstream};
 use super::naming::TargetRef;
 use super::progress::Progress;
 use super::reference::ImageRef;
@@ -156,6 +156,8 @@ struct Inner {
     mirrors: Mirrors,
     credentials: Credentials,
     registries: Mutex<HashMap<RegistryAccess, Arc<Registry>>>,
+    /// Mirror layouts (`registry-mirror … to="dir:…"`), opened once per run.
+    mirror_layouts: Mutex<HashMap<std::path::PathBuf, Arc<Layout>>>,
     jobs: usize,
     transfers: Semaphore,
     retry: RetryPolicy,
@@ -195,6 +197,8 @@ enum Source<'a> {
         repository: String,
     },
     Layout(&'a Layout),
+    /// A `registry-mirror` in an OCI image layout.
+    Mirror(Arc<Layout>),
     Local {
         image: &'a LocalImage,
         fallback: Option<Box<Source<'a>>>,
@@ -239,6 +243,7 @@ impl Client {
                 mirrors: Mirrors::new(config.mirrors),
                 credentials: config.credentials,
                 registries: Mutex::new(HashMap::new()),
+                mirror_layouts: Mutex::new(HashMap::new()),
                 jobs,
                 transfers: Semaphore::new(jobs),
                 retry: config.retry,
@@ -272,6 +277,42 @@ impl Client {
         Ok(r)
     }
 
+    /// A mirror layout, opened (read-only) on first use.
+    fn mirror_layout(&self, dir: &std::path::Path) -> Result<Arc<Layout>, OciError> {
+        let poisoned = || OciError::Layout {
+            path: dir.to_path_buf(),
+            reason: "an earlier task panicked".into(),
+        };
+        if let Some(l) = self
+            .inner
+            .mirror_layouts
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(dir)
+        {
+            return Ok(l.clone());
+        }
+        let layout = Arc::new(Layout::open_existing(dir)?);
+        self.inner
+            .mirror_layouts
+            .lock()
+            .map_err(|_| poisoned())?
+            .entry(dir.to_path_buf())
+            .or_insert(layout.clone());
+        Ok(layout)
+    }
+
+    /// Where an upstream image's bytes come from.
+    fn upstream_source(&self, endpoint: &Endpoint) -> Result<Source<'static>, OciError> {
+        Ok(match &endpoint.upstream {
+            Upstream::Registry(access) => Source::Registry {
+                registry: self.registry(access)?,
+                repository: endpoint.repository.clone(),
+            },
+            Upstream::Layout(dir) => Source::Mirror(self.mirror_layout(dir)?),
+        })
+    }
+
     fn note_retry(&self, what: &str) -> impl FnMut(&OciError, u32) + '_ {
         let what = what.to_owned();
         move |e, n| {
@@ -286,17 +327,28 @@ impl Client {
     /// Resolves one reference: a GET of the manifest by tag (or by digest when pinned, which
     /// verifies the pin), the digest computed from the raw bytes and cross-checked with
     /// `Docker-Content-Digest`.
+    ///
+    /// From a mirror layout: the `index.json` entry whose `ref.name` is
+    /// `<repository>:<tag>` (or the blob of a pinned digest), read and checked against its
+    /// digest, so the result is the one the registry would give for the same bytes.
     pub async fn resolve(&self, image: &ImageRef) -> Result<ResolvedImage, OciError> {
         let endpoint = self.endpoint(image);
-        let registry = self.registry(&endpoint.access)?;
         let what = format!("{image}");
-        let fetched = self
-            .inner
-            .retry
-            .run(self.note_retry(&what), |_| {
-                registry.get_manifest(&endpoint.repository, image.reference())
-            })
-            .await?;
+        let fetched = match &endpoint.upstream {
+            Upstream::Registry(access) => {
+                let registry = self.registry(access)?;
+                self.inner
+                    .retry
+                    .run(self.note_retry(&what), |_| {
+                        registry.get_manifest(&endpoint.repository, image.reference())
+                    })
+                    .await?
+            }
+            Upstream::Layout(dir) => {
+                let layout = self.mirror_layout(dir)?;
+                self.layout_manifest(&layout, &endpoint, image).await?
+            }
+        };
         let digest = Digest::of(&fetched.bytes);
         if let Some(pinned) = image.digest()
             && pinned != &digest
@@ -342,6 +394,51 @@ impl Client {
         })
     }
 
+    /// A manifest of a mirror layout, as a registry GET would give it.
+    async fn layout_manifest(
+        &self,
+        layout: &Layout,
+        endpoint: &Endpoint,
+        image: &ImageRef,
+    ) -> Result<super::registry::FetchedManifest, OciError> {
+        let (digest, media_type) = match (image.digest(), image.tag()) {
+            (Some(pinned), _) => (pinned.clone(), None),
+            (None, Some(tag)) => {
+                let ref_name = format!("{}:{tag}", endpoint.repository);
+                let entry =
+                    layout
+                        .find_ref(&ref_name)
+                        .await?
+                        .ok_or_else(|| OciError::NotFound {
+                            what: format!(
+                                "{image} (the OCI layout `{}` names no image `{ref_name}`)",
+                                layout.dir().display()
+                            ),
+                        })?;
+                (entry.digest, Some(entry.media_type))
+            }
+            (None, None) => {
+                return Err(OciError::NotFound {
+                    what: format!("{image} (no tag, no digest)"),
+                });
+            }
+        };
+        let bytes = layout.read_blob(&digest).await.map_err(|e| match e {
+            OciError::NotFound { .. } => OciError::NotFound {
+                what: format!(
+                    "{image} (manifest {digest} is not in the OCI layout `{}`)",
+                    layout.dir().display()
+                ),
+            },
+            other => other,
+        })?;
+        Ok(super::registry::FetchedManifest {
+            bytes,
+            content_type: media_type,
+            header_digest: Some(digest),
+        })
+    }
+
     /// Resolves many references, `jobs` at a time; results in input order.
     pub async fn resolve_all(&self, images: &[ImageRef]) -> Vec<Result<ResolvedImage, OciError>> {
         futures::stream::iter(images.iter().map(|i| self.resolve(i)))
@@ -382,10 +479,7 @@ impl Client {
         }
 
         let endpoint = self.endpoint(&request.source);
-        let source = Source::Registry {
-            registry: self.registry(&endpoint.access)?,
-            repository: endpoint.repository.clone(),
-        };
+        let source = self.upstream_source(&endpoint)?;
         let bytes = self.source_manifest(&source, pinned, &what).await?;
         let (media_type, _) = media::detect(&bytes, None, &what)?;
         let top = Top {
@@ -452,16 +546,18 @@ impl Client {
         image: &LayoutImage,
         destination: &Destination,
     ) -> Result<CopyOutcome, OciError> {
-        let what = format!(
-            "{}{} (bundle) → {}",
-            image.repository,
-            image
-                .tag
-                .as_ref()
-                .map(|t| format!(":{t}"))
-                .unwrap_or_default(),
-            image.repository
-        );
+        let host = match destination {
+            Destination::Registry(access) => access.host.as_str(),
+            Destination::Layout(_) => "a layout",
+        };
+        let what = match &image.tag {
+            Some(tag) => format!("{}:{tag} → {host}", image.repository),
+            None => format!(
+                "{}@{} → {host}",
+                image.repository,
+                &image.digest.hex()[..12]
+            ),
+        };
         self.inner.progress.add_images(1);
         let progress = self.inner.progress.start(what.clone());
         let dest = self.dest(destination, &image.repository)?;
@@ -509,13 +605,7 @@ impl Client {
         let dest = self.dest(destination, &target.repository)?;
         let digest = Digest::of(&image.manifest);
         let fallback = match &image.base {
-            Some(base) => {
-                let endpoint = self.endpoint(base);
-                Some(Box::new(Source::Registry {
-                    registry: self.registry(&endpoint.access)?,
-                    repository: endpoint.repository,
-                }))
-            }
+            Some(base) => Some(Box::new(self.upstream_source(&self.endpoint(base))?)),
             None => None,
         };
         let source = Source::Local { image, fallback };
@@ -832,6 +922,7 @@ impl Client {
                 Ok(fetched.bytes)
             }
             Source::Layout(layout) => layout.read_blob(digest).await,
+            Source::Mirror(layout) => layout.read_blob(digest).await,
             Source::Local { image, fallback } => {
                 if Digest::of(&image.manifest) == *digest {
                     return Ok(image.manifest.clone());
@@ -1224,6 +1315,7 @@ impl Client {
                 repository,
             } => format!("{}/{repository}@{}", registry.host, blob.digest),
             Source::Layout(layout) => layout.blob_path(&blob.digest).display().to_string(),
+            Source::Mirror(layout) => layout.blob_path(&blob.digest).display().to_string(),
             Source::Local { .. } => format!("local blob {}", blob.digest),
         }
     }
@@ -1248,6 +1340,7 @@ impl Client {
                     .boxed()
             }
             Source::Layout(layout) => layout.blob_stream(&blob.digest).await?.boxed(),
+            Source::Mirror(layout) => layout.blob_stream(&blob.digest).await?.boxed(),
             Source::Local { image, fallback } => {
                 match image.blobs.iter().find(|b| b.digest == blob.digest) {
                     Some(LocalBlob {

@@ -41,6 +41,16 @@ pub struct LayoutImage {
     pub size: u64,
 }
 
+/// Something [`Layout::check_complete`] found wrong with one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutProblem {
+    /// `repository:tag` (or `repository@digest`).
+    pub image: String,
+    /// The blob file at fault.
+    pub path: PathBuf,
+    pub problem: String,
+}
+
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Entry {
@@ -74,13 +84,26 @@ pub struct Layout {
 impl Layout {
     /// Opens the layout at `dir`, creating it (and `dir`) if there is none.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, OciError> {
-        let dir = dir.into();
+        Self::open_with(dir.into(), true)
+    }
+
+    /// Opens an existing layout and changes nothing on disk (a mirror, a bundle to push): a
+    /// folder without `oci-layout` or `index.json` is an error.
+    pub fn open_existing(dir: impl Into<PathBuf>) -> Result<Self, OciError> {
+        Self::open_with(dir.into(), false)
+    }
+
+    fn open_with(dir: PathBuf, create: bool) -> Result<Self, OciError> {
         let bad = |reason: String| OciError::Layout {
             path: dir.clone(),
             reason,
         };
-        std::fs::create_dir_all(dir.join("blobs/sha256"))
-            .map_err(OciError::io("cannot create the layout", &dir))?;
+        if create {
+            std::fs::create_dir_all(dir.join("blobs/sha256"))
+                .map_err(OciError::io("cannot create the layout", &dir))?;
+        } else if !dir.is_dir() {
+            return Err(bad("there is no such folder".into()));
+        }
         let marker = dir.join("oci-layout");
         match std::fs::read(&marker) {
             Ok(text) => {
@@ -92,8 +115,11 @@ impl Layout {
                     ));
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 write_atomic(&dir, &marker, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(bad("it has no `oci-layout` file".into()));
             }
             Err(e) => return Err(OciError::io("cannot read", &marker)(e)),
         }
@@ -101,7 +127,7 @@ impl Layout {
         let index = match std::fs::read(&index_path) {
             Ok(text) => serde_json::from_slice(&text)
                 .map_err(|e| bad(format!("`index.json` is not an OCI index: {e}")))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 let doc = IndexDoc {
                     schema_version: 2,
                     media_type: Some(media::OCI_INDEX.into()),
@@ -110,6 +136,9 @@ impl Layout {
                 };
                 write_atomic(&dir, &index_path, &index_bytes(&doc)?)?;
                 doc
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(bad("it has no `index.json`".into()));
             }
             Err(e) => return Err(OciError::io("cannot read", &index_path)(e)),
         };
@@ -314,6 +343,123 @@ impl Layout {
                 })
             })
             .collect()
+    }
+
+    /// The top-level entry named `ref_name` (`org.opencontainers.image.ref.name`, e.g.
+    /// `airgap-example/go-toolset:1.22`), whoever wrote it; entries of other tools count.
+    /// Two entries of one name with different digests are an error: which one is meant?
+    pub async fn find_ref(&self, ref_name: &str) -> Result<Option<LayoutImage>, OciError> {
+        let index = self.index.lock().await;
+        let mut found: Option<&Entry> = None;
+        for e in &index.manifests {
+            if e.annotations.get(REF_NAME).map(String::as_str) != Some(ref_name) {
+                continue;
+            }
+            match found {
+                Some(f) if f.digest != e.digest => {
+                    return Err(OciError::Layout {
+                        path: self.dir.clone(),
+                        reason: format!(
+                            "`index.json` names two images `{ref_name}`: {} and {}",
+                            f.digest, e.digest
+                        ),
+                    });
+                }
+                _ => found = Some(e),
+            }
+        }
+        let (repository, tag) = ref_name
+            .rsplit_once(':')
+            .map(|(r, t)| (r.to_owned(), Some(t.to_owned())))
+            .unwrap_or_else(|| (ref_name.to_owned(), None));
+        Ok(found.map(|e| LayoutImage {
+            repository,
+            tag,
+            digest: e.digest.clone(),
+            media_type: e.media_type.clone(),
+            size: e.size,
+        }))
+    }
+
+    /// Checks that every image `index.json` lists with our repository annotation is whole,
+    /// without reading large blobs: each manifest (of an index too, recursively) is read and
+    /// checked against its digest, and every blob it names must be there with the size its
+    /// descriptor gives. Returns the problems found, in `index.json` order (images) and
+    /// manifest order (blobs), each naming the image and the file.
+    pub async fn check_complete(&self) -> Vec<LayoutProblem> {
+        let mut problems = Vec::new();
+        for image in self.images().await {
+            let name = match &image.tag {
+                Some(tag) => format!("{}:{tag}", image.repository),
+                None => format!("{}@{}", image.repository, image.digest),
+            };
+            let mut pending = vec![(image.digest.clone(), image.size, image.media_type.clone())];
+            while let Some((digest, size, media_type)) = pending.pop() {
+                let path = self.blob_path(&digest);
+                let problem = |problem: String| LayoutProblem {
+                    image: name.clone(),
+                    path: path.clone(),
+                    problem,
+                };
+                let bytes = match self.read_blob(&digest).await {
+                    Ok(b) => b,
+                    Err(OciError::NotFound { .. }) => {
+                        problems.push(problem(format!("manifest {digest} is missing")));
+                        continue;
+                    }
+                    Err(e) => {
+                        problems.push(problem(e.to_string()));
+                        continue;
+                    }
+                };
+                if bytes.len() as u64 != size {
+                    problems.push(problem(format!(
+                        "manifest {digest} has {} bytes where its descriptor says {size}",
+                        bytes.len()
+                    )));
+                    continue;
+                }
+                let parsed = match media::detect(&bytes, Some(&media_type), &name) {
+                    Ok((_, parsed)) => parsed,
+                    Err(e) => {
+                        problems.push(problem(e.to_string()));
+                        continue;
+                    }
+                };
+                match &parsed {
+                    media::Parsed::Index { manifests } => {
+                        // Reversed onto the stack, so children are checked in order.
+                        for m in manifests.iter().rev() {
+                            pending.push((m.digest.clone(), m.size, m.media_type.clone()));
+                        }
+                    }
+                    media::Parsed::Image { .. } => {
+                        for blob in parsed.blobs() {
+                            let path = self.blob_path(&blob.digest);
+                            let found = match std::fs::metadata(&path) {
+                                Ok(m) if m.len() == blob.size => continue,
+                                Ok(m) => format!(
+                                    "blob {} has {} bytes where manifest {digest} says {}",
+                                    blob.digest,
+                                    m.len(),
+                                    blob.size
+                                ),
+                                Err(_) => format!(
+                                    "blob {} (named by manifest {digest}) is missing",
+                                    blob.digest
+                                ),
+                            };
+                            problems.push(LayoutProblem {
+                                image: name.clone(),
+                                path,
+                                problem: found,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        problems
     }
 
     /// Checks every blob against its digest, in name order; the first bad one is the error.

@@ -1,5 +1,12 @@
 //! How this machine reaches a registry: TLS mode, private CA, and registry mirrors (pull-through
 //! caches, proxies, test setups) that replace an upstream host or path prefix.
+//!
+//! A mirror is another registry, or an OCI image layout on disk (`to="dir:PATH"`): images are
+//! then looked up in the layout's `index.json` by `org.opencontainers.image.ref.name` =
+//! `<repository>:<tag>` (the repository being the upstream path after the mirror's `from`
+//! prefix, as for a registry mirror), and by digest among its blobs. No network, no registry:
+//! what a fresh clone of the quickstart, or a folder filled by `skopeo copy … oci:DIR:NAME`,
+//! needs.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -47,32 +54,79 @@ impl RegistryAccess {
 
 /// `registry-mirror "FROM" to="TO"`: requests for images whose `registry/repository` starts
 /// with `from` (a host, or host plus path prefix, matched on whole path components) go to `to`
-/// (`host[:port][/path prefix]`) instead, with `tls` and `ca_file` for that host.
+/// instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryMirror {
     pub from: String,
-    pub to: String,
-    pub tls: Tls,
-    pub ca_file: Option<PathBuf>,
+    pub to: MirrorTo,
+}
+
+/// Where a [`RegistryMirror`] sends requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MirrorTo {
+    /// Another registry, `host[:port][/path prefix]`, reached with `tls` and `ca_file`.
+    Registry {
+        to: String,
+        tls: Tls,
+        ca_file: Option<PathBuf>,
+    },
+    /// An OCI image layout folder (absolute, or relative to the working directory).
+    Layout(PathBuf),
+}
+
+impl RegistryMirror {
+    /// A mirror registry (`host[:port][/path]`) without a private CA.
+    pub fn registry(from: impl Into<String>, to: impl Into<String>, tls: Tls) -> Self {
+        RegistryMirror {
+            from: from.into(),
+            to: MirrorTo::Registry {
+                to: to.into(),
+                tls,
+                ca_file: None,
+            },
+        }
+    }
+
+    /// A mirror in an OCI image layout.
+    pub fn layout(from: impl Into<String>, dir: impl Into<PathBuf>) -> Self {
+        RegistryMirror {
+            from: from.into(),
+            to: MirrorTo::Layout(dir.into()),
+        }
+    }
+}
+
+/// What serves an upstream image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    Registry(RegistryAccess),
+    /// An OCI image layout (see the module doc for the lookup).
+    Layout(PathBuf),
 }
 
 /// Where an upstream image is actually fetched from.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Endpoint {
-    pub access: RegistryAccess,
-    /// Repository path on that host.
+    pub upstream: Upstream,
+    /// Repository path on that host, or the repository part of `ref.name` in a layout.
     pub repository: String,
 }
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.access.host, self.repository)
+        match &self.upstream {
+            Upstream::Registry(access) => write!(f, "{}/{}", access.host, self.repository),
+            Upstream::Layout(dir) => write!(f, "oci:{}:{}", dir.display(), self.repository),
+        }
     }
 }
 
 impl fmt::Debug for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Endpoint({self}, {:?})", self.access.tls)
+        match &self.upstream {
+            Upstream::Registry(access) => write!(f, "Endpoint({self}, {:?})", access.tls),
+            Upstream::Layout(_) => write!(f, "Endpoint({self})"),
+        }
     }
 }
 
@@ -87,9 +141,9 @@ impl Mirrors {
         Mirrors { mirrors }
     }
 
-    /// The endpoint for `image`: the longest matching mirror's `to` plus the rest of the path,
-    /// or the image's own registry (`docker.io` is reached at `registry-1.docker.io`) over
-    /// verified TLS.
+    /// The endpoint for `image`: the longest matching mirror's `to` plus the rest of the path
+    /// (in a layout: the rest of the path is the repository), or the image's own registry
+    /// (`docker.io` is reached at `registry-1.docker.io`) over verified TLS.
     pub fn endpoint(&self, image: &ImageRef) -> Endpoint {
         let full = image.name();
         let matching = self
@@ -107,8 +161,19 @@ impl Mirrors {
             Some(m) => {
                 let from = normalize_from(&m.from);
                 let rest = full[from.len()..].trim_start_matches('/');
-                let to = m.to.trim_end_matches('/');
-                let (host, prefix) = to.split_once('/').unwrap_or((to, ""));
+                let (upstream, prefix) = match &m.to {
+                    MirrorTo::Registry { to, tls, ca_file } => {
+                        let to = to.trim_end_matches('/');
+                        let (host, prefix) = to.split_once('/').unwrap_or((to, ""));
+                        let access = RegistryAccess {
+                            host: host.to_owned(),
+                            tls: *tls,
+                            ca_file: ca_file.clone(),
+                        };
+                        (Upstream::Registry(access), prefix)
+                    }
+                    MirrorTo::Layout(dir) => (Upstream::Layout(dir.clone()), ""),
+                };
                 let repository = match (prefix.is_empty(), rest.is_empty()) {
                     // A whole repository mirrored to a bare host keeps its path.
                     (true, true) => image.repository().to_owned(),
@@ -117,23 +182,19 @@ impl Mirrors {
                     (false, false) => format!("{prefix}/{rest}"),
                 };
                 Endpoint {
-                    access: RegistryAccess {
-                        host: host.to_owned(),
-                        tls: m.tls,
-                        ca_file: m.ca_file.clone(),
-                    },
+                    upstream,
                     repository,
                 }
             }
             None => Endpoint {
-                access: RegistryAccess::new(
+                upstream: Upstream::Registry(RegistryAccess::new(
                     if image.registry() == DOCKER_HUB {
                         "registry-1.docker.io"
                     } else {
                         image.registry()
                     },
                     Tls::Verify,
-                ),
+                )),
                 repository: image.repository().to_owned(),
             },
         }
@@ -164,11 +225,13 @@ mod tests {
     use super::*;
 
     fn m(from: &str, to: &str) -> RegistryMirror {
-        RegistryMirror {
-            from: from.into(),
-            to: to.into(),
-            tls: Tls::PlainHttp,
-            ca_file: None,
+        RegistryMirror::registry(from, to, Tls::PlainHttp)
+    }
+
+    fn tls(e: &Endpoint) -> Option<Tls> {
+        match &e.upstream {
+            Upstream::Registry(a) => Some(a.tls),
+            Upstream::Layout(_) => None,
         }
     }
 
@@ -186,7 +249,7 @@ mod tests {
         let e = mirrors
             .endpoint(&ImageRef::parse("registry.access.redhat.com/ubi9/python-39:1").unwrap());
         assert_eq!(e.to_string(), "127.0.0.1:5001/redhat/ubi9/python-39");
-        assert_eq!(e.access.tls, Tls::PlainHttp);
+        assert_eq!(tls(&e), Some(Tls::PlainHttp));
         let e = mirrors
             .endpoint(&ImageRef::parse("registry.access.redhat.com/ubi9/go-toolset:1").unwrap());
         assert_eq!(e.to_string(), "127.0.0.1:5002/ubi9/go-toolset");
@@ -195,10 +258,32 @@ mod tests {
         // Component-wise: `quay.io/devfile` does not match `quay.io/devfilex`.
         let e = mirrors.endpoint(&ImageRef::parse("quay.io/devfilex/udi:1").unwrap());
         assert_eq!(e.to_string(), "quay.io/devfilex/udi");
-        assert_eq!(e.access.tls, Tls::Verify);
+        assert_eq!(tls(&e), Some(Tls::Verify));
         let e = mirrors.endpoint(&ImageRef::parse("openjdk:11-jdk").unwrap());
         assert_eq!(e.to_string(), "127.0.0.1:5004/library/openjdk");
         let e = Mirrors::default().endpoint(&ImageRef::parse("openjdk:11-jdk").unwrap());
         assert_eq!(e.to_string(), "registry-1.docker.io/library/openjdk");
+    }
+
+    #[test]
+    fn a_layout_mirror_takes_the_path_after_its_prefix_as_the_repository() {
+        let mirrors = Mirrors::new(vec![
+            RegistryMirror::layout("quay.io", "/srv/images"),
+            RegistryMirror::layout("quay.io/devfile", "/srv/devfile"),
+            RegistryMirror::layout("docker.io", "/srv/hub"),
+            RegistryMirror::layout("ghcr.io/org/one", "/srv/one"),
+        ]);
+        let e = mirrors.endpoint(&ImageRef::parse("quay.io/airgap-example/go-toolset:1").unwrap());
+        assert_eq!(e.upstream, Upstream::Layout("/srv/images".into()));
+        assert_eq!(e.repository, "airgap-example/go-toolset");
+        assert_eq!(e.to_string(), "oci:/srv/images:airgap-example/go-toolset");
+        let e = mirrors.endpoint(&ImageRef::parse("quay.io/devfile/udi:1").unwrap());
+        assert_eq!(e.upstream, Upstream::Layout("/srv/devfile".into()));
+        assert_eq!(e.repository, "udi");
+        let e = mirrors.endpoint(&ImageRef::parse("node:18").unwrap());
+        assert_eq!(e.repository, "library/node");
+        // A whole repository mirrored keeps its path, as on a bare registry host.
+        let e = mirrors.endpoint(&ImageRef::parse("ghcr.io/org/one:2").unwrap());
+        assert_eq!(e.repository, "org/one");
     }
 }

@@ -12,7 +12,8 @@
 //!   the host kept because one path on two registries is two images).
 //!   [`naming::check_collisions`] rejects two different upstream images on one target tag.
 //! - [`mirror::RegistryMirror`], [`mirror::Tls`], [`mirror::RegistryAccess`]: how this machine
-//!   reaches a registry (longest matching `from` prefix wins, on whole path components).
+//!   reaches a registry (longest matching `from` prefix wins, on whole path components), or an
+//!   OCI image layout that stands in for one (`to="dir:PATH"`, [`mirror::Upstream::Layout`]).
 //! - [`auth::Credentials`]: `$REGISTRY_AUTH_FILE`, `${XDG_RUNTIME_DIR}/containers/auth.json`,
 //!   `~/.docker/config.json` and credential helpers; secrets never in `Debug` or errors.
 //! - [`Client`]: one per run. [`Client::resolve_all`] (tag → digest, media type, per-platform

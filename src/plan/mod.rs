@@ -57,6 +57,17 @@ pub enum StepKind {
     IndexImage,
 }
 
+/// What apply writes into, as far as step keys are concerned: the same image copied into the
+/// target registry or into a bundle for it are two different outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Output {
+    /// The manifest's target.
+    #[default]
+    Target,
+    /// A sneakernet bundle for the manifest's registry target (`apply --bundle`).
+    Bundle,
+}
+
 /// One step of the graph.
 #[derive(Debug, Clone)]
 pub struct Step {
@@ -178,11 +189,21 @@ impl Plan {
 
     /// Builds the graph for a lock (which must satisfy the manifest).
     pub fn build(manifest: &Manifest, lock: &Lockfile) -> Result<Plan, PlanError> {
+        Self::build_for(manifest, lock, Output::Target)
+    }
+
+    /// Builds the graph for a lock, writing into `output`.
+    pub fn build_for(
+        manifest: &Manifest,
+        lock: &Lockfile,
+        output: Output,
+    ) -> Result<Plan, PlanError> {
         let mut steps: Vec<Step> = Vec::new();
         let target = json!({
-            "target": match &manifest.target.kind {
-                TargetKind::Registry { prefix, .. } => json!({"registry": prefix}),
-                TargetKind::Dir { address, .. } => json!({"dir": address}),
+            "target": match (&manifest.target.kind, output) {
+                (TargetKind::Registry { prefix, .. }, Output::Target) => json!({"registry": prefix}),
+                (TargetKind::Registry { prefix, .. }, Output::Bundle) => json!({"bundle": prefix}),
+                (TargetKind::Dir { address, .. }, _) => json!({"dir": address}),
             },
         });
         let platforms: Vec<&str> = manifest

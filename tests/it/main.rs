@@ -4,11 +4,13 @@
 mod apply;
 mod archive;
 mod audit;
+mod bundle;
 mod index;
 mod index_image;
 mod lock;
 mod manifest;
 mod oci;
+mod quickstart;
 mod rewrite;
 mod schema;
 mod serve;

@@ -8,7 +8,7 @@ use airgap::oci::auth::Credentials;
 use airgap::oci::digest::Digest;
 use airgap::oci::layout::{self, Layout};
 use airgap::oci::media::Platforms;
-use airgap::oci::mirror::{RegistryAccess, RegistryMirror, Tls};
+use airgap::oci::mirror::{MirrorTo, RegistryAccess, RegistryMirror, Tls};
 use airgap::oci::naming::{Naming, TargetPrefix, TargetRef};
 use airgap::oci::reference::ImageRef;
 use airgap::oci::retry::RetryPolicy;
@@ -20,12 +20,7 @@ use crate::support::registry::{
 };
 
 fn mirror(from: &str, to: &str) -> RegistryMirror {
-    RegistryMirror {
-        from: from.into(),
-        to: to.into(),
-        tls: Tls::PlainHttp,
-        ca_file: None,
-    }
+    RegistryMirror::registry(from, to, Tls::PlainHttp)
 }
 
 /// A client whose `quay.io` and `docker.io` are the given loopback host.
@@ -929,9 +924,11 @@ async fn tls_modes_verify_with_a_private_ca_or_not_at_all() {
         Client::new(ClientConfig {
             mirrors: vec![RegistryMirror {
                 from: "quay.io".into(),
-                to: upstream.host(),
-                tls,
-                ca_file,
+                to: MirrorTo::Registry {
+                    to: upstream.host(),
+                    tls,
+                    ca_file,
+                },
             }],
             credentials: Credentials::anonymous(),
             jobs: 2,
