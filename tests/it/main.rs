@@ -11,6 +11,7 @@ mod lock;
 mod manifest;
 mod oci;
 mod quickstart;
+mod readme;
 mod rewrite;
 mod schema;
 mod serve;
