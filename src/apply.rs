@@ -262,8 +262,23 @@ pub fn cmd_apply(
     }
     let started = std::time::Instant::now();
     exec::clean_tree(&plan, &state, &ctx);
+    // Image copies report through the image layer's progress (bars on a terminal: images done,
+    // bytes moved, one line per image in flight; plain lines otherwise); other steps print a
+    // line when they start, above the bars.
+    let multi = indicatif::MultiProgress::new();
+    let mut ctx = ctx;
+    ctx.progress = crate::oci::progress::Progress::new(multi.clone());
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let report = rt.block_on(exec::run(&plan, &state, &ctx, &|verb, what| {
-        eprintln!("{verb:>12} {what}");
+        if verb == "Running" && what.starts_with("image ") {
+            return;
+        }
+        let line = format!("{verb:>12} {what}");
+        if tty {
+            let _ = multi.println(line);
+        } else {
+            eprintln!("{line}");
+        }
     }));
     let ids: std::collections::BTreeSet<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
     state

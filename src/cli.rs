@@ -96,12 +96,19 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         ca_file: Option<PathBuf>,
     },
-    /// Check the target: every locked image whole at the recorded digest, and no file of the
-    /// registry tree pointing outside the air gap. Exit 1 lists every problem.
+    /// Check the target holds every locked image and points nowhere outside the air gap.
+    ///
+    /// Every image the lock names must be whole at the target (every manifest, config and layer
+    /// blob) at the digest apply recorded, and no reference airgap rewrites (container images,
+    /// starter projects, parents, icons, FROM lines, index entries) may name an upstream host.
+    /// Upstream hosts in text airgap does not rewrite are printed as notes. Exit 1 lists every
+    /// problem.
     Verify,
-    /// Rebuild every output from the lock in a scratch folder (from the caches: no network when
-    /// they are warm) and compare each with what apply recorded and with the target. Exit 1
-    /// lists every difference.
+    /// Rebuild every output from the lock and compare it with the target.
+    ///
+    /// The rebuild happens in a scratch folder, from the workspace's caches (no network when
+    /// they are warm); each output is compared with what apply recorded and with the file on
+    /// the target. Exit 1 lists every difference.
     Audit,
     /// Serve a built folder: the devfile registry REST API and a read-only OCI registry.
     ///
