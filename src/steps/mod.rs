@@ -10,8 +10,12 @@ mod stack_artifact;
 mod tree;
 
 use std::path::Path;
+use std::str::FromStr;
 
 use crate::exec::{Ctx, StepOutput};
+use crate::lock::LockedSource;
+use crate::oci::digest::Digest;
+use crate::oci::naming::TargetRef;
 use crate::plan::{Step, StepKind};
 use crate::state::{Record, State};
 
@@ -71,6 +75,34 @@ pub fn missing_reason(step: &Step) -> String {
         }
         _ => format!("an output of {} is missing or was changed", step.describe),
     }
+}
+
+/// Whether the target still holds `target` at the digest `rec` recorded; `false` when it cannot
+/// tell.
+async fn target_holds(ctx: &Ctx, target: &TargetRef, rec: &Record) -> bool {
+    let Some(digest) = rec
+        .outputs
+        .get("digest")
+        .and_then(|d| Digest::from_str(d).ok())
+    else {
+        return false;
+    };
+    let Ok((client, destination)) = ctx.oci().await else {
+        return false;
+    };
+    client
+        .holds(destination, target, &digest)
+        .await
+        .unwrap_or(false)
+}
+
+/// The lock's entry for `source`.
+fn locked_source(ctx: &Ctx, source: &str) -> Result<LockedSource, String> {
+    ctx.lock
+        .sources
+        .get(source)
+        .cloned()
+        .ok_or_else(|| format!("source `{source}` is not in the lock"))
 }
 
 /// Writes `bytes` at `rel` under the output root (whole or not at all); returns its sha256

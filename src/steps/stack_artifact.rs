@@ -203,24 +203,13 @@ pub async fn run(ctx: &Ctx, step: &Step, state: &State, id: &str) -> Result<Step
 
 /// Whether the target still holds the artifact under its tag, at the recorded digest.
 pub async fn present(ctx: &Ctx, id: &str, rec: &Record) -> bool {
-    let (Some(digest), Some(tag)) = (
-        rec.outputs
-            .get("digest")
-            .and_then(|d| Digest::from_str(d).ok()),
-        rec.outputs.get("tag"),
-    ) else {
+    let Some(tag) = rec.outputs.get("tag") else {
         return false;
     };
     let Ok(target) = landing(ctx, id, tag) else {
         return false;
     };
-    let Ok((client, destination)) = ctx.oci().await else {
-        return false;
-    };
-    client
-        .holds(destination, &target, &digest)
-        .await
-        .unwrap_or(false)
+    super::target_holds(ctx, &target, rec).await
 }
 
 #[cfg(test)]
