@@ -18,7 +18,7 @@ use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::cli::{IoError, Report, load_manifest};
+use crate::cli::{IoError, Report, load_manifest, runtime};
 use crate::exec::{self, Ctx};
 use crate::plan::{Plan, StepKind};
 use crate::state::State;
@@ -33,17 +33,17 @@ pub struct Findings {
     pub help: Option<String>,
 }
 
-fn runtime(jobs: usize) -> Result<tokio::runtime::Runtime, Report> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(jobs.clamp(2, 8))
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            Box::new(IoError {
-                what: "cannot start the async runtime".into(),
-                source: e,
-            }) as Report
-        })
+impl Findings {
+    /// The command's result: these findings when there are any, else success, with `verb`
+    /// and `summary` on stderr.
+    fn conclude(self, verb: &str, summary: String) -> Result<ExitCode, Report> {
+        if self.findings.is_empty() {
+            eprintln!("{verb:>12} {summary}");
+            Ok(ExitCode::SUCCESS)
+        } else {
+            Err(Box::new(self))
+        }
+    }
 }
 
 /// The upstream hosts the lock names: image registries, git remotes, downloads. The target's
@@ -400,19 +400,15 @@ pub fn cmd_verify(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
     for n in &notes {
         eprintln!("{:>12} {n}", "Note");
     }
-    if findings.is_empty() {
-        eprintln!(
-            "{:>12} {checked} images whole at the target; the registry tree names no upstream host",
-            "Verified"
-        );
-        Ok(ExitCode::SUCCESS)
-    } else {
-        Err(Box::new(Findings {
-            command: "airgap verify",
-            findings,
-            help: Some("run `airgap apply` to restore what is missing".into()),
-        }))
+    Findings {
+        command: "airgap verify",
+        findings,
+        help: Some("run `airgap apply` to restore what is missing".into()),
     }
+    .conclude(
+        "Verified",
+        format!("{checked} images whole at the target; the registry tree names no upstream host"),
+    )
 }
 
 pub fn cmd_audit(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
@@ -428,12 +424,7 @@ pub fn cmd_audit(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
     let scratch = tempfile::Builder::new()
         .prefix("airgap-audit-")
         .tempdir()
-        .map_err(|e| {
-            Box::new(IoError {
-                what: "cannot make a scratch folder".into(),
-                source: e,
-            }) as Report
-        })?;
+        .map_err(|e| IoError::report("cannot make a scratch folder", e))?;
     let mut ctx = Ctx::new(m, lock, jobs);
     ctx.out_root = scratch.path().join("out");
     ctx.replay = Some(recorded.records());
@@ -493,17 +484,13 @@ pub fn cmd_audit(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
             }
         }
     }
-    if findings.is_empty() {
-        eprintln!(
-            "{:>12} {compared} files rebuilt from the lock equal the target's",
-            "Audited"
-        );
-        Ok(ExitCode::SUCCESS)
-    } else {
-        Err(Box::new(Findings {
-            command: "airgap audit",
-            findings,
-            help: Some("the target does not match its lock: run `airgap apply` to rebuild what differs, and find out how it changed".into()),
-        }))
+    Findings {
+        command: "airgap audit",
+        findings,
+        help: Some("the target does not match its lock: run `airgap apply` to rebuild what differs, and find out how it changed".into()),
     }
+    .conclude(
+        "Audited",
+        format!("{compared} files rebuilt from the lock equal the target's"),
+    )
 }
