@@ -9,6 +9,7 @@ use miette::SourceSpan;
 use super::spec;
 use super::*;
 use crate::diag::{self, SpanDiagnostic, did_you_mean};
+use crate::oci::reference::valid_tag;
 
 /// Parses the manifest text. `name` is the file name shown in diagnostics; `root` the folder
 /// that relative paths are resolved against.
@@ -1052,7 +1053,7 @@ impl Parser {
         }
         let tag = self.prop_string(node, "tag");
         if let Some(t) = &tag
-            && !is_tag(&t.value)
+            && !valid_tag(&t.value)
         {
             self.push(
                 self.diag(
@@ -1109,13 +1110,6 @@ pub(crate) fn line_of(src: &Source, span: SourceSpan) -> usize {
 fn is_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-fn is_tag(s: &str) -> bool {
-    let mut chars = s.chars();
-    s.len() <= 128
-        && matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 

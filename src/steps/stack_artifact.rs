@@ -27,6 +27,7 @@ use crate::exec::{Ctx, StepOutput};
 use crate::oci::digest::Digest;
 use crate::oci::media;
 use crate::oci::naming::{TargetPrefix, TargetRef};
+use crate::oci::reference::valid_tag;
 use crate::oci::{BlobData, LocalBlob, LocalImage};
 use crate::plan::{CATALOG, Step, stack_dir};
 use crate::state::{Record, State};
@@ -48,15 +49,6 @@ pub fn layer_media_type(name: &str) -> Option<&'static str> {
 }
 
 /// Whether `tag` is a valid OCI tag.
-fn valid_tag(tag: &str) -> bool {
-    let mut chars = tag.chars();
-    tag.len() <= 128
-        && chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
-
 fn landing(ctx: &Ctx, id: &str, tag: &str) -> Result<TargetRef, String> {
     let stack = id.split('/').next().unwrap_or(id);
     let prefix =
