@@ -20,6 +20,8 @@ use std::process::ExitCode;
 
 use crate::cli::{IoError, Report, load_manifest, runtime};
 use crate::exec::{self, Ctx};
+use crate::lock::Lockfile;
+use crate::manifest::Manifest;
 use crate::plan::{Plan, StepKind};
 use crate::state::State;
 
@@ -324,7 +326,9 @@ fn contains_host(s: &str, host: &str) -> bool {
     false
 }
 
-pub fn cmd_verify(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
+/// The manifest, its lock and the plan of what apply built: both commands check a target
+/// that was applied, so the lock must exist.
+fn load_built(manifest: &Path) -> Result<(Manifest, Lockfile, Plan), Report> {
     let m = load_manifest(manifest)?;
     let lock = crate::cli::read_lock(&m)?.ok_or_else(|| {
         Box::new(crate::cli::UsageError(
@@ -332,6 +336,11 @@ pub fn cmd_verify(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
         )) as Report
     })?;
     let plan = Plan::build(&m, &lock).map_err(|e| Box::new(e) as Report)?;
+    Ok((m, lock, plan))
+}
+
+pub fn cmd_verify(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
+    let (m, lock, plan) = load_built(manifest)?;
     let ctx = Ctx::new(m, lock, jobs);
     let state = State::load(&ctx.ws.root).map_err(|e| Box::new(e) as Report)?;
     let rt = runtime(jobs)?;
@@ -412,13 +421,7 @@ pub fn cmd_verify(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
 }
 
 pub fn cmd_audit(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
-    let m = load_manifest(manifest)?;
-    let lock = crate::cli::read_lock(&m)?.ok_or_else(|| {
-        Box::new(crate::cli::UsageError(
-            "there is no airgap.lock: run `airgap lock` and `airgap apply` first".into(),
-        )) as Report
-    })?;
-    let plan = Plan::build(&m, &lock).map_err(|e| Box::new(e) as Report)?;
+    let (m, lock, plan) = load_built(manifest)?;
     let real = Ctx::new(m.clone(), lock.clone(), jobs);
     let recorded = State::load(&real.ws.root).map_err(|e| Box::new(e) as Report)?;
     let scratch = tempfile::Builder::new()

@@ -177,16 +177,7 @@ pub async fn run(ctx: &Ctx, step: &Step, state: &State) -> Result<StepOutput, St
         mount_from: vec![repository.clone()],
         base: Some(base.source.clone()),
     };
-    // An audit builds to compare, and never writes to the target.
-    let digest = if ctx.replay.is_some() {
-        crate::oci::digest::Digest::of(&image.manifest)
-    } else {
-        client
-            .push_image(&image, &target, destination)
-            .await
-            .map_err(|e| e.to_string())?
-            .digest
-    };
+    let digest = super::push_built(ctx, client, destination, &image, &target).await?;
     drop(layer_file);
     let mut out = StepOutput::default();
     out.outputs.insert("digest".into(), digest.to_string());

@@ -16,6 +16,7 @@ use crate::exec::{Ctx, StepOutput};
 use crate::lock::LockedSource;
 use crate::oci::digest::Digest;
 use crate::oci::naming::TargetRef;
+use crate::oci::{Client, Destination, LocalImage};
 use crate::plan::{Step, StepKind};
 use crate::state::{Record, State};
 
@@ -94,6 +95,22 @@ async fn target_holds(ctx: &Ctx, target: &TargetRef, rec: &Record) -> bool {
         .holds(destination, target, &digest)
         .await
         .unwrap_or(false)
+}
+
+/// Pushes an image built here to `target`; returns its digest. An audit builds to compare and
+/// never writes to the target: it only computes the digest.
+async fn push_built(
+    ctx: &Ctx,
+    client: &Client,
+    destination: &Destination,
+    image: &LocalImage,
+    target: &TargetRef,
+) -> Result<Digest, String> {
+    if ctx.replay.is_some() {
+        return Ok(Digest::of(&image.manifest));
+    }
+    let outcome = client.push_image(image, target, destination).await;
+    outcome.map(|o| o.digest).map_err(|e| e.to_string())
 }
 
 /// The lock's entry for `source`.

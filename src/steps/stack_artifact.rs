@@ -175,16 +175,7 @@ pub async fn run(ctx: &Ctx, step: &Step, state: &State, id: &str) -> Result<Step
         base: None,
     };
     let (client, destination) = ctx.oci().await?;
-    // An audit builds to compare, and never writes to the target.
-    let digest = if ctx.replay.is_some() {
-        crate::oci::digest::Digest::of(&image.manifest)
-    } else {
-        client
-            .push_image(&image, &target, destination)
-            .await
-            .map_err(|e| e.to_string())?
-            .digest
-    };
+    let digest = super::push_built(ctx, client, destination, &image, &target).await?;
     let mut out = StepOutput::default();
     out.outputs.insert("digest".into(), digest.to_string());
     out.outputs.insert("tag".into(), version);
