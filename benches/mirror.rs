@@ -7,9 +7,8 @@
 //! empty target registry. Then airgap's peak RSS while copying one 1 GiB layer, measured in a
 //! child process (this binary re-run with `--rss-child`) from `/proc/self/status` `VmHWM`.
 
-#[allow(dead_code)]
-#[path = "../tests/it/support/registry.rs"]
-mod registry;
+#[path = "../tests/it/support/mod.rs"]
+mod support;
 
 use std::io::Write as _;
 use std::process::Command;
@@ -28,7 +27,7 @@ use airgap::oci::{
 };
 use bytes::Bytes;
 use futures::StreamExt as _;
-use registry::{TestRegistry, random_bytes};
+use support::registry::{self, TestRegistry, random_bytes};
 
 const IMAGES: usize = 20;
 const LAYER_SIZES: [usize; 3] = [5_000_000, 3_000_000, 2_000_000];

@@ -9,6 +9,9 @@
 //! `cargo bench --bench serve` (release). `AIRGAP_BENCH_SECS` sets the seconds per row
 //! (default 5); `AIRGAP_BENCH_CLIENTS` the number of clients (default 64).
 
+#[path = "../tests/it/support/mod.rs"]
+mod support;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -17,21 +20,9 @@ use std::time::{Duration, Instant};
 
 use airgap::serve::{ServeOptions, Server};
 use sha2::{Digest, Sha256};
+use support::copy_dir;
 
 const BLOB_SIZE: usize = 10 * 1024 * 1024;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("creates a folder");
-    for entry in std::fs::read_dir(from).expect("reads a folder") {
-        let entry = entry.expect("an entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("a type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copies a file");
-        }
-    }
-}
 
 fn write_blob(dir: &Path, bytes: &[u8]) -> String {
     let hex = hex::encode(Sha256::digest(bytes));

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::cli::{Format, IoError, Report, load_manifest, lock_path, read_lock};
+use crate::cli::{Format, IoError, Report, load_manifest, lock_path, read_lock, runtime};
 use crate::exec::{self, Ctx, Status};
 use crate::lock::{self, Lockfile, resolve};
 use crate::manifest::Manifest;
@@ -29,7 +29,7 @@ pub struct Busy {
 impl WorkspaceLock {
     pub fn acquire(ws_root: &Path) -> Result<WorkspaceLock, Report> {
         std::fs::create_dir_all(ws_root)
-            .map_err(|e| io_err(format!("cannot create `{}`", ws_root.display()), e))?;
+            .map_err(|e| IoError::report(format!("cannot create `{}`", ws_root.display()), e))?;
         let path = ws_root.join("apply.lock");
         let mut file = std::fs::OpenOptions::new()
             .create(true)
@@ -37,7 +37,7 @@ impl WorkspaceLock {
             .read(true)
             .write(true)
             .open(&path)
-            .map_err(|e| io_err(format!("cannot open `{}`", path.display()), e))?;
+            .map_err(|e| IoError::report(format!("cannot open `{}`", path.display()), e))?;
         match file.try_lock() {
             Ok(()) => {
                 let _ = file.set_len(0);
@@ -60,15 +60,12 @@ impl WorkspaceLock {
                     .unwrap_or_else(|| "unknown process".into());
                 Err(Box::new(Busy { holder }))
             }
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(io_err(format!("cannot lock `{}`", path.display()), e))
-            }
+            Err(std::fs::TryLockError::Error(e)) => Err(IoError::report(
+                format!("cannot lock `{}`", path.display()),
+                e,
+            )),
         }
     }
-}
-
-fn io_err(what: String, source: std::io::Error) -> Report {
-    Box::new(IoError { what, source })
 }
 
 /// The lock, checked against the manifest; resolved and written first when it does not
@@ -99,7 +96,7 @@ fn satisfied_lock(m: &Manifest, locked: bool, jobs: usize) -> Result<Lockfile, R
             let text = lock::write(&new);
             let path = lock_path(m);
             crate::fetch::write_atomic(&path, text.as_bytes())
-                .map_err(|e| io_err(format!("cannot write `{}`", path.display()), e))?;
+                .map_err(|e| IoError::report(format!("cannot write `{}`", path.display()), e))?;
             Ok(new)
         }
         Ok(_) => Err(Box::new(resolve::LockError::Unsatisfied {
@@ -110,14 +107,6 @@ fn satisfied_lock(m: &Manifest, locked: bool, jobs: usize) -> Result<Lockfile, R
         })),
         Err(e) => Err(Box::new(e)),
     }
-}
-
-fn runtime(jobs: usize) -> Result<tokio::runtime::Runtime, Report> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(jobs.clamp(2, 8))
-        .enable_all()
-        .build()
-        .map_err(|e| io_err("cannot start the async runtime".into(), e))
 }
 
 fn print_plan(plan: &Plan, statuses: &[Status], format: Format, only_stale: bool) {

@@ -18,8 +18,10 @@ use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::cli::{IoError, Report, load_manifest};
+use crate::cli::{IoError, Report, load_manifest, runtime};
 use crate::exec::{self, Ctx};
+use crate::lock::Lockfile;
+use crate::manifest::Manifest;
 use crate::plan::{Plan, StepKind};
 use crate::state::State;
 
@@ -33,17 +35,17 @@ pub struct Findings {
     pub help: Option<String>,
 }
 
-fn runtime(jobs: usize) -> Result<tokio::runtime::Runtime, Report> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(jobs.clamp(2, 8))
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            Box::new(IoError {
-                what: "cannot start the async runtime".into(),
-                source: e,
-            }) as Report
-        })
+impl Findings {
+    /// The command's result: these findings when there are any, else success, with `verb`
+    /// and `summary` on stderr.
+    fn conclude(self, verb: &str, summary: String) -> Result<ExitCode, Report> {
+        if self.findings.is_empty() {
+            eprintln!("{verb:>12} {summary}");
+            Ok(ExitCode::SUCCESS)
+        } else {
+            Err(Box::new(self))
+        }
+    }
 }
 
 /// The upstream hosts the lock names: image registries, git remotes, downloads. The target's
@@ -324,7 +326,9 @@ fn contains_host(s: &str, host: &str) -> bool {
     false
 }
 
-pub fn cmd_verify(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
+/// The manifest, its lock and the plan of what apply built: both commands check a target
+/// that was applied, so the lock must exist.
+fn load_built(manifest: &Path) -> Result<(Manifest, Lockfile, Plan), Report> {
     let m = load_manifest(manifest)?;
     let lock = crate::cli::read_lock(&m)?.ok_or_else(|| {
         Box::new(crate::cli::UsageError(
@@ -332,6 +336,11 @@ pub fn cmd_verify(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
         )) as Report
     })?;
     let plan = Plan::build(&m, &lock).map_err(|e| Box::new(e) as Report)?;
+    Ok((m, lock, plan))
+}
+
+pub fn cmd_verify(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
+    let (m, lock, plan) = load_built(manifest)?;
     let ctx = Ctx::new(m, lock, jobs);
     let state = State::load(&ctx.ws.root).map_err(|e| Box::new(e) as Report)?;
     let rt = runtime(jobs)?;
@@ -400,40 +409,25 @@ pub fn cmd_verify(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
     for n in &notes {
         eprintln!("{:>12} {n}", "Note");
     }
-    if findings.is_empty() {
-        eprintln!(
-            "{:>12} {checked} images whole at the target; the registry tree names no upstream host",
-            "Verified"
-        );
-        Ok(ExitCode::SUCCESS)
-    } else {
-        Err(Box::new(Findings {
-            command: "airgap verify",
-            findings,
-            help: Some("run `airgap apply` to restore what is missing".into()),
-        }))
+    Findings {
+        command: "airgap verify",
+        findings,
+        help: Some("run `airgap apply` to restore what is missing".into()),
     }
+    .conclude(
+        "Verified",
+        format!("{checked} images whole at the target; the registry tree names no upstream host"),
+    )
 }
 
 pub fn cmd_audit(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
-    let m = load_manifest(manifest)?;
-    let lock = crate::cli::read_lock(&m)?.ok_or_else(|| {
-        Box::new(crate::cli::UsageError(
-            "there is no airgap.lock: run `airgap lock` and `airgap apply` first".into(),
-        )) as Report
-    })?;
-    let plan = Plan::build(&m, &lock).map_err(|e| Box::new(e) as Report)?;
+    let (m, lock, plan) = load_built(manifest)?;
     let real = Ctx::new(m.clone(), lock.clone(), jobs);
     let recorded = State::load(&real.ws.root).map_err(|e| Box::new(e) as Report)?;
     let scratch = tempfile::Builder::new()
         .prefix("airgap-audit-")
         .tempdir()
-        .map_err(|e| {
-            Box::new(IoError {
-                what: "cannot make a scratch folder".into(),
-                source: e,
-            }) as Report
-        })?;
+        .map_err(|e| IoError::report("cannot make a scratch folder", e))?;
     let mut ctx = Ctx::new(m, lock, jobs);
     ctx.out_root = scratch.path().join("out");
     ctx.replay = Some(recorded.records());
@@ -493,17 +487,13 @@ pub fn cmd_audit(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
             }
         }
     }
-    if findings.is_empty() {
-        eprintln!(
-            "{:>12} {compared} files rebuilt from the lock equal the target's",
-            "Audited"
-        );
-        Ok(ExitCode::SUCCESS)
-    } else {
-        Err(Box::new(Findings {
-            command: "airgap audit",
-            findings,
-            help: Some("the target does not match its lock: run `airgap apply` to rebuild what differs, and find out how it changed".into()),
-        }))
+    Findings {
+        command: "airgap audit",
+        findings,
+        help: Some("the target does not match its lock: run `airgap apply` to rebuild what differs, and find out how it changed".into()),
     }
+    .conclude(
+        "Audited",
+        format!("{compared} files rebuilt from the lock equal the target's"),
+    )
 }

@@ -27,7 +27,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::cli::{IoError, Report};
+use crate::cli::{Report, runtime};
 use crate::manifest::{Manifest, TargetKind};
 use crate::oci::layout::{Layout, LayoutProblem};
 use crate::oci::mirror::{RegistryAccess, Tls};
@@ -309,16 +309,7 @@ pub fn cmd_push(dir: &Path, options: &PushOptions) -> Result<ExitCode, Report> {
         .map_err(BundleError::from)
         .map_err(boxed)?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(options.jobs.clamp(2, 8))
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            Box::new(IoError {
-                what: "cannot start the async runtime".into(),
-                source: e,
-            }) as Report
-        })?;
+    let runtime = runtime(options.jobs)?;
     runtime.block_on(async {
         let mut problems = layout.check_complete().await;
         if !problems.is_empty() {

@@ -233,10 +233,10 @@ pub fn read_lock(m: &Manifest) -> Result<Option<Lockfile>, Report> {
             .map(Some)
             .map_err(|e| Box::new(e) as Report),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Box::new(IoError {
-            what: format!("cannot read `{}`", path.display()),
-            source: e,
-        })),
+        Err(e) => Err(IoError::report(
+            format!("cannot read `{}`", path.display()),
+            e,
+        )),
     }
 }
 
@@ -247,6 +247,25 @@ pub struct IoError {
     pub what: String,
     #[source]
     pub source: std::io::Error,
+}
+
+impl IoError {
+    /// `what` could not be done because of `source`, as a [`Report`].
+    pub fn report(what: impl Into<String>, source: std::io::Error) -> Report {
+        Box::new(IoError {
+            what: what.into(),
+            source,
+        })
+    }
+}
+
+/// The async runtime of the commands that copy and build: `jobs` workers, 2 to 8.
+pub fn runtime(jobs: usize) -> Result<tokio::runtime::Runtime, Report> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(jobs.clamp(2, 8))
+        .enable_all()
+        .build()
+        .map_err(|e| IoError::report("cannot start the async runtime", e))
 }
 
 fn cmd_lock(
@@ -300,12 +319,8 @@ fn cmd_lock(
                 }],
             }));
         }
-        crate::fetch::write_atomic(&path, text.as_bytes()).map_err(|e| {
-            Box::new(IoError {
-                what: format!("cannot write `{}`", path.display()),
-                source: e,
-            }) as Report
-        })?;
+        crate::fetch::write_atomic(&path, text.as_bytes())
+            .map_err(|e| IoError::report(format!("cannot write `{}`", path.display()), e))?;
         eprintln!(
             "{:>12} {summary}; {} resolved, airgap.lock written",
             "Locked", stats.resolved
@@ -322,12 +337,8 @@ fn cmd_lock(
 pub struct UsageError(pub String);
 
 fn cmd_serve(dir: &Path, addr: SocketAddr, verbose: bool) -> Result<ExitCode, Report> {
-    let runtime = tokio::runtime::Runtime::new().map_err(|e| {
-        Box::new(IoError {
-            what: "cannot start the async runtime".into(),
-            source: e,
-        }) as Report
-    })?;
+    let runtime = tokio::runtime::Runtime::new()
+        .map_err(|e| IoError::report("cannot start the async runtime", e))?;
     let options = crate::serve::ServeOptions { verbose };
     runtime
         .block_on(crate::serve::serve(dir, addr, options))

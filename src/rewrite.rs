@@ -358,20 +358,9 @@ pub fn rewrite_devfile(path: &str, text: &str, plan: &DevfilePlan) -> Result<Str
     if let Some(parent) = &d.parent {
         let place = "parent";
         if let Some(uri) = &parent.uri {
-            let range = doc.range(uri, "parent.uri")?;
-            match &plan.parent {
-                Some(new) => {
-                    edits.push(scalar_edit(&doc, range, new, "parent.uri")?);
-                    expect.parent = Some(new.clone());
-                }
-                None if is_remote(uri.value.as_str()) => {
-                    return Err(doc.unplanned(
-                        "parent.uri",
-                        range,
-                        format!("`{}`", uri.value.as_str()),
-                    ));
-                }
-                None => {}
+            if let Some(edit) = url_edit(&doc, uri, plan.parent.as_deref(), "parent.uri")? {
+                edits.push(edit);
+                expect.parent = plan.parent.clone();
             }
         } else if parent.id.is_some() {
             match &plan.parent {
@@ -409,22 +398,11 @@ pub fn rewrite_devfile(path: &str, text: &str, plan: &DevfilePlan) -> Result<Str
     }
 
     // Icon and other metadata.
-    if let Some(icon) = d.metadata.as_ref().and_then(|m| m.icon.as_ref()) {
-        let range = doc.range(icon, "metadata.icon")?;
-        match &plan.icon {
-            Some(new) => {
-                edits.push(scalar_edit(&doc, range, new, "metadata.icon")?);
-                expect.icon = Some(new.clone());
-            }
-            None if is_remote(icon.value.as_str()) => {
-                return Err(doc.unplanned(
-                    "metadata.icon",
-                    range,
-                    format!("`{}`", icon.value.as_str()),
-                ));
-            }
-            None => {}
-        }
+    if let Some(icon) = d.metadata.as_ref().and_then(|m| m.icon.as_ref())
+        && let Some(edit) = url_edit(&doc, icon, plan.icon.as_deref(), "metadata.icon")?
+    {
+        edits.push(edit);
+        expect.icon = plan.icon.clone();
     }
     if !plan.metadata.is_empty() {
         let metadata = View::parse(path, text)?.metadata.unwrap_or_default();
@@ -619,6 +597,25 @@ fn remote_project(p: &Project) -> Option<String> {
     }
     let location = p.zip.as_ref()?.value.location.as_ref()?.value.as_str();
     is_remote(location).then(|| format!("the zip archive `{location}`"))
+}
+
+/// The edit of a scalar that may name a file outside the air gap (`parent.uri`,
+/// `metadata.icon`): to `planned` when the plan has a local copy; none when it has not and the
+/// value is local already; an error when an upstream URL has no plan.
+fn url_edit(
+    doc: &Doc<'_>,
+    value: &Spanned<devfile::Text>,
+    planned: Option<&str>,
+    place: &str,
+) -> Result<Option<Edit>, RewriteError> {
+    let range = doc.range(value, place)?;
+    match planned {
+        Some(new) => scalar_edit(doc, range, new, place).map(Some),
+        None if is_remote(value.value.as_str()) => {
+            Err(doc.unplanned(place, range, format!("`{}`", value.value.as_str())))
+        }
+        None => Ok(None),
+    }
 }
 
 /// Replaces a scalar, keeping its quoting style.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::last_modified::{LastModifiedFile, Timestamp, UNDEFINED_VERSION};
-use super::model::{EntryType, IndexEntry, VersionEntry};
+use super::model::{EntryType, IndexEntry, VersionEntry, nullable};
 use super::{COMMAND_GROUP_KINDS, IndexError};
 
 const STACKS_DIR: &str = "stacks";
@@ -74,15 +74,16 @@ pub fn extra_entries(registry_dir: &Path) -> Result<Vec<IndexEntry>, IndexError>
         .chain(extra.stacks.into_iter().map(|e| (e, EntryType::Stack)));
     let mut entries = Vec::new();
     for (mut entry, kind) in typed {
+        let validate = match kind {
+            EntryType::Sample => validate_sample,
+            _ => validate_stack,
+        };
         entry.entry_type = Some(kind);
         entry.last_modified = None;
         for v in &mut entry.versions {
             v.last_modified = None;
         }
-        match kind {
-            EntryType::Sample => validate_sample(&entry)?,
-            EntryType::Stack => validate_stack(&entry)?,
-        }
+        validate(&entry)?;
         entries.push(entry);
     }
     Ok(entries)
@@ -524,12 +525,4 @@ fn parse_yaml<T: DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T, Index
     };
     let text = std::str::from_utf8(bytes).map_err(|e| fail(e.to_string()))?;
     serde_saphyr::from_str(text).map_err(|e| fail(e.to_string()))
-}
-
-fn nullable<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de> + Default,
-{
-    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }

@@ -154,6 +154,11 @@ impl Timestamp {
         self.unix_seconds
     }
 
+    /// Nanoseconds past [`Timestamp::unix_seconds`].
+    pub fn subsec_nanos(&self) -> u32 {
+        self.nanos
+    }
+
     /// Offset from UTC in seconds east.
     pub fn offset_seconds(&self) -> i32 {
         self.offset_seconds
@@ -248,7 +253,7 @@ fn days_in_month(year: i64, month: i64) -> i64 {
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -301,6 +306,7 @@ pub const UNDEFINED_VERSION: &str = "undefined";
 /// A (kind, name, version, date) record, as the caller gathers them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastModifiedRecord {
+    /// A kind other than `Sample` is listed under `stacks`.
     pub kind: EntryType,
     pub name: String,
     pub version: String,
@@ -323,8 +329,8 @@ impl LastModifiedFile {
                 last_modified: r.last_modified,
             };
             match r.kind {
-                EntryType::Stack => file.stacks.push(entry),
                 EntryType::Sample => file.samples.push(entry),
+                EntryType::Stack | EntryType::Other(_) => file.stacks.push(entry),
             }
         }
         file

@@ -9,6 +9,7 @@ use miette::SourceSpan;
 use super::spec;
 use super::*;
 use crate::diag::{self, SpanDiagnostic, did_you_mean};
+use crate::oci::reference::valid_tag;
 
 /// Parses the manifest text. `name` is the file name shown in diagnostics; `root` the folder
 /// that relative paths are resolved against.
@@ -94,6 +95,14 @@ impl Kind {
             Kind::Bool => "a boolean (#true or #false)",
         }
     }
+
+    /// The label and the `help:` line of a value that is not of this kind.
+    fn label_and_help(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::String => ("expected a string", "quote it: \"…\""),
+            Kind::Bool => ("expected #true or #false", "write #true or #false"),
+        }
+    }
 }
 
 fn describe_value(v: &KdlValue) -> &'static str {
@@ -134,18 +143,10 @@ impl Parser {
                 "target" => {
                     if let Some(t) = self.target(node) {
                         if let Some(first) = target.as_ref().and_then(|t| t.span) {
-                            self.push(
-                                self.diag(
-                                    "airgap::manifest::duplicate-node",
-                                    node.name().span(),
-                                    "a second `target` node",
-                                )
-                                .label("second target")
-                                .help(format!(
-                                    "a manifest has one target; the first is on line {}",
-                                    line_of(&self.src, first)
-                                )),
-                            );
+                            let d = self.second_node(node, first, |line| {
+                                format!("a manifest has one target; the first is on line {line}")
+                            });
+                            self.push(d.label("second target"));
                         } else {
                             target = Some(t);
                         }
@@ -185,15 +186,10 @@ impl Parser {
                 "images" => {
                     let decl = self.images(node);
                     if let Some((_, first)) = &images {
-                        let line = line_of(&self.src, *first);
-                        self.push(
-                            self.diag(
-                                "airgap::manifest::duplicate-node",
-                                node.name().span(),
-                                "a second `images` node",
-                            )
-                            .help(format!("merge it into the `images` node on line {line}")),
-                        );
+                        let d = self.second_node(node, *first, |line| {
+                            format!("merge it into the `images` node on line {line}")
+                        });
+                        self.push(d);
                     } else {
                         images = Some((decl, node.span()));
                     }
@@ -201,15 +197,10 @@ impl Parser {
                 "index-image" => {
                     if let Some(decl) = self.index_image(node) {
                         if let Some((_, first)) = &index_image {
-                            let line = line_of(&self.src, *first);
-                            self.push(
-                                self.diag(
-                                    "airgap::manifest::duplicate-node",
-                                    node.name().span(),
-                                    "a second `index-image` node",
-                                )
-                                .help(format!("keep one; the first is on line {line}")),
-                            );
+                            let d = self.second_node(node, *first, |line| {
+                                format!("keep one; the first is on line {line}")
+                            });
+                            self.push(d);
                         } else {
                             index_image = Some((decl, node.span()));
                         }
@@ -262,6 +253,21 @@ impl Parser {
             images,
             index_image,
         }
+    }
+
+    /// A second top-level `node` where one is allowed; `first` is the span of the first.
+    fn second_node(
+        &self,
+        node: &KdlNode,
+        first: SourceSpan,
+        help: impl FnOnce(usize) -> String,
+    ) -> SpanDiagnostic {
+        self.diag(
+            "airgap::manifest::duplicate-node",
+            node.name().span(),
+            format!("a second `{}` node", node.name().value()),
+        )
+        .help(help(line_of(&self.src, first)))
     }
 
     fn unknown_node(&mut self, node: &KdlNode, name: &str, allowed: &[&str], place: &str) {
@@ -369,20 +375,8 @@ impl Parser {
     fn typed_string(&mut self, entry: &KdlEntry, what: &str) -> Option<Spanned<String>> {
         match entry.value() {
             KdlValue::String(s) => Some(Spanned::new(s.clone(), entry.span())),
-            other => {
-                self.push(
-                    self.diag(
-                        "airgap::manifest::wrong-type",
-                        entry.span(),
-                        format!(
-                            "{what} must be {}, found {}",
-                            Kind::String.describe(),
-                            describe_value(other)
-                        ),
-                    )
-                    .label("expected a string")
-                    .help("quote it: \"…\""),
-                );
+            _ => {
+                self.wrong_type(entry, what, Kind::String, "");
                 None
             }
         }
@@ -397,32 +391,33 @@ impl Parser {
                     Some("false") | Some("no") => " (KDL 2 writes booleans as #false)",
                     _ => "",
                 };
-                self.push(
-                    self.diag(
-                        "airgap::manifest::wrong-type",
-                        entry.span(),
-                        format!(
-                            "{what} must be {}, found {}{hint}",
-                            Kind::Bool.describe(),
-                            describe_value(other)
-                        ),
-                    )
-                    .label("expected #true or #false")
-                    .help("write #true or #false"),
-                );
+                self.wrong_type(entry, what, Kind::Bool, hint);
                 None
             }
         }
     }
 
+    /// `entry`'s value is not of `kind`; `hint` is appended to the message.
+    fn wrong_type(&mut self, entry: &KdlEntry, what: &str, kind: Kind, hint: &str) {
+        let (label, help) = kind.label_and_help();
+        self.push(
+            self.diag(
+                "airgap::manifest::wrong-type",
+                entry.span(),
+                format!(
+                    "{what} must be {}, found {}{hint}",
+                    kind.describe(),
+                    describe_value(entry.value())
+                ),
+            )
+            .label(label)
+            .help(help),
+        );
+    }
+
     fn prop_string(&mut self, node: &KdlNode, key: &str) -> Option<Spanned<String>> {
-        let entry = node
-            .entries()
-            .iter()
-            .rev()
-            .find(|e| e.name().map(|n| n.value()) == Some(key))?;
-        let what = format!("`{key}`");
-        self.typed_string(entry, &what)
+        let entry = self.prop_entry(node, key)?;
+        self.typed_string(entry, &format!("`{key}`"))
     }
 
     fn prop_entry<'a>(&self, node: &'a KdlNode, key: &str) -> Option<&'a KdlEntry> {
@@ -461,26 +456,65 @@ impl Parser {
     fn tls(&mut self, node: &KdlNode) -> TlsMode {
         match self.prop_string(node, "tls") {
             None => TlsMode::Verify,
-            Some(s) => match TlsMode::parse(&s.value) {
-                Some(t) => t,
-                None => {
-                    let help = match did_you_mean(&s.value, TlsMode::NAMES) {
-                        Some(m) => format!("did you mean `{m}`?"),
-                        None => format!("use one of {}", quoted_list(&TlsMode::NAMES)),
-                    };
-                    self.push(
-                        self.diag(
-                            "airgap::manifest::unknown-tls",
-                            s.span,
-                            format!("unknown tls mode `{}`", s.value),
-                        )
-                        .label("not a tls mode")
-                        .help(help),
-                    );
-                    TlsMode::Verify
-                }
-            },
+            Some(s) => TlsMode::parse(&s.value).unwrap_or_else(|| {
+                self.unknown_choice(
+                    "airgap::manifest::unknown-tls",
+                    &s,
+                    "tls mode",
+                    &TlsMode::NAMES,
+                );
+                TlsMode::Verify
+            }),
         }
+    }
+
+    /// `word` is not one of `names`, the values a property takes (`what`: "tls mode").
+    fn unknown_choice(
+        &mut self,
+        code: &'static str,
+        word: &Spanned<String>,
+        what: &str,
+        names: &[&str],
+    ) {
+        let help = match did_you_mean(&word.value, names.iter().copied()) {
+            Some(m) => format!("did you mean `{m}`?"),
+            None => format!("use one of {}", quoted_list(names)),
+        };
+        self.push(
+            self.diag(code, word.span, format!("unknown {what} `{}`", word.value))
+                .label(format!("not a {what}"))
+                .help(help),
+        );
+    }
+
+    /// Reports `tls` and `ca-file` on `node`, which names a `dir:` folder; they apply to
+    /// `applies_to` instead.
+    fn no_tls_for_dir(&mut self, node: &KdlNode, applies_to: &str) {
+        for key in ["tls", "ca-file"] {
+            if let Some(e) = self.prop_entry(node, key) {
+                self.push(
+                    self.diag(
+                        "airgap::manifest::property-not-for-dir",
+                        e.span(),
+                        format!("`{key}` applies to {applies_to}"),
+                    )
+                    .help("remove it"),
+                );
+            }
+        }
+    }
+
+    /// A mirror rule (`node`) for `from` without its `to` property.
+    fn missing_to(&mut self, node: &KdlNode, from: &Spanned<String>, help: &str) {
+        self.push(
+            self.diag(
+                "airgap::manifest::mirror-rule",
+                node.name().span(),
+                format!("`{}` for `{}` has no `to`", node.name().value(), from.value),
+            )
+            .label("missing to=")
+            .help(help),
+        );
     }
 
     fn ca_file(&mut self, node: &KdlNode, tls: TlsMode) -> Option<PathBuf> {
@@ -516,18 +550,7 @@ impl Parser {
             r#"target "registry.internal:5000/devfiles" or target "dir:airgap-out""#,
         )?;
         if let Some(path) = value.value.strip_prefix("dir:") {
-            for key in ["tls", "ca-file"] {
-                if let Some(e) = self.prop_entry(node, key) {
-                    self.push(
-                        self.diag(
-                            "airgap::manifest::property-not-for-dir",
-                            e.span(),
-                            format!("`{key}` applies to registry targets, not to a `dir:` target"),
-                        )
-                        .help("remove it"),
-                    );
-                }
-            }
+            self.no_tls_for_dir(node, "registry targets, not to a `dir:` target");
             if path.is_empty() {
                 self.push(
                     self.diag(
@@ -780,14 +803,10 @@ impl Parser {
             (tls, self.ca_file(node, tls))
         };
         let Some(to) = to else {
-            self.push(
-                self.diag(
-                    "airgap::manifest::mirror-rule",
-                    node.name().span(),
-                    format!("`registry-mirror` for `{}` has no `to`", from.value),
-                )
-                .label("missing to=")
-                .help(r#"add to="HOST[:PORT][/PATH]", the registry to pull from instead, or to="dir:./images", an OCI image layout"#),
+            self.missing_to(
+                node,
+                &from,
+                r#"add to="HOST[:PORT][/PATH]", the registry to pull from instead, or to="dir:./images", an OCI image layout"#,
             );
             return None;
         };
@@ -805,20 +824,10 @@ impl Parser {
         }
         if let Some(path) = to.value.strip_prefix("dir:") {
             // An OCI image layout: no connection, so nothing to say about TLS.
-            for key in ["tls", "ca-file"] {
-                if let Some(e) = self.prop_entry(node, key) {
-                    self.push(
-                        self.diag(
-                            "airgap::manifest::property-not-for-dir",
-                            e.span(),
-                            format!(
-                                "`{key}` applies to a mirror registry, not to a `dir:` mirror (an OCI image layout)"
-                            ),
-                        )
-                        .help("remove it"),
-                    );
-                }
-            }
+            self.no_tls_for_dir(
+                node,
+                "a mirror registry, not to a `dir:` mirror (an OCI image layout)",
+            );
             if path.is_empty() {
                 self.push(
                     self.diag(
@@ -874,14 +883,10 @@ impl Parser {
             r#"url-mirror "https://github.com/" to="file:///srv/git/github.com/""#,
         )?;
         let Some(to) = self.prop_string(node, "to") else {
-            self.push(
-                self.diag(
-                    "airgap::manifest::mirror-rule",
-                    node.name().span(),
-                    format!("`url-mirror` for `{}` has no `to`", from.value),
-                )
-                .label("missing to=")
-                .help(r#"add to="URL", the prefix to fetch from instead"#),
+            self.missing_to(
+                node,
+                &from,
+                r#"add to="URL", the prefix to fetch from instead"#,
             );
             return None;
         };
@@ -946,18 +951,11 @@ impl Parser {
         let naming = match self.prop_string(node, "naming") {
             None => Naming::Flat,
             Some(s) => Naming::parse(&s.value).unwrap_or_else(|| {
-                let help = match did_you_mean(&s.value, Naming::NAMES) {
-                    Some(m) => format!("did you mean `{m}`?"),
-                    None => format!("use one of {}", quoted_list(&Naming::NAMES)),
-                };
-                self.push(
-                    self.diag(
-                        "airgap::manifest::unknown-naming",
-                        s.span,
-                        format!("unknown naming mode `{}`", s.value),
-                    )
-                    .label("not a naming mode")
-                    .help(help),
+                self.unknown_choice(
+                    "airgap::manifest::unknown-naming",
+                    &s,
+                    "naming mode",
+                    &Naming::NAMES,
                 );
                 Naming::Flat
             }),
@@ -1055,7 +1053,7 @@ impl Parser {
         }
         let tag = self.prop_string(node, "tag");
         if let Some(t) = &tag
-            && !is_tag(&t.value)
+            && !valid_tag(&t.value)
         {
             self.push(
                 self.diag(
@@ -1112,13 +1110,6 @@ pub(crate) fn line_of(src: &Source, span: SourceSpan) -> usize {
 fn is_name(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-fn is_tag(s: &str) -> bool {
-    let mut chars = s.chars();
-    s.len() <= 128
-        && matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 

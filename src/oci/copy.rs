@@ -2,6 +2,7 @@
 //! layout or local files to a registry or a layout.
 
 use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -17,7 +18,7 @@ use super::layout::{Layout, LayoutImage};
 use super::media::{self, Descriptor, Parsed, Platforms};
 use super::mirror::{Endpoint, Mirrors, RegistryAccess, RegistryMirror, Upstream};
 use super::naming::TargetRef;
-use super::progress::Progress;
+use super::progress::{ImageProgress, Progress};
 use super::reference::ImageRef;
 use super::registry::{Registry, Scope, UploadStart};
 use super::retry::RetryPolicy;
@@ -313,13 +314,25 @@ impl Client {
         })
     }
 
-    fn note_retry(&self, what: &str) -> impl FnMut(&OciError, u32) + '_ {
-        let what = what.to_owned();
-        move |e, n| {
+    /// Runs `attempt` under the retry policy, noting each retry of `what` on the progress
+    /// display.
+    async fn retrying<T, F, Fut>(&self, what: &str, attempt: F) -> Result<T, OciError>
+    where
+        F: FnMut(u32) -> Fut,
+        Fut: Future<Output = Result<T, OciError>>,
+    {
+        let note = |e: &OciError, n: u32| {
             self.inner
                 .progress
                 .note(format!("retrying {what} (attempt {}): {e}", n + 1))
-        }
+        };
+        self.inner.retry.run(note, attempt).await
+    }
+
+    /// Counts one more image and opens its progress line.
+    fn start_image(&self, what: String) -> ImageProgress {
+        self.inner.progress.add_images(1);
+        self.inner.progress.start(what)
     }
 
     // ------------------------------------------------------------------ resolution
@@ -337,12 +350,10 @@ impl Client {
         let fetched = match &endpoint.upstream {
             Upstream::Registry(access) => {
                 let registry = self.registry(access)?;
-                self.inner
-                    .retry
-                    .run(self.note_retry(&what), |_| {
-                        registry.get_manifest(&endpoint.repository, image.reference())
-                    })
-                    .await?
+                self.retrying(&what, |_| {
+                    registry.get_manifest(&endpoint.repository, image.reference())
+                })
+                .await?
             }
             Upstream::Layout(dir) => {
                 let layout = self.mirror_layout(dir)?;
@@ -350,23 +361,13 @@ impl Client {
             }
         };
         let digest = Digest::of(&fetched.bytes);
-        if let Some(pinned) = image.digest()
-            && pinned != &digest
-        {
-            return Err(OciError::DigestMismatch {
-                what,
-                expected: pinned.clone(),
-                mismatch: Mismatch::Digest { actual: digest },
-            });
+        if let Some(pinned) = image.digest() {
+            expect_digest(pinned, &digest, || what.clone())?;
         }
-        if let Some(reported) = &fetched.header_digest
-            && reported != &digest
-        {
-            return Err(OciError::DigestMismatch {
-                what: format!("{what} (the registry's Docker-Content-Digest)"),
-                expected: reported.clone(),
-                mismatch: Mismatch::Digest { actual: digest },
-            });
+        if let Some(reported) = &fetched.header_digest {
+            expect_digest(reported, &digest, || {
+                format!("{what} (the registry's Docker-Content-Digest)")
+            })?;
         }
         let (media_type, parsed) =
             media::detect(&fetched.bytes, fetched.content_type.as_deref(), &what)?;
@@ -459,15 +460,11 @@ impl Client {
             image: request.source.to_string(),
         })?;
         let what = format!("{} → {}", request.source, request.target);
-        self.inner.progress.add_images(1);
         let short = match request.source.tag() {
             Some(tag) => format!("{}:{tag}", request.source.name()),
             None => format!("{}@{}", request.source.name(), &pinned.hex()[..12]),
         };
-        let progress = self
-            .inner
-            .progress
-            .start(format!("{short} → {}", request.target));
+        let progress = self.start_image(format!("{short} → {}", request.target));
         let dest = self.dest(destination, &request.target.repository)?;
         let tag = request.target.tag.as_deref();
 
@@ -487,7 +484,6 @@ impl Client {
             media_type,
             digest: pinned.clone(),
         };
-        let stats = Stats::default();
         let outcome = self
             .copy_tree(
                 &source,
@@ -495,7 +491,6 @@ impl Client {
                 top,
                 tag,
                 &request.platforms,
-                &stats,
                 &what,
                 present.map(|p| p.digest),
             )
@@ -558,8 +553,7 @@ impl Client {
                 &image.digest.hex()[..12]
             ),
         };
-        self.inner.progress.add_images(1);
-        let progress = self.inner.progress.start(what.clone());
+        let progress = self.start_image(what.clone());
         let dest = self.dest(destination, &image.repository)?;
         let tag = image.tag.as_deref();
         let present = self.present(&dest, tag, &image.digest).await?;
@@ -574,18 +568,8 @@ impl Client {
             media_type: image.media_type.clone(),
             digest: image.digest.clone(),
         };
-        let stats = Stats::default();
         let outcome = self
-            .copy_tree(
-                &source,
-                &dest,
-                top,
-                tag,
-                &Platforms::All,
-                &stats,
-                &what,
-                None,
-            )
+            .copy_tree(&source, &dest, top, tag, &Platforms::All, &what, None)
             .await?;
         progress.done(&summary(&outcome));
         Ok(outcome)
@@ -600,8 +584,7 @@ impl Client {
         destination: &Destination,
     ) -> Result<CopyOutcome, OciError> {
         let what = format!("{target}");
-        self.inner.progress.add_images(1);
-        let progress = self.inner.progress.start(what.clone());
+        let progress = self.start_image(what.clone());
         let dest = self.dest(destination, &target.repository)?;
         let digest = Digest::of(&image.manifest);
         let fallback = match &image.base {
@@ -614,18 +597,9 @@ impl Client {
             media_type: image.media_type.clone(),
             digest,
         };
-        let stats = Stats::default();
+        let tag = target.tag.as_deref();
         let outcome = self
-            .copy_tree(
-                &source,
-                &dest,
-                top,
-                target.tag.as_deref(),
-                &Platforms::All,
-                &stats,
-                &what,
-                None,
-            )
+            .copy_tree(&source, &dest, top, tag, &Platforms::All, &what, None)
             .await?;
         progress.done(&summary(&outcome));
         Ok(outcome)
@@ -651,9 +625,7 @@ impl Client {
                 } => {
                     let scope = Scope::Pull(repository.clone());
                     match self
-                        .inner
-                        .retry
-                        .run(self.note_retry(repository), |_| {
+                        .retrying(repository, |_| {
                             registry.head_manifest(repository, d.as_str(), &scope)
                         })
                         .await?
@@ -663,13 +635,11 @@ impl Client {
                             continue;
                         }
                         Some(_) => {
-                            self.inner
-                                .retry
-                                .run(self.note_retry(repository), |_| {
-                                    registry.get_manifest(repository, d.as_str())
-                                })
-                                .await?
-                                .bytes
+                            self.retrying(repository, |_| {
+                                registry.get_manifest(repository, d.as_str())
+                            })
+                            .await?
+                            .bytes
                         }
                     }
                 }
@@ -701,12 +671,10 @@ impl Client {
                         repository,
                     } => {
                         let scope = Scope::Pull(repository.clone());
-                        self.inner
-                            .retry
-                            .run(self.note_retry(repository), |_| {
-                                registry.has_blob(repository, &b.digest, &scope)
-                            })
-                            .await?
+                        self.retrying(repository, |_| {
+                            registry.has_blob(repository, &b.digest, &scope)
+                        })
+                        .await?
                     }
                     Dest::Layout { layout, .. } => layout.has_blob(&b.digest),
                 };
@@ -734,9 +702,7 @@ impl Client {
                 repository,
             } => {
                 let fetched = self
-                    .inner
-                    .retry
-                    .run(self.note_retry(&what), |_| {
+                    .retrying(&what, |_| {
                         registry.get_manifest(&repository, digest.as_str())
                     })
                     .await?;
@@ -744,14 +710,7 @@ impl Client {
             }
             Dest::Layout { layout, .. } => (layout.read_blob(digest).await?, None),
         };
-        let actual = Digest::of(&bytes);
-        if &actual != digest {
-            return Err(OciError::DigestMismatch {
-                what,
-                expected: digest.clone(),
-                mismatch: Mismatch::Digest { actual },
-            });
-        }
+        expect_digest(digest, &Digest::of(&bytes), || what.clone())?;
         let (media_type, _) = media::detect(&bytes, content_type.as_deref(), &what)?;
         Ok((bytes, media_type))
     }
@@ -771,36 +730,33 @@ impl Client {
                 registry,
                 repository,
             } => {
-                self.inner
-                    .retry
-                    .run(self.note_retry(&what), |_| async {
-                        let response = registry.get_blob(&repository, digest).await?;
-                        let stream =
-                            registry.body_stream(response, format!("the download of {what}"));
-                        let mut verifier = Verifier::new(digest.clone(), None);
-                        let mut out = bytes::BytesMut::new();
-                        let mut stream = std::pin::pin!(stream);
-                        while let Some(chunk) = stream.next().await {
-                            let chunk = chunk?;
-                            if (out.len() + chunk.len()) as u64 > limit {
-                                return Err(OciError::Manifest {
-                                    what: what.clone(),
-                                    reason: format!("it is larger than {limit} bytes"),
-                                });
-                            }
-                            let _ = verifier.update(&chunk);
-                            out.extend_from_slice(&chunk);
-                        }
-                        verifier
-                            .finish()
-                            .map_err(|mismatch| OciError::DigestMismatch {
+                self.retrying(&what, |_| async {
+                    let response = registry.get_blob(&repository, digest).await?;
+                    let stream = registry.body_stream(response, format!("the download of {what}"));
+                    let mut verifier = Verifier::new(digest.clone(), None);
+                    let mut out = bytes::BytesMut::new();
+                    let mut stream = std::pin::pin!(stream);
+                    while let Some(chunk) = stream.next().await {
+                        let chunk = chunk?;
+                        if (out.len() + chunk.len()) as u64 > limit {
+                            return Err(OciError::Manifest {
                                 what: what.clone(),
-                                expected: digest.clone(),
-                                mismatch,
-                            })?;
-                        Ok(out.freeze())
-                    })
-                    .await
+                                reason: format!("it is larger than {limit} bytes"),
+                            });
+                        }
+                        let _ = verifier.update(&chunk);
+                        out.extend_from_slice(&chunk);
+                    }
+                    verifier
+                        .finish()
+                        .map_err(|mismatch| OciError::DigestMismatch {
+                            what: what.clone(),
+                            expected: digest.clone(),
+                            mismatch,
+                        })?;
+                    Ok(out.freeze())
+                })
+                .await
             }
             Dest::Layout { layout, .. } => layout.read_blob(digest).await,
         }
@@ -855,9 +811,7 @@ impl Client {
                 let reference = tag.unwrap_or(digest.as_str());
                 let scope = Scope::Push(repository.clone());
                 let head = self
-                    .inner
-                    .retry
-                    .run(self.note_retry(repository), |_| {
+                    .retrying(repository, |_| {
                         registry.head_manifest(repository, reference, &scope)
                     })
                     .await?;
@@ -905,20 +859,11 @@ impl Client {
                 repository,
             } => {
                 let fetched = self
-                    .inner
-                    .retry
-                    .run(self.note_retry(what), |_| {
-                        registry.get_manifest(repository, digest.as_str())
-                    })
+                    .retrying(what, |_| registry.get_manifest(repository, digest.as_str()))
                     .await?;
-                let actual = Digest::of(&fetched.bytes);
-                if &actual != digest {
-                    return Err(OciError::DigestMismatch {
-                        what: format!("{}/{repository}@{digest}", registry.host),
-                        expected: digest.clone(),
-                        mismatch: Mismatch::Digest { actual },
-                    });
-                }
+                expect_digest(digest, &Digest::of(&fetched.bytes), || {
+                    format!("{}/{repository}@{digest}", registry.host)
+                })?;
                 Ok(fetched.bytes)
             }
             Source::Layout(layout) => layout.read_blob(digest).await,
@@ -955,10 +900,10 @@ impl Client {
         top: Top,
         tag: Option<&str>,
         platforms: &Platforms,
-        stats: &Stats,
         what: &str,
         present: Option<Digest>,
     ) -> Result<CopyOutcome, OciError> {
+        let stats = &Stats::default();
         let (media_type, parsed) = media::detect(&top.bytes, Some(&top.media_type), what)?;
         let (bytes, digest) = match &parsed {
             Parsed::Index { manifests } => {
@@ -1058,9 +1003,7 @@ impl Client {
             } => {
                 let scope = Scope::Push(repository.clone());
                 Ok(self
-                    .inner
-                    .retry
-                    .run(self.note_retry(repository), |_| {
+                    .retrying(repository, |_| {
                         registry.head_manifest(repository, digest.as_str(), &scope)
                     })
                     .await?
@@ -1087,12 +1030,10 @@ impl Client {
                 repository,
             } => {
                 let reference = tag.unwrap_or(digest.as_str());
-                self.inner
-                    .retry
-                    .run(self.note_retry(repository), |_| {
-                        registry.put_manifest(repository, reference, media_type, bytes, digest)
-                    })
-                    .await?;
+                self.retrying(repository, |_| {
+                    registry.put_manifest(repository, reference, media_type, bytes, digest)
+                })
+                .await?;
             }
             Dest::Layout { layout, repository } => {
                 layout.write_blob_bytes(digest, bytes.clone()).await?;
@@ -1175,9 +1116,7 @@ impl Client {
                 let _permit = self.inner.transfers.acquire().await.map_err(|_| closed())?;
                 self.inner.progress.add_bytes_total(blob.size);
                 let written = self
-                    .inner
-                    .retry
-                    .run(self.note_retry(blob.digest.as_str()), |_| async {
+                    .retrying(blob.digest.as_str(), |_| async {
                         let counted = Arc::new(AtomicU64::new(0));
                         let stream = self.blob_stream(source, blob, &counted).await?;
                         let result = layout
@@ -1209,9 +1148,7 @@ impl Client {
                 }
                 let scope = Scope::Push(repository.clone());
                 let there = self
-                    .inner
-                    .retry
-                    .run(self.note_retry(repository), |_| {
+                    .retrying(repository, |_| {
                         registry.has_blob(repository, &blob.digest, &scope)
                     })
                     .await?;
@@ -1234,9 +1171,7 @@ impl Client {
                 let mut session = None;
                 for (i, from) in candidates.iter().enumerate() {
                     let started = self
-                        .inner
-                        .retry
-                        .run(self.note_retry(repository), |_| {
+                        .retrying(repository, |_| {
                             registry.start_upload(repository, Some((&blob.digest, from)))
                         })
                         .await?;
@@ -1258,48 +1193,46 @@ impl Client {
                 let _permit = self.inner.transfers.acquire().await.map_err(|_| closed())?;
                 self.inner.progress.add_bytes_total(blob.size);
                 let session = Mutex::new(session);
-                self.inner
-                    .retry
-                    .run(self.note_retry(blob.digest.as_str()), |_| async {
-                        let reused = session.lock().ok().and_then(|mut s| s.take());
-                        let url = match reused {
-                            Some(url) => url,
-                            None => match registry.start_upload(repository, None).await? {
-                                UploadStart::Session(url) => url,
-                                UploadStart::Mounted => return Ok(()),
-                            },
-                        };
-                        let counted = Arc::new(AtomicU64::new(0));
-                        let failure: Arc<Mutex<Option<OciError>>> = Arc::default();
-                        let stream = match self.blob_stream(source, blob, &counted).await {
-                            Ok(s) => s,
-                            Err(e) => {
-                                registry.cancel_upload(repository, url).await;
-                                return Err(e);
-                            }
-                        };
-                        let stream = hold_errors(stream, failure.clone());
-                        let result = registry
-                            .put_upload(
-                                repository,
-                                url.clone(),
-                                &blob.digest,
-                                blob.size,
-                                reqwest::Body::wrap_stream(stream),
-                            )
-                            .await;
-                        let result = match failure.lock().ok().and_then(|mut f| f.take()) {
-                            // What made the body stop matters more than how the PUT ended.
-                            Some(cause) => Err(cause),
-                            None => result,
-                        };
-                        if result.is_err() {
-                            self.inner.progress.unbytes(counted.load(Ordering::Relaxed));
+                self.retrying(blob.digest.as_str(), |_| async {
+                    let reused = session.lock().ok().and_then(|mut s| s.take());
+                    let url = match reused {
+                        Some(url) => url,
+                        None => match registry.start_upload(repository, None).await? {
+                            UploadStart::Session(url) => url,
+                            UploadStart::Mounted => return Ok(()),
+                        },
+                    };
+                    let counted = Arc::new(AtomicU64::new(0));
+                    let failure: Arc<Mutex<Option<OciError>>> = Arc::default();
+                    let stream = match self.blob_stream(source, blob, &counted).await {
+                        Ok(s) => s,
+                        Err(e) => {
                             registry.cancel_upload(repository, url).await;
+                            return Err(e);
                         }
-                        result
-                    })
-                    .await?;
+                    };
+                    let stream = hold_errors(stream, failure.clone());
+                    let result = registry
+                        .put_upload(
+                            repository,
+                            url.clone(),
+                            &blob.digest,
+                            blob.size,
+                            reqwest::Body::wrap_stream(stream),
+                        )
+                        .await;
+                    let result = match failure.lock().ok().and_then(|mut f| f.take()) {
+                        // What made the body stop matters more than how the PUT ended.
+                        Some(cause) => Err(cause),
+                        None => result,
+                    };
+                    if result.is_err() {
+                        self.inner.progress.unbytes(counted.load(Ordering::Relaxed));
+                        registry.cancel_upload(repository, url).await;
+                    }
+                    result
+                })
+                .await?;
                 self.remember(key, repository);
                 stats.uploaded.fetch_add(1, Ordering::Relaxed);
                 stats.bytes.fetch_add(blob.size, Ordering::Relaxed);
@@ -1389,6 +1322,24 @@ fn closed() -> OciError {
         action: "wait for a transfer slot".into(),
         message: "the client is shutting down".into(),
     }
+}
+
+/// Fails when `actual`, the digest of the bytes read for `what`, is not `expected`.
+fn expect_digest(
+    expected: &Digest,
+    actual: &Digest,
+    what: impl FnOnce() -> String,
+) -> Result<(), OciError> {
+    if actual == expected {
+        return Ok(());
+    }
+    Err(OciError::DigestMismatch {
+        what: what(),
+        expected: expected.clone(),
+        mismatch: Mismatch::Digest {
+            actual: actual.clone(),
+        },
+    })
 }
 
 fn summary(o: &CopyOutcome) -> String {

@@ -245,6 +245,7 @@ impl fmt::Debug for ImageRef {
     }
 }
 
+/// A tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
 pub(crate) fn valid_tag(tag: &str) -> bool {
     let bytes = tag.as_bytes();
     !bytes.is_empty()

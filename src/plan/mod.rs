@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 
-use crate::lock::{Lockfile, ProjectKey, ProjectKind};
+use crate::lock::{Lockfile, ProjectKey, ProjectKind, Uses};
 use crate::manifest::{Manifest, TargetKind};
 
 /// Bump when what any step writes changes shape, so every step reruns once.
@@ -304,21 +304,22 @@ impl Plan {
             }
         };
 
+        // The images and downloads a devfile uses, which `user` names in errors.
+        let uses_deps = |uses: &Uses, user: &str| -> Result<Vec<String>, PlanError> {
+            let images = uses.images.iter().map(|i| image_dep(i, user));
+            let downloads = uses
+                .icons
+                .iter()
+                .chain(&uses.parents)
+                .chain(&uses.files)
+                .map(|u| download_dep(u, user));
+            images.chain(downloads).collect()
+        };
+
         for ((source, id), entry) in &lock.stacks {
             let user = format!("stack {} of source {source}", id_words(id));
             let mut deps = vec![format!("source:{source}")];
-            for i in &entry.uses.images {
-                deps.push(image_dep(i, &user)?);
-            }
-            for u in entry
-                .uses
-                .icons
-                .iter()
-                .chain(&entry.uses.parents)
-                .chain(&entry.uses.files)
-            {
-                deps.push(download_dep(u, &user)?);
-            }
+            deps.extend(uses_deps(&entry.uses, &user)?);
             let projects: Vec<String> = lock
                 .projects
                 .keys()
@@ -357,19 +358,7 @@ impl Plan {
         }
         for ((source, id), entry) in &lock.samples {
             let user = format!("sample {} of source {source}", id_words(id));
-            let mut deps = Vec::new();
-            for i in &entry.uses.images {
-                deps.push(image_dep(i, &user)?);
-            }
-            for u in entry
-                .uses
-                .icons
-                .iter()
-                .chain(&entry.uses.parents)
-                .chain(&entry.uses.files)
-            {
-                deps.push(download_dep(u, &user)?);
-            }
+            let deps = uses_deps(&entry.uses, &user)?;
             steps.push(Step {
                 id: format!("sample:{source}/{id}"),
                 kind: StepKind::Sample {

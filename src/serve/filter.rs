@@ -23,7 +23,9 @@
 //! keeps the shortest list, which can contain versions another filter rejected); an entry left
 //! with no version by that intersection is dropped.
 
-use super::index::{Entry, LooseVersion, Version};
+use super::index::LooseVersion;
+use crate::index::last_modified::{self, days_from_civil};
+use crate::index::{Git, IndexEntry, VersionEntry};
 
 /// The query string of an index request, in order, repeated keys kept.
 #[derive(Debug, Default)]
@@ -119,8 +121,8 @@ impl FieldParam {
     }
 
     /// The entry's own value; `None` when the field exists only on versions.
-    fn of_entry(self, e: &Entry) -> Option<String> {
-        let git = |f: fn(&super::index::Git) -> &String| e.git.as_ref().map(f).cloned();
+    fn of_entry(self, e: &IndexEntry) -> Option<String> {
+        let git = |f: fn(&Git) -> &String| e.git.as_ref().map(f).cloned();
         Some(match self {
             FieldParam::Name => e.name.clone(),
             FieldParam::DisplayName => e.display_name.clone(),
@@ -140,8 +142,8 @@ impl FieldParam {
     }
 
     /// A version's value; `None` when versions do not have the field.
-    fn of_version(self, v: &Version) -> Option<String> {
-        let git = |f: fn(&super::index::Git) -> &String| v.git.as_ref().map(f).cloned();
+    fn of_version(self, v: &VersionEntry) -> Option<String> {
+        let git = |f: fn(&Git) -> &String| v.git.as_ref().map(f).cloned();
         Some(match self {
             FieldParam::Description => v.description.clone(),
             FieldParam::IconUri => v.icon.clone(),
@@ -214,7 +216,7 @@ impl ArrayParam {
         self != ArrayParam::Arch
     }
 
-    fn of_entry(self, e: &Entry) -> Option<Vec<String>> {
+    fn of_entry(self, e: &IndexEntry) -> Option<Vec<String>> {
         let remotes = e.git.as_ref().map(|g| &g.remotes);
         Some(match self {
             ArrayParam::AttributeNames => e.attributes.keys().cloned().collect(),
@@ -235,7 +237,7 @@ impl ArrayParam {
         })
     }
 
-    fn of_version(self, v: &Version) -> Option<Vec<String>> {
+    fn of_version(self, v: &VersionEntry) -> Option<Vec<String>> {
         let remotes = v.git.as_ref().map(|g| &g.remotes);
         Some(match self {
             ArrayParam::AttributeNames => return None,
@@ -296,18 +298,18 @@ fn array_matches(values: &[String], wanted: &[&str]) -> bool {
 /// Keeps an entry when `entry_ok`, or (v2) when some versions pass `version_ok`: then only
 /// those. `entry_ok` is `None` when the field exists only on versions.
 fn filter_entries(
-    entries: &[Entry],
+    entries: &[IndexEntry],
     v1: bool,
-    entry_ok: impl Fn(&Entry) -> Option<bool>,
-    version_ok: impl Fn(&Version) -> Option<bool>,
-) -> Vec<Entry> {
+    entry_ok: impl Fn(&IndexEntry) -> Option<bool>,
+    version_ok: impl Fn(&VersionEntry) -> Option<bool>,
+) -> Vec<IndexEntry> {
     let mut out = Vec::new();
     for entry in entries {
         let own = entry_ok(entry);
         let mut keep = own.unwrap_or(false);
         let mut kept_versions = None;
         if !v1 {
-            let passing: Vec<Version> = entry
+            let passing: Vec<VersionEntry> = entry
                 .versions
                 .iter()
                 .filter(|v| version_ok(v).unwrap_or(false))
@@ -333,7 +335,12 @@ fn filter_entries(
     out
 }
 
-fn filter_field(entries: &[Entry], v1: bool, param: FieldParam, wanted: &str) -> Vec<Entry> {
+fn filter_field(
+    entries: &[IndexEntry],
+    v1: bool,
+    param: FieldParam,
+    wanted: &str,
+) -> Vec<IndexEntry> {
     filter_entries(
         entries,
         v1,
@@ -342,7 +349,12 @@ fn filter_field(entries: &[Entry], v1: bool, param: FieldParam, wanted: &str) ->
     )
 }
 
-fn filter_array(entries: &[Entry], v1: bool, param: ArrayParam, wanted: &[&str]) -> Vec<Entry> {
+fn filter_array(
+    entries: &[IndexEntry],
+    v1: bool,
+    param: ArrayParam,
+    wanted: &[&str],
+) -> Vec<IndexEntry> {
     let ok = move |values: Vec<String>| {
         if values.is_empty() {
             !param.empty_fails()
@@ -364,13 +376,17 @@ pub struct BadFilter(pub String);
 
 /// Applies every filter of `query` to `entries` (already narrowed to the endpoint's type, and
 /// for v1 already converted).
-pub fn apply(entries: Vec<Entry>, query: &Query, v1: bool) -> Result<Vec<Entry>, BadFilter> {
+pub fn apply(
+    entries: Vec<IndexEntry>,
+    query: &Query,
+    v1: bool,
+) -> Result<Vec<IndexEntry>, BadFilter> {
     let mut entries = entries;
     if !v1 {
         entries = ranges(entries, query)?;
     }
 
-    let mut results: Vec<Vec<Entry>> = Vec::new();
+    let mut results: Vec<Vec<IndexEntry>> = Vec::new();
     for (key, value) in &query.pairs {
         if let Some(param) = FieldParam::parse(key) {
             if v1 && param.v2_only() {
@@ -414,14 +430,14 @@ pub fn apply(entries: Vec<Entry>, query: &Query, v1: bool) -> Result<Vec<Entry>,
 
 /// The entries present in every result, in `entries`' order, each with the versions every
 /// result kept.
-fn intersect(entries: Vec<Entry>, results: &[Vec<Entry>]) -> Vec<Entry> {
+fn intersect(entries: Vec<IndexEntry>, results: &[Vec<IndexEntry>]) -> Vec<IndexEntry> {
     let mut out = Vec::new();
     'entries: for mut entry in entries {
         let had_versions = !entry.versions.is_empty();
         for result in results {
             let Some(found) = result
                 .iter()
-                .find(|e| e.name == entry.name && e.kind == entry.kind)
+                .find(|e| e.name == entry.name && e.entry_type == entry.entry_type)
             else {
                 continue 'entries;
             };
@@ -487,7 +503,7 @@ fn in_range<T: Ord>(value: Option<T>, min: &Option<T>, max: &Option<T>) -> bool 
     min.as_ref().is_none_or(|m| &value >= m) && max.as_ref().is_none_or(|m| &value <= m)
 }
 
-fn ranges(entries: Vec<Entry>, query: &Query) -> Result<Vec<Entry>, BadFilter> {
+fn ranges(entries: Vec<IndexEntry>, query: &Query) -> Result<Vec<IndexEntry>, BadFilter> {
     let min_schema = schema_version_param(query, "minSchemaVersion")?;
     let max_schema = schema_version_param(query, "maxSchemaVersion")?;
     let min_version = version_param(query, "minVersion")?;
@@ -502,13 +518,13 @@ fn ranges(entries: Vec<Entry>, query: &Query) -> Result<Vec<Entry>, BadFilter> {
     {
         return Ok(entries);
     }
-    let version_ok = |v: &Version| {
+    let version_ok = |v: &VersionEntry| {
         in_range(
             LooseVersion::parse(&v.schema_version),
             &min_schema,
             &max_schema,
         ) && in_range(LooseVersion::parse(&v.version), &min_version, &max_version)
-            && in_range(Timestamp::parse(&v.last_modified), &min_time, &max_time)
+            && in_range(v.last_modified.map(Timestamp::of), &min_time, &max_time)
     };
     let mut out = Vec::new();
     for mut entry in entries {
@@ -521,7 +537,7 @@ fn ranges(entries: Vec<Entry>, query: &Query) -> Result<Vec<Entry>, BadFilter> {
                     &min_version,
                     &max_version,
                 )
-                && in_range(Timestamp::parse(&entry.last_modified), &min_time, &max_time);
+                && in_range(entry.last_modified.map(Timestamp::of), &min_time, &max_time);
             if ok {
                 out.push(entry);
             }
@@ -540,6 +556,11 @@ fn ranges(entries: Vec<Entry>, query: &Query) -> Result<Vec<Entry>, BadFilter> {
 pub struct Timestamp(i64, u32);
 
 impl Timestamp {
+    /// The instant of an index `lastModified`.
+    fn of(t: last_modified::Timestamp) -> Timestamp {
+        Timestamp(t.unix_seconds(), t.subsec_nanos())
+    }
+
     /// RFC 3339 (`2024-05-13T12:32:02+02:00`, `…Z`, fractional seconds) or a date
     /// (`2024-05-13`, midnight UTC).
     pub fn parse(s: &str) -> Option<Timestamp> {
@@ -604,17 +625,6 @@ impl Timestamp {
             nanos,
         ))
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

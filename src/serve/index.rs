@@ -1,289 +1,15 @@
 //! The registry index as the server reads it (`registry/index.json`, the v2 format) and the
 //! v1 view derived from it.
 //!
-//! Entries are read into typed structs with the field order of registry-support's
-//! `index/generator/schema` so that what the server writes back out has the upstream shape:
-//! fields are omitted when empty, maps are sorted by key, unknown fields are dropped (the Go
-//! server unmarshals into the same struct and re-marshals, so it drops them too). `null` is
-//! read as the empty value, as Go's `encoding/json` does.
+//! Entries are read into the generator's own types ([`crate::index::IndexEntry`]), which have
+//! the field order of registry-support's `index/generator/schema`, so what the server writes
+//! back out has the upstream shape: fields are omitted when empty, maps are sorted by key,
+//! unknown fields are dropped (the Go server unmarshals into the same struct and re-marshals,
+//! so it drops them too). `null` is read as the empty value, as Go's `encoding/json` does.
+//! `lastModified` is read as an RFC 3339 time and written in Go's form, as the Go server's
+//! `time.Time` does.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Deserializer, Serialize};
-
-/// `type` of an index entry.
-pub const STACK: &str = "stack";
-/// `type` of an index entry.
-pub const SAMPLE: &str = "sample";
-
-fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Default + Deserialize<'de>,
-{
-    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-/// One entry of the index: a stack or a sample.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Entry {
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub name: String,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub version: String,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
-    pub attributes: BTreeMap<String, serde_json::Value>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub display_name: String,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub description: String,
-    #[serde(
-        rename = "type",
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub kind: String,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub tags: Vec<String>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub architectures: Vec<String>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub icon: String,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub global_memory_limit: String,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub project_type: String,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub language: String,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
-    pub links: BTreeMap<String, String>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
-    pub command_groups: BTreeMap<String, bool>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
-    pub deployment_scopes: BTreeMap<String, bool>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub resources: Vec<String>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub starter_projects: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub git: Option<Git>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub provider: String,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub support_url: String,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub versions: Vec<Version>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub last_modified: String,
-}
-
-/// One version of a multi-version entry (`versions[]`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Version {
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub version: String,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub schema_version: String,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "is_false"
-    )]
-    pub default: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub git: Option<Git>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub description: String,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub tags: Vec<String>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub architectures: Vec<String>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub icon: String,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
-    pub links: BTreeMap<String, String>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
-    pub command_groups: BTreeMap<String, bool>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
-    pub deployment_scopes: BTreeMap<String, bool>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub resources: Vec<String>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "Vec::is_empty"
-    )]
-    pub starter_projects: Vec<String>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub last_modified: String,
-}
-
-/// Where a sample (or a version of one) lives.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Git {
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "BTreeMap::is_empty"
-    )]
-    pub remotes: BTreeMap<String, String>,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub url: String,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub remote_name: String,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub sub_dir: String,
-    #[serde(
-        default,
-        deserialize_with = "null_default",
-        skip_serializing_if = "String::is_empty"
-    )]
-    pub revision: String,
-}
+use crate::index::{EntryType, IndexEntry, VersionEntry};
 
 /// Which entries an index endpoint lists: `/index` is stacks, `/index/{stack|sample|all}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -296,26 +22,18 @@ pub enum IndexType {
 impl IndexType {
     pub fn parse(s: &str) -> Option<IndexType> {
         match s {
-            STACK => Some(IndexType::Stack),
-            SAMPLE => Some(IndexType::Sample),
+            "stack" => Some(IndexType::Stack),
+            "sample" => Some(IndexType::Sample),
             "all" => Some(IndexType::All),
             _ => None,
         }
     }
 
-    pub fn admits(self, entry: &Entry) -> bool {
+    pub fn admits(self, entry: &IndexEntry) -> bool {
         match self {
-            IndexType::Stack => entry.kind == STACK,
-            IndexType::Sample => entry.kind == SAMPLE,
+            IndexType::Stack => entry.entry_type == Some(EntryType::Stack),
+            IndexType::Sample => entry.entry_type == Some(EntryType::Sample),
             IndexType::All => true,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IndexType::Stack => STACK,
-            IndexType::Sample => SAMPLE,
-            IndexType::All => "all",
         }
     }
 }
@@ -324,18 +42,18 @@ impl IndexType {
 /// `versions` removed; the default version's tags and architectures (when non-empty) lifted up;
 /// for stacks its links, resources, starterProjects and version, for samples its git. Entries
 /// with versions but no default are dropped; samples without versions are kept as they are.
-pub fn to_v1(entries: &[Entry]) -> Vec<Entry> {
+pub fn to_v1(entries: &[IndexEntry]) -> Vec<IndexEntry> {
     let mut out = Vec::with_capacity(entries.len());
     for entry in entries {
-        let mut old = Entry {
+        let mut old = IndexEntry {
             versions: Vec::new(),
             ..entry.clone()
         };
-        if entry.versions.is_empty() && entry.kind == SAMPLE {
+        if entry.versions.is_empty() && entry.is_sample() {
             out.push(old);
             continue;
         }
-        let Some(default) = entry.versions.iter().find(|v| v.default) else {
+        let Some(default) = entry.default_version() else {
             continue;
         };
         if !default.tags.is_empty() {
@@ -344,7 +62,7 @@ pub fn to_v1(entries: &[Entry]) -> Vec<Entry> {
         if !default.architectures.is_empty() {
             old.architectures = default.architectures.clone();
         }
-        if entry.kind == SAMPLE {
+        if entry.is_sample() {
             old.git = default.git.clone();
         } else {
             old.links = default.links.clone();
@@ -413,9 +131,9 @@ impl LooseVersion {
 
 /// `default`, `latest` and every version of an entry, as upstream's `MakeVersionMap`: `latest`
 /// is the highest version (versions that do not parse are never `latest`).
-pub fn find_version<'a>(entry: &'a Entry, wanted: &str) -> Option<&'a Version> {
+pub fn find_version<'a>(entry: &'a IndexEntry, wanted: &str) -> Option<&'a VersionEntry> {
     match wanted {
-        "default" => entry.versions.iter().find(|v| v.default),
+        "default" => entry.default_version(),
         "latest" => entry
             .versions
             .iter()
@@ -440,14 +158,5 @@ mod tests {
         assert!(v("1.0.0-rc.2") > v("1.0.0-rc.1"));
         assert!(LooseVersion::parse("abc").is_none());
         assert!(LooseVersion::parse("1..2").is_none());
-    }
-
-    #[test]
-    fn null_fields_read_as_empty() {
-        let e: Entry =
-            serde_json::from_str(r#"{"name":"x","tags":null,"git":null,"versions":null}"#).unwrap();
-        assert_eq!(e.name, "x");
-        assert!(e.tags.is_empty() && e.git.is_none() && e.versions.is_empty());
-        assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"name":"x"}"#);
     }
 }

@@ -56,6 +56,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{any, get};
 
+use crate::index::EntryType;
 use filter::Query;
 use oci::Layout;
 use registry::Registry;
@@ -312,8 +313,8 @@ fn load(dir: &Path) -> Result<(App, String), ServeError> {
     let repositories = layout.as_ref().map_or(0, |l| l.repositories().count());
     let summary = format!(
         "serving {} stacks, {} samples and {} image repositories from {}",
-        registry.count(index::STACK),
-        registry.count(index::SAMPLE),
+        registry.count(&EntryType::Stack),
+        registry.count(&EntryType::Sample),
         repositories,
         dir.display()
     );
@@ -424,11 +425,13 @@ async fn health() -> Response {
 }
 
 async fn index_v1(State(app): AppState, q: QueryPairs) -> Response {
-    app.registry.index(true, index::STACK, &query_of(q))
+    app.registry
+        .index(true, EntryType::Stack.as_str(), &query_of(q))
 }
 
 async fn index_v2(State(app): AppState, q: QueryPairs) -> Response {
-    app.registry.index(false, index::STACK, &query_of(q))
+    app.registry
+        .index(false, EntryType::Stack.as_str(), &query_of(q))
 }
 
 async fn index_v1_typed(State(app): AppState, p: Params<String>, q: QueryPairs) -> Response {

@@ -33,6 +33,7 @@ use sha2::{Digest as _, Sha256, Sha512};
 
 use super::LayoutError;
 use super::fs::{FileReply, Jail, file_response};
+use crate::oci::reference::{valid_path_component, valid_tag};
 
 /// Annotation naming the repository of a top-level descriptor.
 pub const REPOSITORY_ANNOTATION: &str = "io.github.airgap.repository";
@@ -58,49 +59,10 @@ pub fn valid_digest(d: &str) -> bool {
     hex.len() == len && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
-/// A repository name as the distribution spec defines it: lower-case components separated by
-/// `/`, each `[a-z0-9]+` joined by `.`, `_`, `__` or dashes.
+/// A repository name as the distribution spec defines it: at most 255 bytes of lower-case
+/// components separated by `/`, each `[a-z0-9]+` joined by `.`, `_`, `__` or dashes.
 pub fn valid_repository(name: &str) -> bool {
-    if name.is_empty() || name.len() > 255 {
-        return false;
-    }
-    name.split('/').all(|component| {
-        let b = component.as_bytes();
-        if b.is_empty() || !is_alnum(b[0]) || !is_alnum(b[b.len() - 1]) {
-            return false;
-        }
-        let mut i = 0;
-        while i < b.len() {
-            if is_alnum(b[i]) {
-                i += 1;
-                continue;
-            }
-            let start = i;
-            while i < b.len() && !is_alnum(b[i]) {
-                i += 1;
-            }
-            let sep = &component[start..i];
-            let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|c| c == b'-');
-            if !ok {
-                return false;
-            }
-        }
-        true
-    })
-}
-
-fn is_alnum(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit()
-}
-
-/// A tag: `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
-pub fn valid_tag(tag: &str) -> bool {
-    let b = tag.as_bytes();
-    !b.is_empty()
-        && b.len() <= 128
-        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+    !name.is_empty() && name.len() <= 255 && name.split('/').all(valid_path_component)
 }
 
 #[derive(Debug, Deserialize)]

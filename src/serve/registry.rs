@@ -28,7 +28,8 @@ use serde::Deserialize;
 use super::RegistryError;
 use super::filter::{self, Query};
 use super::fs::{FileReply, Jail, Refused, content_type_for, file_response, valid_name};
-use super::index::{self, Entry, IndexType, SAMPLE, STACK};
+use super::index::{self, IndexType};
+use crate::index::{EntryType, IndexEntry};
 
 const JSON: &str = "application/json; charset=utf-8";
 const YAML: &str = "application/yaml";
@@ -39,9 +40,9 @@ const MAX_ICON: u64 = 2 * 1024 * 1024;
 #[derive(Debug)]
 pub struct Registry {
     jail: Jail,
-    entries: Vec<Entry>,
-    /// `(kind, name)` → icon as a data URI.
-    inline_icons: HashMap<(String, String), String>,
+    entries: Vec<IndexEntry>,
+    /// `(type, name)` → icon as a data URI.
+    inline_icons: HashMap<(Option<EntryType>, String), String>,
     /// Unfiltered responses: `[v1, v2]` × `[stack, sample, all]`.
     plain: [[Bytes; 3]; 2],
 }
@@ -54,7 +55,7 @@ fn type_slot(t: IndexType) -> usize {
     }
 }
 
-fn to_json(entries: &[Entry]) -> Bytes {
+fn to_json(entries: &[IndexEntry]) -> Bytes {
     // Serialising these plain structs cannot fail; an empty array is the safe answer anyway.
     Bytes::from(serde_json::to_vec_pretty(entries).unwrap_or_else(|_| b"[]".to_vec()))
 }
@@ -122,8 +123,12 @@ fn has_scheme(s: &str) -> bool {
     }
 }
 
-fn folder_of(kind: &str) -> &'static str {
-    if kind == SAMPLE { "samples" } else { "stacks" }
+fn folder_of(entry: &IndexEntry) -> &'static str {
+    if entry.is_sample() {
+        "samples"
+    } else {
+        "stacks"
+    }
 }
 
 impl Registry {
@@ -142,7 +147,7 @@ impl Registry {
             path: index_path.clone(),
             source,
         })?;
-        let entries: Vec<Entry> =
+        let entries: Vec<IndexEntry> =
             serde_json::from_slice(&text).map_err(|source| RegistryError::Json {
                 path: index_path.clone(),
                 source,
@@ -151,11 +156,11 @@ impl Registry {
         let mut inline_icons = HashMap::new();
         for entry in &entries {
             if let Some(data) = inline_icon(&jail, entry) {
-                inline_icons.insert((entry.kind.clone(), entry.name.clone()), data);
+                inline_icons.insert((entry.entry_type.clone(), entry.name.clone()), data);
             }
         }
         let types = [IndexType::Stack, IndexType::Sample, IndexType::All];
-        let of_type = |t: IndexType| -> Vec<Entry> {
+        let of_type = |t: IndexType| -> Vec<IndexEntry> {
             entries.iter().filter(|e| t.admits(e)).cloned().collect()
         };
         let plain = [
@@ -170,8 +175,11 @@ impl Registry {
         })
     }
 
-    pub fn count(&self, kind: &str) -> usize {
-        self.entries.iter().filter(|e| e.kind == kind).count()
+    pub fn count(&self, entry_type: &EntryType) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| e.entry_type.as_ref() == Some(entry_type))
+            .count()
     }
 
     /// `/index[/{type}]` (v1) and `/v2index[/{type}]`.
@@ -214,7 +222,7 @@ impl Registry {
                 self.plain[usize::from(!v1)][type_slot(t)].clone(),
             );
         }
-        let mut entries: Vec<Entry> = self
+        let mut entries: Vec<IndexEntry> = self
             .entries
             .iter()
             .filter(|e| t.admits(e))
@@ -229,7 +237,10 @@ impl Registry {
         };
         if inline {
             for e in &mut entries {
-                if let Some(data) = self.inline_icons.get(&(e.kind.clone(), e.name.clone())) {
+                if let Some(data) = self
+                    .inline_icons
+                    .get(&(e.entry_type.clone(), e.name.clone()))
+                {
                     e.icon = data.clone();
                 }
             }
@@ -244,7 +255,7 @@ impl Registry {
         name: &str,
         version: &str,
         query: &Query,
-    ) -> Result<(Vec<Vec<String>>, &Entry), Failure> {
+    ) -> Result<(Vec<Vec<String>>, &IndexEntry), Failure> {
         let not_found = || {
             Failure::status(
                 StatusCode::NOT_FOUND,
@@ -263,11 +274,11 @@ impl Registry {
                 format!("version: {version} not found in stack {name}"),
             )
         };
-        let folder = folder_of(&entry.kind);
+        let folder = folder_of(entry);
         let mut candidates: Vec<Vec<String>> = Vec::new();
         let path = |parts: &[&str]| parts.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         if entry.versions.is_empty() {
-            if entry.kind != SAMPLE {
+            if !entry.is_sample() {
                 return Err(version_not_found());
             }
             // As upstream: a sample without versions has one devfile, whatever was asked.
@@ -327,7 +338,7 @@ impl Registry {
         name: &str,
         version: &str,
         query: &Query,
-    ) -> Result<(PathBuf, &Entry), Failure> {
+    ) -> Result<(PathBuf, &IndexEntry), Failure> {
         let (candidates, entry) = self.devfile_candidates(name, version, query)?;
         let jail = self.jail.clone();
         let found = tokio::task::spawn_blocking(move || {
@@ -455,11 +466,7 @@ impl Registry {
             .map(Path::to_path_buf)
             .unwrap_or_default();
         // Archives stay inside the entry's own folder.
-        let entry_root = self
-            .jail
-            .root()
-            .join(folder_of(&entry.kind))
-            .join(&entry.name);
+        let entry_root = self.jail.root().join(folder_of(entry)).join(&entry.name);
         let jail = self.jail.clone();
         let relative = location.clone();
         let resolved = tokio::task::spawn_blocking(move || {
@@ -640,12 +647,12 @@ fn extract_sub_dir(path: &Path, sub_dir: &str) -> Result<Vec<u8>, String> {
 }
 
 /// The entry's icon as a data URI, when it is a readable local file.
-fn inline_icon(jail: &Jail, entry: &Entry) -> Option<String> {
+fn inline_icon(jail: &Jail, entry: &IndexEntry) -> Option<String> {
     let icon = entry.icon.as_str();
     if icon.is_empty() || icon.starts_with("data:") || has_scheme(icon) || icon.starts_with('/') {
         return None;
     }
-    let own = jail.root().join(folder_of(&entry.kind)).join(&entry.name);
+    let own = jail.root().join(folder_of(entry)).join(&entry.name);
     let path = if valid_name(&entry.name) {
         jail.relative_file(&own, icon).ok()
     } else {
@@ -669,6 +676,3 @@ fn inline_icon(jail: &Jail, entry: &Entry) -> Option<String> {
         base64::engine::general_purpose::STANDARD.encode(bytes)
     ))
 }
-
-/// Index `type` values, for the start-up summary.
-pub const KINDS: [&str; 2] = [STACK, SAMPLE];

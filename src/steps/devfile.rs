@@ -12,7 +12,7 @@ use crate::archive::{self, Entry};
 use crate::devfile;
 use crate::exec::{Ctx, StepOutput};
 use crate::git::{CommitReader, FileKind, TreeFile};
-use crate::lock::{LockedSource, resolve::canonical_image};
+use crate::lock::{LockedSource, LockedStack, resolve::canonical_image};
 use crate::manifest::mirror_url;
 use crate::plan::{project_zip_name, sample_dir, stack_dir};
 use crate::rewrite::{self, DevfilePlan, ImageMap};
@@ -35,12 +35,7 @@ async fn read_source(
     names: Vec<String>,
     walk: bool,
 ) -> Result<(Vec<Option<Vec<u8>>>, Vec<SourceFile>), String> {
-    let locked = ctx
-        .lock
-        .sources
-        .get(source)
-        .ok_or_else(|| format!("source `{source}` is not in the lock"))?
-        .clone();
+    let locked = super::locked_source(ctx, source)?;
     let join = |dir: &str, n: &str| {
         if dir.is_empty() {
             n.to_string()
@@ -158,17 +153,50 @@ const PARENT_FILE: &str = "parent-devfile.yaml";
 /// Where files named by `metadata` URLs go, beside the devfile.
 const METADATA_DIR: &str = "metadata-files";
 
-/// Bytes of a locked download (from the cache the download step filled).
-async fn download(ctx: &Ctx, url: &str) -> Result<Vec<u8>, String> {
-    let entry = ctx
-        .lock
-        .downloads
-        .get(url)
-        .ok_or_else(|| format!("`{url}` is not in the lock"))?;
-    ctx.fetcher
-        .get_locked(url, &entry.sha256)
-        .await
-        .map_err(|e| e.to_string())
+/// The text of the first of `names` in `dir` of `source`, which must hash (blake3) to
+/// `locked`. Messages name the file as `dir/<first name>`.
+async fn locked_text(
+    ctx: &Ctx,
+    source: &str,
+    dir: &str,
+    names: &[&str],
+    locked: Option<&str>,
+) -> Result<String, String> {
+    let path = format!("{dir}/{}", names[0]);
+    let names = names.iter().map(|n| n.to_string()).collect();
+    let (named, _) = read_source(ctx, source, dir.to_string(), names, false).await?;
+    let bytes = named
+        .into_iter()
+        .flatten()
+        .next()
+        .ok_or_else(|| format!("`{path}` is missing from source `{source}`"))?;
+    check_locked(&bytes, locked, &path, source)?;
+    String::from_utf8(bytes).map_err(|_| format!("`{path}` is not UTF-8"))
+}
+
+/// Fails unless `bytes` hash (blake3) to `locked`, what the lock holds for `path` of `source`.
+fn check_locked(
+    bytes: &[u8],
+    locked: Option<&str>,
+    path: &str,
+    source: &str,
+) -> Result<(), String> {
+    if locked == Some(blake3::hash(bytes).to_hex().as_str()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{path}` of source `{source}` differs from the locked one; run `airgap lock`"
+        ))
+    }
+}
+
+/// The lock's entry for stack version `id` of `source`.
+fn locked_stack(ctx: &Ctx, source: &str, id: &str) -> Result<LockedStack, String> {
+    ctx.lock
+        .stacks
+        .get(&(source.to_string(), id.to_string()))
+        .cloned()
+        .ok_or_else(|| format!("stack {id} is not in the lock"))
 }
 
 /// Rewrites one devfile's text into `dir` of the tree, with its icon and parent beside it.
@@ -211,17 +239,14 @@ async fn write_devfile(
                 .insert(p.name.clone(), project_zip_name(&p.name));
         }
     }
-    if let Some(icon) = d
-        .icon()
-        .filter(|i| i.starts_with("http://") || i.starts_with("https://"))
-    {
-        let bytes = download(ctx, &icon).await?;
+    if let Some(icon) = d.icon().filter(|i| is_remote(i)) {
+        let bytes = super::download::bytes(ctx, &icon).await?;
         let name = icon_file_name(&icon, &bytes);
         super::write_output(ctx, &format!("registry/{dir}/{name}"), &bytes, out)?;
         plan.icon = Some(name);
     }
     for (key, url) in d.metadata_files() {
-        let bytes = download(ctx, &url).await?;
+        let bytes = super::download::bytes(ctx, &url).await?;
         let base = url
             .split(['?', '#'])
             .next()
@@ -236,7 +261,7 @@ async fn write_devfile(
         plan.metadata.insert(key.to_string(), rel);
     }
     if let Some(parent) = d.parent() {
-        let bytes = download(ctx, &parent.url()).await?;
+        let bytes = super::download::bytes(ctx, &parent.url()).await?;
         super::write_output(ctx, &format!("registry/{dir}/{PARENT_FILE}"), &bytes, out)?;
         plan.parent = Some(PARENT_FILE.to_string());
     }
@@ -258,33 +283,10 @@ pub async fn stack_devfile(
     source: &str,
     id: &str,
 ) -> Result<StepOutput, String> {
-    let entry = ctx
-        .lock
-        .stacks
-        .get(&(source.to_string(), id.to_string()))
-        .ok_or_else(|| format!("stack {id} is not in the lock"))?
-        .clone();
+    let entry = locked_stack(ctx, source, id)?;
     let dir = stack_dir(id);
-    let (named, _) = read_source(
-        ctx,
-        source,
-        dir.clone(),
-        vec!["devfile.yaml".into(), ".devfile.yaml".into()],
-        false,
-    )
-    .await?;
-    let bytes = named
-        .into_iter()
-        .flatten()
-        .next()
-        .ok_or_else(|| format!("`{dir}/devfile.yaml` is missing from source `{source}`"))?;
-    if blake3::hash(&bytes).to_hex().as_str() != entry.devfile {
-        return Err(format!(
-            "`{dir}/devfile.yaml` of source `{source}` differs from the locked one; run `airgap lock`"
-        ));
-    }
-    let text =
-        String::from_utf8(bytes).map_err(|_| format!("`{dir}/devfile.yaml` is not UTF-8"))?;
+    let names = ["devfile.yaml", ".devfile.yaml"];
+    let text = locked_text(ctx, source, &dir, &names, Some(&entry.devfile)).await?;
     let mut out = StepOutput::default();
     write_devfile(
         ctx,
@@ -307,12 +309,7 @@ pub async fn archive(
     source: &str,
     id: &str,
 ) -> Result<StepOutput, String> {
-    let entry = ctx
-        .lock
-        .stacks
-        .get(&(source.to_string(), id.to_string()))
-        .ok_or_else(|| format!("stack {id} is not in the lock"))?
-        .clone();
+    let entry = locked_stack(ctx, source, id)?;
     let dir = stack_dir(id);
     let (_, files) = read_source(ctx, source, dir.clone(), vec![], true).await?;
     let by_key = image_map(state, entry.uses.images.iter().cloned())?;
@@ -328,12 +325,7 @@ pub async fn archive(
                 f.rel
             )
         })?;
-        if blake3::hash(&f.bytes).to_hex().as_str() != locked {
-            return Err(format!(
-                "`{dir}/{}` of source `{source}` differs from the locked one; run `airgap lock`",
-                f.rel
-            ));
-        }
+        check_locked(&f.bytes, Some(locked), &format!("{dir}/{}", f.rel), source)?;
         seen += 1;
         let name = f.rel.rsplit('/').next().unwrap_or(&f.rel);
         entries.push(match f.kind {
@@ -468,25 +460,13 @@ fn is_remote(s: &str) -> bool {
 /// A multi-version stack's `stack.yaml`, its icon made local (`logo.<ext>` beside it).
 pub async fn stack_yaml(ctx: &Ctx, source: &str, stack: &str) -> Result<StepOutput, String> {
     let dir = format!("stacks/{stack}");
-    let (named, _) =
-        read_source(ctx, source, dir.clone(), vec!["stack.yaml".into()], false).await?;
-    let bytes = named
-        .into_iter()
-        .flatten()
-        .next()
-        .ok_or_else(|| format!("`{dir}/stack.yaml` is missing from source `{source}`"))?;
     let locked = ctx
         .lock
         .stacks
         .iter()
         .find(|((s, id), _)| s == source && id.split('/').next() == Some(stack))
-        .and_then(|(_, e)| e.stack_yaml.clone());
-    if locked.as_deref() != Some(blake3::hash(&bytes).to_hex().as_str()) {
-        return Err(format!(
-            "`{dir}/stack.yaml` of source `{source}` differs from the locked one; run `airgap lock`"
-        ));
-    }
-    let text = String::from_utf8(bytes).map_err(|_| format!("`{dir}/stack.yaml` is not UTF-8"))?;
+        .and_then(|(_, e)| e.stack_yaml.as_deref());
+    let text = locked_text(ctx, source, &dir, &["stack.yaml"], locked).await?;
     let parsed: IconOnly =
         serde_saphyr::from_str(&text).map_err(|e| format!("`{dir}/stack.yaml`: {e}"))?;
     let mut out = StepOutput::default();
@@ -495,7 +475,7 @@ pub async fn stack_yaml(ctx: &Ctx, source: &str, stack: &str) -> Result<StepOutp
         && is_remote(icon.value.as_str())
     {
         let url = icon.value.as_str().to_string();
-        let bytes = download(ctx, &url).await?;
+        let bytes = super::download::bytes(ctx, &url).await?;
         let name = icon_file_name(&url, &bytes);
         super::write_output(ctx, &format!("registry/{dir}/{name}"), &bytes, &mut out)?;
         if let Some(range) = devfile::byte_range(icon) {
@@ -537,14 +517,8 @@ pub async fn extra(ctx: &Ctx) -> Result<StepOutput, String> {
         )
         .await?;
         let bytes = named.into_iter().flatten().next().unwrap_or_default();
-        if ctx.lock.extra_entries.get(source).map(String::as_str)
-            != Some(blake3::hash(&bytes).to_hex().as_str())
-        {
-            return Err(format!(
-                "`{}` of source `{source}` differs from the locked one; run `airgap lock`",
-                crate::discover::EXTRA_ENTRIES
-            ));
-        }
+        let locked = ctx.lock.extra_entries.get(source).map(String::as_str);
+        check_locked(&bytes, locked, crate::discover::EXTRA_ENTRIES, source)?;
         let text = String::from_utf8(bytes).map_err(|_| {
             format!(
                 "`{}` of source `{source}` is not UTF-8",
@@ -566,7 +540,7 @@ pub async fn extra(ctx: &Ctx) -> Result<StepOutput, String> {
                 continue;
             }
             let url = icon.value.as_str().to_string();
-            let bytes = download(ctx, &url).await?;
+            let bytes = super::download::bytes(ctx, &url).await?;
             let file = icon_file_name(&url, &bytes);
             super::write_output(
                 ctx,

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use crate::exec::{Ctx, StepOutput};
 use crate::oci::digest::Digest;
-use crate::oci::naming::{TargetPrefix, TargetRef};
+use crate::oci::naming::TargetPrefix;
 use crate::oci::reference::ImageRef;
 use crate::oci::{CopyRequest, Platforms};
 use crate::state::Record;
@@ -69,19 +69,5 @@ pub async fn present(ctx: &Ctx, image: &str, rec: &Record) -> bool {
     let Ok(req) = request(ctx, image) else {
         return false;
     };
-    let Some(digest) = rec
-        .outputs
-        .get("digest")
-        .and_then(|d| Digest::from_str(d).ok())
-    else {
-        return false;
-    };
-    let Ok((client, destination)) = ctx.oci().await else {
-        return false;
-    };
-    let target: &TargetRef = &req.target;
-    client
-        .holds(destination, target, &digest)
-        .await
-        .unwrap_or(false)
+    super::target_holds(ctx, &req.target, rec).await
 }

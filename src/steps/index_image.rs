@@ -38,6 +38,7 @@ use serde_json::{Value, json};
 
 use crate::archive::{self, Entry};
 use crate::exec::{Ctx, StepOutput};
+use crate::lock::LockedIndexImage;
 use crate::oci::digest::Digest;
 use crate::oci::media::{self, Parsed};
 use crate::oci::naming::{TargetPrefix, TargetRef};
@@ -62,24 +63,23 @@ pub struct Layer {
     pub diff_id: String,
 }
 
-/// Where the image lands.
-pub fn target(ctx: &Ctx) -> Result<TargetRef, String> {
-    let ii = ctx
-        .lock
+fn locked(ctx: &Ctx) -> Result<&LockedIndexImage, String> {
+    ctx.lock
         .index_image
         .as_ref()
-        .ok_or("the lock names no index image; run `airgap lock`")?;
+        .ok_or_else(|| "the lock names no index image; run `airgap lock`".into())
+}
+
+/// Where the image lands.
+pub fn target(ctx: &Ctx) -> Result<TargetRef, String> {
+    let ii = locked(ctx)?;
     let prefix =
         TargetPrefix::parse(ctx.manifest.target.kind.image_prefix()).map_err(|e| e.to_string())?;
     Ok(prefix.named(&ii.name, Some(&ii.tag)))
 }
 
 pub async fn run(ctx: &Ctx, step: &Step, state: &State) -> Result<StepOutput, String> {
-    let ii = ctx
-        .lock
-        .index_image
-        .as_ref()
-        .ok_or("the lock names no index image; run `airgap lock`")?;
+    let ii = locked(ctx)?;
     let base_key = crate::lock::resolve::canonical_image(&ii.base)
         .map_err(|e| format!("the index image's base `{}`: {e}", ii.base))?;
     let base = super::image::request(ctx, &base_key)?;
@@ -177,16 +177,7 @@ pub async fn run(ctx: &Ctx, step: &Step, state: &State) -> Result<StepOutput, St
         mount_from: vec![repository.clone()],
         base: Some(base.source.clone()),
     };
-    // An audit builds to compare, and never writes to the target.
-    let digest = if ctx.replay.is_some() {
-        crate::oci::digest::Digest::of(&image.manifest)
-    } else {
-        client
-            .push_image(&image, &target, destination)
-            .await
-            .map_err(|e| e.to_string())?
-            .digest
-    };
+    let digest = super::push_built(ctx, client, destination, &image, &target).await?;
     drop(layer_file);
     let mut out = StepOutput::default();
     out.outputs.insert("digest".into(), digest.to_string());
@@ -230,20 +221,7 @@ pub async fn present(ctx: &Ctx, rec: &Record) -> bool {
     let Ok(target) = target(ctx) else {
         return false;
     };
-    let Some(digest) = rec
-        .outputs
-        .get("digest")
-        .and_then(|d| Digest::from_str(d).ok())
-    else {
-        return false;
-    };
-    let Ok((client, destination)) = ctx.oci().await else {
-        return false;
-    };
-    client
-        .holds(destination, &target, &digest)
-        .await
-        .unwrap_or(false)
+    super::target_holds(ctx, &target, rec).await
 }
 
 /// The files of the registry tree (relative to the output root, `registry/…`), as the steps

@@ -10,8 +10,13 @@ mod stack_artifact;
 mod tree;
 
 use std::path::Path;
+use std::str::FromStr;
 
 use crate::exec::{Ctx, StepOutput};
+use crate::lock::LockedSource;
+use crate::oci::digest::Digest;
+use crate::oci::naming::TargetRef;
+use crate::oci::{Client, Destination, LocalImage};
 use crate::plan::{Step, StepKind};
 use crate::state::{Record, State};
 
@@ -71,6 +76,50 @@ pub fn missing_reason(step: &Step) -> String {
         }
         _ => format!("an output of {} is missing or was changed", step.describe),
     }
+}
+
+/// Whether the target still holds `target` at the digest `rec` recorded; `false` when it cannot
+/// tell.
+async fn target_holds(ctx: &Ctx, target: &TargetRef, rec: &Record) -> bool {
+    let Some(digest) = rec
+        .outputs
+        .get("digest")
+        .and_then(|d| Digest::from_str(d).ok())
+    else {
+        return false;
+    };
+    let Ok((client, destination)) = ctx.oci().await else {
+        return false;
+    };
+    client
+        .holds(destination, target, &digest)
+        .await
+        .unwrap_or(false)
+}
+
+/// Pushes an image built here to `target`; returns its digest. An audit builds to compare and
+/// never writes to the target: it only computes the digest.
+async fn push_built(
+    ctx: &Ctx,
+    client: &Client,
+    destination: &Destination,
+    image: &LocalImage,
+    target: &TargetRef,
+) -> Result<Digest, String> {
+    if ctx.replay.is_some() {
+        return Ok(Digest::of(&image.manifest));
+    }
+    let outcome = client.push_image(image, target, destination).await;
+    outcome.map(|o| o.digest).map_err(|e| e.to_string())
+}
+
+/// The lock's entry for `source`.
+fn locked_source(ctx: &Ctx, source: &str) -> Result<LockedSource, String> {
+    ctx.lock
+        .sources
+        .get(source)
+        .cloned()
+        .ok_or_else(|| format!("source `{source}` is not in the lock"))
 }
 
 /// Writes `bytes` at `rel` under the output root (whole or not at all); returns its sha256

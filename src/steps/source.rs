@@ -10,12 +10,7 @@ use crate::source::Files;
 use crate::state::Record;
 
 pub async fn run(ctx: &Ctx, source: &str) -> Result<StepOutput, String> {
-    let locked = ctx
-        .lock
-        .sources
-        .get(source)
-        .ok_or_else(|| format!("source `{source}` is not in the lock"))?
-        .clone();
+    let locked = super::locked_source(ctx, source)?;
     let mut out = StepOutput::default();
     match locked {
         LockedSource::Git { url, commit, .. } => {

@@ -27,6 +27,7 @@ use crate::exec::{Ctx, StepOutput};
 use crate::oci::digest::Digest;
 use crate::oci::media;
 use crate::oci::naming::{TargetPrefix, TargetRef};
+use crate::oci::reference::valid_tag;
 use crate::oci::{BlobData, LocalBlob, LocalImage};
 use crate::plan::{CATALOG, Step, stack_dir};
 use crate::state::{Record, State};
@@ -48,15 +49,6 @@ pub fn layer_media_type(name: &str) -> Option<&'static str> {
 }
 
 /// Whether `tag` is a valid OCI tag.
-fn valid_tag(tag: &str) -> bool {
-    let mut chars = tag.chars();
-    tag.len() <= 128
-        && chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
-
 fn landing(ctx: &Ctx, id: &str, tag: &str) -> Result<TargetRef, String> {
     let stack = id.split('/').next().unwrap_or(id);
     let prefix =
@@ -183,16 +175,7 @@ pub async fn run(ctx: &Ctx, step: &Step, state: &State, id: &str) -> Result<Step
         base: None,
     };
     let (client, destination) = ctx.oci().await?;
-    // An audit builds to compare, and never writes to the target.
-    let digest = if ctx.replay.is_some() {
-        crate::oci::digest::Digest::of(&image.manifest)
-    } else {
-        client
-            .push_image(&image, &target, destination)
-            .await
-            .map_err(|e| e.to_string())?
-            .digest
-    };
+    let digest = super::push_built(ctx, client, destination, &image, &target).await?;
     let mut out = StepOutput::default();
     out.outputs.insert("digest".into(), digest.to_string());
     out.outputs.insert("tag".into(), version);
@@ -203,24 +186,13 @@ pub async fn run(ctx: &Ctx, step: &Step, state: &State, id: &str) -> Result<Step
 
 /// Whether the target still holds the artifact under its tag, at the recorded digest.
 pub async fn present(ctx: &Ctx, id: &str, rec: &Record) -> bool {
-    let (Some(digest), Some(tag)) = (
-        rec.outputs
-            .get("digest")
-            .and_then(|d| Digest::from_str(d).ok()),
-        rec.outputs.get("tag"),
-    ) else {
+    let Some(tag) = rec.outputs.get("tag") else {
         return false;
     };
     let Ok(target) = landing(ctx, id, tag) else {
         return false;
     };
-    let Ok((client, destination)) = ctx.oci().await else {
-        return false;
-    };
-    client
-        .holds(destination, &target, &digest)
-        .await
-        .unwrap_or(false)
+    super::target_holds(ctx, &target, rec).await
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `airgap plan` and `airgap apply` on the whole community registry, in a local world.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -9,29 +9,6 @@ use serde_json::Value;
 
 use crate::support::world::{self, World};
 use crate::support::*;
-
-/// Every file below `dir`, relative path → bytes.
-pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else {
-                out.insert(
-                    p.strip_prefix(root).unwrap().to_string_lossy().into_owned(),
-                    std::fs::read(&p).unwrap(),
-                );
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
-}
 
 /// The upstream hosts the community registry names; none may be left outside comments.
 pub const UPSTREAM_HOSTS: [&str; 11] = [
@@ -408,13 +385,7 @@ fn a_killed_apply_resumes_with_only_the_remaining_steps() {
 
 #[test]
 fn a_second_apply_in_the_same_workspace_is_refused_while_one_runs() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("registry/stacks")).unwrap();
-    std::fs::write(
-        dir.path().join("airgap.kdl"),
-        "source \"ours\" path=\"registry\"\n",
-    )
-    .unwrap();
+    let dir = empty_source_workspace();
     std::fs::create_dir_all(dir.path().join(".airgap")).unwrap();
     let holder = std::fs::OpenOptions::new()
         .create(true)

@@ -16,7 +16,9 @@ use airgap::oci::naming::TargetRef;
 use airgap::oci::{Client, ClientConfig, Destination};
 
 use crate::quickstart::fresh_example;
-use crate::support::registry::{FaultKind, FaultProxy, TestRegistry, image, skopeo, try_skopeo};
+use crate::support::registry::{
+    FaultKind, FaultProxy, TestRegistry, anonymous_client, image, skopeo, try_skopeo,
+};
 use crate::support::*;
 
 struct World {
@@ -36,15 +38,8 @@ impl World {
         fresh_example(&ws);
         let upstream = TestRegistry::start();
         let target = TestRegistry::start();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let client = Client::new(ClientConfig {
-                credentials: airgap::oci::auth::Credentials::anonymous(),
-                ..Default::default()
-            });
+        block_on(async {
+            let client = anonymous_client();
             let extra = image(7, &[1200, 900], "linux/amd64");
             let to = TargetRef {
                 host: upstream.host(),
@@ -288,11 +283,7 @@ fn a_bundle_pushed_lands_the_locked_digests_under_the_names_it_carries() {
 
     // An image another step put in the bundle (as the devfile-index image is) goes too.
     let built = image(11, &[700], "linux/amd64");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let layout = std::sync::Arc::new(Layout::open(&w.bundle).unwrap());
         Client::new(ClientConfig::default())
             .push_image(

@@ -8,25 +8,11 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::Path;
 
 use airgap::index::{self, EntryType, IndexEntry, LastModifiedFile, LastModifiedRecord, Timestamp};
 use serde_json::Value;
 
-use crate::support::fixtures;
-
-fn copy_dir(src: &Path, dst: &Path) {
-    fs::create_dir_all(dst).unwrap();
-    for item in fs::read_dir(src).unwrap() {
-        let item = item.unwrap();
-        let to = dst.join(item.file_name());
-        if item.file_type().unwrap().is_dir() {
-            copy_dir(&item.path(), &to);
-        } else {
-            fs::copy(item.path(), &to).unwrap();
-        }
-    }
-}
+use crate::support::{copy_dir, fixtures};
 
 /// A writable copy of the generator's test registry, with the placeholder `archive.tar` the
 /// fixtures README asks for (only its name is indexed).

@@ -11,11 +11,11 @@ use airgap::archive::{Entry, write_tar_gz};
 use airgap::oci::digest::Digest;
 use airgap::oci::media;
 use airgap::oci::naming::TargetRef;
-use airgap::oci::{BlobData, Client, ClientConfig, Destination, LocalBlob, LocalImage};
+use airgap::oci::{BlobData, Destination, LocalBlob, LocalImage};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::support::registry::{FaultProxy, TestRegistry, skopeo};
+use crate::support::registry::{FaultProxy, TestRegistry, anonymous_client, skopeo};
 use crate::support::world::World;
 use crate::support::*;
 
@@ -134,21 +134,14 @@ fn base_platform(arch: &str, variant: Option<&str>, docker: bool) -> (LocalImage
 /// realistic one: a single Docker schema 2 image, or an OCI index of two platforms plus a
 /// buildkit-style attestation manifest. Returns the platforms (the attestation left out).
 fn push_base(w: &World, multi: bool) -> Vec<BasePlatform> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = Client::new(ClientConfig {
-        credentials: airgap::oci::auth::Credentials::anonymous(),
-        ..Default::default()
-    });
+    let client = anonymous_client();
     let dest = Destination::Registry(w.upstream.access());
     let target = |tag: Option<&str>| TargetRef {
         host: w.upstream.host(),
         repository: BASE_REPOSITORY.into(),
         tag: tag.map(str::to_owned),
     };
-    rt.block_on(async {
+    block_on(async {
         if !multi {
             let (image, info) = base_platform("amd64", None, true);
             client

@@ -112,10 +112,7 @@ fn platform_image(repository: &str, tag: &str, platform: &str) -> (Bytes, Vec<(D
 /// image, named `<repository>:<tag>`; a multi-platform image is an index whose platform
 /// manifests are blobs only.
 pub fn generate(dir: &Path) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let layout = Layout::open(dir).unwrap();
         for (repository, tag, platforms) in IMAGES {
             let mut children = Vec::new();
@@ -169,20 +166,12 @@ pub fn generate(dir: &Path) {
 
 /// Every file under `dir` (temp files of a writer left out): relative path → bytes.
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else if !p.file_name().unwrap().to_string_lossy().starts_with(".tmp") {
-                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(dir, dir, &mut out);
-    out
+    let mut files = tree(dir);
+    files.retain(|rel, _| {
+        let name = Path::new(rel).file_name().unwrap();
+        !name.to_string_lossy().starts_with(".tmp")
+    });
+    files
 }
 
 #[test]
@@ -455,11 +444,7 @@ fn a_layout_mirror_resolves_tags_and_pinned_digests() {
     use airgap::oci::reference::ImageRef;
     use airgap::oci::{Client, ClientConfig};
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    block_on(async {
         let client = Client::new(ClientConfig {
             mirrors: vec![RegistryMirror::layout("quay.io", committed_layout())],
             credentials: airgap::oci::auth::Credentials::anonymous(),

@@ -207,6 +207,25 @@ fn same_shape(code: &[NodeSpec], schema: &BTreeMap<String, SchemaNode>, at: &str
     }
 }
 
+/// Adds the path of every node (`parent/child`) and property (`parent/child.key`) in `nodes`,
+/// below `at`, to `used`.
+fn used_paths(nodes: &[KdlNode], at: &str, used: &mut BTreeSet<String>) {
+    for n in nodes {
+        let path = format!("{at}{}", n.name().value());
+        used.insert(path.clone());
+        for e in n.entries() {
+            if let Some(k) = e.name() {
+                used.insert(format!("{path}.{}", k.value()));
+            }
+        }
+        used_paths(
+            n.children().map(|c| c.nodes()).unwrap_or_default(),
+            &format!("{path}/"),
+            used,
+        );
+    }
+}
+
 #[test]
 fn manifest_schema_matches_the_parser() {
     let schema = load_schema("airgap.kdl.schema");
@@ -240,23 +259,7 @@ fn example_manifests_validate_and_parse() {
     let text = std::fs::read_to_string(root.join("airgap.kdl.example")).unwrap();
     let doc: KdlDocument = text.parse().unwrap();
     let mut used: BTreeSet<String> = BTreeSet::new();
-    fn walk(nodes: &[KdlNode], at: &str, used: &mut BTreeSet<String>) {
-        for n in nodes {
-            let path = format!("{at}{}", n.name().value());
-            used.insert(path.clone());
-            for e in n.entries() {
-                if let Some(k) = e.name() {
-                    used.insert(format!("{path}.{}", k.value()));
-                }
-            }
-            walk(
-                n.children().map(|c| c.nodes()).unwrap_or_default(),
-                &format!("{path}/"),
-                used,
-            );
-        }
-    }
-    walk(doc.nodes(), "", &mut used);
+    used_paths(doc.nodes(), "", &mut used);
     // Alternatives shown commented out (`// target "dir:…" address=…`) count as shown; they
     // must still be valid.
     for line in text.lines() {
@@ -274,7 +277,7 @@ fn example_manifests_validate_and_parse() {
                 .filter(|e| !e.contains("appears 0 times"))
                 .collect();
             assert!(errors.is_empty(), "commented example `{rest}`: {errors:?}");
-            walk(alt.nodes(), "", &mut used);
+            used_paths(alt.nodes(), "", &mut used);
         }
     }
     fn expect(nodes: &[NodeSpec], at: &str, used: &BTreeSet<String>) {
@@ -460,23 +463,7 @@ fn lockfile_schema_accepts_what_lock_writes_and_nothing_stale() {
     let mut want = BTreeSet::new();
     declared(&schema, "", &mut want);
     let mut used = BTreeSet::new();
-    fn walk(nodes: &[KdlNode], at: &str, used: &mut BTreeSet<String>) {
-        for n in nodes {
-            let path = format!("{at}{}", n.name().value());
-            used.insert(path.clone());
-            for e in n.entries() {
-                if let Some(k) = e.name() {
-                    used.insert(format!("{path}.{}", k.value()));
-                }
-            }
-            walk(
-                n.children().map(|c| c.nodes()).unwrap_or_default(),
-                &format!("{path}/"),
-                used,
-            );
-        }
-    }
-    walk(doc.nodes(), "", &mut used);
+    used_paths(doc.nodes(), "", &mut used);
     let stale: Vec<_> = want.difference(&used).collect();
     assert!(
         stale.is_empty(),

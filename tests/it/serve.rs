@@ -11,7 +11,8 @@ use reqwest::blocking::{Client, Response};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::support::fixtures;
+use crate::support::registry::skopeo;
+use crate::support::{copy_dir, fixtures};
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -163,19 +164,6 @@ fn raw_get(addr: SocketAddr, target: &str) -> (u16, String) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, text)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("creates a folder");
-    for entry in std::fs::read_dir(from).expect("reads a folder") {
-        let entry = entry.expect("an entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("a type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copies a file");
-        }
-    }
 }
 
 fn index_server() -> PathBuf {
@@ -1112,19 +1100,6 @@ fn layout_dir() -> (tempfile::TempDir, Image) {
     (dir, image)
 }
 
-fn skopeo(args: &[&str]) -> std::process::Output {
-    let out = Command::new("skopeo")
-        .args(args)
-        .output()
-        .expect("skopeo runs");
-    assert!(
-        out.status.success(),
-        "skopeo {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 #[test]
 fn distribution_api_basics() {
     let (dir, image) = layout_dir();
@@ -1169,27 +1144,20 @@ fn distribution_api_basics() {
         let url = server.url(&format!("/v2/{REPOSITORY}/manifests/{reference}"));
         let r = get(&url);
         assert_eq!(r.status(), StatusCode::OK);
-        assert_eq!(r.headers()["content-type"], INDEX_TYPE);
-        assert_eq!(
-            r.headers()["docker-content-digest"],
-            image.index_digest.as_str()
-        );
-        assert_eq!(
-            r.headers()["content-length"],
-            image.index.len().to_string().as_str()
-        );
-        assert_eq!(&r.bytes().expect("a body")[..], &image.index[..]);
         let h = c.head(&url).send().expect("answered");
         assert_eq!(h.status(), StatusCode::OK);
-        assert_eq!(h.headers()["content-type"], INDEX_TYPE);
-        assert_eq!(
-            h.headers()["docker-content-digest"],
-            image.index_digest.as_str()
-        );
-        assert_eq!(
-            h.headers()["content-length"],
-            image.index.len().to_string().as_str()
-        );
+        for headers in [r.headers(), h.headers()] {
+            assert_eq!(headers["content-type"], INDEX_TYPE);
+            assert_eq!(
+                headers["docker-content-digest"],
+                image.index_digest.as_str()
+            );
+            assert_eq!(
+                headers["content-length"],
+                image.index.len().to_string().as_str()
+            );
+        }
+        assert_eq!(&r.bytes().expect("a body")[..], &image.index[..]);
     }
     // A child of the index is reachable by digest.
     let (_, bytes, digest) = &image.manifests[1];
@@ -1356,7 +1324,7 @@ fn skopeo_inspects_and_copies_the_image() {
     let policy = policy.to_str().expect("UTF-8");
 
     let raw = skopeo(&["inspect", "--tls-verify=false", "--raw", &reference]);
-    assert_eq!(raw.stdout, image.index);
+    assert_eq!(raw, image.index);
 
     let out = skopeo(&[
         "--override-arch",
@@ -1367,7 +1335,7 @@ fn skopeo_inspects_and_copies_the_image() {
         "--tls-verify=false",
         &reference,
     ]);
-    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let v: Value = serde_json::from_slice(&out).expect("JSON");
     assert_eq!(v["Digest"], image.index_digest.as_str());
     assert_eq!(v["Architecture"], "arm64");
     assert_eq!(v["Layers"], json!([image.layers[1].1]));
@@ -1423,7 +1391,7 @@ fn skopeo_inspects_and_copies_the_image() {
     // A single-arch tag.
     let single = format!("docker://{}/{REPOSITORY}:amd64-only", server.addr);
     let raw = skopeo(&["inspect", "--tls-verify=false", "--raw", &single]);
-    assert_eq!(raw.stdout, image.manifests[0].1);
+    assert_eq!(raw, image.manifests[0].1);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -43,72 +43,65 @@ impl Repo {
     /// Commits `files` (path → bytes; the whole tree) on top of `parent` and returns the id.
     /// Does not move any ref.
     pub fn commit(&mut self, parent: Option<Oid>, files: &[(&str, &[u8])], message: &str) -> Oid {
-        self.clock += 3600;
         let mut index = git2::Index::new().unwrap();
         for (path, bytes) in files {
-            let blob = self.repo.blob(bytes).unwrap();
-            let entry = git2::IndexEntry {
-                ctime: git2::IndexTime::new(0, 0),
-                mtime: git2::IndexTime::new(0, 0),
-                dev: 0,
-                ino: 0,
-                mode: if path.ends_with(".sh") {
-                    0o100755
-                } else {
-                    0o100644
-                },
-                uid: 0,
-                gid: 0,
-                file_size: bytes.len() as u32,
-                id: blob,
-                flags: 0,
-                flags_extended: 0,
-                path: path.as_bytes().to_vec(),
+            let mode = if path.ends_with(".sh") {
+                0o100755
+            } else {
+                0o100644
             };
-            index.add(&entry).unwrap();
+            self.stage(&mut index, path, bytes, mode);
         }
-        let tree_id = index.write_tree_to(&self.repo).unwrap();
-        let tree = self.repo.find_tree(tree_id).unwrap();
-        let sig = Signature::new("Test", "test@example.com", &Time::new(self.clock, 0)).unwrap();
-        let parents: Vec<git2::Commit> = parent
-            .map(|p| vec![self.repo.find_commit(p).unwrap()])
-            .unwrap_or_default();
-        let refs: Vec<&git2::Commit> = parents.iter().collect();
-        self.repo
-            .commit(None, &sig, &sig, message, &tree, &refs)
-            .unwrap()
+        let parents: Vec<Oid> = parent.into_iter().collect();
+        self.commit_index(&mut index, &parents, message)
     }
 
     /// A new commit on `parent` with one file (at any depth) replaced, the rest of the tree
     /// kept.
     pub fn amend_file(&mut self, parent: Oid, path: &str, bytes: &[u8], message: &str) -> Oid {
-        self.clock += 3600;
-        let parent = self.repo.find_commit(parent).unwrap();
         let mut index = git2::Index::new().unwrap();
-        index.read_tree(&parent.tree().unwrap()).unwrap();
-        let blob = self.repo.blob(bytes).unwrap();
+        let parent_tree = self.repo.find_commit(parent).unwrap().tree().unwrap();
+        index.read_tree(&parent_tree).unwrap();
+        drop(parent_tree); // it borrows the repository, which the commit needs mutably
+        self.stage(&mut index, path, bytes, 0o100644);
+        self.commit_index(&mut index, &[parent], message)
+    }
+
+    /// Adds `bytes` to the repository and to `index` as `path`, with zero times and ids.
+    fn stage(&self, index: &mut git2::Index, path: &str, bytes: &[u8], mode: u32) {
         let entry = git2::IndexEntry {
             ctime: git2::IndexTime::new(0, 0),
             mtime: git2::IndexTime::new(0, 0),
             dev: 0,
             ino: 0,
-            mode: 0o100644,
+            mode,
             uid: 0,
             gid: 0,
             file_size: bytes.len() as u32,
-            id: blob,
+            id: self.repo.blob(bytes).unwrap(),
             flags: 0,
             flags_extended: 0,
             path: path.as_bytes().to_vec(),
         };
         index.add(&entry).unwrap();
+    }
+
+    /// Commits the tree of `index` on `parents`, an hour after the previous commit, by the
+    /// fixed author. Does not move any ref.
+    fn commit_index(&mut self, index: &mut git2::Index, parents: &[Oid], message: &str) -> Oid {
+        self.clock += 3600;
+        let commits: Vec<git2::Commit> = parents
+            .iter()
+            .map(|p| self.repo.find_commit(*p).unwrap())
+            .collect();
         let tree = self
             .repo
             .find_tree(index.write_tree_to(&self.repo).unwrap())
             .unwrap();
         let sig = Signature::new("Test", "test@example.com", &Time::new(self.clock, 0)).unwrap();
+        let parents: Vec<&git2::Commit> = commits.iter().collect();
         self.repo
-            .commit(None, &sig, &sig, message, &tree, &[&parent])
+            .commit(None, &sig, &sig, message, &tree, &parents)
             .unwrap()
     }
 

@@ -100,6 +100,47 @@ pub fn airgap(dir: &Path, args: &[&str]) -> Run {
         .into()
 }
 
+/// Every file below `dir`: relative path → bytes. Panics on a folder it cannot read.
+pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        let entries = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("cannot read `{}`: {e}", dir.display()));
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// Runs `future` to the end on a runtime of its own (one thread), for the library's async API.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
+}
+
+/// A workspace whose manifest names one path source, `registry`, without any stack.
+pub fn empty_source_workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("registry/stacks")).unwrap();
+    std::fs::write(
+        dir.path().join("airgap.kdl"),
+        "source \"ours\" path=\"registry\"\n",
+    )
+    .unwrap();
+    dir
+}
+
 /// Copies a folder recursively (files and folders only).
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -121,10 +162,9 @@ pub mod world;
 /// A TCP port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
 }
 
 /// Waits until something accepts connections on 127.0.0.1:port (polling, 20 s deadline).

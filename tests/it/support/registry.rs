@@ -3,7 +3,7 @@
 //! and a generator of small random images.
 
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -51,7 +51,7 @@ impl TestRegistry {
 
     fn try_start(options: &RegistryOptions) -> Result<Self, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let port = free_port();
+        let port = super::free_port();
         let storage = dir.path().join("storage");
         let mut auth = String::new();
         if let Some((user, password)) = &options.basic_auth {
@@ -197,13 +197,6 @@ pub fn cpu_of(stat: &str) -> Duration {
         .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<u64>().ok()))
         .sum();
     Duration::from_millis(ticks * 10)
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
 }
 
 /// The status of a plain `GET path` (HTTP/1.0), without any client library or runtime.
@@ -622,6 +615,14 @@ pub fn index(children: &[GeneratedImage]) -> LocalImage {
         mount_from: Vec::new(),
         base: None,
     }
+}
+
+/// A client of the library without credentials (the test registries ask for none).
+pub fn anonymous_client() -> airgap::oci::Client {
+    airgap::oci::Client::new(airgap::oci::ClientConfig {
+        credentials: airgap::oci::auth::Credentials::anonymous(),
+        ..Default::default()
+    })
 }
 
 /// Runs `skopeo ARGS…` and returns stdout, or panics with its stderr.

@@ -620,18 +620,11 @@ fn push_images(
     upstream: &TestRegistry,
     refs: &BTreeSet<String>,
 ) -> (BTreeMap<String, Digest>, Vec<(String, String)>) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = airgap::oci::Client::new(airgap::oci::ClientConfig {
-        credentials: airgap::oci::auth::Credentials::anonymous(),
-        ..Default::default()
-    });
+    let client = reg::anonymous_client();
     let dest = airgap::oci::Destination::Registry(upstream.access());
     let mut out = BTreeMap::new();
     let mut subs = Vec::new();
-    rt.block_on(async {
+    super::block_on(async {
         for (i, r) in refs.iter().enumerate() {
             let (host, repo, tag, digest) = split_reference(r);
             let seed = 1000 + i as u64;
