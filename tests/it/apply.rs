@@ -408,14 +408,3 @@ fn a_second_apply_in_the_same_workspace_is_refused_while_one_runs() {
     );
     drop(holder);
 }
-
-#[test]
-#[ignore]
-fn inspect_world() {
-    let w = World::community();
-    w.write_manifest("");
-    let run = airgap(&w.workspace, &["apply"]);
-    eprintln!("{}", run.stderr);
-    let _ = std::fs::remove_dir_all("/tmp/inspect");
-    copy_dir(&w.workspace, Path::new("/tmp/inspect"));
-}
