@@ -192,15 +192,4 @@ pub struct LockedIndexImage {
     pub base: String,
 }
 
-impl Lockfile {
-    /// The stack versions of one source, in id order.
-    pub fn stacks_of<'a>(
-        &'a self,
-        source: &'a str,
-    ) -> impl Iterator<Item = (&'a str, &'a LockedStack)> + 'a {
-        self.stacks
-            .iter()
-            .filter(move |((s, _), _)| s == source)
-            .map(|((_, id), v)| (id.as_str(), v))
-    }
-}
+impl Lockfile {}

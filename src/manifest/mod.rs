@@ -110,7 +110,7 @@ impl TargetKind {
         }
     }
 
-    /// The canonical text of the target, as recorded in the lockfile.
+    /// The target in words, for messages and `airgap-bundle.json`.
     pub fn describe(&self) -> String {
         match self {
             Self::Registry { prefix, .. } => prefix.clone(),
@@ -138,12 +138,6 @@ pub enum Origin {
     Git { url: String, rev: Option<String> },
     /// A local folder, relative to the manifest's folder.
     Path(PathBuf),
-}
-
-impl SourceDecl {
-    pub fn is_git(&self) -> bool {
-        matches!(self.origin, Origin::Git { .. })
-    }
 }
 
 /// A `registry-mirror` rule: images of `from` (a host, or a host and path prefix) are pulled
@@ -239,10 +233,6 @@ impl Manifest {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| FILE_NAME.to_string());
         parse(&name, &text, root).map_err(LoadError::Invalid)
-    }
-
-    pub fn source(&self, name: &str) -> Option<&SourceDecl> {
-        self.sources.iter().find(|s| s.name.value == name)
     }
 
     /// Resolves a path written in the manifest against the manifest's folder.

@@ -183,10 +183,6 @@ impl Plan {
         self.index.get(id).map(|&i| &self.steps[i])
     }
 
-    pub fn contains(&self, id: &str) -> bool {
-        self.index.contains_key(id)
-    }
-
     /// Builds the graph for a lock (which must satisfy the manifest).
     pub fn build(manifest: &Manifest, lock: &Lockfile) -> Result<Plan, PlanError> {
         Self::build_for(manifest, lock, Output::Target)
