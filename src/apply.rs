@@ -250,7 +250,7 @@ pub fn cmd_apply(
         return Ok(ExitCode::SUCCESS);
     }
     let started = std::time::Instant::now();
-    exec::clean_tree(&plan, &state, &ctx);
+    crate::target::prepare(&plan, &state, &ctx).map_err(|e| Box::new(e) as Report)?;
     // Image copies report through the image layer's progress (bars on a terminal: images done,
     // bytes moved, one line per image in flight; plain lines otherwise); other steps print a
     // line when they start, above the bars.
@@ -273,6 +273,7 @@ pub fn cmd_apply(
     state
         .compact(&|id| ids.contains(id))
         .map_err(|e| Box::new(e) as Report)?;
+    crate::target::forget_claims(&ctx.out_root);
     eprintln!(
         "{:>12} {} steps in {:.2}s: {} ran, {} fresh{}{}",
         if report.failures.is_empty() {

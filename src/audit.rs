@@ -48,19 +48,20 @@ impl Findings {
     }
 }
 
-/// The upstream hosts the lock names: image registries, git remotes, downloads. The target's
-/// own host is not one of them.
+/// The upstream hosts the lock names, lower-case: image registries, git remotes, downloads. The
+/// target's own host is not one of them, nor the empty host of a `file://` URL.
 pub fn upstream_hosts(ctx: &Ctx) -> BTreeSet<String> {
     let mut hosts = BTreeSet::new();
     let host_of = |url: &str| -> Option<String> {
         let rest = url.split_once("://").map(|x| x.1)?;
         let host = rest.split(['/', '?', '#']).next()?;
         let host = host.rsplit('@').next()?;
-        Some(host.split(':').next()?.to_string())
+        // A `file://` URL has no host: nothing upstream to look for.
+        Some(host.split(':').next()?.to_ascii_lowercase()).filter(|h| !h.is_empty())
     };
     for key in ctx.lock.images.keys() {
         if let Some(h) = key.split('/').next() {
-            hosts.insert(h.split(':').next().unwrap_or(h).to_string());
+            hosts.insert(h.split(':').next().unwrap_or(h).to_ascii_lowercase());
         }
     }
     for p in ctx.lock.projects.values() {
@@ -94,6 +95,15 @@ pub fn upstream_hosts(ctx: &Ctx) -> BTreeSet<String> {
     hosts
 }
 
+/// The first of `hosts` (lower-case) that `s` names.
+fn names_upstream(s: &str, hosts: &[&str]) -> Option<String> {
+    let lower = s.to_ascii_lowercase();
+    hosts
+        .iter()
+        .find(|h| crate::rewrite::contains_host(&lower, h))
+        .map(|h| h.to_string())
+}
+
 /// What a devfile still references upstream, field by field: container images, starter
 /// projects and projects, the parent, the icon, files named in `metadata`. These are airgap's
 /// to rewrite: each is a finding.
@@ -102,12 +112,7 @@ fn devfile_references(text: &str, hosts: &[&str]) -> Vec<(String, String)> {
     let Ok(d) = crate::devfile::parse("devfile.yaml", text) else {
         return vec![("the devfile".into(), "cannot be parsed".into())];
     };
-    let upstream = |s: &str| {
-        hosts
-            .iter()
-            .find(|h| contains_host(s, h))
-            .map(|h| h.to_string())
-    };
+    let upstream = |s: &str| names_upstream(s, hosts);
     for img in d.images() {
         if let Some(h) = upstream(&img.written) {
             out.push((img.place.clone(), h));
@@ -167,12 +172,7 @@ pub fn scan_tree(registry: &Path, hosts: &[&str]) -> (Vec<String>, Vec<String>) 
         }
     }
     walk(registry, &mut files);
-    let upstream = |s: &str| {
-        hosts
-            .iter()
-            .find(|h| contains_host(s, h))
-            .map(|h| h.to_string())
-    };
+    let upstream = |s: &str| names_upstream(s, hosts);
     for path in files {
         let rel = path
             .strip_prefix(registry)
@@ -307,23 +307,6 @@ fn collect_strings(v: &serde_json::Value, at: &str, out: &mut Vec<(String, Strin
         }
         _ => {}
     }
-}
-
-fn contains_host(s: &str, host: &str) -> bool {
-    let mut from = 0;
-    while let Some(p) = s[from..].find(host) {
-        let start = from + p;
-        let end = start + host.len();
-        let before = s[..start].chars().next_back();
-        let after = s[end..].chars().next();
-        let ok_before = before.is_none_or(|c| c == '.' || (!c.is_ascii_alphanumeric() && c != '-'));
-        let ok_after = after.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'));
-        if ok_before && ok_after {
-            return true;
-        }
-        from = end;
-    }
-    false
 }
 
 /// The manifest, its lock and the plan of what apply built: both commands check a target

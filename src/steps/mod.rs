@@ -131,6 +131,8 @@ pub fn write_output(
     out: &mut StepOutput,
 ) -> Result<(), String> {
     let path = ctx.out_root.join(rel);
+    crate::target::claim(&ctx.out_root, rel)
+        .map_err(|e| format!("cannot write in `{}`: {e}", ctx.out_root.display()))?;
     write_staged(&ctx.out_root, &path, bytes)
         .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
     let name = Path::new(rel)
@@ -152,10 +154,7 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| format!("a background task failed: {e}"))?
 }
 
-/// Where half-written outputs live until they are renamed into place: outside the registry
-/// tree, so a killed apply never leaves a temp file where the index generator would list it.
-/// Cleared at the start of every apply.
-pub const STAGING: &str = ".airgap-staging";
+pub use crate::target::STAGING;
 
 fn write_staged(out_root: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
