@@ -4,6 +4,7 @@
 //! Exit codes: 0 success; 1 the command failed (a diagnostic says why); 2 the command line
 //! was wrong (clap's usage error).
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -46,6 +47,11 @@ pub enum Command {
         /// Fail instead of changing airgap.lock when it no longer satisfies the manifest.
         #[arg(long)]
         locked: bool,
+        /// Resolve upstream anew without writing anything: list what moved (as `--update`
+        /// would change it) on stdout and exit 1 when the lock is out of date, 0 when not.
+        /// With `--update NAME…`, only those names are checked.
+        #[arg(long)]
+        check: bool,
     },
     /// Show every step of apply, fresh or stale, with the reason each stale step must run.
     Plan {
@@ -155,9 +161,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let jobs = cli.jobs.unwrap_or_else(default_jobs);
     let result = match &cli.command {
-        Command::Lock { update, locked } => {
-            cmd_lock(&cli.manifest, update.as_deref(), *locked, jobs)
-        }
+        Command::Lock {
+            update,
+            locked,
+            check,
+        } => cmd_lock(&cli.manifest, update.as_deref(), *locked, *check, jobs),
         Command::Plan {
             format,
             stale,
@@ -190,7 +198,11 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(report) => {
             eprintln!("{}", render(report.as_ref()));
-            ExitCode::from(1)
+            // Usage errors exit 2, as clap's own do; every other failure exits 1.
+            let usage = report
+                .code()
+                .is_some_and(|c| c.to_string() == "airgap::usage");
+            ExitCode::from(if usage { 2 } else { 1 })
         }
     }
 }
@@ -272,21 +284,23 @@ fn cmd_lock(
     manifest_path: &Path,
     update: Option<&[String]>,
     locked: bool,
+    check: bool,
     jobs: usize,
 ) -> Result<ExitCode, Report> {
+    if locked && (update.is_some() || check) {
+        return Err(Box::new(UsageError(format!(
+            "`--locked` and `{}` contradict each other: --locked forbids changing the lock",
+            if check { "--check" } else { "--update" }
+        ))));
+    }
     let m = load_manifest(manifest_path)?;
     let previous = read_lock(&m)?;
     let update = match update {
+        None if check => resolve::Update::All,
         None => resolve::Update::Nothing,
         Some([]) => resolve::Update::All,
         Some(names) => resolve::Update::Names(names.iter().cloned().collect()),
     };
-    if locked && update != resolve::Update::Nothing {
-        return Err(Box::new(UsageError(
-            "`--locked` and `--update` contradict each other: --locked forbids changing the lock"
-                .into(),
-        )));
-    }
     let mode = if locked {
         resolve::Mode::Locked
     } else {
@@ -294,6 +308,17 @@ fn cmd_lock(
     };
     let (new, stats) = resolve::lock(&m, previous.as_ref(), &update, mode, jobs)
         .map_err(|e| Box::new(e) as Report)?;
+    // A first lock lists nothing: every entry would be new.
+    let changes = previous
+        .as_ref()
+        .map(|p| lock::diff::diff(p, &new))
+        .unwrap_or_default();
+    if check {
+        return check_lock(previous.is_some(), &changes);
+    }
+    for c in &changes {
+        eprintln!("{:>12} {c}", c.kind.verb());
+    }
     let text = lock::write(&new);
     let path = lock_path(&m);
     let old_text = std::fs::read_to_string(&path).ok();
@@ -329,6 +354,38 @@ fn cmd_lock(
         eprintln!("{:>12} {summary}; airgap.lock unchanged", "Locked");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `airgap lock --check`: the changes on stdout, exit 1 when there are any.
+fn check_lock(had_lock: bool, changes: &[lock::diff::Change]) -> Result<ExitCode, Report> {
+    let mut out = std::io::stdout().lock();
+    for c in changes {
+        let _ = writeln!(out, "{} {c}", c.kind.verb());
+    }
+    if !had_lock {
+        eprintln!(
+            "{:>12} there is no airgap.lock: run `airgap lock`",
+            "Outdated"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    if changes.is_empty() {
+        eprintln!("{:>12} airgap.lock is up to date with upstream", "Checked");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "{:>12} airgap.lock is behind upstream: {} {}; `airgap lock --update` takes {}",
+            "Outdated",
+            changes.len(),
+            if changes.len() == 1 {
+                "change"
+            } else {
+                "changes"
+            },
+            if changes.len() == 1 { "it" } else { "them" },
+        );
+        Ok(ExitCode::from(1))
+    }
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
