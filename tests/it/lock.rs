@@ -499,3 +499,42 @@ fn check_reports_drift_without_writing_and_update_prints_it() {
     airgap(&w.workspace, &["lock", "--check", "--locked"]).fails(2);
     airgap(&w.workspace, &["lock", "--update", "--locked"]).fails(2);
 }
+
+/// `plan` and `apply --dry-run` on a lock the manifest no longer matches resolve it in memory,
+/// print what would change and the plan, and write nothing; `apply --locked` still refuses.
+#[test]
+fn plan_and_dry_run_preview_an_outdated_lock_without_writing_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("qs");
+    crate::quickstart::fresh_example(&ws);
+    airgap(&ws, &["lock"]).ok();
+    let kdl = std::fs::read_to_string(ws.join("airgap.kdl")).unwrap();
+    std::fs::write(
+        ws.join("airgap.kdl"),
+        kdl.replace(
+            "source \"quickstart\" path=\"registry\"",
+            "source \"quickstart\" path=\"registry\" {\n    stacks \"hello-go\"\n}",
+        ),
+    )
+    .unwrap();
+    let lock = std::fs::read(ws.join("airgap.lock")).unwrap();
+    for args in [&["plan"][..], &["apply", "--dry-run"]] {
+        let run = airgap(&ws, args).ok();
+        assert!(
+            run.stderr.contains("Removing stack quickstart hello-node"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(run.stdout.contains("stale"), "{args:?}: {}", run.stdout);
+        assert!(
+            !run.stdout.contains("hello-node"),
+            "{args:?}: {}",
+            run.stdout
+        );
+        assert_eq!(std::fs::read(ws.join("airgap.lock")).unwrap(), lock);
+        assert!(!ws.join("out").exists());
+    }
+    let run = airgap(&ws, &["apply", "--locked"]).fails(1);
+    assert!(run.err_text().contains("airgap lock"), "{}", run.stderr);
+    assert_eq!(std::fs::read(ws.join("airgap.lock")).unwrap(), lock);
+}
