@@ -116,6 +116,22 @@ pub enum Command {
     /// they are warm); each output is compared with what apply recorded and with the file on
     /// the target. Exit 1 lists every difference.
     Audit,
+    /// Write a commented airgap.kdl for the community registry, and the .gitignore lines.
+    ///
+    /// The manifest is written at --manifest (default ./airgap.kdl) and never overwritten;
+    /// `.airgap/` and a `dir:` target's folder are added to the .gitignore beside it.
+    Init {
+        /// The target: a registry `HOST[:PORT][/PATH]`, or a folder `dir:PATH`.
+        #[arg(long, default_value = "dir:airgap-out")]
+        target: String,
+    },
+    /// Print a shell completion script (e.g. `airgap completions bash > /etc/bash_completion.d/airgap`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `airgap man > airgap.1 && man ./airgap.1`.
+    Man,
     /// Serve a built folder: the devfile registry REST API and a read-only OCI registry.
     ///
     /// DIR is the folder of a `dir:` target (an OCI image layout plus `registry/`).
@@ -191,6 +207,16 @@ pub fn main() -> ExitCode {
             },
         ),
         Command::Serve { dir, addr, verbose } => cmd_serve(dir, *addr, *verbose),
+        Command::Init { target } => {
+            crate::init::cmd_init(&cli.manifest, target).map_err(|e| Box::new(e) as Report)
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "airgap", &mut out);
+            print_data(&out, "the completion script")
+        }
+        Command::Man => cmd_man(),
         Command::Verify => crate::audit::cmd_verify(&cli.manifest, jobs),
         Command::Audit => crate::audit::cmd_audit(&cli.manifest, jobs),
     };
@@ -354,6 +380,26 @@ fn cmd_lock(
         eprintln!("{:>12} {summary}; airgap.lock unchanged", "Locked");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `airgap man`: the manual page of the whole command line, in roff.
+fn cmd_man() -> Result<ExitCode, Report> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(cmd)
+        .render(&mut out)
+        .map_err(|e| IoError::report("cannot render the manual page", e))?;
+    print_data(&out, "the manual page")
+}
+
+/// Writes `bytes` to stdout; a reader that stopped early (`| head`) is not an error.
+fn print_data(bytes: &[u8], what: &str) -> Result<ExitCode, Report> {
+    match std::io::stdout().write_all(bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(IoError::report(format!("cannot write {what}"), e))
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
 
 /// `airgap lock --check`: the changes on stdout, exit 1 when there are any.

@@ -7,6 +7,7 @@ mod audit;
 mod bundle;
 mod index;
 mod index_image;
+mod init;
 mod lock;
 mod manifest;
 mod noop;
