@@ -23,7 +23,8 @@ use crate::lock::{Lockfile, ProjectKey, ProjectKind, Uses};
 use crate::manifest::{Manifest, TargetKind};
 
 /// Bump when what any step writes changes shape, so every step reruns once.
-pub const SCHEMA: u32 = 1;
+/// 2: `archive.tar` is a gzip stream.
+pub const SCHEMA: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepKind {
