@@ -16,3 +16,4 @@ mod rewrite;
 mod schema;
 mod serve;
 mod support;
+mod upstream_server;
