@@ -4,12 +4,13 @@ network namespace (started by tests/it/upstream_server.rs as
 
 PLAN is a JSON file: {"bin": folder with index-server and registry-library,
 "registry": the extracted /registry tree, "sidecar_config": docker-registry config listening on
-127.0.0.1:5000, "work": a scratch folder, "stacks": {stack: {"versions": [...], "starters":
-[...]}}}. It starts the OCI sidecar and the index server as the devfile-index pod does, then
+127.0.0.1:5000, "work": a scratch folder, "stacks": {stack: {"versions": {version: [its
+starter projects]}, "starters": [the default version's]}}}. It starts the OCI sidecar and the index server as the devfile-index pod does, then
 asks every question the test asserts on and writes the answers to WORK/results.json: it checks
 nothing itself. Every process it starts is killed before it exits.
 """
 
+import hashlib
 import json
 import os
 import subprocess
@@ -27,6 +28,17 @@ def get(path):
     try:
         with urllib.request.urlopen(SERVER + path, timeout=20) as r:
             return r.status, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
+        return 0, str(e)
+
+
+def get_digest(path):
+    """(status, sha256:<hex> of the body) of GET SERVER+path; status 0 when nothing answered."""
+    try:
+        with urllib.request.urlopen(SERVER + path, timeout=20) as r:
+            return r.status, "sha256:" + hashlib.sha256(r.read()).hexdigest()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode("utf-8", "replace")
     except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
@@ -98,6 +110,7 @@ def main():
 
         results["index"] = {p: get(p) for p in ["/index", "/v2index", "/index/all"]}
         results["devfiles"] = {}
+        results["starters"] = {}
         results["pull"] = {}
         results["download"] = {}
         client = os.path.join(plan["bin"], "registry-library")
@@ -107,9 +120,12 @@ def main():
         client_env["TMPDIR"] = client_tmp
         client_env["HOME"] = work
         for stack, spec in sorted(plan["stacks"].items()):
-            for version in spec["versions"]:
-                status, _ = get("/devfiles/%s/%s" % (stack, version))
-                results["devfiles"]["%s/%s" % (stack, version)] = status
+            for version, starters in sorted(spec["versions"].items()):
+                path = "/devfiles/%s/%s" % (stack, version)
+                results["devfiles"][path], _ = get(path)
+                for starter in starters:
+                    sp = "%s/starter-projects/%s" % (path, starter)
+                    results["starters"][sp] = get_digest(sp)
             dest = os.path.join(work, "pull", stack)
             os.makedirs(dest)
             results["pull"][stack] = run(

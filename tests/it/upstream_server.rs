@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
+use airgap::oci::digest::Digest;
 use serde_json::{Value, json};
 
 use crate::index_image::{
@@ -32,62 +33,68 @@ use crate::support::registry::{self, TestRegistry, skopeo};
 use crate::support::world::{self, World};
 use crate::support::*;
 
-/// What the fixture says a stack has, read without airgap: every version (the devfiles'
-/// `metadata.version`), the folder of the default version's devfile, and its starter
-/// projects.
-struct StackSpec {
-    versions: Vec<String>,
-    default_dir: String,
+/// One version of a stack as the fixture has it: its devfile's `metadata.version`, the folder
+/// of its devfile in the tree, its starter projects.
+struct VersionSpec {
+    version: String,
+    dir: String,
     starters: Vec<String>,
 }
 
+/// What the fixture says a stack has, read without airgap: every version, and which one is
+/// the default.
+struct StackSpec {
+    versions: Vec<VersionSpec>,
+    default: usize,
+}
+
+impl StackSpec {
+    fn default_version(&self) -> &VersionSpec {
+        &self.versions[self.default]
+    }
+}
+
 fn fixture_stacks() -> BTreeMap<String, StackSpec> {
-    let root = fixtures().join("devfile-registry/stacks");
+    let registry = fixtures().join("devfile-registry");
+    let version = |dir: String| {
+        let devfile = world::yaml(&registry.join(&dir).join("devfile.yaml"));
+        VersionSpec {
+            version: devfile["metadata"]["version"].as_str().unwrap().to_owned(),
+            starters: world::projects_of(&devfile)
+                .into_iter()
+                .filter(|(kind, _)| *kind == "starter")
+                .map(|(_, p)| p.name)
+                .collect(),
+            dir,
+        }
+    };
     let mut out = BTreeMap::new();
-    for entry in std::fs::read_dir(&root).unwrap() {
+    for entry in std::fs::read_dir(registry.join("stacks")).unwrap() {
         let dir = entry.unwrap().path();
         if !dir.is_dir() {
             continue;
         }
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let version_of = |devfile: &Path| {
-            world::yaml(devfile)["metadata"]["version"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        };
         let spec = if dir.join("stack.yaml").is_file() {
             let stack = world::yaml(&dir.join("stack.yaml"));
-            let mut versions = Vec::new();
-            let mut default_dir = None;
-            for v in stack["versions"].as_array().unwrap() {
-                let folder = v["version"].as_str().unwrap();
-                versions.push(version_of(&dir.join(folder).join("devfile.yaml")));
-                if v["default"] == true {
-                    default_dir = Some(format!("stacks/{name}/{folder}"));
-                }
-            }
-            (versions, default_dir.expect("stack.yaml names a default"))
-        } else {
-            (
-                vec![version_of(&dir.join("devfile.yaml"))],
-                format!("stacks/{name}"),
-            )
-        };
-        let devfile = world::yaml(&root.parent().unwrap().join(&spec.1).join("devfile.yaml"));
-        let starters = world::projects_of(&devfile)
-            .into_iter()
-            .filter(|(kind, _)| *kind == "starter")
-            .map(|(_, p)| p.name)
-            .collect();
-        out.insert(
-            name,
+            let listed = stack["versions"].as_array().unwrap();
             StackSpec {
-                versions: spec.0,
-                default_dir: spec.1,
-                starters,
-            },
-        );
+                versions: listed
+                    .iter()
+                    .map(|v| version(format!("stacks/{name}/{}", v["version"].as_str().unwrap())))
+                    .collect(),
+                default: listed
+                    .iter()
+                    .position(|v| v["default"] == true)
+                    .expect("stack.yaml names a default"),
+            }
+        } else {
+            StackSpec {
+                versions: vec![version(format!("stacks/{name}"))],
+                default: 0,
+            }
+        };
+        out.insert(name, spec);
     }
     out
 }
@@ -255,7 +262,17 @@ fn check_under_upstream(bin: &Path, registry: &Path) {
         "work": work.path(),
         "stacks": stacks
             .iter()
-            .map(|(name, s)| (name.clone(), json!({"versions": s.versions, "starters": s.starters})))
+            .map(|(name, s)| {
+                let versions: serde_json::Map<String, Value> = s
+                    .versions
+                    .iter()
+                    .map(|v| (v.version.clone(), json!(v.starters)))
+                    .collect();
+                (
+                    name.clone(),
+                    json!({"versions": versions, "starters": s.default_version().starters}),
+                )
+            })
             .collect::<serde_json::Map<_, _>>(),
     });
     let plan_path = work.path().join("plan.json");
@@ -318,14 +335,25 @@ fn check_under_upstream(bin: &Path, registry: &Path) {
         stack_names.union(&samples).cloned().collect()
     );
 
-    // Every version's devfile, read back from the sidecar.
+    // Every version's devfile, read back from the sidecar; every version's starter projects
+    // over the server's API (202 and the zip's bytes: registry-library downloads only the
+    // default version's).
     for (name, s) in &stacks {
         for v in &s.versions {
-            assert_eq!(
-                results["devfiles"][format!("{name}/{v}")],
-                200,
-                "/devfiles/{name}/{v}"
-            );
+            let path = format!("/devfiles/{name}/{}", v.version);
+            assert_eq!(results["devfiles"][&path], 200, "{path}");
+            for starter in &v.starters {
+                let path = format!("{path}/starter-projects/{starter}");
+                let answer = &results["starters"][&path];
+                let zip =
+                    std::fs::read(registry.join(&v.dir).join(format!("{starter}-offline.zip")))
+                        .unwrap();
+                assert_eq!(
+                    (answer[0].as_u64(), answer[1].as_str()),
+                    (Some(202), Some(Digest::of(&zip).as_str())),
+                    "{path}: {answer}"
+                );
+            }
         }
     }
 
@@ -339,7 +367,7 @@ fn check_under_upstream(bin: &Path, registry: &Path) {
         assert!(code == 0 && !text.contains("Failed"), "pull {name}: {text}");
         let pulled = work.path().join("pull").join(name);
         let got = files_below(&pulled);
-        let from = registry.join(&s.default_dir);
+        let from = registry.join(&s.default_version().dir);
         assert_eq!(
             std::fs::read(pulled.join("devfile.yaml")).ok(),
             Some(std::fs::read(from.join("devfile.yaml")).unwrap()),
@@ -357,7 +385,7 @@ fn check_under_upstream(bin: &Path, registry: &Path) {
         }
 
         // registry-library downloads every starter project: a zip with the tree's files.
-        for starter in &s.starters {
+        for starter in &s.default_version().starters {
             let key = format!("{name}/{starter}");
             let text = results["download"][&key][1].as_str().unwrap();
             assert!(
