@@ -253,7 +253,8 @@ pub fn scan_tree(registry: &Path, hosts: &[&str]) -> (Vec<String>, Vec<String>) 
                 }
             }
         } else if name == "archive.tar" {
-            let mut ar = tar::Archive::new(std::io::Cursor::new(&bytes));
+            // A tar.gz, as upstream's build makes it (see `steps::devfile::archive`).
+            let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_slice()));
             let Ok(entries) = ar.entries() else { continue };
             for e in entries.flatten() {
                 let mut e = e;

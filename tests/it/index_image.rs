@@ -204,7 +204,7 @@ fn push_base(w: &World, multi: bool) -> Vec<BasePlatform> {
 }
 
 /// `airgap.kdl` for the community source (only `stacks`, when given) with `target_line`.
-fn manifest_text(w: &World, target_line: &str, stacks: &[&str]) -> String {
+pub(crate) fn manifest_text(w: &World, target_line: &str, stacks: &[&str]) -> String {
     let filter = if stacks.is_empty() {
         String::new()
     } else {
@@ -232,7 +232,7 @@ fn ran(run: &Run) -> BTreeSet<String> {
 }
 
 /// The manifest an OCI layout names `ref_name`, and its digest.
-fn layout_manifest(dir: &Path, ref_name: &str) -> (Value, Digest) {
+pub(crate) fn layout_manifest(dir: &Path, ref_name: &str) -> (Value, Digest) {
     let index = json_of(std::fs::read(dir.join("index.json")).unwrap());
     let entry = index["manifests"]
         .as_array()
@@ -244,11 +244,11 @@ fn layout_manifest(dir: &Path, ref_name: &str) -> (Value, Digest) {
     (json_of(std::fs::read(blob(dir, &digest)).unwrap()), digest)
 }
 
-fn blob(dir: &Path, digest: &Digest) -> PathBuf {
+pub(crate) fn blob(dir: &Path, digest: &Digest) -> PathBuf {
     dir.join("blobs/sha256").join(digest.hex())
 }
 
-fn layer_digests(manifest: &Value) -> Vec<Digest> {
+pub(crate) fn layer_digests(manifest: &Value) -> Vec<Digest> {
     manifest["layers"]
         .as_array()
         .unwrap()
@@ -259,7 +259,7 @@ fn layer_digests(manifest: &Value) -> Vec<Digest> {
 
 /// Extracts a tar.gz layer with GNU tar into a new folder, after checking every entry is
 /// owned by 0/0.
-fn extract_with_gnu_tar(layer: &Path) -> tempfile::TempDir {
+pub(crate) fn extract_with_gnu_tar(layer: &Path) -> tempfile::TempDir {
     let listing = Command::new("tar")
         .args(["--numeric-owner", "-tvzf"])
         .arg(layer)

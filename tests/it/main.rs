@@ -19,3 +19,4 @@ mod schema;
 mod serve;
 mod support;
 mod target_safety;
+mod upstream_server;
