@@ -378,27 +378,24 @@ pub fn cmd_verify(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
             };
             let target = prefix.target_for(&upstream, ctx.manifest.images.naming);
             checked += 1;
-            match client.holds(destination, &target, &digest).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    findings.push(format!("image {target} is not at the target with {digest}"));
-                    continue;
-                }
-                Err(e) => {
-                    findings.push(format!("image {target}: {e}"));
-                    continue;
-                }
-            }
-            match client
+            // A layout's image counts as held only when whole: ask what is missing either way,
+            // so a short blob is named rather than the whole image.
+            let held = client.holds(destination, &target, &digest).await;
+            let missing = client
                 .missing_blobs(destination, &target.repository, &digest)
-                .await
-            {
-                Ok(missing) => findings.extend(
+                .await;
+            match (held, missing) {
+                (Err(e), _) => findings.push(format!("image {target}: {e}")),
+                (Ok(_), Ok(missing)) if !missing.is_empty() => findings.extend(
                     missing
                         .into_iter()
-                        .map(|m| format!("image {target}: {m} is missing")),
+                        .map(|m| format!("image {target}: {m} is missing or incomplete")),
                 ),
-                Err(e) => findings.push(format!("image {target}: {e}")),
+                (Ok(false), _) => {
+                    findings.push(format!("image {target} is not at the target with {digest}"))
+                }
+                (Ok(true), Err(e)) => findings.push(format!("image {target}: {e}")),
+                (Ok(true), Ok(_)) => {}
             }
         }
     });

@@ -643,13 +643,14 @@ impl Client {
                         }
                     }
                 }
-                Dest::Layout { layout, .. } => {
-                    if !layout.has_blob(&d) {
+                Dest::Layout { layout, .. } => match layout.read_blob(&d).await {
+                    Ok(bytes) => bytes,
+                    Err(OciError::NotFound { .. }) => {
                         missing.push(format!("manifest {d}"));
                         continue;
                     }
-                    layout.read_blob(&d).await?
-                }
+                    Err(e) => return Err(e),
+                },
             };
             let what = format!("{repository}@{d}");
             let (_, parsed) = media::detect(&bytes, None, &what)?;
@@ -676,10 +677,10 @@ impl Client {
                         })
                         .await?
                     }
-                    Dest::Layout { layout, .. } => layout.has_blob(&b.digest),
+                    Dest::Layout { layout, .. } => layout.has_blob(&b.digest, b.size),
                 };
                 if !present {
-                    missing.push(format!("blob {} of {what}", b.digest));
+                    missing.push(format!("blob {} ({} bytes) of {what}", b.digest, b.size));
                 }
             }
         }
@@ -826,22 +827,25 @@ impl Client {
             }
             Dest::Layout { layout, repository } => {
                 let images = layout.images().await;
-                Ok(images
-                    .into_iter()
-                    .find(|i| {
-                        &i.repository == repository
-                            && match tag {
-                                Some(t) => i.tag.as_deref() == Some(t),
-                                None => i.tag.is_none() && &i.digest == digest,
-                            }
-                            && layout.has_blob(&i.digest)
-                    })
-                    .map(|i| CopyOutcome {
-                        digest: i.digest,
-                        media_type: i.media_type,
-                        size: i.size,
-                        stats: CopyStats::default(),
-                    }))
+                let Some(i) = images.into_iter().find(|i| {
+                    &i.repository == repository
+                        && match tag {
+                            Some(t) => i.tag.as_deref() == Some(t),
+                            None => i.tag.is_none() && &i.digest == digest,
+                        }
+                }) else {
+                    return Ok(None);
+                };
+                // Named is not enough: a blob left short (a full disk) must be written again.
+                if !layout.is_whole(&i.digest, i.size, &i.media_type).await {
+                    return Ok(None);
+                }
+                Ok(Some(CopyOutcome {
+                    digest: i.digest,
+                    media_type: i.media_type,
+                    size: i.size,
+                    stats: CopyStats::default(),
+                }))
             }
         }
     }
@@ -971,7 +975,7 @@ impl Client {
         stats: &Stats,
         what: &str,
     ) -> Result<(), OciError> {
-        if self.has_manifest(dest, &child.digest).await? {
+        if self.has_manifest(dest, child).await? {
             return Ok(());
         }
         let bytes = self.source_manifest(source, &child.digest, what).await?;
@@ -995,7 +999,10 @@ impl Client {
             .await
     }
 
-    async fn has_manifest(&self, dest: &Dest<'_>, digest: &Digest) -> Result<bool, OciError> {
+    /// Whether the destination has the manifest `child`: a registry checks what a manifest
+    /// names when it is pushed; a layout is asked whether everything below it is whole.
+    async fn has_manifest(&self, dest: &Dest<'_>, child: &Descriptor) -> Result<bool, OciError> {
+        let digest = &child.digest;
         match dest {
             Dest::Registry {
                 registry,
@@ -1009,7 +1016,9 @@ impl Client {
                     .await?
                     .is_some())
             }
-            Dest::Layout { layout, .. } => Ok(layout.has_blob(digest)),
+            Dest::Layout { layout, .. } => {
+                Ok(layout.is_whole(digest, child.size, &child.media_type).await)
+            }
         }
     }
 
@@ -1109,7 +1118,7 @@ impl Client {
         let _one_at_a_time = lock.lock().await;
         match dest {
             Dest::Layout { layout, .. } => {
-                if layout.has_blob(&blob.digest) {
+                if layout.has_blob(&blob.digest, blob.size) {
                     stats.skipped.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }

@@ -15,4 +15,5 @@ mod readme;
 mod rewrite;
 mod schema;
 mod serve;
+mod storage_integrity;
 mod support;
