@@ -371,21 +371,7 @@ impl Client {
         }
         let (media_type, parsed) =
             media::detect(&fetched.bytes, fetched.content_type.as_deref(), &what)?;
-        let platforms = match &parsed {
-            Parsed::Index { manifests } => manifests
-                .iter()
-                .filter(|d| media::attestation_subject(d).is_none())
-                .filter_map(|d| {
-                    Some(PlatformManifest {
-                        platform: d.platform.as_ref()?.to_string(),
-                        digest: d.digest.clone(),
-                        media_type: d.media_type.clone(),
-                        size: d.size,
-                    })
-                })
-                .collect(),
-            Parsed::Image { .. } => Vec::new(),
-        };
+        let platforms = platform_manifests(&parsed);
         Ok(ResolvedImage {
             image: image.with_digest(digest.clone()),
             digest,
@@ -1322,6 +1308,36 @@ impl Client {
             counted.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         });
         Ok(verified(counting, blob.digest.clone(), Some(blob.size), what).boxed())
+    }
+}
+
+/// The media type of a manifest's bytes and, for an index, its platform manifests, as
+/// [`Client::resolve`] gives them (what the lock records).
+pub(crate) fn describe_manifest(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    what: &str,
+) -> Result<(String, Vec<PlatformManifest>), OciError> {
+    let (media_type, parsed) = media::detect(bytes, content_type, what)?;
+    Ok((media_type, platform_manifests(&parsed)))
+}
+
+/// The platform manifests of an index (attestations left out); empty for a single manifest.
+fn platform_manifests(parsed: &Parsed) -> Vec<PlatformManifest> {
+    match parsed {
+        Parsed::Index { manifests } => manifests
+            .iter()
+            .filter(|d| media::attestation_subject(d).is_none())
+            .filter_map(|d| {
+                Some(PlatformManifest {
+                    platform: d.platform.as_ref()?.to_string(),
+                    digest: d.digest.clone(),
+                    media_type: d.media_type.clone(),
+                    size: d.size,
+                })
+            })
+            .collect(),
+        Parsed::Image { .. } => Vec::new(),
     }
 }
 

@@ -9,6 +9,9 @@ mod source;
 mod stack_artifact;
 mod tree;
 
+pub use download::size_mismatch as download_size_mismatch;
+pub use image::recorded_lock_differences as image_lock_differences;
+
 use std::path::Path;
 use std::str::FromStr;
 

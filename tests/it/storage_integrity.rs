@@ -6,6 +6,9 @@
 //!   independent reader that checks every blob against its digest) agree. The same for
 //!   `apply --bundle`: a bundle on a full disk is never marked complete. A blob left short
 //!   under its name (by an older build) is found and written again.
+//! - A lock edited by hand (a platform digest of an index flipped, an image's size, a
+//!   download's size) is not trusted: `apply --locked` on a fresh target, `verify` and `audit`
+//!   each fail naming the entry.
 //!
 //! Mounting needs root (CI runs as root); elsewhere the disk-full tests print why they are
 //! skipped and pass.
@@ -245,4 +248,128 @@ fn a_short_blob_under_its_name_is_found_and_written_again() {
     airgap(&ws, &["apply"]).ok();
     assert_blobs_match_their_names(&out);
     airgap(&ws, &["verify"]).ok();
+}
+
+/// The quickstart, locked and applied to its `dir:` target, with the lock as written.
+struct Applied {
+    _tmp: tempfile::TempDir,
+    ws: PathBuf,
+    lock: String,
+}
+
+impl Applied {
+    fn new() -> Applied {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = tmp.path().join("ws");
+        fresh_example(&ws);
+        airgap(&ws, &["apply"]).ok();
+        airgap(&ws, &["verify"]).ok();
+        let lock = std::fs::read_to_string(ws.join("airgap.lock")).unwrap();
+        Applied {
+            _tmp: tmp,
+            ws,
+            lock,
+        }
+    }
+
+    /// The lock with the one line starting with `anchor` (after its indent) changed by
+    /// `edit`; panics unless exactly one line starts so and the edit changed it.
+    fn edited(&self, anchor: &str, edit: impl Fn(&str) -> String) -> String {
+        let hits: Vec<&str> = self
+            .lock
+            .lines()
+            .filter(|l| l.trim_start().starts_with(anchor))
+            .collect();
+        assert_eq!(
+            hits.len(),
+            1,
+            "one lock line starts with `{anchor}`: {hits:?}"
+        );
+        let changed = edit(hits[0]);
+        assert_ne!(changed, hits[0], "the edit changed nothing");
+        self.lock.replacen(hits[0], &changed, 1)
+    }
+
+    /// With `lock` in place of the good one: `apply --locked` on a fresh copy of the
+    /// workspace (nothing applied yet), then `verify` and `audit` of the applied target; each
+    /// must fail and name `entry`.
+    fn assert_refused(&self, lock: &str, entry: &str, what: &str) {
+        let fresh_dir = tempfile::tempdir().unwrap();
+        let fresh = fresh_dir.path().join("ws");
+        fresh_example(&fresh);
+        std::fs::write(fresh.join("airgap.lock"), lock).unwrap();
+        std::fs::write(self.ws.join("airgap.lock"), lock).unwrap();
+        let runs = [
+            ("apply --locked", airgap(&fresh, &["apply", "--locked"])),
+            ("verify", airgap(&self.ws, &["verify"])),
+            ("audit", airgap(&self.ws, &["audit"])),
+        ];
+        std::fs::write(self.ws.join("airgap.lock"), &self.lock).unwrap();
+        // Without spaces: diagnostics wrap long lines, even inside `linux/arm64`.
+        let squeezed = |s: &str| s.split_whitespace().collect::<String>();
+        for (command, run) in runs {
+            let run = run.fails(1);
+            let text = squeezed(&run.err_text());
+            assert!(
+                text.contains(&squeezed(entry)) && text.contains(&squeezed(what)),
+                "`airgap {command}` does not name `{entry}` and `{what}`:\n{}",
+                run.stderr
+            );
+        }
+        // The good lock still passes: the findings were the edit's.
+        airgap(&self.ws, &["verify"]).ok();
+    }
+}
+
+/// Replaces the first `key="…"` / `key=…` value in a lock line.
+fn set_prop(line: &str, key: &str, value: &str) -> String {
+    let start = line.find(&format!(" {key}=")).expect("the property") + key.len() + 2;
+    let end = line[start..]
+        .find([' ', '{'])
+        .map_or(line.len(), |e| start + e);
+    format!("{}{value}{}", &line[..start], &line[end..])
+}
+
+#[test]
+fn a_flipped_platform_digest_in_the_lock_is_refused() {
+    let a = Applied::new();
+    // go-toolset:1.22 is the quickstart's one index, on linux/amd64 and linux/arm64.
+    let lock = a.edited("platform \"linux/arm64\"", |l| {
+        let at = l.find("sha256:").unwrap() + "sha256:".len();
+        let flipped = if &l[at..at + 1] == "0" { "1" } else { "0" };
+        format!("{}{flipped}{}", &l[..at], &l[at + 1..])
+    });
+    a.assert_refused(&lock, "go-toolset:1.22", "linux/arm64");
+}
+
+#[test]
+fn a_wrong_image_size_in_the_lock_is_refused() {
+    let a = Applied::new();
+    let lock = a.edited("image \"quay.io/airgap-example/nodejs:18\"", |l| {
+        set_prop(l, "size", "999")
+    });
+    a.assert_refused(&lock, "nodejs:18", "size=999");
+}
+
+#[test]
+fn a_wrong_download_size_in_the_lock_is_refused() {
+    let a = Applied::new();
+    let anchor = "download \"https://example.com/icons/go.svg\"";
+    let line = a
+        .lock
+        .lines()
+        .find(|l| l.starts_with(anchor))
+        .expect("the download is locked");
+    let size: u64 = line
+        .rsplit_once("size=")
+        .and_then(|(_, s)| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect("the download records its size");
+    let wrong = (size + 5).to_string();
+    let lock = a.edited(anchor, |l| set_prop(l, "size", &wrong));
+    a.assert_refused(
+        &lock,
+        "https://example.com/icons/go.svg",
+        &format!("size={wrong}"),
+    );
 }
