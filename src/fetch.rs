@@ -211,14 +211,33 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Writes a file whole or not at all: a temp file in the same folder, fsync'd, renamed.
+/// Writes a file whole or not at all: a temp file in the same folder, written, fsync'd, its
+/// size on disk checked, then renamed over `path`. Every error (a full disk) is returned and
+/// leaves `path` as it was.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    write_atomic_in(dir, path, bytes)
+}
+
+/// [`write_atomic`] with the temp file in `tmp_dir`, which must be on the file system of
+/// `path` (a staging folder outside a tree that others list).
+pub fn write_atomic_in(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(tmp_dir)?;
     tmp.write_all(bytes)?;
+    tmp.flush()?;
     tmp.as_file().sync_all()?;
+    let on_disk = tmp.as_file().metadata()?.len();
+    if on_disk != bytes.len() as u64 {
+        return Err(std::io::Error::other(format!(
+            "`{}` holds {on_disk} bytes after {} were written",
+            tmp.path().display(),
+            bytes.len()
+        )));
+    }
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }

@@ -9,6 +9,9 @@ mod source;
 mod stack_artifact;
 mod tree;
 
+pub use download::size_mismatch as download_size_mismatch;
+pub use image::recorded_lock_differences as image_lock_differences;
+
 use std::path::Path;
 use std::str::FromStr;
 
@@ -157,17 +160,10 @@ pub async fn blocking<T: Send + 'static>(
 pub use crate::target::STAGING;
 
 fn write_staged(out_root: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
     let staging = out_root.join(STAGING);
     std::fs::create_dir_all(&staging)?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut tmp = tempfile::Builder::new()
-        .prefix("out-")
-        .tempfile_in(&staging)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    crate::fetch::write_atomic_in(&staging, path, bytes)
 }

@@ -17,6 +17,7 @@ mod readme;
 mod rewrite;
 mod schema;
 mod serve;
+mod storage_integrity;
 mod support;
 mod target_safety;
 mod upstream_server;
