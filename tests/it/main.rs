@@ -14,5 +14,6 @@ mod quickstart;
 mod readme;
 mod rewrite;
 mod schema;
+mod secrets_serve;
 mod serve;
 mod support;
