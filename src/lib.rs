@@ -24,6 +24,7 @@ pub mod serve;
 pub mod source;
 pub mod state;
 pub mod steps;
+pub mod userinfo;
 
 /// Runs the command line and maps the outcome to an exit code.
 pub fn run() -> std::process::ExitCode {

@@ -1,4 +1,6 @@
-//! Nothing lost, nothing wrong accepted: `airgap serve` against slow and idle clients.
+//! Nothing lost, nothing wrong accepted: `airgap serve` against slow and idle clients, and
+//! credentials in git URLs (a real `git http-backend` behind basic auth) kept out of every
+//! file and line airgap writes.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -6,6 +8,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::serve::{Served, server_registry};
+use crate::support::git::{GitHttp, Repo};
+use crate::support::{Run, airgap, tree};
 
 /// Reads from `stream` until the server closes it, or fails after `bound`; returns how long
 /// the server took.
@@ -95,4 +99,154 @@ fn serve_answers_health_with_more_idle_connections_than_file_descriptors() {
     // And again: the server still accepts after making room.
     assert!(health(&served).contains("the server is up and running"));
     drop(idle);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials in git URLs
+
+const USER: &str = "alice";
+const SECRET: &str = "S3cretPassw0rd";
+
+/// The quickstart's registry as a git repository on a smart-HTTP server that demands
+/// `alice`/`SECRET`, and a workspace whose manifest reaches its images and zips through the
+/// quickstart's mirror folder. `source` is the manifest's `source` line, `extra` more lines.
+struct PrivateForge {
+    _root: tempfile::TempDir,
+    server: GitHttp,
+    workspace: std::path::PathBuf,
+}
+
+impl PrivateForge {
+    fn new() -> PrivateForge {
+        let root = tempfile::tempdir().expect("a temp folder");
+        let quickstart =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+        let files = tree(&quickstart.join("registry"));
+        let files: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(p, b)| (p.as_str(), b.as_slice()))
+            .collect();
+        let mut repo = Repo::init_bare(&root.path().join("git/quickstart.git"));
+        let commit = repo.commit(None, &files, "the quickstart registry");
+        repo.set_branch("main", commit);
+        let server = GitHttp::start(&root.path().join("git"), USER, SECRET);
+        let workspace = root.path().join("workspace");
+        std::fs::create_dir_all(&workspace).expect("a workspace");
+        PrivateForge {
+            _root: root,
+            server,
+            workspace,
+        }
+    }
+
+    fn write_manifest(&self, lines: &str) {
+        let mirror =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart/mirror");
+        std::fs::write(
+            self.workspace.join("airgap.kdl"),
+            format!(
+                "target \"dir:out\"\n{lines}\nurl-mirror \"https://example.com/\" to=\"{}/example.com/\"\nregistry-mirror \"quay.io\" to=\"dir:{}/images\"\n",
+                mirror.display(),
+                mirror.display()
+            ),
+        )
+        .expect("writes the manifest");
+    }
+
+    /// Every file of the workspace but the manifest that holds `needle`.
+    fn files_holding(&self, needle: &str) -> Vec<String> {
+        tree(&self.workspace)
+            .into_iter()
+            .filter(|(path, bytes)| {
+                path != "airgap.kdl" && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+            })
+            .map(|(path, _)| path)
+            .collect()
+    }
+}
+
+#[track_caller]
+fn assert_no_secret(run: &Run, secret: &str) {
+    assert!(
+        !run.stdout.contains(secret) && !run.stderr.contains(secret),
+        "the secret is printed:\n--- stdout\n{}\n--- stderr\n{}",
+        run.stdout,
+        run.stderr
+    );
+}
+
+#[test]
+fn git_credentials_in_a_source_url_fetch_but_are_never_stored_or_printed() {
+    let forge = PrivateForge::new();
+    let host = forge.server.host();
+    forge.write_manifest(&format!(
+        "source \"quickstart\" git=\"http://{USER}:{SECRET}@{host}/quickstart.git\" ref=\"main\""
+    ));
+
+    let lock = airgap(&forge.workspace, &["lock"]).ok();
+    assert_no_secret(&lock, SECRET);
+    let apply = airgap(&forge.workspace, &["apply"]).ok();
+    assert_no_secret(&apply, SECRET);
+    // A cold git cache fetches again, with the credentials from the manifest.
+    std::fs::remove_dir_all(forge.workspace.join(".airgap/cache/git")).expect("clears the cache");
+    std::fs::remove_dir_all(forge.workspace.join("out")).expect("clears the target");
+    let again = airgap(&forge.workspace, &["apply"]).ok();
+    assert_no_secret(&again, SECRET);
+    assert!(
+        forge.workspace.join("out/registry/index.json").is_file(),
+        "the registry was built"
+    );
+
+    let lock_text = std::fs::read_to_string(forge.workspace.join("airgap.lock")).expect("a lock");
+    assert!(
+        lock_text.contains(&format!("\"http://{host}/quickstart.git\"")),
+        "the lock keeps the URL without its credentials:\n{lock_text}"
+    );
+    for needle in [SECRET, &format!("{USER}:")] {
+        let leaks = forge.files_holding(needle);
+        assert!(leaks.is_empty(), "`{needle}` is stored in {leaks:?}");
+    }
+}
+
+#[test]
+fn a_failing_git_fetch_prints_no_credentials() {
+    let forge = PrivateForge::new();
+    let host = forge.server.host();
+
+    // A wrong password in the source URL: refused by the server, and said so.
+    let wrong = "Wr0ngPassw0rd";
+    forge.write_manifest(&format!(
+        "source \"quickstart\" git=\"http://{USER}:{wrong}@{host}/quickstart.git\" ref=\"main\""
+    ));
+    let run = airgap(&forge.workspace, &["lock"]).fails(1);
+    assert_no_secret(&run, wrong);
+    assert!(
+        run.err_text()
+            .contains(&format!("http://{host}/quickstart.git")),
+        "the error names the remote:\n{}",
+        run.stderr
+    );
+    assert!(forge.files_holding(wrong).is_empty());
+
+    // A `url-mirror` holding the credentials, to a repository the forge does not have.
+    forge.write_manifest(&format!(
+        "source \"quickstart\" git=\"https://git.example.com/missing.git\" ref=\"main\"\nurl-mirror \"https://git.example.com/\" to=\"http://{USER}:{SECRET}@{host}/\""
+    ));
+    let run = airgap(&forge.workspace, &["lock"]).fails(1);
+    assert_no_secret(&run, SECRET);
+    assert!(
+        run.err_text()
+            .contains(&format!("http://{host}/missing.git")),
+        "the error names where it fetched from:\n{}",
+        run.stderr
+    );
+    assert!(forge.files_holding(SECRET).is_empty());
+
+    // The same mirror to a repository the forge has: its credentials get the fetch through.
+    forge.write_manifest(&format!(
+        "source \"quickstart\" git=\"https://git.example.com/quickstart.git\" ref=\"main\"\nurl-mirror \"https://git.example.com/\" to=\"http://{USER}:{SECRET}@{host}/\""
+    ));
+    let run = airgap(&forge.workspace, &["lock"]).ok();
+    assert_no_secret(&run, SECRET);
+    assert!(forge.files_holding(SECRET).is_empty());
 }
