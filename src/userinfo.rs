@@ -7,7 +7,8 @@
 //! without them, so nothing can store or print them by accident. The credentials stay in
 //! memory, in [`UrlCredentials`], keyed by the URL (or prefix) they were written on, and are
 //! handed to git when the server asks for authentication (and to HTTP downloads through a
-//! mirror prefix), before git's credential helpers are asked.
+//! mirror prefix), before git's credential helpers are asked. Diagnostics quote the manifest
+//! through [`mask_in_text`], which blanks every URL's user-info without moving any span.
 //!
 //! For `http`/`https` every user-info is a secret (GitHub takes a bare token as the user name:
 //! `https://TOKEN@github.com/…`); for other schemes (`ssh://git@host/…`) the user name stays in
@@ -74,6 +75,26 @@ pub fn redact(url: &str) -> String {
     split(url).0
 }
 
+/// `text` with the user-info of every URL in it (`scheme://USERINFO@host…`) replaced by `*`s
+/// of the same byte length, so that byte spans into `text` still point at the same places:
+/// what diagnostics quote of a manifest, instead of its text.
+pub fn mask_in_text(text: &str) -> String {
+    let mut bytes = text.as_bytes().to_vec();
+    let mut from = 0;
+    while let Some(found) = text[from..].find("://") {
+        let start = from + found + 3;
+        let authority_len = text[start..]
+            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\\') || c.is_whitespace())
+            .unwrap_or(text.len() - start);
+        if let Some(at) = text[start..start + authority_len].rfind('@') {
+            bytes[start..start + at].fill(b'*');
+        }
+        from = start;
+    }
+    // Only ASCII bytes were written over whole characters' bytes, so this is still UTF-8.
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 /// Credentials from the manifest, by the URL or URL prefix (without credentials) they were
 /// written on. Cheap to clone.
 #[derive(Clone, Debug, Default)]
@@ -130,6 +151,15 @@ mod tests {
             "git@github.com:org/repo"
         );
         assert_eq!(split("https://host/a@b").0, "https://host/a@b");
+    }
+
+    #[test]
+    fn masks_user_info_in_text_keeping_offsets() {
+        let text = "source \"a\" git=\"https://alice:sécret@h/r\" // https://h/x@y\n";
+        let masked = mask_in_text(text);
+        assert_eq!(masked.len(), text.len());
+        assert!(!masked.contains("alice") && !masked.contains("cret"));
+        assert!(masked.contains("@h/r\" // https://h/x@y"));
     }
 
     #[test]

@@ -14,7 +14,8 @@ use crate::oci::reference::valid_tag;
 /// Parses the manifest text. `name` is the file name shown in diagnostics; `root` the folder
 /// that relative paths are resolved against.
 pub fn parse(name: &str, text: &str, root: PathBuf) -> Result<Manifest, Diagnostics> {
-    let src = diag::source(name, text);
+    // Diagnostics quote the manifest: never the credentials a URL in it may carry.
+    let src = diag::source(name, &crate::userinfo::mask_in_text(text));
     let mut p = Parser {
         src: src.clone(),
         errors: Vec::new(),

@@ -213,6 +213,16 @@ fn a_failing_git_fetch_prints_no_credentials() {
     let forge = PrivateForge::new();
     let host = forge.server.host();
 
+    // A mistake on the line holding the credentials: the diagnostic quotes the line, masked.
+    forge.write_manifest(&format!(
+        "source \"quickstart\" git=\"http://{USER}:{SECRET}@{host}/quickstart.git\" ref=\"\""
+    ));
+    let run = airgap(&forge.workspace, &["lock"]);
+    assert!(!run.success());
+    assert!(run.err_text().contains("`ref` is empty"), "{}", run.stderr);
+    assert_no_secret(&run, SECRET);
+    assert_no_secret(&run, &format!("{USER}:"));
+
     // A wrong password in the source URL: refused by the server, and said so.
     let wrong = "Wr0ngPassw0rd";
     forge.write_manifest(&format!(
