@@ -127,6 +127,10 @@ pub enum Command {
         /// that long between requests.
         #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
         header_timeout: u64,
+        /// Seconds a connection may go without moving a byte either way (a client that stops
+        /// reading a response) before it is dropped.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        idle_timeout: u64,
         /// Connections served at once (capped at half the open-file limit); at the limit the
         /// oldest connection is closed to make room.
         #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..))]
@@ -195,10 +199,12 @@ pub fn main() -> ExitCode {
             addr,
             verbose,
             header_timeout,
+            idle_timeout,
             max_connections,
         } => {
             let limits = crate::serve::connections::Limits {
                 header_timeout: std::time::Duration::from_secs(*header_timeout),
+                idle_timeout: std::time::Duration::from_secs(*idle_timeout),
                 max_connections: usize::try_from(*max_connections).unwrap_or(usize::MAX),
             };
             cmd_serve(dir, *addr, *verbose, limits)

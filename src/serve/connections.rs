@@ -1,7 +1,7 @@
 //! Accepting connections with limits, so that slow or idle clients cannot take the server
 //! down.
 //!
-//! Three defences, each against one way of starving the server:
+//! Four defences, each against one way of starving the server:
 //!
 //! - **Header timeout** ([`Limits::header_timeout`]): a request's headers must arrive whole
 //!   within this time, counted from when the server starts waiting for them — when the
@@ -9,6 +9,11 @@
 //!   both a client that trickles partial headers (slowloris) and a connection left idle
 //!   between requests. It is hyper's `header_read_timeout`; hyper only honours it with a timer,
 //!   which `axum::serve` does not set (so there used to be no timeout at all).
+//! - **Idle timeout** ([`Limits::idle_timeout`]): a connection on which no byte has moved
+//!   either way for this long is dropped, even in the middle of a response — a client that
+//!   asks for a blob and stops reading would otherwise hold its connection (and the file)
+//!   forever, and a graceful shutdown, which waits for the response to finish, could not
+//!   close it.
 //! - **Connection limit** ([`Limits::max_connections`]): at most this many connections are
 //!   served at once. It is capped below the process's open-file limit (`ulimit -n`), since a
 //!   connection is a file descriptor and serving a blob opens one more.
@@ -24,13 +29,17 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{oneshot, watch};
 use tower::ServiceExt;
 
@@ -39,12 +48,15 @@ use tower::ServiceExt;
 pub struct Limits {
     /// Time allowed for a request's headers (and for a kept-alive connection's next request).
     pub header_timeout: Duration,
+    /// Time a connection may go without moving a byte in either direction.
+    pub idle_timeout: Duration,
     /// Connections served at once, before the cap from the open-file limit.
     pub max_connections: usize,
 }
 
 impl Limits {
     pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
     pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 
     /// The connection limit actually used: `max_connections`, but at most half the soft
@@ -59,6 +71,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             header_timeout: Self::DEFAULT_HEADER_TIMEOUT,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
         }
     }
@@ -157,7 +170,9 @@ pub async fn serve(
         let table = table.clone();
         let mut stop = stop_rx.clone();
         let done = done_tx.clone();
+        let idle_timeout = limits.idle_timeout;
         tokio::spawn(async move {
+            let (stream, progress) = Watched::new(stream);
             let connection = http.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
             let close = async {
@@ -166,13 +181,17 @@ pub async fn serve(
                     _ = stop.wait_for(|stopped| *stopped) => {}
                 }
             };
-            let finished = tokio::select! {
-                _ = connection.as_mut() => true,
-                () = close => false,
+            let asked_to_close = tokio::select! {
+                _ = connection.as_mut() => false,
+                () = close => true,
+                () = progress.stalled_for(idle_timeout) => false,
             };
-            if !finished {
+            if asked_to_close {
                 connection.as_mut().graceful_shutdown();
-                let _ = connection.as_mut().await;
+                tokio::select! {
+                    _ = connection.as_mut() => {}
+                    () = progress.stalled_for(idle_timeout) => {}
+                }
             }
             lock(&table).open.remove(&id);
             drop(done);
@@ -183,6 +202,106 @@ pub async fn serve(
     drop(done_tx);
     // Every connection task holds a `done` sender: this returns when the last one ends.
     let _ = done_rx.recv().await;
+}
+
+/// A connection's stream, noting when a byte last moved in either direction.
+struct Watched {
+    inner: tokio::net::TcpStream,
+    progress: Progress,
+}
+
+/// When a [`Watched`] stream last moved a byte.
+#[derive(Clone)]
+struct Progress {
+    since: Instant,
+    /// Milliseconds after `since`.
+    last: Arc<AtomicU64>,
+}
+
+impl Watched {
+    fn new(inner: tokio::net::TcpStream) -> (Watched, Progress) {
+        let progress = Progress {
+            since: Instant::now(),
+            last: Arc::new(AtomicU64::new(0)),
+        };
+        let watched = Watched {
+            inner,
+            progress: progress.clone(),
+        };
+        (watched, progress)
+    }
+}
+
+impl Progress {
+    fn touch(&self) {
+        let ms = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(ms, Ordering::Relaxed);
+    }
+
+    /// Completes once no byte has moved for `idle`.
+    async fn stalled_for(&self, idle: Duration) {
+        loop {
+            let last = self.since + Duration::from_millis(self.last.load(Ordering::Relaxed));
+            let deadline = last + idle;
+            if Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep_until(deadline.into()).await;
+        }
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.progress.touch();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.progress.touch();
+        }
+        result
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.progress.touch();
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 fn lock(table: &Mutex<Table>) -> std::sync::MutexGuard<'_, Table> {

@@ -29,7 +29,8 @@
 //! with `404 page not found` in `text/plain`, as upstream's router (gin) answers it.
 //!
 //! Limits ([`connections`]): request headers must arrive within a timeout (which also closes
-//! connections left idle), and the number of connections is capped below the open-file limit;
+//! connections left idle), a connection moving no byte for the idle timeout is dropped, and
+//! the number of connections is capped below the open-file limit;
 //! at the cap the oldest connection is closed gracefully to make room, so idle clients cannot
 //! keep `/health` or anyone else out.
 //!

@@ -75,6 +75,35 @@ fn serve_closes_connections_that_send_partial_headers_or_nothing() {
 }
 
 #[test]
+fn serve_drops_a_client_that_stops_reading_a_response() {
+    let dir = server_registry();
+    let size = 64 << 20; // far more than the loopback socket buffers hold
+    std::fs::write(dir.path().join("registry/stacks/big.bin"), vec![7u8; size])
+        .expect("writes a large file");
+    let served = Served::start_with(dir.path(), &["--idle-timeout", "1"]);
+
+    let mut stalled = TcpStream::connect(served.addr).expect("connects");
+    stalled
+        .write_all(b"GET /stacks/big.bin HTTP/1.1\r\nHost: airgap\r\n\r\n")
+        .expect("writes");
+    // The behaviour under test, not a synchronisation: the client reads nothing for three
+    // times the idle timeout, so the server's writes stop with the socket buffers full.
+    std::thread::sleep(Duration::from_secs(3));
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("sets a read timeout");
+    let mut received = Vec::new();
+    let _ = stalled.read_to_end(&mut received); // a reset is as good as an end here
+    assert!(
+        received.len() < size,
+        "the whole {} bytes arrived: the stalled connection was kept",
+        received.len()
+    );
+
+    assert!(health(&served).contains("the server is up and running"));
+}
+
+#[test]
 fn serve_answers_health_with_more_idle_connections_than_file_descriptors() {
     let dir = server_registry();
     // 256 descriptors for the server; 300 connections that never send a byte. The header
