@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::serve::{Served, server_registry};
 use crate::support::git::{GitHttp, Repo};
-use crate::support::{Run, airgap, tree};
+use crate::support::{Run, airgap, copy_dir, tree};
 
 /// Reads from `stream` until the server closes it, or fails after `bound`; returns how long
 /// the server took.
@@ -158,6 +158,10 @@ impl PrivateForge {
         let mut repo = Repo::init_bare(&root.path().join("git/quickstart.git"));
         let commit = repo.commit(None, &files, "the quickstart registry");
         repo.set_branch("main", commit);
+        copy_dir(
+            &quickstart.join("mirror/example.com"),
+            &root.path().join("git/files/example.com"),
+        );
         let server = GitHttp::start(&root.path().join("git"), USER, SECRET);
         let workspace = root.path().join("workspace");
         std::fs::create_dir_all(&workspace).expect("a workspace");
@@ -168,14 +172,24 @@ impl PrivateForge {
         }
     }
 
+    /// Writes the manifest: `lines` (the source and more), then the images from the
+    /// quickstart's folder and `https://example.com/` (zips, icons) from the quickstart's
+    /// folder too, unless `lines` has its own rule for it.
     fn write_manifest(&self, lines: &str) {
         let mirror =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart/mirror");
+        let files = if lines.contains("url-mirror \"https://example.com/\"") {
+            String::new()
+        } else {
+            format!(
+                "url-mirror \"https://example.com/\" to=\"{}/example.com/\"\n",
+                mirror.display()
+            )
+        };
         std::fs::write(
             self.workspace.join("airgap.kdl"),
             format!(
-                "target \"dir:out\"\n{lines}\nurl-mirror \"https://example.com/\" to=\"{}/example.com/\"\nregistry-mirror \"quay.io\" to=\"dir:{}/images\"\n",
-                mirror.display(),
+                "target \"dir:out\"\n{lines}\n{files}registry-mirror \"quay.io\" to=\"dir:{}/images\"\n",
                 mirror.display()
             ),
         )
@@ -208,16 +222,17 @@ fn assert_no_secret(run: &Run, secret: &str) {
 fn git_credentials_in_a_source_url_fetch_but_are_never_stored_or_printed() {
     let forge = PrivateForge::new();
     let host = forge.server.host();
+    // Zips and icons come from the same private host, through a mirror holding credentials.
     forge.write_manifest(&format!(
-        "source \"quickstart\" git=\"http://{USER}:{SECRET}@{host}/quickstart.git\" ref=\"main\""
+        "source \"quickstart\" git=\"http://{USER}:{SECRET}@{host}/quickstart.git\" ref=\"main\"\nurl-mirror \"https://example.com/\" to=\"http://{USER}:{SECRET}@{host}/files/example.com/\""
     ));
 
     let lock = airgap(&forge.workspace, &["lock"]).ok();
     assert_no_secret(&lock, SECRET);
     let apply = airgap(&forge.workspace, &["apply"]).ok();
     assert_no_secret(&apply, SECRET);
-    // A cold git cache fetches again, with the credentials from the manifest.
-    std::fs::remove_dir_all(forge.workspace.join(".airgap/cache/git")).expect("clears the cache");
+    // Cold caches fetch again, with the credentials from the manifest.
+    std::fs::remove_dir_all(forge.workspace.join(".airgap/cache")).expect("clears the caches");
     std::fs::remove_dir_all(forge.workspace.join("out")).expect("clears the target");
     let again = airgap(&forge.workspace, &["apply"]).ok();
     assert_no_secret(&again, SECRET);

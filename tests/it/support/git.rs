@@ -174,7 +174,7 @@ impl Drop for GitDaemon {
 
 /// Smart HTTP for a folder's repositories: git's own `git http-backend` (CGI) behind a
 /// server on 127.0.0.1 that demands HTTP basic auth with one user and password, as a private
-/// forge does. Stopped on drop.
+/// forge does; plain files of `<folder>/files/` at `/files/…`. Stopped on drop.
 pub struct GitHttp {
     pub port: u16,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -204,6 +204,14 @@ async fn git_http_handler(
             "authentication required",
         )
             .into_response();
+    }
+    // Plain files below `<base>/files/`, behind the same authentication (zips and icons on
+    // the same private host).
+    if let Some(rest) = request.uri().path().strip_prefix("/files/") {
+        return match std::fs::read(config.base.join("files").join(rest)) {
+            Ok(bytes) if !rest.contains("..") => bytes.into_response(),
+            _ => StatusCode::NOT_FOUND.into_response(),
+        };
     }
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
