@@ -303,4 +303,19 @@ fn a_failing_git_fetch_prints_no_credentials() {
     let run = airgap(&forge.workspace, &["lock"]).ok();
     assert_no_secret(&run, SECRET);
     assert!(forge.files_holding(SECRET).is_empty());
+
+    // An apply from that lock whose fetch is refused (a wrong password in the mirror, a cold
+    // cache): the failed step, the journal and the state hold no credentials either.
+    forge.write_manifest(&format!(
+        "source \"quickstart\" git=\"https://git.example.com/quickstart.git\" ref=\"main\"\nurl-mirror \"https://git.example.com/\" to=\"http://{USER}:{wrong}@{host}/\""
+    ));
+    std::fs::remove_dir_all(forge.workspace.join(".airgap/cache/git")).expect("clears the cache");
+    let run = airgap(&forge.workspace, &["apply", "--locked"]).fails(1);
+    assert_no_secret(&run, wrong);
+    assert!(
+        run.err_text().contains("authentication failed"),
+        "the error says why:\n{}",
+        run.stderr
+    );
+    assert!(forge.files_holding(wrong).is_empty());
 }
