@@ -145,6 +145,18 @@ pub enum Command {
         /// Print one line per request on stderr.
         #[arg(long, short)]
         verbose: bool,
+        /// Seconds a client has to send a request's headers; also closes connections idle
+        /// that long between requests.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        header_timeout: u64,
+        /// Seconds a connection may go without moving a byte either way (a client that stops
+        /// reading a response) before it is dropped.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        idle_timeout: u64,
+        /// Connections served at once (capped at half the open-file limit); at the limit the
+        /// oldest connection is closed to make room.
+        #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..))]
+        max_connections: u64,
     },
 }
 
@@ -206,7 +218,21 @@ pub fn main() -> ExitCode {
                 jobs,
             },
         ),
-        Command::Serve { dir, addr, verbose } => cmd_serve(dir, *addr, *verbose),
+        Command::Serve {
+            dir,
+            addr,
+            verbose,
+            header_timeout,
+            idle_timeout,
+            max_connections,
+        } => {
+            let limits = crate::serve::connections::Limits {
+                header_timeout: std::time::Duration::from_secs(*header_timeout),
+                idle_timeout: std::time::Duration::from_secs(*idle_timeout),
+                max_connections: usize::try_from(*max_connections).unwrap_or(usize::MAX),
+            };
+            cmd_serve(dir, *addr, *verbose, limits)
+        }
         Command::Init { target } => {
             crate::init::cmd_init(&cli.manifest, target).map_err(|e| Box::new(e) as Report)
         }
@@ -439,10 +465,15 @@ fn check_lock(had_lock: bool, changes: &[lock::diff::Change]) -> Result<ExitCode
 #[diagnostic(code(airgap::usage))]
 pub struct UsageError(pub String);
 
-fn cmd_serve(dir: &Path, addr: SocketAddr, verbose: bool) -> Result<ExitCode, Report> {
+fn cmd_serve(
+    dir: &Path,
+    addr: SocketAddr,
+    verbose: bool,
+    limits: crate::serve::connections::Limits,
+) -> Result<ExitCode, Report> {
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| IoError::report("cannot start the async runtime", e))?;
-    let options = crate::serve::ServeOptions { verbose };
+    let options = crate::serve::ServeOptions { verbose, limits };
     runtime
         .block_on(crate::serve::serve(dir, addr, options))
         .map_err(|e| Box::new(e) as Report)?;

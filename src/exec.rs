@@ -74,7 +74,11 @@ impl Ctx {
         };
         Ctx {
             git: ws.git_cache(),
-            fetcher: Fetcher::new(manifest.url_mirrors.clone(), ws.files_cache()),
+            fetcher: Fetcher::new(
+                manifest.url_mirrors.clone(),
+                manifest.url_credentials.clone(),
+                ws.files_cache(),
+            ),
             manifest,
             lock,
             ws,

@@ -16,6 +16,7 @@ mod quickstart;
 mod readme;
 mod rewrite;
 mod schema;
+mod secrets_serve;
 mod serve;
 mod storage_integrity;
 mod support;
