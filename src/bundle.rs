@@ -171,6 +171,20 @@ pub enum BundleError {
         more: usize,
     },
 
+    #[error("cannot connect to `{host}`: {message}")]
+    #[diagnostic(
+        code(airgap::push::unreachable),
+        help(
+            "nothing was pushed; send to another address with `--to HOST[:PORT]` (the names stay `{target}/…`), or change how it is reached with `--tls verify|insecure|plain-http` (now `{}`)", tls.as_str()
+        )
+    )]
+    Unreachable {
+        host: String,
+        message: String,
+        target: String,
+        tls: Tls,
+    },
+
     #[error(
         "{} of {total} images could not be pushed to `{host}`:\n{}",
         failures.len(),
@@ -320,6 +334,24 @@ pub fn cmd_push(dir: &Path, options: &PushOptions) -> Result<ExitCode, Report> {
                 more,
             }));
         }
+        let client = crate::oci::Client::new(crate::oci::ClientConfig {
+            jobs: options.jobs.max(1),
+            progress: crate::oci::progress::Progress::stderr(),
+            ..Default::default()
+        });
+        // One request first: an address nothing answers at is one error, not one per image.
+        match client.check_reachable(&access).await {
+            Err(crate::oci::error::OciError::Unreachable { host, message }) => {
+                return Err(boxed(BundleError::Unreachable {
+                    host,
+                    message,
+                    target: info.target(),
+                    tls,
+                }));
+            }
+            Err(e) => return Err(boxed(e.into())),
+            Ok(()) => {}
+        }
         let images = layout.images().await;
         let sent_to = if host == info.registry {
             format!("`{host}`")
@@ -332,11 +364,6 @@ pub fn cmd_push(dir: &Path, options: &PushOptions) -> Result<ExitCode, Report> {
             images.len(),
             dir.display()
         );
-        let client = crate::oci::Client::new(crate::oci::ClientConfig {
-            jobs: options.jobs.max(1),
-            progress: crate::oci::progress::Progress::stderr(),
-            ..Default::default()
-        });
         let started = std::time::Instant::now();
         let results = client.push_layout(&layout, &access).await;
         let total = results.len();

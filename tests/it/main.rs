@@ -9,6 +9,7 @@ mod index;
 mod index_image;
 mod lock;
 mod manifest;
+mod network_faults;
 mod oci;
 mod quickstart;
 mod readme;

@@ -1,0 +1,125 @@
+//! Targets that do not answer: a stopped registry, a name that does not resolve. A connection
+//! that cannot be made is not retried, the host is reported once, and what does not need it
+//! is not held up by it.
+//!
+//! The world: the quickstart (images from its committed OCI layout, no upstream registry)
+//! built for a registry target, real `docker-registry` processes, the real binary.
+
+use std::path::Path;
+
+use crate::quickstart::fresh_example;
+use crate::support::registry::TestRegistry;
+use crate::support::*;
+
+/// The quickstart in `ws`, for the registry target `host/devfiles` over plain HTTP.
+fn quickstart_for_registry(ws: &Path, host: &str) {
+    fresh_example(ws);
+    let manifest = std::fs::read_to_string(ws.join("airgap.kdl")).unwrap();
+    let retargeted = manifest.replace(
+        "target \"dir:out\"",
+        &format!("target \"{host}/devfiles\" tls=\"plain-http\""),
+    );
+    assert_ne!(retargeted, manifest, "the quickstart's target moved");
+    std::fs::write(ws.join("airgap.kdl"), retargeted).unwrap();
+}
+
+fn lines_starting(stderr: &str, word: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with(word))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_stopped_target_stops_the_apply_at_once_with_one_error_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    let target = TestRegistry::start();
+    let host = format!("127.0.0.1:{}", target.port);
+    quickstart_for_registry(&ws, &host);
+    airgap(&ws, &["lock"]).ok();
+    // The registry was there when the manifest was written; it is stopped (killed and reaped,
+    // so its port refuses connections) before the apply reaches it.
+    drop(target);
+
+    let run = airgap(&ws, &["apply", "--locked"]).fails(1);
+    let retries = lines_starting(&run.stderr, "retrying");
+    assert!(
+        retries.is_empty(),
+        "a refused connection is not retried:\n{}",
+        run.stderr
+    );
+    // One step line, one summary line: the host is reported once.
+    let failed = lines_starting(&run.stderr, "Failed");
+    let step_failures: Vec<&String> = failed
+        .iter()
+        .filter(|l| !l.contains(" steps in "))
+        .collect();
+    assert_eq!(step_failures.len(), 1, "{}", run.stderr);
+    assert!(
+        step_failures[0].contains(&format!("cannot connect to `{host}`")),
+        "{}",
+        run.stderr
+    );
+    let err = run.err_text();
+    assert!(err.contains("1 of "), "{err}");
+    assert_eq!(
+        err.matches(&format!("cannot connect to `{host}`")).count(),
+        2,
+        "once on the step's line, once in the error:\n{}",
+        run.stderr
+    );
+    // The other image steps did not knock again: they are counted as skipped.
+    let summary = failed
+        .iter()
+        .find(|l| l.contains(" steps in "))
+        .unwrap_or_else(|| panic!("no summary line:\n{}", run.stderr));
+    assert!(
+        summary.contains(", 1 failed") && summary.contains(" skipped"),
+        "{summary}"
+    );
+    // The steps that do not need the target still ran, and are recorded.
+    assert!(!summary.contains(" 0 ran"), "{summary}");
+}
+
+#[test]
+fn push_to_a_name_that_does_not_resolve_is_one_error_with_a_help_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    // The bundle names a registry that is never contacted: it is built offline.
+    quickstart_for_registry(&ws, "registry.internal:5000");
+    airgap(&ws, &["apply", "--bundle", "../bundle"]).ok();
+
+    let run = airgap(&ws, &["push", "../bundle", "--to", "nosuch.invalid:5000"]).fails(1);
+    assert!(
+        lines_starting(&run.stderr, "retrying").is_empty(),
+        "an unknown name is not retried:\n{}",
+        run.stderr
+    );
+    // Nothing was started: no image line, no summary, just the error.
+    assert!(
+        !run.stderr.contains("copying") && !run.stderr.contains("Pushing"),
+        "{}",
+        run.stderr
+    );
+    let err = run.err_text();
+    assert_eq!(
+        err.matches("cannot connect to `nosuch.invalid:5000`")
+            .count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    let help: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.trim_start().starts_with("help:"))
+        .collect();
+    assert_eq!(help.len(), 1, "{}", run.stderr);
+    assert!(
+        err.contains("nothing was pushed") && err.contains("--to") && err.contains("--tls"),
+        "{err}"
+    );
+}
