@@ -297,8 +297,9 @@ pub fn cmd_apply(
     );
     if report.failures.is_empty() {
         if let Some(dir) = &ctx.bundle {
-            let info =
-                crate::bundle::finish(&ctx.manifest, dir).map_err(|e| Box::new(e) as Report)?;
+            let info = rt
+                .block_on(crate::bundle::finish(&ctx.manifest, dir))
+                .map_err(|e| Box::new(e) as Report)?;
             eprintln!(
                 "{:>12} `{}` for `{}`: carry it, then `airgap push {}`",
                 "Bundled",
