@@ -66,6 +66,22 @@ pub enum OciError {
         body: Option<String>,
     },
 
+    /// The registry wants credentials and none were found for it (so none were sent).
+    #[error(
+        "`{host}` asked for credentials for {action}, and airgap found none for it (it looked in {searched})"
+    )]
+    #[diagnostic(
+        code(airgap::oci::no_credentials),
+        help(
+            "log in with `podman login {host}` (or set `$REGISTRY_AUTH_FILE` to a file that has them)"
+        )
+    )]
+    NoCredentials {
+        host: String,
+        action: String,
+        searched: String,
+    },
+
     #[error("`{host}` refused the credentials for {action}")]
     #[diagnostic(
         code(airgap::oci::unauthorized),

@@ -279,9 +279,12 @@ impl Registry {
             .map_err(|e| self.connection(action(), &e))?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(OciError::Unauthorized {
-                host: self.host.clone(),
-                action: action(),
+            return Err(match credential {
+                Some(_) => OciError::Unauthorized {
+                    host: self.host.clone(),
+                    action: action(),
+                },
+                None => self.no_credentials(action()),
             });
         }
         if !status.is_success() {
@@ -385,12 +388,8 @@ impl Registry {
                 }
                 return Ok(response);
             }
-            let unauthorized = || OciError::Unauthorized {
-                host: self.host.clone(),
-                action: action(),
-            };
             if challenged {
-                return Err(unauthorized());
+                return Err(self.denied(action()).await);
             }
             challenged = true;
             let challenge = response
@@ -404,11 +403,11 @@ impl Registry {
                 }
                 Some(Some(Challenge::Basic)) => {
                     if self.credential().await?.is_none() {
-                        return Err(unauthorized());
+                        return Err(self.denied(action()).await);
                     }
                     Scheme::Basic
                 }
-                _ => return Err(unauthorized()),
+                _ => return Err(self.denied(action()).await),
             };
             if let Ok(mut tokens) = self.tokens.lock() {
                 // A token that got a 401 is stale or too narrow.
@@ -420,11 +419,36 @@ impl Registry {
         }
     }
 
-    fn status_error(&self, action: String, status: StatusCode, body: Option<String>) -> OciError {
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return OciError::Unauthorized {
+    /// A refusal of access: the credentials sent were refused, or none were found to send.
+    async fn denied(&self, action: String) -> OciError {
+        match self.credential().await {
+            Ok(Some(_)) => OciError::Unauthorized {
                 host: self.host.clone(),
                 action,
+            },
+            Ok(None) => self.no_credentials(action),
+            Err(e) => e,
+        }
+    }
+
+    fn no_credentials(&self, action: String) -> OciError {
+        OciError::NoCredentials {
+            host: self.host.clone(),
+            action,
+            searched: self.credentials.searched(),
+        }
+    }
+
+    fn status_error(&self, action: String, status: StatusCode, body: Option<String>) -> OciError {
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            // Credentials are looked up only once a registry asks for them: none looked up,
+            // or none found, means none were sent.
+            return match self.credential.get() {
+                Some(Some(_)) => OciError::Unauthorized {
+                    host: self.host.clone(),
+                    action,
+                },
+                _ => self.no_credentials(action),
             };
         }
         OciError::Status {
@@ -466,7 +490,7 @@ impl Registry {
         reference: &str,
     ) -> Result<FetchedManifest, OciError> {
         let url = self.url(&format!("v2/{repository}/manifests/{reference}"))?;
-        let action = || format!("a manifest request for `{repository}:{reference}`");
+        let action = || format!("a manifest request for `{}`", named(repository, reference));
         let response = self
             .send(&Scope::Pull(repository.into()), &action, &|c| {
                 c.get(url.clone())
@@ -477,7 +501,7 @@ impl Registry {
             s if s.is_success() => {}
             StatusCode::NOT_FOUND => {
                 return Err(OciError::NotFound {
-                    what: format!("{}/{repository}:{reference}", self.host),
+                    what: format!("{}/{}", self.host, named(repository, reference)),
                 });
             }
             _ => return Err(self.fail(action(), response).await),
@@ -505,7 +529,7 @@ impl Registry {
         scope: &Scope,
     ) -> Result<Option<ManifestHead>, OciError> {
         let url = self.url(&format!("v2/{repository}/manifests/{reference}"))?;
-        let action = || format!("a manifest check for `{repository}:{reference}`");
+        let action = || format!("a manifest check for `{}`", named(repository, reference));
         let response = self
             .send(scope, &action, &|c| {
                 c.head(url.clone())
@@ -689,7 +713,7 @@ impl Registry {
         digest: &Digest,
     ) -> Result<(), OciError> {
         let url = self.url(&format!("v2/{repository}/manifests/{reference}"))?;
-        let action = || format!("a manifest push to `{repository}:{reference}`");
+        let action = || format!("a manifest push to `{}`", named(repository, reference));
         let response = self
             .send(&Scope::Push(repository.into()), &action, &|c| {
                 c.put(url.clone())
@@ -843,6 +867,15 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// The error and its causes on one line (reqwest's own message is often just "error sending
 /// request").
+/// `repository:tag`, or `repository@sha256:…` when `reference` is a digest (a tag has no `:`).
+fn named(repository: &str, reference: &str) -> String {
+    if reference.contains(':') {
+        format!("{repository}@{reference}")
+    } else {
+        format!("{repository}:{reference}")
+    }
+}
+
 /// The innermost cause of an error (`Connection refused (os error 111)`, `failed to lookup
 /// address information: …`): what a connection failure comes down to, without the URL and the
 /// layers of the HTTP stack around it.

@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use crate::quickstart::fresh_example;
-use crate::support::registry::TestRegistry;
+use crate::support::registry::{RegistryOptions, TestRegistry};
 use crate::support::*;
 
 /// The quickstart in `ws`, for the registry target `host/devfiles` over plain HTTP.
@@ -122,4 +122,120 @@ fn push_to_a_name_that_does_not_resolve_is_one_error_with_a_help_line() {
         err.contains("nothing was pushed") && err.contains("--to") && err.contains("--tls"),
         "{err}"
     );
+}
+
+#[test]
+fn a_missing_file_behind_a_url_mirror_is_named_not_reported_as_http_404() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    fresh_example(&ws);
+    let icon = ws.join("mirror/example.com/icons/go.svg");
+    std::fs::remove_file(&icon).unwrap();
+
+    let run = airgap(&ws, &["lock"]).fails(1);
+    let err = run.err_text().replace(' ', "");
+    assert!(
+        err.contains("`https://example.com/icons/go.svg`isreadfromthefile")
+            && err.contains("mirror/example.com/icons/go.svg`,whichdoesnotexist"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("HTTP 404"), "{}", run.stderr);
+    assert!(!ws.join("airgap.lock").exists());
+}
+
+#[test]
+fn a_registry_that_wants_credentials_none_were_found_for_says_where_airgap_looked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    let target = TestRegistry::start_with(RegistryOptions {
+        basic_auth: Some(("robot".into(), "s3cret-pass".into())),
+        ..RegistryOptions::default()
+    });
+    quickstart_for_registry(&ws, &target.host());
+    airgap(&ws, &["lock"]).ok();
+
+    // No credentials file anywhere: nothing was sent, so nothing was "refused".
+    let run = airgap(&ws, &["apply", "--locked"]).fails(1);
+    let err = run.err_text().replace(' ', "");
+    let host = target.host();
+    assert!(
+        err.contains(&format!("`{host}`askedforcredentials"))
+            && err.contains("foundnoneforit")
+            && err.contains(&format!(
+                "`{}`(nosuchfile)",
+                ws.join(".docker/config.json")
+                    .display()
+                    .to_string()
+                    .replace(' ', "")
+            )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains("refused the credentials"),
+        "{}",
+        run.stderr
+    );
+
+    // A broken `$REGISTRY_AUTH_FILE` is named once, with why, and listed as looked at.
+    let broken = tmp.path().join("auth.json");
+    std::fs::write(&broken, "{\"auths\": {").unwrap();
+    let run: Run = airgap_cmd(&ws)
+        .env("REGISTRY_AUTH_FILE", &broken)
+        .args(["apply", "--locked"])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    let warnings: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", run.stderr);
+    assert!(
+        warnings[0].contains(&format!("`{}`", broken.display()))
+            && warnings[0].contains("EOF while parsing"),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        run.err_text()
+            .replace(' ', "")
+            .contains(&format!("`{}`(notJSON)", broken.display()).replace(' ', "")),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_reference_by_digest_is_printed_with_an_at_sign() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    fresh_example(&ws);
+    let upstream = TestRegistry::start();
+    let missing = format!("sha256:{}", "0".repeat(64));
+    let manifest = std::fs::read_to_string(ws.join("airgap.kdl")).unwrap();
+    std::fs::write(
+        ws.join("airgap.kdl"),
+        format!(
+            "{manifest}\nregistry-mirror \"docker.io\" to=\"{}\" tls=\"plain-http\"\n\
+             images {{\n    include \"docker.io/airgap-test/gone@{missing}\"\n}}\n",
+            upstream.host()
+        ),
+    )
+    .unwrap();
+
+    let run = airgap(&ws, &["lock"]).fails(1);
+    let err = run.err_text().replace(' ', "");
+    assert!(
+        err.contains(&format!(
+            "`{}/airgap-test/gone@{missing}`wasnotfound",
+            upstream.host()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(!err.contains(&format!("gone:{missing}")), "{}", run.stderr);
 }
