@@ -3,12 +3,24 @@
 //! is not held up by it.
 //!
 //! The world: the quickstart (images from its committed OCI layout, no upstream registry)
-//! built for a registry target, real `docker-registry` processes, the real binary.
+//! built for a registry target, real `docker-registry` processes (behind the fault-injecting
+//! proxy for throttling), the real binary. Also the messages of the other network failures: a
+//! missing file behind a `url-mirror`, missing or broken credentials, references by digest.
 
 use std::path::Path;
+use std::time::Duration;
+
+use airgap::oci::auth::Credentials;
+use airgap::oci::mirror::{RegistryMirror, Tls};
+use airgap::oci::naming::TargetRef;
+use airgap::oci::reference::ImageRef;
+use airgap::oci::retry::RetryPolicy;
+use airgap::oci::{Client, ClientConfig, Destination};
 
 use crate::quickstart::fresh_example;
-use crate::support::registry::{RegistryOptions, TestRegistry};
+use crate::support::registry::{
+    FaultKind, FaultProxy, RegistryOptions, TestRegistry, anonymous_client, image,
+};
 use crate::support::*;
 
 /// The quickstart in `ws`, for the registry target `host/devfiles` over plain HTTP.
@@ -238,4 +250,55 @@ fn a_reference_by_digest_is_printed_with_an_at_sign() {
         run.stderr
     );
     assert!(!err.contains(&format!("gone:{missing}")), "{}", run.stderr);
+}
+
+/// A 429 is retried after the `Retry-After` the registry sent, not after the backoff: with a
+/// backoff of an hour, only an honoured `Retry-After: 0` lets the retry happen at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_request_is_retried_after_the_delay_the_registry_asked_for() {
+    let upstream = TestRegistry::start();
+    let proxy = FaultProxy::start(&upstream.host()).await;
+    let img = image(31, &[800], "linux/amd64");
+    anonymous_client()
+        .push_image(
+            &img.local,
+            &TargetRef {
+                host: upstream.host(),
+                repository: "devfile/busy".into(),
+                tag: Some("1".into()),
+            },
+            &Destination::Registry(upstream.access()),
+        )
+        .await
+        .unwrap();
+    proxy.fault("GET", "/manifests/1", FaultKind::Throttled(0), 1);
+    let client = Client::new(ClientConfig {
+        mirrors: vec![RegistryMirror::registry(
+            "quay.io",
+            proxy.host(),
+            Tls::PlainHttp,
+        )],
+        credentials: Credentials::anonymous(),
+        jobs: 2,
+        retry: RetryPolicy {
+            attempts: 2,
+            base_delay: Duration::from_secs(3600),
+            max_delay: Duration::from_secs(3600),
+        },
+        progress: airgap::oci::progress::Progress::hidden(),
+    });
+    let resolved = tokio::time::timeout(
+        Duration::from_secs(60),
+        client.resolve(&ImageRef::parse("quay.io/devfile/busy:1").unwrap()),
+    )
+    .await
+    .expect("the retry waited for the backoff, not for Retry-After")
+    .unwrap();
+    assert_eq!(resolved.digest, img.digest);
+    assert_eq!(proxy.fired("/manifests/1"), 1);
+    assert_eq!(
+        proxy.count("GET", "/manifests/1"),
+        2,
+        "one 429, then the answer"
+    );
 }
