@@ -7,11 +7,13 @@
 //! run, so a dependency rebuilt to the same bytes leaves its dependents fresh.
 //!
 //! A failed step records nothing; steps that depend on it are skipped, every other step still
-//! runs, and all failures are reported at the end. A host no connection could be made to (a stopped target,
-//! a name that does not resolve) is reported once, by the first step that failed on it: the
-//! steps that fail on it afterwards fail at once without a request (the image layer remembers
-//! the host, see [`crate::oci::error::OciError::Unreachable`]) and are counted as skipped. Outputs are written whole (temp file +
+//! runs, and all failures are reported at the end. Outputs are written whole (temp file +
 //! rename), so a killed apply leaves no partial file where a later run would trust it.
+//!
+//! A host no connection could be made to (a stopped target, a name that does not resolve) is
+//! reported once, by the first step that failed on it: the steps that fail on it afterwards
+//! fail at once without a request (the image layer remembers the host, see
+//! [`crate::oci::error::OciError::Unreachable`]) and are counted as skipped.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
