@@ -9,12 +9,21 @@
 //! - `DIR/registry/` is the registry tree, whose devfiles reference
 //!   `registry.internal:5000/devfiles/…@sha256:…`;
 //! - `DIR/airgap-bundle.json` ([`BundleInfo`]) names the registry and its path prefix (never a
-//!   credential). It is removed when an apply into the bundle starts and written when every
-//!   step succeeded, so a folder without it is not a bundle to push.
+//!   credential), and records every image of the layout as the apply left it: repository,
+//!   tag, digest, media type and size ([`BundleImage`]). It is removed when an apply into the
+//!   bundle starts and written when every step succeeded, so a folder without it is not a
+//!   bundle to push.
 //!
 //! A bundle has its own step state (see [`crate::exec::Ctx::state_dir`]) and its image steps
 //! have their own keys ([`crate::plan::Output::Bundle`]): building one never makes the
 //! registry target look up to date, nor the other way round.
+//!
+//! `push` trusts no name of the layout's `index.json`: each entry must be exactly one image
+//! the description records (so a tag moved to another image's digest, a name outside the
+//! bundle's path such as `../../../etc:passwd`, an empty name, or a descriptor that is not a
+//! manifest is refused, by name, before anything is sent), and every recorded image must be
+//! listed. The description is checked too: repositories under the bundle's path, valid tags,
+//! manifest media types.
 //!
 //! `push` checks the bundle before sending anything (every manifest read and checked against
 //! its digest, every blob present with its size: [`Layout::check_complete`]), then uploads each
@@ -29,13 +38,15 @@ use std::process::ExitCode;
 
 use crate::cli::{Report, runtime};
 use crate::manifest::{Manifest, TargetKind};
-use crate::oci::layout::{Layout, LayoutProblem};
+use crate::oci::digest::Digest;
+use crate::oci::layout::{IndexEntry, Layout, LayoutProblem, REF_NAME, REPOSITORY};
 use crate::oci::mirror::{RegistryAccess, Tls};
 
 /// The bundle's description, at the bundle's root.
 pub const FILE_NAME: &str = "airgap-bundle.json";
 /// The format of [`FILE_NAME`] this build reads and writes.
-pub const VERSION: u32 = 1;
+/// Version 2 added the images (version 1 trusted the layout's names).
+pub const VERSION: u32 = 2;
 
 /// `airgap-bundle.json`: where the bundle's images belong.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -47,6 +58,173 @@ pub struct BundleInfo {
     pub path: String,
     /// How the manifest said the registry is reached; `push` uses it unless told `--tls`.
     pub tls: Tls,
+    /// Every image of the layout, as `apply --bundle` wrote it; sorted.
+    pub images: Vec<BundleImage>,
+}
+
+/// One image of a bundle: what `push` sends, and nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BundleImage {
+    /// Its repository on the target, path included (`devfiles/go-toolset`).
+    pub repository: String,
+    /// `None` for an image pushed by digest only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+}
+
+impl BundleImage {
+    /// `repository:tag`, or `repository@digest` without a tag.
+    pub fn name(&self) -> String {
+        match &self.tag {
+            Some(tag) => format!("{}:{tag}", self.repository),
+            None => format!("{}@{}", self.repository, self.digest),
+        }
+    }
+
+    /// The `index.json` entry the layout has for it (see [`crate::oci::layout`]).
+    fn entry(&self) -> IndexEntry {
+        let mut annotations = std::collections::BTreeMap::new();
+        annotations.insert(REPOSITORY.to_owned(), self.repository.clone());
+        if let Some(tag) = &self.tag {
+            annotations.insert(REF_NAME.to_owned(), format!("{}:{tag}", self.repository));
+        }
+        IndexEntry {
+            media_type: self.media_type.clone(),
+            digest: self.digest.clone(),
+            size: self.size,
+            annotations,
+        }
+    }
+
+    /// The image an `index.json` entry written by airgap describes, if its names are ours.
+    fn of_entry(e: &IndexEntry) -> Result<BundleImage, String> {
+        let repository = e
+            .annotations
+            .get(REPOSITORY)
+            .ok_or_else(|| format!("{} has no `{REPOSITORY}` annotation", describe(e)))?;
+        let tag = match e.annotations.get(REF_NAME) {
+            None => None,
+            Some(name) => Some(
+                name.strip_prefix(repository.as_str())
+                    .and_then(|t| t.strip_prefix(':'))
+                    .ok_or_else(|| {
+                        format!(
+                            "{} is not a tag of its repository `{repository}`",
+                            describe(e)
+                        )
+                    })?
+                    .to_owned(),
+            ),
+        };
+        Ok(BundleImage {
+            repository: repository.clone(),
+            tag,
+            digest: e.digest.clone(),
+            media_type: e.media_type.clone(),
+            size: e.size,
+        })
+    }
+
+    /// Why it may not be pushed under the bundle's path `path`, if it may not.
+    fn check(&self, path: &str) -> Result<(), String> {
+        let name = self.name();
+        let components: Vec<&str> = self.repository.split('/').collect();
+        if !components
+            .iter()
+            .all(|c| crate::oci::reference::valid_path_component(c))
+        {
+            return Err(format!("`{name}` is not a valid repository name"));
+        }
+        if !path.is_empty()
+            && !self
+                .repository
+                .strip_prefix(path)
+                .is_some_and(|rest| rest.starts_with('/'))
+        {
+            return Err(format!("`{name}` is not under the bundle's path `{path}/`"));
+        }
+        if let Some(tag) = &self.tag
+            && !crate::oci::reference::valid_tag(tag)
+        {
+            return Err(format!("`{name}`: `{tag}` is not a valid tag"));
+        }
+        if ![
+            crate::oci::media::OCI_MANIFEST,
+            crate::oci::media::OCI_INDEX,
+            crate::oci::media::DOCKER_MANIFEST,
+            crate::oci::media::DOCKER_MANIFEST_LIST,
+        ]
+        .contains(&self.media_type.as_str())
+        {
+            return Err(format!(
+                "`{name}` has media type `{}`, which is not an image manifest or index",
+                self.media_type
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An `index.json` entry in words: its name as written, digest and media type.
+fn describe(e: &IndexEntry) -> String {
+    let name = match (e.annotations.get(REF_NAME), e.annotations.get(REPOSITORY)) {
+        (Some(n), _) if n.is_empty() => "an entry with an empty name".to_owned(),
+        (Some(n), _) => format!("`{n}`"),
+        (None, Some(r)) => format!("`{r}@{}`", e.digest),
+        (None, None) => "an entry without a name".to_owned(),
+    };
+    format!("{name} ({}, `{}`)", e.digest, e.media_type)
+}
+
+/// What in the layout's `index.json` is not exactly what the description records, and what
+/// in the description may not be pushed (see the module docs). Empty when the bundle may be
+/// pushed.
+fn unrecorded(info: &BundleInfo, entries: &[IndexEntry]) -> Vec<String> {
+    let mut problems: Vec<String> = info
+        .images
+        .iter()
+        .filter_map(|image| image.check(&info.path).err())
+        .map(|why| format!("{FILE_NAME} records {why}"))
+        .collect();
+    let recorded: Vec<IndexEntry> = info.images.iter().map(BundleImage::entry).collect();
+    // Recorded images already named by a problem: not reported again as missing.
+    let mut named = std::collections::BTreeSet::new();
+    for e in entries {
+        if recorded.contains(e) {
+            continue;
+        }
+        let same_name = info.images.iter().find(|image| {
+            let r = image.entry();
+            r.annotations.contains_key(REF_NAME)
+                && r.annotations.get(REF_NAME) == e.annotations.get(REF_NAME)
+        });
+        if let Some(image) = same_name {
+            named.insert(image.name());
+        }
+        problems.push(match same_name {
+            Some(image) => format!(
+                "{} is recorded as {} (`{}`)",
+                describe(e),
+                image.digest,
+                image.media_type
+            ),
+            None => format!("{} is not an image the bundle records", describe(e)),
+        });
+    }
+    for (image, entry) in info.images.iter().zip(&recorded) {
+        if !entries.contains(entry) && !named.contains(&image.name()) {
+            problems.push(format!(
+                "`{}` is recorded but `index.json` does not list it as {}",
+                image.name(),
+                image.digest
+            ));
+        }
+    }
+    problems
 }
 
 impl BundleInfo {
@@ -131,6 +309,36 @@ pub enum BundleError {
     )]
     UnknownVersion { path: PathBuf, version: u64 },
 
+    #[error(
+        "the bundle at `{}` lists images that cannot be pushed to `{target}`:\n{}",
+        dir.display(),
+        problems.iter().map(|p| format!("- {p}")).collect::<Vec<_>>().join("\n")
+    )]
+    #[diagnostic(
+        code(airgap::bundle::unpushable),
+        help(
+            "something other than `airgap apply --bundle` wrote into this folder: make the bundle in a new folder"
+        )
+    )]
+    Unpushable {
+        dir: PathBuf,
+        target: String,
+        problems: Vec<String>,
+    },
+
+    #[error(
+        "the bundle at `{}` does not match what `airgap apply --bundle` recorded:\n{}",
+        dir.display(),
+        problems.iter().map(|p| format!("- {p}")).collect::<Vec<_>>().join("\n")
+    )]
+    #[diagnostic(
+        code(airgap::push::unrecorded),
+        help(
+            "nothing was pushed: `index.json` or {FILE_NAME} was changed after the bundle was made; copy the bundle again from where it was made, or make it again with `airgap apply --bundle`"
+        )
+    )]
+    Unrecorded { dir: PathBuf, problems: Vec<String> },
+
     #[error("`--to {to}` is not HOST[:PORT]: {reason}")]
     #[diagnostic(
         code(airgap::push::to),
@@ -169,6 +377,20 @@ pub enum BundleError {
         dir: PathBuf,
         first: LayoutProblem,
         more: usize,
+    },
+
+    #[error("cannot connect to `{host}`: {message}")]
+    #[diagnostic(
+        code(airgap::push::unreachable),
+        help(
+            "nothing was pushed; send to another address with `--to HOST[:PORT]` (the names stay `{target}/…`), or change how it is reached with `--tls verify|insecure|plain-http` (now `{}`)", tls.as_str()
+        )
+    )]
+    Unreachable {
+        host: String,
+        message: String,
+        target: String,
+        tls: Tls,
     },
 
     #[error(
@@ -262,9 +484,10 @@ pub fn prepare(m: &Manifest, dir: &Path, write: bool) -> Result<PathBuf, BundleE
     Ok(absolute)
 }
 
-/// Writes `DIR/airgap-bundle.json` for the manifest's registry target: the bundle is complete.
-/// The layout is checked first as `push` will check it ([`Layout::check_complete`]): a bundle
-/// that `push` would refuse is never marked complete.
+/// Writes `DIR/airgap-bundle.json` for the manifest's registry target, recording the images of
+/// the layout the apply wrote: the bundle is complete. The layout is checked first as `push`
+/// will check it ([`Layout::check_complete`]): a bundle that `push` would refuse is never
+/// marked complete.
 pub async fn finish(m: &Manifest, dir: &Path) -> Result<BundleInfo, BundleError> {
     let TargetKind::Registry { prefix, tls, .. } = &m.target.kind else {
         return Err(BundleError::NotRegistryTarget {
@@ -281,11 +504,32 @@ pub async fn finish(m: &Manifest, dir: &Path) -> Result<BundleInfo, BundleError>
         });
     }
     let (registry, path) = prefix.split_once('/').unwrap_or((prefix, ""));
+    let layout = Layout::open(dir)?;
+    let mut images = Vec::new();
+    let mut problems = Vec::new();
+    for entry in layout.entries().await {
+        match BundleImage::of_entry(&entry).and_then(|image| image.check(path).map(|()| image)) {
+            Ok(image) => images.push(image),
+            Err(why) => problems.push(why),
+        }
+    }
+    if !problems.is_empty() {
+        // Only something other than this apply writing into the bundle gets here.
+        return Err(BundleError::Unpushable {
+            dir: dir.to_path_buf(),
+            target: prefix.clone(),
+            problems,
+        });
+    }
+    images.sort_by(|a, b| {
+        (&a.repository, &a.tag, &a.digest).cmp(&(&b.repository, &b.tag, &b.digest))
+    });
     let info = BundleInfo {
         version: VERSION,
         registry: registry.to_owned(),
         path: path.to_owned(),
         tls: *tls,
+        images,
     };
     let mut bytes = serde_json::to_vec_pretty(&info).map_err(|e| BundleError::Invalid {
         path: dir.join(FILE_NAME),
@@ -340,6 +584,13 @@ pub fn cmd_push(dir: &Path, options: &PushOptions) -> Result<ExitCode, Report> {
 
     let runtime = runtime(options.jobs)?;
     runtime.block_on(async {
+        let problems = unrecorded(&info, &layout.entries().await);
+        if !problems.is_empty() {
+            return Err(boxed(BundleError::Unrecorded {
+                dir: dir.to_path_buf(),
+                problems,
+            }));
+        }
         let mut problems = layout.check_complete().await;
         if !problems.is_empty() {
             let more = problems.len() - 1;
@@ -348,6 +599,24 @@ pub fn cmd_push(dir: &Path, options: &PushOptions) -> Result<ExitCode, Report> {
                 first: problems.remove(0),
                 more,
             }));
+        }
+        let client = crate::oci::Client::new(crate::oci::ClientConfig {
+            jobs: options.jobs.max(1),
+            progress: crate::oci::progress::Progress::stderr(),
+            ..Default::default()
+        });
+        // One request first: an address nothing answers at is one error, not one per image.
+        match client.check_reachable(&access).await {
+            Err(crate::oci::error::OciError::Unreachable { host, message }) => {
+                return Err(boxed(BundleError::Unreachable {
+                    host,
+                    message,
+                    target: info.target(),
+                    tls,
+                }));
+            }
+            Err(e) => return Err(boxed(e.into())),
+            Ok(()) => {}
         }
         let images = layout.images().await;
         let sent_to = if host == info.registry {
@@ -361,11 +630,6 @@ pub fn cmd_push(dir: &Path, options: &PushOptions) -> Result<ExitCode, Report> {
             images.len(),
             dir.display()
         );
-        let client = crate::oci::Client::new(crate::oci::ClientConfig {
-            jobs: options.jobs.max(1),
-            progress: crate::oci::progress::Progress::stderr(),
-            ..Default::default()
-        });
         let started = std::time::Instant::now();
         let results = client.push_layout(&layout, &access).await;
         let total = results.len();
@@ -466,11 +730,21 @@ mod tests {
             registry: "registry.internal:5000".into(),
             path: "devfiles".into(),
             tls: Tls::PlainHttp,
+            images: vec![BundleImage {
+                repository: "devfiles/go".into(),
+                tag: Some("1".into()),
+                digest: format!("sha256:{}", "a".repeat(64)).parse().unwrap(),
+                media_type: crate::oci::media::OCI_MANIFEST.into(),
+                size: 7,
+            }],
         };
         let text = serde_json::to_string(&info).unwrap();
         assert_eq!(
             text,
-            r#"{"version":1,"registry":"registry.internal:5000","path":"devfiles","tls":"plain-http"}"#
+            format!(
+                r#"{{"version":2,"registry":"registry.internal:5000","path":"devfiles","tls":"plain-http","images":[{{"repository":"devfiles/go","tag":"1","digest":"sha256:{}","mediaType":"application/vnd.oci.image.manifest.v1+json","size":7}}]}}"#,
+                "a".repeat(64)
+            )
         );
         assert_eq!(serde_json::from_str::<BundleInfo>(&text).unwrap(), info);
         assert_eq!(info.target(), "registry.internal:5000/devfiles");

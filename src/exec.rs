@@ -9,6 +9,11 @@
 //! A failed step records nothing; steps that depend on it are skipped, every other step still
 //! runs, and all failures are reported at the end. Outputs are written whole (temp file +
 //! rename), so a killed apply leaves no partial file where a later run would trust it.
+//!
+//! A host no connection could be made to (a stopped target, a name that does not resolve) is
+//! reported once, by the first step that failed on it: the steps that fail on it afterwards
+//! fail at once without a request (the image layer remembers the host, see
+//! [`crate::oci::error::OciError::Unreachable`]) and are counted as skipped.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -159,6 +164,19 @@ impl Ctx {
         Ok((c, d))
     }
 
+    /// The errors of the hosts no connection could be made to in this run, as steps report
+    /// them.
+    pub fn unreachable(&self) -> Vec<String> {
+        match self.oci.get() {
+            Some((client, _)) => client
+                .unreachable()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
     pub fn registry_dir(&self) -> PathBuf {
         self.out_root.join("registry")
     }
@@ -267,6 +285,8 @@ pub async fn run(
 ) -> RunReport {
     let mut report = RunReport::default();
     let mut failed: BTreeMap<String, ()> = BTreeMap::new();
+    // The unreachable hosts already reported by a failed step.
+    let mut reported: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     for level in &plan.levels {
         let results: Vec<(usize, Result<bool, String>)> =
             futures::stream::iter(level.iter().copied())
@@ -308,13 +328,16 @@ pub async fn run(
                 .buffer_unordered(ctx.jobs)
                 .collect()
                 .await;
+        let unreachable = ctx.unreachable();
         for (i, r) in results {
             let step = &plan.steps[i];
             match r {
                 Ok(true) => report.ran += 1,
                 Ok(false) => report.fresh += 1,
                 Err(message) => {
-                    if message.starts_with("skipped:") {
+                    let cause = unreachable.iter().find(|u| message.contains(u.as_str()));
+                    let repeated = cause.is_some_and(|u| !reported.insert(u.clone()));
+                    if message.starts_with("skipped:") || repeated {
                         report.skipped += 1;
                     } else {
                         progress("Failed", &format!("{}: {message}", step.describe));

@@ -21,6 +21,14 @@ pub enum FetchError {
     #[error("GET `{url}` answered HTTP {status}")]
     #[diagnostic(code(airgap::fetch::status))]
     Status { url: String, status: u16 },
+    #[error("`{url}` is read from the file `{path}`, which does not exist")]
+    #[diagnostic(
+        code(airgap::fetch::missing_file),
+        help(
+            "put the file there, or correct the `url-mirror` rule (or the `file://` URL) that points at it"
+        )
+    )]
+    MissingFile { url: String, path: String },
     #[error("cannot download `{url}`: {message}")]
     #[diagnostic(
         code(airgap::fetch::unreachable),
@@ -89,9 +97,9 @@ impl Fetcher {
         if let Some(path) = effective.strip_prefix("file://") {
             let path = percent_decode(path.split(['?', '#']).next().unwrap_or(path));
             return std::fs::read(&path).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => FetchError::Status {
+                std::io::ErrorKind::NotFound => FetchError::MissingFile {
                     url: url.to_string(),
-                    status: 404,
+                    path: path.clone(),
                 },
                 _ => FetchError::Unreachable {
                     url: url.to_string(),

@@ -5,7 +5,9 @@
 //! mirror applies): `$REGISTRY_AUTH_FILE`, `${XDG_RUNTIME_DIR}/containers/auth.json`,
 //! `$DOCKER_CONFIG/config.json` (default `~/.docker/config.json`). In each file, `credHelpers`,
 //! then `auths`, then `credsStore` (helpers are `docker-credential-<name>` programs). The first
-//! file that has an answer wins.
+//! file that has an answer wins. A file that is not JSON is skipped with one warning per run
+//! (naming the file and the parse error), so a broken `$REGISTRY_AUTH_FILE` does not pass for
+//! an empty one.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -53,6 +55,23 @@ pub enum AuthError {
         help("log in again (`podman login {host}` or `docker login {host}`)")
     )]
     Decode { host: String, file: String },
+}
+
+/// Files already warned about in this process: each broken file is reported once.
+static WARNED: std::sync::LazyLock<Mutex<std::collections::BTreeSet<PathBuf>>> =
+    std::sync::LazyLock::new(Mutex::default);
+
+fn warn_once(file: &std::path::Path, error: &serde_json::Error) {
+    let first = WARNED
+        .lock()
+        .map(|mut w| w.insert(file.to_path_buf()))
+        .unwrap_or(true);
+    if first {
+        eprintln!(
+            "warning: `{}` is not a credentials file airgap can read ({error}); it is skipped",
+            file.display()
+        );
+    }
 }
 
 /// Where credentials come from: the usual files, plus credentials set in code (tests, flags).
@@ -139,6 +158,25 @@ impl Credentials {
         Ok(found)
     }
 
+    /// Where [`Credentials::lookup`] looks, in order, for a message: each file with whether it
+    /// exists (no content, never a secret).
+    pub fn searched(&self) -> String {
+        if self.files.is_empty() {
+            return "no file (none of `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR`, `$DOCKER_CONFIG`, `$HOME` is set)".into();
+        }
+        self.files
+            .iter()
+            .map(|f| match std::fs::read(f) {
+                Ok(text) if serde_json::from_slice::<serde_json::Value>(&text).is_ok() => {
+                    format!("`{}`", f.display())
+                }
+                Ok(_) => format!("`{}` (not JSON)", f.display()),
+                Err(_) => format!("`{}` (no such file)", f.display()),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     fn lookup_files(&self, host: &str) -> Result<Option<Credential>, AuthError> {
         let keys: Vec<&str> = if host == "registry-1.docker.io" || host == "docker.io" {
             vec![
@@ -153,6 +191,10 @@ impl Credentials {
             let Ok(text) = std::fs::read(file) else {
                 continue;
             };
+            if let Err(e) = serde_json::from_slice::<serde_json::Value>(&text) {
+                warn_once(file, &e);
+                continue;
+            }
             for key in &keys {
                 match docker_credential::get_credential_from_reader(text.as_slice(), key) {
                     Ok(DockerCredential::UsernamePassword(username, password)) => {

@@ -278,6 +278,24 @@ impl Client {
         Ok(r)
     }
 
+    /// The registries no connection could be made to in this run, each with its error
+    /// (see [`OciError::Unreachable`]), sorted by host.
+    pub fn unreachable(&self) -> Vec<OciError> {
+        let mut out: Vec<OciError> = match self.inner.registries.lock() {
+            Ok(map) => map.values().filter_map(|r| r.unreachable()).collect(),
+            Err(_) => Vec::new(),
+        };
+        out.sort_by_key(|e| e.to_string());
+        out.dedup_by_key(|e| e.to_string());
+        out
+    }
+
+    /// Whether anything answers at `access` (one request, no credentials): for a command
+    /// to stop with one error before it starts work the host would refuse.
+    pub async fn check_reachable(&self, access: &RegistryAccess) -> Result<(), OciError> {
+        self.registry(access)?.ping().await
+    }
+
     /// A mirror layout, opened (read-only) on first use.
     fn mirror_layout(&self, dir: &std::path::Path) -> Result<Arc<Layout>, OciError> {
         let poisoned = || OciError::Layout {

@@ -33,6 +33,30 @@ pub enum OciError {
         message: String,
     },
 
+    /// Nothing answered at all: the connection was refused, the name does not resolve, or
+    /// the TLS handshake failed. Not retried, and remembered for the rest of the run (see
+    /// [`super::registry`]): a stopped registry or a mistyped name does not start answering
+    /// in the seconds retries wait, so every further request to the host fails at once with
+    /// this same error.
+    #[error("cannot connect to `{host}`: {message}")]
+    #[diagnostic(
+        code(airgap::oci::unreachable),
+        help(
+            "is a registry running at `{host}`? check the address and `tls=`; nothing was sent to it after this error"
+        )
+    )]
+    Unreachable { host: String, message: String },
+
+    /// A 429 or 503 with a `Retry-After`: retried after the delay the registry asked for.
+    #[error("`{host}` answered {status} to {action} and asked to retry after {}s", retry_after.as_secs())]
+    #[diagnostic(code(airgap::oci::throttled))]
+    Throttled {
+        host: String,
+        action: String,
+        status: u16,
+        retry_after: std::time::Duration,
+    },
+
     #[error("`{host}` answered {status} to {action}{}", body.as_deref().map(|b| format!(": {b}")).unwrap_or_default())]
     #[diagnostic(code(airgap::oci::status))]
     Status {
@@ -40,6 +64,22 @@ pub enum OciError {
         action: String,
         status: u16,
         body: Option<String>,
+    },
+
+    /// The registry wants credentials and none were found for it (so none were sent).
+    #[error(
+        "`{host}` asked for credentials for {action}, and airgap found none for it (it looked in {searched})"
+    )]
+    #[diagnostic(
+        code(airgap::oci::no_credentials),
+        help(
+            "log in with `podman login {host}` (or set `$REGISTRY_AUTH_FILE` to a file that has them)"
+        )
+    )]
+    NoCredentials {
+        host: String,
+        action: String,
+        searched: String,
     },
 
     #[error("`{host}` refused the credentials for {action}")]
@@ -101,12 +141,21 @@ pub enum OciError {
 }
 
 impl OciError {
-    /// Whether trying again may help: server errors, throttling and dropped connections.
+    /// Whether trying again may help: server errors, throttling and dropped connections
+    /// (not a connection that could not be made: [`OciError::Unreachable`]).
     pub fn is_retryable(&self) -> bool {
         match self {
-            OciError::Connection { .. } => true,
+            OciError::Connection { .. } | OciError::Throttled { .. } => true,
             OciError::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
             _ => false,
+        }
+    }
+
+    /// How long the registry asked to wait before trying again.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            OciError::Throttled { retry_after, .. } => Some(*retry_after),
+            _ => None,
         }
     }
 

@@ -46,6 +46,15 @@ pub struct LayoutImage {
     pub size: u64,
 }
 
+/// A top-level entry of `index.json` as it is written, whoever wrote it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub media_type: String,
+    pub digest: Digest,
+    pub size: u64,
+    pub annotations: BTreeMap<String, String>,
+}
+
 /// Something [`Layout::check_complete`] found wrong with one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayoutProblem {
@@ -353,6 +362,21 @@ impl Layout {
                 path: self.dir.clone(),
                 reason: e.to_string(),
             })?
+    }
+
+    /// Every top-level entry of `index.json`, with or without our annotations.
+    pub async fn entries(&self) -> Vec<IndexEntry> {
+        let index = self.index.lock().await;
+        index
+            .manifests
+            .iter()
+            .map(|e| IndexEntry {
+                media_type: e.media_type.clone(),
+                digest: e.digest.clone(),
+                size: e.size,
+                annotations: e.annotations.clone(),
+            })
+            .collect()
     }
 
     /// The images `index.json` lists with our repository annotation.

@@ -6,6 +6,13 @@
 //! omits `Location` hits an `expect`. Here every call is one request (plus the auth challenge
 //! once per host and scope), so the copy engine can count, bound and retry them itself.
 //!
+//! Unreachable hosts: a request whose connection cannot be made (refused, a name that does not
+//! resolve, a failed TLS handshake) is [`OciError::Unreachable`], which is not retried; the
+//! [`Registry`] remembers it, and every later request to the host fails at once with the same
+//! error instead of knocking again. A stopped target so stops a run after the requests already
+//! in flight, not after minutes of retries; the caller reports the host once
+//! ([`Registry::unreachable`]).
+//!
 //! Auth: the first 401 of a host tells its scheme. Basic: the credential goes on every request
 //! from then on. Bearer: a token is fetched from the challenge's realm for the scope of the
 //! request (`repository:NAME:pull` or `:pull,push`, plus `repository:FROM:pull` for a mount),
@@ -90,6 +97,8 @@ pub(crate) struct Registry {
     credential: tokio::sync::OnceCell<Option<Credential>>,
     scheme: Mutex<Scheme>,
     tokens: Mutex<HashMap<Scope, String>>,
+    /// Why the first connection that could not be made failed (see the module docs).
+    unreachable: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -132,6 +141,7 @@ impl Registry {
             credential: tokio::sync::OnceCell::new(),
             scheme: Mutex::new(Scheme::Unknown),
             tokens: Mutex::new(HashMap::new()),
+            unreachable: std::sync::OnceLock::new(),
         })
     }
 
@@ -269,9 +279,12 @@ impl Registry {
             .map_err(|e| self.connection(action(), &e))?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(OciError::Unauthorized {
-                host: self.host.clone(),
-                action: action(),
+            return Err(match credential {
+                Some(_) => OciError::Unauthorized {
+                    host: self.host.clone(),
+                    action: action(),
+                },
+                None => self.no_credentials(action()),
             });
         }
         if !status.is_success() {
@@ -302,12 +315,50 @@ impl Registry {
             })
     }
 
+    /// The error of a request that got no response: [`OciError::Unreachable`] (remembered)
+    /// when no connection could be made, else a dropped connection worth a retry.
     fn connection(&self, action: String, e: &reqwest::Error) -> OciError {
+        if e.is_connect() {
+            let message = self.unreachable.get_or_init(|| root_cause(e)).clone();
+            return OciError::Unreachable {
+                host: self.host.clone(),
+                message,
+            };
+        }
         OciError::Connection {
             host: self.host.clone(),
             action,
             message: error_chain(e),
         }
+    }
+
+    /// Why no connection to this host could be made, if that happened in this run.
+    pub(crate) fn unreachable(&self) -> Option<OciError> {
+        self.unreachable.get().map(|message| OciError::Unreachable {
+            host: self.host.clone(),
+            message: message.clone(),
+        })
+    }
+
+    /// Fails at once when a connection to this host could not be made earlier in the run.
+    fn check_reachable(&self) -> Result<(), OciError> {
+        match self.unreachable() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// One `GET /v2/` without credentials: whether anything answers at the address (whatever
+    /// the status; a 401 is an answer).
+    pub(crate) async fn ping(&self) -> Result<(), OciError> {
+        self.check_reachable()?;
+        let url = self.url("v2/")?;
+        self.http
+            .get(url)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.connection("a version check".into(), &e))
     }
 
     /// Sends a request built by `build` (called again after an auth challenge), with auth.
@@ -318,6 +369,7 @@ impl Registry {
         action: &dyn Fn() -> String,
         build: &dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, OciError> {
+        self.check_reachable()?;
         let mut challenged = false;
         loop {
             let mut request = build(&self.http);
@@ -336,12 +388,8 @@ impl Registry {
                 }
                 return Ok(response);
             }
-            let unauthorized = || OciError::Unauthorized {
-                host: self.host.clone(),
-                action: action(),
-            };
             if challenged {
-                return Err(unauthorized());
+                return Err(self.denied(action()).await);
             }
             challenged = true;
             let challenge = response
@@ -355,11 +403,11 @@ impl Registry {
                 }
                 Some(Some(Challenge::Basic)) => {
                     if self.credential().await?.is_none() {
-                        return Err(unauthorized());
+                        return Err(self.denied(action()).await);
                     }
                     Scheme::Basic
                 }
-                _ => return Err(unauthorized()),
+                _ => return Err(self.denied(action()).await),
             };
             if let Ok(mut tokens) = self.tokens.lock() {
                 // A token that got a 401 is stale or too narrow.
@@ -371,11 +419,36 @@ impl Registry {
         }
     }
 
-    fn status_error(&self, action: String, status: StatusCode, body: Option<String>) -> OciError {
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return OciError::Unauthorized {
+    /// A refusal of access: the credentials sent were refused, or none were found to send.
+    async fn denied(&self, action: String) -> OciError {
+        match self.credential().await {
+            Ok(Some(_)) => OciError::Unauthorized {
                 host: self.host.clone(),
                 action,
+            },
+            Ok(None) => self.no_credentials(action),
+            Err(e) => e,
+        }
+    }
+
+    fn no_credentials(&self, action: String) -> OciError {
+        OciError::NoCredentials {
+            host: self.host.clone(),
+            action,
+            searched: self.credentials.searched(),
+        }
+    }
+
+    fn status_error(&self, action: String, status: StatusCode, body: Option<String>) -> OciError {
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            // Credentials are looked up only once a registry asks for them: none looked up,
+            // or none found, means none were sent.
+            return match self.credential.get() {
+                Some(Some(_)) => OciError::Unauthorized {
+                    host: self.host.clone(),
+                    action,
+                },
+                _ => self.no_credentials(action),
             };
         }
         OciError::Status {
@@ -388,6 +461,19 @@ impl Registry {
 
     async fn fail(&self, action: String, response: reqwest::Response) -> OciError {
         let status = response.status();
+        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+            // Delay-seconds only: registries send that; an HTTP date falls back to the backoff.
+            if let Some(seconds) = header_str(response.headers(), header::RETRY_AFTER.as_str())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+            {
+                return OciError::Throttled {
+                    host: self.host.clone(),
+                    action,
+                    status: status.as_u16(),
+                    retry_after: Duration::from_secs(seconds),
+                };
+            }
+        }
         let body = response
             .text()
             .await
@@ -404,7 +490,7 @@ impl Registry {
         reference: &str,
     ) -> Result<FetchedManifest, OciError> {
         let url = self.url(&format!("v2/{repository}/manifests/{reference}"))?;
-        let action = || format!("a manifest request for `{repository}:{reference}`");
+        let action = || format!("a manifest request for `{}`", named(repository, reference));
         let response = self
             .send(&Scope::Pull(repository.into()), &action, &|c| {
                 c.get(url.clone())
@@ -415,7 +501,7 @@ impl Registry {
             s if s.is_success() => {}
             StatusCode::NOT_FOUND => {
                 return Err(OciError::NotFound {
-                    what: format!("{}/{repository}:{reference}", self.host),
+                    what: format!("{}/{}", self.host, named(repository, reference)),
                 });
             }
             _ => return Err(self.fail(action(), response).await),
@@ -443,7 +529,7 @@ impl Registry {
         scope: &Scope,
     ) -> Result<Option<ManifestHead>, OciError> {
         let url = self.url(&format!("v2/{repository}/manifests/{reference}"))?;
-        let action = || format!("a manifest check for `{repository}:{reference}`");
+        let action = || format!("a manifest check for `{}`", named(repository, reference));
         let response = self
             .send(scope, &action, &|c| {
                 c.head(url.clone())
@@ -572,6 +658,7 @@ impl Registry {
             .query_pairs_mut()
             .append_pair("digest", digest.as_str());
         let action = || format!("an upload of `{digest}` to `{repository}`");
+        self.check_reachable()?;
         // Auth is already established by `start_upload`; the body cannot be replayed, so a
         // challenge here is an error the caller retries from the start.
         let mut request = self
@@ -626,7 +713,7 @@ impl Registry {
         digest: &Digest,
     ) -> Result<(), OciError> {
         let url = self.url(&format!("v2/{repository}/manifests/{reference}"))?;
-        let action = || format!("a manifest push to `{repository}:{reference}`");
+        let action = || format!("a manifest push to `{}`", named(repository, reference));
         let response = self
             .send(&Scope::Push(repository.into()), &action, &|c| {
                 c.put(url.clone())
@@ -780,6 +867,28 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// The error and its causes on one line (reqwest's own message is often just "error sending
 /// request").
+/// `repository:tag`, or `repository@sha256:…` when `reference` is a digest (a tag has no `:`).
+fn named(repository: &str, reference: &str) -> String {
+    if reference.contains(':') {
+        format!("{repository}@{reference}")
+    } else {
+        format!("{repository}:{reference}")
+    }
+}
+
+/// The innermost cause of an error (`Connection refused (os error 111)`, `failed to lookup
+/// address information: …`): what a connection failure comes down to, without the URL and the
+/// layers of the HTTP stack around it.
+fn root_cause(e: &dyn std::error::Error) -> String {
+    let mut last = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        last = s.to_string();
+        source = s.source();
+    }
+    last
+}
+
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut message = e.to_string();
     let mut source = e.source();

@@ -1,4 +1,7 @@
-//! Retries with exponential backoff for what may pass: 5xx, 429, dropped connections.
+//! Retries with exponential backoff for what may pass: 5xx, 429, dropped connections. A
+//! `Retry-After` the registry sent replaces the backoff (up to [`MAX_RETRY_AFTER`]).
+//! A connection that cannot be made at all (refused, unknown name) is not retried: see
+//! [`OciError::Unreachable`].
 
 use std::future::Future;
 use std::time::Duration;
@@ -14,6 +17,10 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     pub max_delay: Duration,
 }
+
+/// The longest `Retry-After` honoured; a longer one is cut to this, so a registry cannot park
+/// a run for hours.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 impl Default for RetryPolicy {
     fn default() -> Self {
@@ -57,7 +64,11 @@ impl RetryPolicy {
                 Ok(v) => return Ok(v),
                 Err(e) if e.is_retryable() && n + 1 < self.attempts.max(1) => {
                     on_retry(&e, n + 1);
-                    tokio::time::sleep(self.delay(n)).await;
+                    let delay = match e.retry_after() {
+                        Some(asked) => asked.min(MAX_RETRY_AFTER),
+                        None => self.delay(n),
+                    };
+                    tokio::time::sleep(delay).await;
                     n += 1;
                 }
                 Err(e) => return Err(e),

@@ -10,10 +10,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use airgap::oci::Destination;
 use airgap::oci::digest::Digest;
-use airgap::oci::layout::Layout;
+use airgap::oci::layout::{REF_NAME, REPOSITORY};
 use airgap::oci::naming::TargetRef;
-use airgap::oci::{Client, ClientConfig, Destination};
 
 use crate::quickstart::fresh_example;
 use crate::support::registry::{
@@ -222,10 +222,24 @@ fn a_bundle_pushed_lands_the_locked_digests_under_the_names_it_carries() {
     let info: serde_json::Value =
         serde_json::from_slice(&std::fs::read(w.bundle.join("airgap-bundle.json")).unwrap())
             .unwrap();
+    let mut recorded = info["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["repository"].as_str().unwrap(),
+                i["tag"].as_str().unwrap(),
+            )
+        })
+        .collect::<Vec<_>>();
+    recorded.sort();
+    let mut info = info.clone();
+    info.as_object_mut().unwrap().remove("images");
     assert_eq!(
         info,
         serde_json::json!({
-            "version": 1,
+            "version": 2,
             "registry": format!("localhost:{}", w.target.port),
             "path": "devfiles",
             "tls": "plain-http",
@@ -281,29 +295,12 @@ fn a_bundle_pushed_lands_the_locked_digests_under_the_names_it_carries() {
     assert!(again.stderr.contains(" 0 ran"), "{}", again.stderr);
     assert!(w.bundle.join("airgap-bundle.json").is_file());
 
-    // An image another step put in the bundle (as the devfile-index image is) goes too.
-    let built = image(11, &[700], "linux/amd64");
-    block_on(async {
-        let layout = std::sync::Arc::new(Layout::open(&w.bundle).unwrap());
-        Client::new(ClientConfig::default())
-            .push_image(
-                &built.local,
-                &TargetRef {
-                    host: format!("localhost:{}", w.target.port),
-                    repository: "devfiles/devfile-index".into(),
-                    tag: Some("latest".into()),
-                },
-                &Destination::Layout(layout),
-            )
-            .await
-            .unwrap();
-    });
-
     // Pushed to the same registry by another name: the names are the bundle's.
     let pushed = w.push(&["--to", &w.target_ip()]).ok();
     // Every image of the bundle's layout: the lock's, the devfile-index image, the stack
-    // artifacts, and the one added by hand.
+    // artifacts; each one the bundle records.
     let n = w.bundle_images();
+    assert_eq!(recorded.len(), n);
     assert!(
         summary(&pushed).contains(&format!("{n} images"))
             && summary(&pushed).contains(&format!("{n} pushed")),
@@ -317,10 +314,7 @@ fn a_bundle_pushed_lands_the_locked_digests_under_the_names_it_carries() {
             "{repository}:{tag} at the target"
         );
     }
-    assert_eq!(
-        w.at_target("devfiles/devfile-index", "latest"),
-        Some(built.digest)
-    );
+    assert!(w.at_target("devfiles/devfile-index", "latest").is_some());
     let mut catalog = w.catalog();
     catalog.sort();
     assert_eq!(
@@ -516,7 +510,7 @@ fn bundles_are_refused_where_they_make_no_sense() {
     // --to names a host, never a path: names do not change.
     std::fs::write(
         other.join("airgap-bundle.json"),
-        r#"{"version":1,"registry":"registry.internal:5000","path":"devfiles","tls":"verify"}"#,
+        r#"{"version":2,"registry":"registry.internal:5000","path":"devfiles","tls":"verify","images":[]}"#,
     )
     .unwrap();
     let run = airgap(
@@ -530,4 +524,140 @@ fn bundles_are_refused_where_they_make_no_sense() {
         "{}",
         run.stderr
     );
+}
+
+/// `push` takes no name from the layout's `index.json` on trust: each entry must be one image
+/// `apply --bundle` recorded in `airgap-bundle.json`, exactly (name, digest, media type, size).
+#[test]
+fn push_refuses_names_the_bundle_did_not_record_before_sending_anything() {
+    use serde_json::{Value, json};
+    let w = World::new();
+    w.apply_bundle();
+    let index_path = w.bundle.join("index.json");
+    let original: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let entry = |name: &str| -> Value {
+        original["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["annotations"][REF_NAME] == name)
+            .unwrap_or_else(|| panic!("no entry `{name}` in the bundle"))
+            .clone()
+    };
+    let go = entry("devfiles/go-toolset:1.22");
+    let node = entry("devfiles/nodejs:20");
+    let stranger = |name: &str, repository: &str| -> Value {
+        let mut e = node.clone();
+        let mut annotations = serde_json::Map::new();
+        annotations.insert(REF_NAME.into(), name.into());
+        annotations.insert(REPOSITORY.into(), repository.into());
+        e["annotations"] = Value::Object(annotations);
+        e
+    };
+    let go_digest = go["digest"].as_str().unwrap().to_owned();
+    let node_digest = node["digest"].as_str().unwrap().to_owned();
+
+    type Edit<'a> = Box<dyn Fn(&mut Vec<Value>) + 'a>;
+    let cases: Vec<(&str, Edit<'_>, Vec<String>)> = vec![
+        (
+            "go-toolset's tag given nodejs's image",
+            Box::new(|entries: &mut Vec<Value>| {
+                for e in entries.iter_mut() {
+                    if e["annotations"][REF_NAME] == "devfiles/go-toolset:1.22" {
+                        for field in ["digest", "size", "mediaType"] {
+                            e[field] = node[field].clone();
+                        }
+                    }
+                }
+            }),
+            vec![
+                format!("`devfiles/go-toolset:1.22` ({node_digest}"),
+                format!("is recorded as {go_digest}"),
+            ],
+        ),
+        (
+            "a name outside the bundle's path",
+            Box::new(|entries: &mut Vec<Value>| {
+                entries.push(stranger("../../../etc:passwd", "../../../etc"));
+            }),
+            vec![
+                "`../../../etc:passwd`".into(),
+                "is not an image the bundle records".into(),
+            ],
+        ),
+        (
+            "an empty name",
+            Box::new(|entries: &mut Vec<Value>| entries.push(stranger("", "devfiles/nodejs"))),
+            vec!["an entry with an empty name".into()],
+        ),
+        (
+            "a descriptor that is not a manifest",
+            Box::new(|entries: &mut Vec<Value>| {
+                for e in entries.iter_mut() {
+                    if e["annotations"][REF_NAME] == "devfiles/nodejs:20" {
+                        e["mediaType"] = json!("text/html");
+                    }
+                }
+            }),
+            vec!["`devfiles/nodejs:20`".into(), "`text/html`".into()],
+        ),
+    ];
+    for (case, edit, expected) in &cases {
+        let mut index = original.clone();
+        edit(index["manifests"].as_array_mut().unwrap());
+        std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+        let run = w.push(&["--to", &w.target_ip()]).fails(1);
+        let err = run.err_text();
+        assert!(
+            err.contains("does not match what `airgap apply --bundle` recorded")
+                && err.contains("nothing was pushed"),
+            "{case}: {}",
+            run.stderr
+        );
+        for needle in expected {
+            assert!(
+                err.contains(needle.as_str()),
+                "{case}: `{needle}` in\n{}",
+                run.stderr
+            );
+        }
+        assert!(!run.stderr.contains("copying"), "{case}: {}", run.stderr);
+        assert!(w.catalog().is_empty(), "{case}: something was pushed");
+    }
+
+    // The description itself is checked too: a name it records outside the bundle's path is
+    // refused, even when `index.json` agrees with it.
+    let info_path = w.bundle.join("airgap-bundle.json");
+    let info_text = std::fs::read(&info_path).unwrap();
+    let mut info: Value = serde_json::from_slice(&info_text).unwrap();
+    let mut index = original.clone();
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(stranger("../../../etc:passwd", "../../../etc"));
+    let mut recorded = info["images"][0].clone();
+    recorded["repository"] = json!("../../../etc");
+    recorded["tag"] = json!("passwd");
+    for field in ["digest", "size", "mediaType"] {
+        recorded[field] = node[field].clone();
+    }
+    info["images"].as_array_mut().unwrap().push(recorded);
+    std::fs::write(&info_path, serde_json::to_vec(&info).unwrap()).unwrap();
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    let run = w.push(&["--to", &w.target_ip()]).fails(1);
+    assert!(
+        run.err_text()
+            .contains("records `../../../etc:passwd` is not a valid repository name"),
+        "{}",
+        run.stderr
+    );
+    assert!(w.catalog().is_empty());
+
+    // The bundle as it was made pushes, with the digests the lock pins.
+    std::fs::write(&info_path, &info_text).unwrap();
+    std::fs::write(&index_path, serde_json::to_vec(&original).unwrap()).unwrap();
+    w.push(&["--to", &w.target_ip()]).ok();
+    for (repository, tag, digest) in w.locked_images() {
+        assert_eq!(w.at_target(&repository, &tag), Some(digest));
+    }
 }

@@ -10,6 +10,7 @@ mod index_image;
 mod init;
 mod lock;
 mod manifest;
+mod network_faults;
 mod noop;
 mod oci;
 mod quickstart;

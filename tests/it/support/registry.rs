@@ -213,6 +213,8 @@ pub fn http_status(port: u16, path: &str) -> Option<u16> {
 pub enum FaultKind {
     /// Answer with this status (and forward nothing).
     Status(u16),
+    /// Answer 429 with `Retry-After: <seconds>` (and forward nothing).
+    Throttled(u64),
     /// Forward, but flip one byte of the response body (same length).
     CorruptBody,
     /// Forward the first chunk of the response body, then drop the connection.
@@ -418,6 +420,14 @@ async fn forward(
         record(status);
         return axum::response::Response::builder()
             .status(status)
+            .body(axum::body::Body::from("injected fault"))
+            .unwrap();
+    }
+    if let Some(FaultKind::Throttled(seconds)) = fault.as_ref().map(|f| f.kind) {
+        record(429);
+        return axum::response::Response::builder()
+            .status(429)
+            .header("retry-after", seconds.to_string())
             .body(axum::body::Body::from("injected fault"))
             .unwrap();
     }
