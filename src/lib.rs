@@ -15,6 +15,7 @@ pub mod exec;
 pub mod fetch;
 pub mod git;
 pub mod index;
+pub mod kdl_text;
 pub mod lock;
 pub mod manifest;
 pub mod oci;

@@ -9,6 +9,7 @@ use miette::SourceSpan;
 use super::spec;
 use super::*;
 use crate::diag::{self, SpanDiagnostic, did_you_mean};
+use crate::kdl_text::Rejected;
 use crate::oci::reference::valid_tag;
 
 /// Parses the manifest text. `name` is the file name shown in diagnostics; `root` the folder
@@ -19,49 +20,12 @@ pub fn parse(name: &str, text: &str, root: PathBuf) -> Result<Manifest, Diagnost
         src: src.clone(),
         errors: Vec::new(),
     };
-    let doc = match KdlDocument::parse_v2(text) {
+    let doc = match crate::kdl_text::parse(text) {
         Ok(doc) => doc,
-        Err(e) => {
-            // The parser may report one mistake several times (an unclosed block is also a
-            // missing closing brace at the end): the first is the one to fix.
-            let items = e
-                .diagnostics
-                .iter()
-                .take(1)
-                .map(|d| {
-                    let message = d.message.clone().unwrap_or_else(|| "invalid KDL".into());
-                    let start = d.span.offset().min(text.len());
-                    let end = (start + d.span.len()).min(text.len());
-                    let token = text.get(start..end).unwrap_or("");
-                    let help = match token {
-                        "true" | "false" | "null" => {
-                            Some(format!("KDL 2 writes keywords with a `#`: `#{token}`"))
-                        }
-                        _ => d.help.clone(),
-                    };
-                    SpanDiagnostic::new(
-                        &src,
-                        "airgap::manifest::syntax",
-                        d.span,
-                        format!("KDL syntax error: {message}"),
-                    )
-                    .label(d.label.clone().unwrap_or_else(|| "here".into()))
-                    .maybe_help(help)
-                })
-                .collect::<Vec<_>>();
-            let items = if items.is_empty() {
-                vec![SpanDiagnostic::new(
-                    &src,
-                    "airgap::manifest::syntax",
-                    SourceSpan::from(0..0),
-                    "KDL syntax error",
-                )]
-            } else {
-                items
-            };
+        Err(rejected) => {
             return Err(Diagnostics {
                 file: name.to_string(),
-                items,
+                items: vec![unparsed(&src, text, rejected)],
             });
         }
     };
@@ -74,6 +38,57 @@ pub fn parse(name: &str, text: &str, root: PathBuf) -> Result<Manifest, Diagnost
             items: p.errors,
         })
     }
+}
+
+/// The diagnostic for text that did not parse as KDL.
+fn unparsed(src: &Source, text: &str, rejected: Rejected) -> SpanDiagnostic {
+    let e = match rejected {
+        Rejected::Kdl(e) => e,
+        Rejected::TooDeep(deep) => {
+            return SpanDiagnostic::new(
+                src,
+                "airgap::manifest::too-deep",
+                SourceSpan::from(deep.offset..deep.offset + deep.len),
+                deep.message(),
+            )
+            .label(deep.label())
+            .help("a manifest nests two levels deep (`source \"…\" { stacks … }`): close the blocks, parentheses or comments left open");
+        }
+        Rejected::Thread(e) => {
+            return SpanDiagnostic::new(
+                src,
+                "airgap::manifest::syntax",
+                SourceSpan::from(0..0),
+                format!("cannot start the KDL parser: {e}"),
+            );
+        }
+    };
+    // The parser may report one mistake several times (an unclosed block is also a missing
+    // closing brace at the end): the first is the one to fix.
+    let Some(d) = e.diagnostics.first() else {
+        return SpanDiagnostic::new(
+            src,
+            "airgap::manifest::syntax",
+            SourceSpan::from(0..0),
+            "KDL syntax error",
+        );
+    };
+    let message = d.message.clone().unwrap_or_else(|| "invalid KDL".into());
+    let start = d.span.offset().min(text.len());
+    let end = (start + d.span.len()).min(text.len());
+    let token = text.get(start..end).unwrap_or("");
+    let help = match token {
+        "true" | "false" | "null" => Some(format!("KDL 2 writes keywords with a `#`: `#{token}`")),
+        _ => d.help.clone(),
+    };
+    SpanDiagnostic::new(
+        src,
+        "airgap::manifest::syntax",
+        d.span,
+        format!("KDL syntax error: {message}"),
+    )
+    .label(d.label.clone().unwrap_or_else(|| "here".into()))
+    .maybe_help(help)
 }
 
 struct Parser {

@@ -10,6 +10,7 @@ mod index_image;
 mod lock;
 mod manifest;
 mod oci;
+mod parser_robust;
 mod quickstart;
 mod readme;
 mod rewrite;
