@@ -147,6 +147,27 @@ impl Diagnostic for Diagnostics {
     }
 }
 
+/// The most characters of a user's literal a diagnostic's message quotes.
+pub const MAX_QUOTED: usize = 60;
+
+/// `s` as a diagnostic's message quotes it: control characters escaped (`\n`), and cut after
+/// [`MAX_QUOTED`] characters with `…`, so a 10 MB name is not echoed whole.
+pub fn literal(s: &str) -> String {
+    let mut out = String::new();
+    for (n, c) in s.chars().enumerate() {
+        if n == MAX_QUOTED {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The closest candidate to `wrong`, when one is close enough to be a likely typo.
 pub fn did_you_mean<'a>(
     wrong: &str,

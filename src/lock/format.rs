@@ -436,7 +436,27 @@ impl Reader {
         }
     }
 
+    /// Reports every type annotation in `doc`: airgap writes none.
+    fn type_annotations(&mut self, doc: &KdlDocument) {
+        for node in doc.nodes() {
+            let entries = node.entries().iter().filter_map(|e| e.ty());
+            for ty in node.ty().into_iter().chain(entries) {
+                self.err(
+                    ty.span(),
+                    format!(
+                        "type annotation `({})` in the lockfile",
+                        diag::literal(ty.value())
+                    ),
+                );
+            }
+            if let Some(children) = node.children() {
+                self.type_annotations(children);
+            }
+        }
+    }
+
     fn document(&mut self, doc: &KdlDocument) -> Lockfile {
+        self.type_annotations(doc);
         let mut lock = Lockfile::default();
         let mut version_seen = false;
         let mut target_seen = false;

@@ -144,7 +144,33 @@ impl Parser {
         SpanDiagnostic::new(&self.src, code, span, message)
     }
 
+    /// Reports every type annotation (`(u8)"dir:out"`, `(t)source …`) in `doc`: nothing in the
+    /// manifest has one, and ignoring one would accept a manifest that means something else.
+    fn type_annotations(&mut self, doc: &KdlDocument) {
+        for node in doc.nodes() {
+            let entries = node.entries().iter().filter_map(|e| e.ty());
+            for ty in node.ty().into_iter().chain(entries) {
+                self.push(
+                    self.diag(
+                        "airgap::manifest::type-annotation",
+                        ty.span(),
+                        format!(
+                            "type annotation `({})` in the manifest",
+                            diag::literal(ty.value())
+                        ),
+                    )
+                    .label("type annotation")
+                    .help("remove it: airgap.kdl uses no type annotations"),
+                );
+            }
+            if let Some(children) = node.children() {
+                self.type_annotations(children);
+            }
+        }
+    }
+
     fn document(&mut self, doc: &KdlDocument, root: PathBuf) -> Manifest {
+        self.type_annotations(doc);
         let mut target: Option<Target> = None;
         let mut sources: Vec<SourceDecl> = Vec::new();
         let mut registry_mirrors = Vec::new();
@@ -389,7 +415,24 @@ impl Parser {
 
     fn typed_string(&mut self, entry: &KdlEntry, what: &str) -> Option<Spanned<String>> {
         match entry.value() {
-            KdlValue::String(s) => Some(Spanned::new(s.clone(), entry.span())),
+            KdlValue::String(s) => {
+                if let Some(c) = s.chars().find(|c| c.is_control()) {
+                    self.push(
+                        self.diag(
+                            "airgap::manifest::control-character",
+                            entry.span(),
+                            format!(
+                                "{what} contains the control character U+{:04X}",
+                                u32::from(c)
+                            ),
+                        )
+                        .label("control character in here")
+                        .help("remove it: names, paths, URLs and references are written without control characters (a newline, a tab, …)"),
+                    );
+                    return None;
+                }
+                Some(Spanned::new(s.clone(), entry.span()))
+            }
             _ => {
                 self.wrong_type(entry, what, Kind::String, "");
                 None

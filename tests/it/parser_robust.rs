@@ -110,3 +110,20 @@ fn huge_manifest_and_lockfile_are_refused() {
         lock
     );
 }
+
+#[test]
+fn lockfile_type_annotations_are_refused() {
+    let dir = empty_source_workspace();
+    let lock =
+        "version 1\ntarget (u8)\"x\" naming=\"flat\"\n(t)source \"ours\" path=\"registry\"\n";
+    std::fs::write(dir.path().join("airgap.lock"), lock).unwrap();
+    let run = plan_refuses(dir.path(), &[], "type annotation `(u8)` in the lockfile");
+    assert!(
+        run.err_text()
+            .contains("type annotation `(t)` in the lockfile")
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("airgap.lock")).unwrap(),
+        lock
+    );
+}
