@@ -26,6 +26,8 @@ pub struct SpanDiagnostic {
     pub label: String,
     pub help: Option<String>,
     pub src: Source,
+    /// More places the problem involves (the first of two duplicates), each with its label.
+    pub also: Vec<(SourceSpan, String)>,
 }
 
 impl SpanDiagnostic {
@@ -42,6 +44,7 @@ impl SpanDiagnostic {
             label: "here".into(),
             help: None,
             src: src.clone(),
+            also: Vec::new(),
         }
     }
 
@@ -52,6 +55,12 @@ impl SpanDiagnostic {
 
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
+        self
+    }
+
+    /// Points at one more place, with its own label.
+    pub fn also(mut self, span: SourceSpan, label: impl Into<String>) -> Self {
+        self.also.push((span, label.into()));
         self
     }
 
@@ -85,10 +94,12 @@ impl Diagnostic for SpanDiagnostic {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
-            Some(self.label.clone()),
-            self.span,
-        ))))
+        let main = LabeledSpan::new_primary_with_span(Some(self.label.clone()), self.span);
+        let also = self
+            .also
+            .iter()
+            .map(|(span, label)| LabeledSpan::new_with_span(Some(label.clone()), *span));
+        Some(Box::new(std::iter::once(main).chain(also)))
     }
 }
 

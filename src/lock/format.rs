@@ -294,6 +294,8 @@ struct Reader {
     errors: Vec<SpanDiagnostic>,
 }
 
+const DUPLICATE: &str = "airgap writes each entry once: a duplicate was added by hand or by a merge; delete the lockfile and run `airgap lock` to make a new one";
+
 const REGENERATE: &str =
     "the lockfile is written by airgap; delete it and run `airgap lock` to make a new one";
 
@@ -455,8 +457,75 @@ impl Reader {
         }
     }
 
+    /// Reports every entry given twice, each pointing at both: two nodes with the same name
+    /// and arguments in one block (two `target` nodes at all), and a property given twice on
+    /// one node. Reading would otherwise keep the last and drop the first without a word.
+    fn duplicates(&mut self, doc: &KdlDocument) {
+        let mut seen: BTreeMap<Vec<String>, SourceSpan> = BTreeMap::new();
+        for node in doc.nodes() {
+            let name = node.name().value();
+            let args = node.entries().iter().filter(|e| e.name().is_none());
+            let mut key = vec![name.to_string()];
+            if !matches!(name, "target" | "index-image") {
+                key.extend(args.clone().map(|e| match e.value() {
+                    KdlValue::String(s) => s.clone(),
+                    other => other.to_string(),
+                }));
+            }
+            // The node's name and arguments: its children may be long.
+            let name_span = node.name().span();
+            let last = args.clone().next_back().map_or(name_span, |a| a.span());
+            let span = SourceSpan::from(name_span.offset()..last.offset() + last.len());
+            if name != "version"
+                && let Some(first) = seen.insert(key.clone(), span)
+            {
+                let what = key
+                    .iter()
+                    .skip(1)
+                    .map(|a| format!(" \"{}\"", diag::literal(a)))
+                    .collect::<String>();
+                self.errors.push(
+                    SpanDiagnostic::new(
+                        &self.src,
+                        "airgap::lock::duplicate",
+                        span,
+                        format!("`{name}{what}` is in the lockfile twice"),
+                    )
+                    .label("second")
+                    .also(first, "first")
+                    .help(DUPLICATE),
+                );
+            }
+            let mut props: BTreeMap<&str, SourceSpan> = BTreeMap::new();
+            for e in node.entries() {
+                if let Some(k) = e.name()
+                    && let Some(first) = props.insert(k.value(), e.span())
+                {
+                    self.errors.push(
+                        SpanDiagnostic::new(
+                            &self.src,
+                            "airgap::lock::duplicate",
+                            e.span(),
+                            format!(
+                                "property `{}` is given twice on `{name}`",
+                                diag::literal(k.value())
+                            ),
+                        )
+                        .label("second")
+                        .also(first, "first")
+                        .help(DUPLICATE),
+                    );
+                }
+            }
+            if let Some(children) = node.children() {
+                self.duplicates(children);
+            }
+        }
+    }
+
     fn document(&mut self, doc: &KdlDocument) -> Lockfile {
         self.type_annotations(doc);
+        self.duplicates(doc);
         let mut lock = Lockfile::default();
         let mut version_seen = false;
         let mut target_seen = false;

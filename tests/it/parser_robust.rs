@@ -127,3 +127,103 @@ fn lockfile_type_annotations_are_refused() {
         lock
     );
 }
+
+/// The quickstart's committed lockfile, edited by `edit`, in a copy of the quickstart.
+fn quickstart_with_lock(edit: impl FnOnce(&str) -> String) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart"),
+        dir.path(),
+    );
+    let lock_path = dir.path().join("airgap.lock");
+    let lock = edit(&std::fs::read_to_string(&lock_path).unwrap());
+    std::fs::write(&lock_path, &lock).unwrap();
+    (dir, lock)
+}
+
+/// `text` with `line` (which it holds once) followed by `extra`.
+fn after_line(text: &str, line: &str, extra: &str) -> String {
+    assert_eq!(text.matches(line).count(), 1, "`{line}` once in the lock");
+    text.replacen(line, &format!("{line}\n{extra}"), 1)
+}
+
+/// An edit of a lockfile's text.
+type LockEdit = fn(&str) -> String;
+
+#[test]
+fn conflicting_duplicates_in_the_lockfile_are_refused() {
+    let edits: Vec<(&str, LockEdit)> = vec![
+        ("`source \"quickstart\"` is in the lockfile twice", |t| {
+            after_line(
+                t,
+                "source \"quickstart\" path=\"registry\"",
+                "source \"quickstart\" path=\"elsewhere\"",
+            )
+        }),
+        ("`target` is in the lockfile twice", |t| {
+            after_line(
+                t,
+                "target \"localhost:8080\" naming=\"flat\"",
+                "target \"elsewhere:5000\" naming=\"flat\"",
+            )
+        }),
+        ("property `naming` is given twice on `target`", |t| {
+            t.replacen("naming=\"flat\"", "naming=\"flat\" naming=\"nested\"", 1)
+        }),
+        (
+            "`download \"https://example.com/icons/go.svg\"` is in the lockfile twice",
+            |t| {
+                let line = t
+                    .lines()
+                    .find(|l| l.starts_with("download \"https://example.com/icons/go.svg\""))
+                    .unwrap();
+                after_line(t, line, &line.replace("size=", "size=1"))
+            },
+        ),
+        ("`platform \"linux/amd64\"` is in the lockfile twice", |t| {
+            let line = t
+                .lines()
+                .find(|l| l.trim_start().starts_with("platform \"linux/amd64\""))
+                .unwrap();
+            after_line(t, line, &line.replace("sha256:", "sha256:0"))
+        }),
+    ];
+    for (expected, edit) in edits {
+        let (dir, lock) = quickstart_with_lock(edit);
+        let run = plan_refuses(dir.path(), &[], expected);
+        let text = run.err_text();
+        assert!(
+            text.contains("first") && text.contains("second"),
+            "both entries are labelled:\n{}",
+            run.stderr
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("airgap.lock")).unwrap(),
+            lock,
+            "{expected}: the lockfile is left as it was"
+        );
+    }
+}
+
+#[test]
+fn a_duplicate_points_at_both_entries() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart/airgap.lock"),
+    )
+    .unwrap();
+    let first = "image \"quay.io/airgap-example/runtime:1.0\"";
+    let second = format!("{first} target=\"elsewhere/runtime:1.0\" {{\n}}");
+    let text = format!("{text}{second}\n");
+    let err = airgap::lock::read("airgap.lock", &text).unwrap_err();
+    assert_eq!(err.items.len(), 1, "{err:?}");
+    let d = &err.items[0];
+    assert_eq!(d.code, "airgap::lock::duplicate");
+    let at = |span: miette::SourceSpan| &text[span.offset()..span.offset() + span.len()];
+    assert_eq!(at(d.span), first);
+    assert_eq!(text.rfind(first), Some(d.span.offset()));
+    assert_eq!(d.also.len(), 1);
+    assert_eq!(at(d.also[0].0), first);
+    // The first entry, not the `uses-image` line that holds the same text.
+    let first_line = text.find(&format!("\n{first}")).unwrap() + 1;
+    assert_eq!(d.also[0].0.offset(), first_line);
+}
