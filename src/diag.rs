@@ -70,6 +70,65 @@ impl SpanDiagnostic {
     }
 }
 
+/// The longest label underline: a longer span on one line is underlined from its start.
+const MAX_LABEL: usize = 80;
+/// The most text shown around a label before it is cut to a window of the label's line.
+const MAX_SNIPPET: usize = 4096;
+/// How much of a long line a window shows before and after the label.
+const WINDOW: (usize, usize) = (40, 120);
+
+impl SpanDiagnostic {
+    /// `span` cut to its first [`MAX_LABEL`] bytes when it is longer and on one line, or longer
+    /// than a snippet.
+    fn clamp(&self, span: SourceSpan) -> SourceSpan {
+        let text: &str = self.src.inner();
+        let start = span.offset().min(text.len());
+        let end = (start + span.len()).min(text.len());
+        let one_line = !text.as_bytes()[start..end].contains(&b'\n');
+        if end - start <= MAX_LABEL || (!one_line && end - start <= MAX_SNIPPET) {
+            return span;
+        }
+        let end = text.ceil_char_boundary(start + MAX_LABEL);
+        SourceSpan::from(start..end)
+    }
+}
+
+/// The text around a label, as [`NamedSource`] gives it, unless that is longer than
+/// [`MAX_SNIPPET`] (a line of megabytes): then a window of the label's own line, so a
+/// diagnostic stays a few lines long whatever the input.
+impl miette::SourceCode for SpanDiagnostic {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let full = self.src.read_span(span, before, after)?;
+        if full.data().len() <= MAX_SNIPPET {
+            return Ok(full);
+        }
+        let text: &str = self.src.inner();
+        let start = span.offset().min(text.len());
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        let a = text
+            .floor_char_boundary(start.saturating_sub(WINDOW.0))
+            .max(line_start);
+        let b = text
+            .ceil_char_boundary(start + span.len().min(MAX_LABEL) + WINDOW.1)
+            .min(line_end);
+        let line = text.as_bytes()[..a].iter().filter(|c| **c == b'\n').count();
+        Ok(Box::new(miette::MietteSpanContents::new_named(
+            self.src.name().to_string(),
+            &text.as_bytes()[a..b],
+            SourceSpan::from(a..b),
+            line,
+            a - line_start,
+            line + 1,
+        )))
+    }
+}
+
 impl fmt::Display for SpanDiagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -90,15 +149,15 @@ impl Diagnostic for SpanDiagnostic {
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        Some(&*self.src)
+        Some(self)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let main = LabeledSpan::new_primary_with_span(Some(self.label.clone()), self.span);
-        let also = self
-            .also
-            .iter()
-            .map(|(span, label)| LabeledSpan::new_with_span(Some(label.clone()), *span));
+        let main =
+            LabeledSpan::new_primary_with_span(Some(self.label.clone()), self.clamp(self.span));
+        let also = self.also.iter().map(|(span, label)| {
+            LabeledSpan::new_with_span(Some(label.clone()), self.clamp(*span))
+        });
         Some(Box::new(std::iter::once(main).chain(also)))
     }
 }

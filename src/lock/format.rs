@@ -349,7 +349,7 @@ impl Reader {
                         k.span(),
                         format!(
                             "unknown property `{}` on `{}`",
-                            k.value(),
+                            diag::literal(k.value()),
                             node.name().value()
                         ),
                     );
@@ -489,7 +489,7 @@ impl Reader {
                         &self.src,
                         "airgap::lock::duplicate",
                         span,
-                        format!("`{name}{what}` is in the lockfile twice"),
+                        format!("`{}{what}` is in the lockfile twice", diag::literal(name)),
                     )
                     .label("second")
                     .also(first, "first")
@@ -660,7 +660,10 @@ impl Reader {
                         } else if !self.read_use(f, &mut uses) {
                             self.err(
                                 f.name().span(),
-                                format!("unknown node `{}` in `stack`", f.name().value()),
+                                format!(
+                                    "unknown node `{}` in `stack`",
+                                    diag::literal(f.name().value())
+                                ),
                             );
                         }
                     }
@@ -681,7 +684,10 @@ impl Reader {
                         if !self.read_use(f, &mut uses) {
                             self.err(
                                 f.name().span(),
-                                format!("unknown node `{}` in `sample`", f.name().value()),
+                                format!(
+                                    "unknown node `{}` in `sample`",
+                                    diag::literal(f.name().value())
+                                ),
                             );
                         }
                     }
@@ -788,7 +794,10 @@ impl Reader {
                             }
                             other => {
                                 let span = props.get("kind").map(|p| p.1).unwrap_or(node.span());
-                                self.err(span, format!("unknown download kind `{other}`"));
+                                self.err(
+                                    span,
+                                    format!("unknown download kind `{}`", diag::literal(other)),
+                                );
                             }
                         }
                     }
@@ -844,7 +853,7 @@ impl Reader {
                                 }
                                 other => self.err(
                                     c.name().span(),
-                                    format!("unknown node `{other}` in `image`"),
+                                    format!("unknown node `{}` in `image`", diag::literal(other)),
                                 ),
                             }
                         }
@@ -867,7 +876,7 @@ impl Reader {
                 other => {
                     self.err(
                         node.name().span(),
-                        format!("unknown node `{other}` in the lockfile"),
+                        format!("unknown node `{}` in the lockfile", diag::literal(other)),
                     );
                 }
             }

@@ -201,12 +201,12 @@ impl Parser {
                                 self.diag(
                                     "airgap::manifest::duplicate-source",
                                     s.name.span,
-                                    format!("two sources are named `{}`", s.name.value),
+                                    format!("two sources are named `{}`", diag::literal(&s.name.value)),
                                 )
                                 .label("second source with this name")
                                 .help(format!(
                                     "source names must be unique; the first `{}` is on line {first_line}",
-                                    s.name.value
+                                    diag::literal(&s.name.value)
                                 )),
                             );
                         } else {
@@ -306,12 +306,13 @@ impl Parser {
         self.diag(
             "airgap::manifest::duplicate-node",
             node.name().span(),
-            format!("a second `{}` node", node.name().value()),
+            format!("a second `{}` node", diag::literal(node.name().value())),
         )
         .help(help(line_of(&self.src, first)))
     }
 
     fn unknown_node(&mut self, node: &KdlNode, name: &str, allowed: &[&str], place: &str) {
+        let shown = diag::literal(name);
         let help = match did_you_mean(name, allowed.iter().copied()) {
             Some(s) => format!("did you mean `{s}`?"),
             None => format!("known nodes {place}: {}", quoted_list(allowed)),
@@ -320,7 +321,7 @@ impl Parser {
             self.diag(
                 "airgap::manifest::unknown-node",
                 node.name().span(),
-                format!("unknown node `{name}` {place}"),
+                format!("unknown node `{shown}` {place}"),
             )
             .label("not a known node")
             .help(help),
@@ -336,7 +337,7 @@ impl Parser {
         max_args: usize,
         arg_desc: &str,
     ) -> Vec<&'a KdlEntry> {
-        let node_name = node.name().value();
+        let node_name = diag::literal(node.name().value());
         let mut seen: BTreeMap<&str, SourceSpan> = BTreeMap::new();
         let mut args = Vec::new();
         for entry in node.entries() {
@@ -358,7 +359,7 @@ impl Parser {
                             self.diag(
                                 "airgap::manifest::unknown-property",
                                 key.span(),
-                                format!("unknown property `{k}` on `{node_name}`"),
+                                format!("unknown property `{}` on `{node_name}`", diag::literal(k)),
                             )
                             .label("not a known property")
                             .help(help),
@@ -401,7 +402,7 @@ impl Parser {
 
     fn no_children(&mut self, node: &KdlNode) {
         if let Some(children) = node.children() {
-            let name = node.name().value();
+            let name = diag::literal(node.name().value());
             self.push(
                 self.diag(
                     "airgap::manifest::unexpected-children",
@@ -496,7 +497,7 @@ impl Parser {
         match args.first() {
             Some(e) => self.typed_string(e, what),
             None => {
-                let name = node.name().value();
+                let name = diag::literal(node.name().value());
                 self.push(
                     self.diag(
                         "airgap::manifest::missing-value",
@@ -539,9 +540,13 @@ impl Parser {
             None => format!("use one of {}", quoted_list(names)),
         };
         self.push(
-            self.diag(code, word.span, format!("unknown {what} `{}`", word.value))
-                .label(format!("not a {what}"))
-                .help(help),
+            self.diag(
+                code,
+                word.span,
+                format!("unknown {what} `{}`", diag::literal(&word.value)),
+            )
+            .label(format!("not a {what}"))
+            .help(help),
         );
     }
 
@@ -568,7 +573,11 @@ impl Parser {
             self.diag(
                 "airgap::manifest::mirror-rule",
                 node.name().span(),
-                format!("`{}` for `{}` has no `to`", node.name().value(), from.value),
+                format!(
+                    "`{}` for `{}` has no `to`",
+                    node.name().value(),
+                    diag::literal(&from.value)
+                ),
             )
             .label("missing to=")
             .help(help),
@@ -627,7 +636,10 @@ impl Parser {
                             self.diag(
                                 "airgap::manifest::invalid-target",
                                 a.span,
-                                format!("`address` `{}` is not a registry address: {why}", a.value),
+                                format!(
+                                    "`address` `{}` is not a registry address: {why}",
+                                    diag::literal(&a.value)
+                                ),
                             )
                             .help(r#"for example: address="localhost:8080""#),
                         );
@@ -660,7 +672,10 @@ impl Parser {
                 self.diag(
                     "airgap::manifest::invalid-target",
                     value.span,
-                    format!("`{}` is not a registry prefix: {why}", value.value),
+                    format!(
+                        "`{}` is not a registry prefix: {why}",
+                        diag::literal(&value.value)
+                    ),
                 )
                 .label("expected host[:port][/path] or dir:PATH")
                 .help(r#"for example: target "registry.internal:5000/devfiles""#),
@@ -697,7 +712,10 @@ impl Parser {
                 self.diag(
                     "airgap::manifest::invalid-name",
                     name.span,
-                    format!("source name `{}` is not a simple name", name.value),
+                    format!(
+                        "source name `{}` is not a simple name",
+                        diag::literal(&name.value)
+                    ),
                 )
                 .help("use letters, digits, `-`, `_` and `.`, starting with a letter or digit"),
             );
@@ -712,7 +730,10 @@ impl Parser {
                         self.diag(
                             "airgap::manifest::invalid-url",
                             git.span,
-                            format!("`git` `{}` is not a git URL: {why}", git.value),
+                            format!(
+                                "`git` `{}` is not a git URL: {why}",
+                                diag::literal(&git.value)
+                            ),
                         )
                         .label("expected a URL")
                         .help(r#"for example: git="https://github.com/devfile/registry""#),
@@ -749,12 +770,12 @@ impl Parser {
                     self.diag(
                         "airgap::manifest::source-origin",
                         node.span(),
-                        format!("source `{}` has both `git` and `path`", name.value),
+                        format!("source `{}` has both `git` and `path`", diag::literal(&name.value)),
                     )
                     .label("git and path")
                     .help(format!(
                         "keep one: git=\"{}\" fetches a repository, path=\"{}\" reads a local folder",
-                        git.value, path.value
+                        diag::literal(&git.value), diag::literal(&path.value)
                     )),
                 );
                 return None;
@@ -764,7 +785,7 @@ impl Parser {
                     self.diag(
                         "airgap::manifest::source-origin",
                         node.name().span(),
-                        format!("source `{}` has neither `git` nor `path`", name.value),
+                        format!("source `{}` has neither `git` nor `path`", diag::literal(&name.value)),
                     )
                     .label("where is it?")
                     .help(r#"add git="https://…" ref="main" for a repository, or path="./registry" for a local folder"#),
@@ -798,7 +819,10 @@ impl Parser {
                                         self.diag(
                                             "airgap::manifest::duplicate-stack",
                                             s.span,
-                                            format!("stack `{}` is listed twice", s.value),
+                                            format!(
+                                                "stack `{}` is listed twice",
+                                                diag::literal(&s.value)
+                                            ),
                                         )
                                         .help("remove one"),
                                     );
@@ -874,7 +898,7 @@ impl Parser {
                 self.diag(
                     "airgap::manifest::mirror-rule",
                     from.span,
-                    format!("`{}` is not a registry host: {why}", from.value),
+                    format!("`{}` is not a registry host: {why}", diag::literal(&from.value)),
                 )
                 .help("write the host (and optional path prefix) without a scheme, e.g. \"registry.access.redhat.com\""),
             );
@@ -909,7 +933,7 @@ impl Parser {
                 self.diag(
                     "airgap::manifest::mirror-rule",
                     to.span,
-                    format!("`to` `{}` is not a registry address: {why}", to.value),
+                    format!("`to` `{}` is not a registry address: {why}", diag::literal(&to.value)),
                 )
                 .help("write HOST[:PORT][/PATH] without a scheme (choose http with tls=\"plain-http\"), or dir:PATH for an OCI image layout"),
             );
@@ -962,7 +986,7 @@ impl Parser {
                     self.diag(
                         "airgap::manifest::mirror-rule",
                         v.span,
-                        format!("{which} `{}` is not a URL prefix: {why}", v.value),
+                        format!("{which} `{}` is not a URL prefix: {why}", diag::literal(&v.value)),
                     )
                     .help("write a full URL prefix with its scheme, e.g. \"https://github.com/\" or \"file:///srv/git/\", or a folder relative to airgap.kdl, \"./mirror/\""),
                 );
@@ -975,7 +999,8 @@ impl Parser {
                     to.span,
                     format!(
                         "`{}` and `{}` disagree on the trailing `/`",
-                        from.value, to.value
+                        diag::literal(&from.value),
+                        diag::literal(&to.value)
                     ),
                 )
                 .help("end both with `/` (or neither), or the rewritten URLs gain or lose a slash"),
@@ -1035,7 +1060,7 @@ impl Parser {
                                     self.diag(
                                         "airgap::manifest::invalid-platform",
                                         p.span,
-                                        format!("`{}` is not a platform: {why}", p.value),
+                                        format!("`{}` is not a platform: {why}", diag::literal(&p.value)),
                                     )
                                     .help("write os/arch or os/arch/variant, e.g. \"linux/amd64\" or \"linux/arm64/v8\""),
                                 );
@@ -1065,7 +1090,7 @@ impl Parser {
                                         self.diag(
                                             "airgap::manifest::invalid-image",
                                             span,
-                                            format!("`{}` is not an image reference: {}", r.value, e.reason),
+                                            format!("`{}` is not an image reference: {}", diag::literal(&r.value), e.reason),
                                         )
                                         .label("invalid here")
                                         .help(e.help.clone().unwrap_or_else(|| "write [registry/]repository[:tag][@sha256:digest], e.g. \"quay.io/devfile/universal-developer-image:ubi9-latest\"".into())),
@@ -1104,7 +1129,7 @@ impl Parser {
                 self.diag(
                     "airgap::manifest::invalid-name",
                     name.span,
-                    format!("`{}` is not a repository name", name.value),
+                    format!("`{}` is not a repository name", diag::literal(&name.value)),
                 )
                 .help("use lowercase letters, digits, and `.`, `_`, `-`, `/` between them"),
             );
@@ -1117,7 +1142,7 @@ impl Parser {
                 self.diag(
                     "airgap::manifest::invalid-tag",
                     t.span,
-                    format!("`{}` is not an image tag", t.value),
+                    format!("`{}` is not an image tag", diag::literal(&t.value)),
                 )
                 .help("a tag is up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"),
             );
@@ -1129,7 +1154,11 @@ impl Parser {
                         self.diag(
                             "airgap::manifest::invalid-image",
                             b.span,
-                            format!("`{}` is not an image reference: {}", b.value, e.reason),
+                            format!(
+                                "`{}` is not an image reference: {}",
+                                diag::literal(&b.value),
+                                e.reason
+                            ),
                         )
                         .help(format!("the default is \"{DEFAULT_INDEX_BASE}\"")),
                     );
@@ -1201,16 +1230,17 @@ pub(crate) fn check_registry_prefix(s: &str) -> Result<(), String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '[' | ']' | ':'))
     {
-        return Err(format!("`{host}` is not a host name"));
+        return Err(format!("`{}` is not a host name", diag::literal(host)));
     }
     if let Some(port) = port
         && port.parse::<u16>().is_err()
     {
-        return Err(format!("`{port}` is not a port"));
+        return Err(format!("`{}` is not a port", diag::literal(port)));
     }
     if !path.is_empty() && !is_repository_path(path) {
         return Err(format!(
-            "`{path}` is not a repository path (lowercase letters, digits, `.`, `_`, `-`, `/`)"
+            "`{}` is not a repository path (lowercase letters, digits, `.`, `_`, `-`, `/`)",
+            diag::literal(path)
         ));
     }
     Ok(())
@@ -1235,7 +1265,10 @@ fn check_url_prefix(s: &str) -> Result<(), String> {
     }
     match scheme_of(s) {
         Some("http" | "https" | "file" | "git" | "ssh") => Ok(()),
-        Some(other) => Err(format!("the scheme `{other}` is not supported")),
+        Some(other) => Err(format!(
+            "the scheme `{}` is not supported",
+            diag::literal(other)
+        )),
         None => Err("it does not start with a scheme such as https:// or file://".into()),
     }
 }
@@ -1271,7 +1304,10 @@ fn check_platform(s: &str) -> Result<(), String> {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         {
-            return Err(format!("`{p}` is not a lowercase platform component"));
+            return Err(format!(
+                "`{}` is not a lowercase platform component",
+                diag::literal(p)
+            ));
         }
     }
     Ok(())

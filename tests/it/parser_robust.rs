@@ -227,3 +227,46 @@ fn a_duplicate_points_at_both_entries() {
     let first_line = text.find(&format!("\n{first}")).unwrap() + 1;
     assert_eq!(d.also[0].0.offset(), first_line);
 }
+
+#[test]
+fn long_literals_are_cut_in_diagnostics() {
+    let long = "b".repeat(100_000);
+    let cut = format!("`{}…`", "b".repeat(60));
+    let dir = empty_source_workspace();
+    let manifests = [
+        (format!("source \"{long}!\" path=\"registry\"\n"), true),
+        (format!("{long} \"x\"\n"), true),
+        (
+            format!("source \"ours\" path=\"registry\" {long}=\"x\"\n"),
+            true,
+        ),
+        (
+            format!("target \"dir:{long}\\n\"\nsource \"ours\" path=\"registry\"\n"),
+            false,
+        ),
+        // A syntax error on a line of 100 kB: the snippet shows a window of it.
+        (format!("target \"dir:{long}\n\"\n"), false),
+    ];
+    for (text, quoted) in manifests {
+        std::fs::write(dir.path().join("airgap.kdl"), &text).unwrap();
+        let run = airgap(dir.path(), &["plan"]).fails(1);
+        assert!(
+            run.stderr.len() < 2000,
+            "a diagnostic of {} bytes:\n{}",
+            run.stderr.len(),
+            &run.stderr[..run.stderr.len().min(3000)]
+        );
+        assert!(!quoted || run.stderr.contains(&cut), "{}", run.stderr);
+    }
+
+    std::fs::write(
+        dir.path().join("airgap.kdl"),
+        "source \"ours\" path=\"registry\"\n",
+    )
+    .unwrap();
+    let lock = format!("version 1\ntarget \"x\" naming=\"flat\"\n{long} \"x\"\n");
+    std::fs::write(dir.path().join("airgap.lock"), &lock).unwrap();
+    let run = airgap(dir.path(), &["plan"]).fails(1);
+    assert!(run.stderr.len() < 2000, "{} bytes", run.stderr.len());
+    assert!(run.stderr.contains(&cut), "{}", run.stderr);
+}
