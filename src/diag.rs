@@ -108,7 +108,7 @@ impl miette::SourceCode for SpanDiagnostic {
             return Ok(full);
         }
         let text: &str = self.src.inner();
-        let start = span.offset().min(text.len());
+        let start = text.floor_char_boundary(span.offset().min(text.len()));
         let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
         let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
         let a = text

@@ -270,3 +270,206 @@ fn long_literals_are_cut_in_diagnostics() {
     assert!(run.stderr.len() < 2000, "{} bytes", run.stderr.len());
     assert!(run.stderr.contains(&cut), "{}", run.stderr);
 }
+
+// Property tests of the two parsers as a library: mutated manifests and lockfiles (byte flips,
+// inserted KDL punctuation and type annotations, deleted bytes, duplicated and deleted lines)
+// and every prefix of valid ones never panic, and every diagnostic points inside its input.
+
+mod properties {
+    use std::path::{Path, PathBuf};
+
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
+
+    use airgap::diag::Diagnostics;
+
+    fn repo() -> &'static Path {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The valid manifests: the documented example and the examples' manifests.
+    fn valid_manifests() -> Vec<String> {
+        let mut out = vec![read(&repo().join("airgap.kdl.example"))];
+        for example in std::fs::read_dir(repo().join("examples")).unwrap() {
+            let path = example.unwrap().path().join("airgap.kdl");
+            if path.exists() {
+                out.push(read(&path));
+            }
+        }
+        out
+    }
+
+    /// The valid lockfiles: the examples' committed locks.
+    fn valid_locks() -> Vec<String> {
+        let mut out = Vec::new();
+        for example in std::fs::read_dir(repo().join("examples")).unwrap() {
+            let path = example.unwrap().path().join("airgap.lock");
+            if path.exists() {
+                out.push(read(&path));
+            }
+        }
+        assert!(!out.is_empty());
+        out
+    }
+
+    fn invalid_manifests() -> Vec<String> {
+        let root = repo().join("tests/fixtures/invalid");
+        let mut out: Vec<PathBuf> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().path().join("airgap.kdl"))
+            .collect();
+        out.sort();
+        out.iter().map(|p| read(p)).collect()
+    }
+
+    fn parse_manifest(text: &str) -> Result<(), Diagnostics> {
+        airgap::manifest::parse("airgap.kdl", text, PathBuf::from("/nonexistent")).map(drop)
+    }
+
+    fn read_lock(text: &str) -> Result<(), Diagnostics> {
+        airgap::lock::read("airgap.lock", text).map(drop)
+    }
+
+    /// Every diagnostic of `result` points inside `text`, and renders.
+    fn check(text: &str, result: Result<(), Diagnostics>) -> Result<(), TestCaseError> {
+        let Err(d) = result else {
+            return Ok(());
+        };
+        prop_assert!(!d.items.is_empty(), "an error without a diagnostic");
+        for item in &d.items {
+            let spans = std::iter::once(item.span).chain(item.also.iter().map(|a| a.0));
+            for span in spans {
+                prop_assert!(
+                    span.offset() + span.len() <= text.len(),
+                    "`{}`: span {:?} outside {} bytes",
+                    item.message,
+                    span,
+                    text.len()
+                );
+            }
+        }
+        airgap::diag::render_plain(&d);
+        Ok(())
+    }
+
+    const TOKENS: &[&str] = &[
+        "{", "}", "\"", "\"\"\"", "(u8)", "(", ")", "/*", "*/", "/-", "//", "#", "#\"", "\"#",
+        "\\", "\n", "=", ";", " ", "\0", "\u{7}", "é", "#true", "-", "0x", "1e9",
+    ];
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        FlipBit(usize, u8),
+        Insert(usize, &'static str),
+        Delete(usize, usize),
+        DuplicateLine(usize),
+        DeleteLine(usize),
+    }
+
+    fn mutation() -> impl Strategy<Value = Mutation> {
+        prop_oneof![
+            (any::<usize>(), 0u8..8).prop_map(|(at, bit)| Mutation::FlipBit(at, bit)),
+            (any::<usize>(), prop::sample::select(TOKENS))
+                .prop_map(|(at, t)| Mutation::Insert(at, t)),
+            (any::<usize>(), 1usize..16).prop_map(|(at, n)| Mutation::Delete(at, n)),
+            any::<usize>().prop_map(Mutation::DuplicateLine),
+            any::<usize>().prop_map(Mutation::DeleteLine),
+        ]
+    }
+
+    fn mutate(seed: &str, mutations: &[Mutation]) -> String {
+        let mut bytes = seed.as_bytes().to_vec();
+        for m in mutations {
+            let len = bytes.len();
+            match *m {
+                Mutation::FlipBit(at, bit) if len > 0 => bytes[at % len] ^= 1 << bit,
+                Mutation::FlipBit(..) => {}
+                Mutation::Insert(at, token) => {
+                    let at = at % (len + 1);
+                    bytes.splice(at..at, token.bytes());
+                }
+                Mutation::Delete(at, n) => {
+                    let at = at % (len + 1);
+                    bytes.drain(at..(at + n).min(len));
+                }
+                Mutation::DuplicateLine(line) | Mutation::DeleteLine(line) => {
+                    let mut lines: Vec<Vec<u8>> = bytes
+                        .split_inclusive(|b| *b == b'\n')
+                        .map(<[u8]>::to_vec)
+                        .collect();
+                    if lines.is_empty() {
+                        continue;
+                    }
+                    let i = line % lines.len();
+                    if matches!(m, Mutation::DuplicateLine(_)) {
+                        let copy = lines[i].clone();
+                        lines.insert(i, copy);
+                    } else {
+                        lines.remove(i);
+                    }
+                    bytes = lines.concat();
+                }
+            }
+        }
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Runs `cases` mutations of `seeds` through `parse`, with a fixed seed: the same cases on
+    /// every run, bounded in time.
+    fn fuzz(seeds: &[String], cases: u32, parse: fn(&str) -> Result<(), Diagnostics>) {
+        let mut runner = TestRunner::new(Config {
+            cases,
+            failure_persistence: None,
+            rng_seed: RngSeed::Fixed(0x000a_19a9),
+            ..Config::default()
+        });
+        let strategy = (0..seeds.len(), prop::collection::vec(mutation(), 1..8));
+        runner
+            .run(&strategy, |(seed, mutations)| {
+                let text = mutate(&seeds[seed], &mutations);
+                check(&text, parse(&text))
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn mutated_manifests_give_ok_or_a_diagnostic_inside_the_input() {
+        let mut seeds = invalid_manifests();
+        seeds.extend(valid_manifests());
+        fuzz(&seeds, 512, parse_manifest);
+    }
+
+    #[test]
+    fn mutated_lockfiles_give_ok_or_a_diagnostic_inside_the_input() {
+        fuzz(&valid_locks(), 256, read_lock);
+    }
+
+    /// Every prefix of `text` cut at a character boundary.
+    fn prefixes(text: &str) -> impl Iterator<Item = &str> {
+        (0..=text.len())
+            .filter(|i| text.is_char_boundary(*i))
+            .map(|i| &text[..i])
+    }
+
+    #[test]
+    fn every_prefix_of_a_valid_manifest_parses_or_is_a_diagnostic() {
+        for text in valid_manifests() {
+            for prefix in prefixes(&text) {
+                check(prefix, parse_manifest(prefix)).unwrap();
+            }
+        }
+    }
+
+    #[test]
+    fn every_prefix_of_a_valid_lockfile_parses_or_is_a_diagnostic() {
+        for text in valid_locks() {
+            for prefix in prefixes(&text) {
+                check(prefix, read_lock(prefix)).unwrap();
+            }
+        }
+    }
+}
