@@ -57,7 +57,7 @@ pub enum ReadError {
 #[error("`{}` is larger than {}: airgap reads at most that much of a {what}", path.display(), human(*limit))]
 #[diagnostic(
     code(airgap::too_large),
-    help("check that the path names the {what} (a {what} is a text file of a few kilobytes)")
+    help("check that the path names a {what}: a {what} is a small text file")
 )]
 pub struct TooLarge {
     pub path: std::path::PathBuf,
