@@ -68,45 +68,71 @@ impl WorkspaceLock {
     }
 }
 
-/// The lock, checked against the manifest; resolved and written first when it does not
-/// satisfy it (unless `locked`).
-fn satisfied_lock(m: &Manifest, locked: bool, jobs: usize) -> Result<Lockfile, Report> {
+/// What to do with a lock that does not satisfy the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutdatedLock {
+    /// Fail with the reasons (`--locked`).
+    Fail,
+    /// Resolve it and write it (`apply`, as `cargo build` does).
+    Write,
+    /// Resolve it in memory, print what would change, write nothing (`plan`, `apply
+    /// --dry-run`: the moment a preview is most wanted).
+    Preview,
+}
+
+/// The lock, checked against the manifest; resolved first when it does not satisfy it, as
+/// `outdated` says.
+fn satisfied_lock(m: &Manifest, outdated: OutdatedLock, jobs: usize) -> Result<Lockfile, Report> {
     let previous = read_lock(m)?;
-    match resolve::lock(
+    let satisfied = match resolve::lock(
         m,
         previous.as_ref(),
         &resolve::Update::Nothing,
         resolve::Mode::Locked,
         jobs,
     ) {
-        Ok((l, _)) if previous.as_ref() == Some(&l) => Ok(l),
-        Ok(_) | Err(resolve::LockError::Unsatisfied { .. }) if !locked => {
-            eprintln!(
-                "{:>12} airgap.lock does not satisfy the manifest: resolving it first",
-                "Locking"
-            );
-            let (new, _) = resolve::lock(
-                m,
-                previous.as_ref(),
-                &resolve::Update::Nothing,
-                resolve::Mode::Resolve,
-                jobs,
-            )
-            .map_err(|e| Box::new(e) as Report)?;
-            let text = lock::write(&new);
-            let path = lock_path(m);
-            crate::fetch::write_atomic(&path, text.as_bytes())
-                .map_err(|e| IoError::report(format!("cannot write `{}`", path.display()), e))?;
-            Ok(new)
-        }
-        Ok(_) => Err(Box::new(resolve::LockError::Unsatisfied {
+        Ok((l, _)) if previous.as_ref() == Some(&l) => return Ok(l),
+        Ok(_) => Err(resolve::LockError::Unsatisfied {
             reasons: vec![resolve::Problem {
                 what: "airgap.lock".into(),
                 message: "differs from what the manifest resolves to".into(),
             }],
-        })),
-        Err(e) => Err(Box::new(e)),
+        }),
+        Err(e @ resolve::LockError::Unsatisfied { .. }) => Err(e),
+        Err(e) => return Err(Box::new(e)),
+    };
+    if outdated == OutdatedLock::Fail {
+        return satisfied.map_err(|e| Box::new(e) as Report);
     }
+    eprintln!(
+        "{:>12} airgap.lock does not satisfy the manifest: resolving it first{}",
+        "Locking",
+        if outdated == OutdatedLock::Preview {
+            " (in memory: nothing is written)"
+        } else {
+            ""
+        }
+    );
+    let (new, _) = resolve::lock(
+        m,
+        previous.as_ref(),
+        &resolve::Update::Nothing,
+        resolve::Mode::Resolve,
+        jobs,
+    )
+    .map_err(|e| Box::new(e) as Report)?;
+    if let Some(previous) = &previous {
+        for c in lock::diff::diff(previous, &new) {
+            eprintln!("{:>12} {c}", c.kind.verb());
+        }
+    }
+    if outdated == OutdatedLock::Write {
+        let text = lock::write(&new);
+        let path = lock_path(m);
+        crate::fetch::write_atomic(&path, text.as_bytes())
+            .map_err(|e| IoError::report(format!("cannot write `{}`", path.display()), e))?;
+    }
+    Ok(new)
 }
 
 fn print_plan(plan: &Plan, statuses: &[Status], format: Format, only_stale: bool) {
@@ -192,7 +218,7 @@ pub fn cmd_plan(
         .map(|dir| crate::bundle::prepare(&m, dir, false))
         .transpose()
         .map_err(|e| Box::new(e) as Report)?;
-    let lock = satisfied_lock(&m, true, jobs)?;
+    let lock = satisfied_lock(&m, OutdatedLock::Preview, jobs)?;
     let (plan, ctx) = plan_and_ctx(m, lock, jobs, bundle)?;
     let state = State::load(&ctx.state_dir()).map_err(|e| Box::new(e) as Report)?;
     let rt = runtime(jobs)?;
@@ -232,11 +258,14 @@ pub fn cmd_apply(
     } else {
         Some(WorkspaceLock::acquire(&ws_root)?)
     };
-    let lock = if dry_run {
-        satisfied_lock(&m, true, jobs)?
+    let outdated = if locked {
+        OutdatedLock::Fail
+    } else if dry_run {
+        OutdatedLock::Preview
     } else {
-        satisfied_lock(&m, locked, jobs)?
+        OutdatedLock::Write
     };
+    let lock = satisfied_lock(&m, outdated, jobs)?;
     let bundle = bundle
         .map(|dir| crate::bundle::prepare(&m, dir, !dry_run))
         .transpose()
@@ -250,7 +279,7 @@ pub fn cmd_apply(
         return Ok(ExitCode::SUCCESS);
     }
     let started = std::time::Instant::now();
-    exec::clean_tree(&plan, &state, &ctx);
+    crate::target::prepare(&plan, &state, &ctx).map_err(|e| Box::new(e) as Report)?;
     // Image copies report through the image layer's progress (bars on a terminal: images done,
     // bytes moved, one line per image in flight; plain lines otherwise); other steps print a
     // line when they start, above the bars.
@@ -273,6 +302,7 @@ pub fn cmd_apply(
     state
         .compact(&|id| ids.contains(id))
         .map_err(|e| Box::new(e) as Report)?;
+    crate::target::forget_claims(&ctx.out_root);
     eprintln!(
         "{:>12} {} steps in {:.2}s: {} ran, {} fresh{}{}",
         if report.failures.is_empty() {
@@ -297,8 +327,9 @@ pub fn cmd_apply(
     );
     if report.failures.is_empty() {
         if let Some(dir) = &ctx.bundle {
-            let info =
-                crate::bundle::finish(&ctx.manifest, dir).map_err(|e| Box::new(e) as Report)?;
+            let info = rt
+                .block_on(crate::bundle::finish(&ctx.manifest, dir))
+                .map_err(|e| Box::new(e) as Report)?;
             eprintln!(
                 "{:>12} `{}` for `{}`: carry it, then `airgap push {}`",
                 "Bundled",

@@ -12,6 +12,12 @@
 //! (so no network when they are warm), and compares each rebuilt file with what apply recorded
 //! and with the file on the target. Image copies are not rebuilt (they are copies, not builds:
 //! `verify` checks them); the steps that consume them take apply's records.
+//!
+//! Both hold the target to every digest and size the lock records, not only the digests
+//! apply recorded: each image's manifest size and media type and each platform's digest and
+//! size (read back from the target), and each download's size (`verify` reads the cache apply
+//! wrote the tree from; `audit`'s rebuild of the download fails). A lock edited by hand is a
+//! finding naming its entry, never a silent pass.
 
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -48,19 +54,20 @@ impl Findings {
     }
 }
 
-/// The upstream hosts the lock names: image registries, git remotes, downloads. The target's
-/// own host is not one of them.
+/// The upstream hosts the lock names, lower-case: image registries, git remotes, downloads. The
+/// target's own host is not one of them, nor the empty host of a `file://` URL.
 pub fn upstream_hosts(ctx: &Ctx) -> BTreeSet<String> {
     let mut hosts = BTreeSet::new();
     let host_of = |url: &str| -> Option<String> {
         let rest = url.split_once("://").map(|x| x.1)?;
         let host = rest.split(['/', '?', '#']).next()?;
         let host = host.rsplit('@').next()?;
-        Some(host.split(':').next()?.to_string())
+        // A `file://` URL has no host: nothing upstream to look for.
+        Some(host.split(':').next()?.to_ascii_lowercase()).filter(|h| !h.is_empty())
     };
     for key in ctx.lock.images.keys() {
         if let Some(h) = key.split('/').next() {
-            hosts.insert(h.split(':').next().unwrap_or(h).to_string());
+            hosts.insert(h.split(':').next().unwrap_or(h).to_ascii_lowercase());
         }
     }
     for p in ctx.lock.projects.values() {
@@ -94,6 +101,15 @@ pub fn upstream_hosts(ctx: &Ctx) -> BTreeSet<String> {
     hosts
 }
 
+/// The first of `hosts` (lower-case) that `s` names.
+fn names_upstream(s: &str, hosts: &[&str]) -> Option<String> {
+    let lower = s.to_ascii_lowercase();
+    hosts
+        .iter()
+        .find(|h| crate::rewrite::contains_host(&lower, h))
+        .map(|h| h.to_string())
+}
+
 /// What a devfile still references upstream, field by field: container images, starter
 /// projects and projects, the parent, the icon, files named in `metadata`. These are airgap's
 /// to rewrite: each is a finding.
@@ -102,12 +118,7 @@ fn devfile_references(text: &str, hosts: &[&str]) -> Vec<(String, String)> {
     let Ok(d) = crate::devfile::parse("devfile.yaml", text) else {
         return vec![("the devfile".into(), "cannot be parsed".into())];
     };
-    let upstream = |s: &str| {
-        hosts
-            .iter()
-            .find(|h| contains_host(s, h))
-            .map(|h| h.to_string())
-    };
+    let upstream = |s: &str| names_upstream(s, hosts);
     for img in d.images() {
         if let Some(h) = upstream(&img.written) {
             out.push((img.place.clone(), h));
@@ -167,12 +178,7 @@ pub fn scan_tree(registry: &Path, hosts: &[&str]) -> (Vec<String>, Vec<String>) 
         }
     }
     walk(registry, &mut files);
-    let upstream = |s: &str| {
-        hosts
-            .iter()
-            .find(|h| contains_host(s, h))
-            .map(|h| h.to_string())
-    };
+    let upstream = |s: &str| names_upstream(s, hosts);
     for path in files {
         let rel = path
             .strip_prefix(registry)
@@ -253,7 +259,8 @@ pub fn scan_tree(registry: &Path, hosts: &[&str]) -> (Vec<String>, Vec<String>) 
                 }
             }
         } else if name == "archive.tar" {
-            let mut ar = tar::Archive::new(std::io::Cursor::new(&bytes));
+            // A tar.gz, as upstream's build makes it (see `steps::devfile::archive`).
+            let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_slice()));
             let Ok(entries) = ar.entries() else { continue };
             for e in entries.flatten() {
                 let mut e = e;
@@ -309,21 +316,31 @@ fn collect_strings(v: &serde_json::Value, at: &str, out: &mut Vec<(String, Strin
     }
 }
 
-fn contains_host(s: &str, host: &str) -> bool {
-    let mut from = 0;
-    while let Some(p) = s[from..].find(host) {
-        let start = from + p;
-        let end = start + host.len();
-        let before = s[..start].chars().next_back();
-        let after = s[end..].chars().next();
-        let ok_before = before.is_none_or(|c| c == '.' || (!c.is_ascii_alphanumeric() && c != '-'));
-        let ok_after = after.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'));
-        if ok_before && ok_after {
-            return true;
-        }
-        from = end;
+/// What differs between the image apply recorded and every digest and size the lock records
+/// for it (its manifest's size, each platform's digest and size), each naming the entry.
+async fn lock_findings(ctx: &Ctx, image: &str, rec: &crate::state::Record) -> Vec<String> {
+    match crate::steps::image_lock_differences(ctx, image, rec).await {
+        Ok(problems) => problems
+            .into_iter()
+            .map(|p| format!("image {image} does not match airgap.lock: {p}"))
+            .collect(),
+        Err(e) => vec![format!("image {image}: {e}")],
     }
-    false
+}
+
+/// Downloads whose bytes (in the workspace's cache, what apply wrote into the tree) do not
+/// have the size the lock records. A download missing from the cache is not checked here:
+/// the files that hold it in the tree are checked by their steps' records.
+fn download_findings(ctx: &Ctx) -> Vec<String> {
+    ctx.lock
+        .downloads
+        .iter()
+        .filter_map(|(url, entry)| {
+            let bytes = ctx.fetcher.cached(&entry.sha256)?;
+            crate::steps::download_size_mismatch(url, entry, bytes.len() as u64)
+                .map(|problem| format!("download {problem}"))
+        })
+        .collect()
 }
 
 /// The manifest, its lock and the plan of what apply built: both commands check a target
@@ -378,30 +395,28 @@ pub fn cmd_verify(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
             };
             let target = prefix.target_for(&upstream, ctx.manifest.images.naming);
             checked += 1;
-            match client.holds(destination, &target, &digest).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    findings.push(format!("image {target} is not at the target with {digest}"));
-                    continue;
-                }
-                Err(e) => {
-                    findings.push(format!("image {target}: {e}"));
-                    continue;
-                }
-            }
-            match client
+            // A layout's image counts as held only when whole: ask what is missing either way,
+            // so a short blob is named rather than the whole image.
+            let held = client.holds(destination, &target, &digest).await;
+            let missing = client
                 .missing_blobs(destination, &target.repository, &digest)
-                .await
-            {
-                Ok(missing) => findings.extend(
+                .await;
+            match (held, missing) {
+                (Err(e), _) => findings.push(format!("image {target}: {e}")),
+                (Ok(_), Ok(missing)) if !missing.is_empty() => findings.extend(
                     missing
                         .into_iter()
-                        .map(|m| format!("image {target}: {m} is missing")),
+                        .map(|m| format!("image {target}: {m} is missing or incomplete")),
                 ),
-                Err(e) => findings.push(format!("image {target}: {e}")),
+                (Ok(false), _) => {
+                    findings.push(format!("image {target} is not at the target with {digest}"))
+                }
+                (Ok(true), Err(e)) => findings.push(format!("image {target}: {e}")),
+                (Ok(true), Ok(_)) => findings.extend(lock_findings(&ctx, image, &rec).await),
             }
         }
     });
+    findings.extend(download_findings(&ctx));
     let hosts = upstream_hosts(&ctx);
     let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
     let (tree_findings, notes) = scan_tree(&ctx.registry_dir(), &hosts);
@@ -412,7 +427,7 @@ pub fn cmd_verify(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
     Findings {
         command: "airgap verify",
         findings,
-        help: Some("run `airgap apply` to restore what is missing".into()),
+        help: Some("run `airgap apply` to restore what is missing; where the target does not match airgap.lock, restore the lock (it is generated) or run `airgap lock --update`".into()),
     }
     .conclude(
         "Verified",
@@ -444,6 +459,17 @@ pub fn cmd_audit(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
         .iter()
         .map(|f| format!("{} could not be rebuilt: {}", f.describe, f.message))
         .collect();
+    // Image copies are not rebuilt, but what landed must still be what the lock records.
+    rt.block_on(async {
+        for step in &plan.steps {
+            let StepKind::Image { image } = &step.kind else {
+                continue;
+            };
+            if let Some(rec) = recorded.get(&step.id) {
+                findings.extend(lock_findings(&ctx, image, &rec).await);
+            }
+        }
+    });
     let mut compared = 0usize;
     for step in &plan.steps {
         if matches!(step.kind, StepKind::Image { .. }) {

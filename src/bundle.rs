@@ -172,6 +172,24 @@ pub enum BundleError {
     },
 
     #[error(
+        "the bundle at `{}` is incomplete, so `{FILE_NAME}` was not written: image `{}`: {}\n  (file `{}`){}",
+        dir.display(),
+        first.image,
+        first.problem,
+        first.path.display(),
+        if *more > 0 { format!("\nand {more} more problems") } else { String::new() }
+    )]
+    #[diagnostic(
+        code(airgap::bundle::incomplete),
+        help("run `airgap apply --bundle` again: it writes what is missing")
+    )]
+    Incomplete {
+        dir: PathBuf,
+        first: LayoutProblem,
+        more: usize,
+    },
+
+    #[error(
         "{} of {total} images could not be pushed to `{host}`:\n{}",
         failures.len(),
         failures.iter().map(|(image, why)| format!("- {image}: {why}")).collect::<Vec<_>>().join("\n")
@@ -245,12 +263,23 @@ pub fn prepare(m: &Manifest, dir: &Path, write: bool) -> Result<PathBuf, BundleE
 }
 
 /// Writes `DIR/airgap-bundle.json` for the manifest's registry target: the bundle is complete.
-pub fn finish(m: &Manifest, dir: &Path) -> Result<BundleInfo, BundleError> {
+/// The layout is checked first as `push` will check it ([`Layout::check_complete`]): a bundle
+/// that `push` would refuse is never marked complete.
+pub async fn finish(m: &Manifest, dir: &Path) -> Result<BundleInfo, BundleError> {
     let TargetKind::Registry { prefix, tls, .. } = &m.target.kind else {
         return Err(BundleError::NotRegistryTarget {
             target: m.target.kind.describe(),
         });
     };
+    let mut problems = Layout::open_existing(dir)?.check_complete().await;
+    if !problems.is_empty() {
+        let more = problems.len() - 1;
+        return Err(BundleError::Incomplete {
+            dir: dir.to_path_buf(),
+            first: problems.remove(0),
+            more,
+        });
+    }
     let (registry, path) = prefix.split_once('/').unwrap_or((prefix, ""));
     let info = BundleInfo {
         version: VERSION,

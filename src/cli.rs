@@ -4,6 +4,7 @@
 //! Exit codes: 0 success; 1 the command failed (a diagnostic says why); 2 the command line
 //! was wrong (clap's usage error).
 
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -47,6 +48,11 @@ pub enum Command {
         /// Fail instead of changing airgap.lock when it no longer satisfies the manifest.
         #[arg(long)]
         locked: bool,
+        /// Resolve upstream anew without writing anything: list what moved (as `--update`
+        /// would change it) on stdout and exit 1 when the lock is out of date, 0 when not.
+        /// With `--update NAME…`, only those names are checked.
+        #[arg(long)]
+        check: bool,
     },
     /// Show every step of apply, fresh or stale, with the reason each stale step must run.
     Plan {
@@ -111,6 +117,22 @@ pub enum Command {
     /// they are warm); each output is compared with what apply recorded and with the file on
     /// the target. Exit 1 lists every difference.
     Audit,
+    /// Write a commented airgap.kdl for the community registry, and the .gitignore lines.
+    ///
+    /// The manifest is written at --manifest (default ./airgap.kdl) and never overwritten;
+    /// `.airgap/` and a `dir:` target's folder are added to the .gitignore beside it.
+    Init {
+        /// The target: a registry `HOST[:PORT][/PATH]`, or a folder `dir:PATH`.
+        #[arg(long, default_value = "dir:airgap-out")]
+        target: String,
+    },
+    /// Print a shell completion script (e.g. `airgap completions bash > /etc/bash_completion.d/airgap`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `airgap man > airgap.1 && man ./airgap.1`.
+    Man,
     /// Serve a built folder: the devfile registry REST API and a read-only OCI registry.
     ///
     /// DIR is the folder of a `dir:` target (an OCI image layout plus `registry/`).
@@ -124,6 +146,18 @@ pub enum Command {
         /// Print one line per request on stderr.
         #[arg(long, short)]
         verbose: bool,
+        /// Seconds a client has to send a request's headers; also closes connections idle
+        /// that long between requests.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+        header_timeout: u64,
+        /// Seconds a connection may go without moving a byte either way (a client that stops
+        /// reading a response) before it is dropped.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        idle_timeout: u64,
+        /// Connections served at once (capped at half the open-file limit); at the limit the
+        /// oldest connection is closed to make room.
+        #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..))]
+        max_connections: u64,
     },
 }
 
@@ -156,9 +190,11 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let jobs = cli.jobs.unwrap_or_else(default_jobs);
     let result = match &cli.command {
-        Command::Lock { update, locked } => {
-            cmd_lock(&cli.manifest, update.as_deref(), *locked, jobs)
-        }
+        Command::Lock {
+            update,
+            locked,
+            check,
+        } => cmd_lock(&cli.manifest, update.as_deref(), *locked, *check, jobs),
         Command::Plan {
             format,
             stale,
@@ -183,7 +219,31 @@ pub fn main() -> ExitCode {
                 jobs,
             },
         ),
-        Command::Serve { dir, addr, verbose } => cmd_serve(dir, *addr, *verbose),
+        Command::Serve {
+            dir,
+            addr,
+            verbose,
+            header_timeout,
+            idle_timeout,
+            max_connections,
+        } => {
+            let limits = crate::serve::connections::Limits {
+                header_timeout: std::time::Duration::from_secs(*header_timeout),
+                idle_timeout: std::time::Duration::from_secs(*idle_timeout),
+                max_connections: usize::try_from(*max_connections).unwrap_or(usize::MAX),
+            };
+            cmd_serve(dir, *addr, *verbose, limits)
+        }
+        Command::Init { target } => {
+            crate::init::cmd_init(&cli.manifest, target).map_err(|e| Box::new(e) as Report)
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "airgap", &mut out);
+            print_data(&out, "the completion script")
+        }
+        Command::Man => cmd_man(),
         Command::Verify => crate::audit::cmd_verify(&cli.manifest, jobs),
         Command::Audit => crate::audit::cmd_audit(&cli.manifest, jobs),
     };
@@ -191,7 +251,11 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(report) => {
             eprintln!("{}", render(report.as_ref()));
-            ExitCode::from(1)
+            // Usage errors exit 2, as clap's own do; every other failure exits 1.
+            let usage = report
+                .code()
+                .is_some_and(|c| c.to_string() == "airgap::usage");
+            ExitCode::from(if usage { 2 } else { 1 })
         }
     }
 }
@@ -278,21 +342,23 @@ fn cmd_lock(
     manifest_path: &Path,
     update: Option<&[String]>,
     locked: bool,
+    check: bool,
     jobs: usize,
 ) -> Result<ExitCode, Report> {
+    if locked && (update.is_some() || check) {
+        return Err(Box::new(UsageError(format!(
+            "`--locked` and `{}` contradict each other: --locked forbids changing the lock",
+            if check { "--check" } else { "--update" }
+        ))));
+    }
     let m = load_manifest(manifest_path)?;
     let previous = read_lock(&m)?;
     let update = match update {
+        None if check => resolve::Update::All,
         None => resolve::Update::Nothing,
         Some([]) => resolve::Update::All,
         Some(names) => resolve::Update::Names(names.iter().cloned().collect()),
     };
-    if locked && update != resolve::Update::Nothing {
-        return Err(Box::new(UsageError(
-            "`--locked` and `--update` contradict each other: --locked forbids changing the lock"
-                .into(),
-        )));
-    }
     let mode = if locked {
         resolve::Mode::Locked
     } else {
@@ -300,6 +366,17 @@ fn cmd_lock(
     };
     let (new, stats) = resolve::lock(&m, previous.as_ref(), &update, mode, jobs)
         .map_err(|e| Box::new(e) as Report)?;
+    // A first lock lists nothing: every entry would be new.
+    let changes = previous
+        .as_ref()
+        .map(|p| lock::diff::diff(p, &new))
+        .unwrap_or_default();
+    if check {
+        return check_lock(previous.is_some(), &changes);
+    }
+    for c in &changes {
+        eprintln!("{:>12} {c}", c.kind.verb());
+    }
     let text = lock::write(&new);
     let path = lock_path(&m);
     let old_text = std::fs::read_to_string(&path).ok();
@@ -337,15 +414,72 @@ fn cmd_lock(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `airgap man`: the manual page of the whole command line, in roff.
+fn cmd_man() -> Result<ExitCode, Report> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(cmd)
+        .render(&mut out)
+        .map_err(|e| IoError::report("cannot render the manual page", e))?;
+    print_data(&out, "the manual page")
+}
+
+/// Writes `bytes` to stdout; a reader that stopped early (`| head`) is not an error.
+fn print_data(bytes: &[u8], what: &str) -> Result<ExitCode, Report> {
+    match std::io::stdout().write_all(bytes) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(IoError::report(format!("cannot write {what}"), e))
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// `airgap lock --check`: the changes on stdout, exit 1 when there are any.
+fn check_lock(had_lock: bool, changes: &[lock::diff::Change]) -> Result<ExitCode, Report> {
+    let mut out = std::io::stdout().lock();
+    for c in changes {
+        let _ = writeln!(out, "{} {c}", c.kind.verb());
+    }
+    if !had_lock {
+        eprintln!(
+            "{:>12} there is no airgap.lock: run `airgap lock`",
+            "Outdated"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    if changes.is_empty() {
+        eprintln!("{:>12} airgap.lock is up to date with upstream", "Checked");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "{:>12} airgap.lock is behind upstream: {} {}; `airgap lock --update` takes {}",
+            "Outdated",
+            changes.len(),
+            if changes.len() == 1 {
+                "change"
+            } else {
+                "changes"
+            },
+            if changes.len() == 1 { "it" } else { "them" },
+        );
+        Ok(ExitCode::from(1))
+    }
+}
+
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("{0}")]
 #[diagnostic(code(airgap::usage))]
 pub struct UsageError(pub String);
 
-fn cmd_serve(dir: &Path, addr: SocketAddr, verbose: bool) -> Result<ExitCode, Report> {
+fn cmd_serve(
+    dir: &Path,
+    addr: SocketAddr,
+    verbose: bool,
+    limits: crate::serve::connections::Limits,
+) -> Result<ExitCode, Report> {
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| IoError::report("cannot start the async runtime", e))?;
-    let options = crate::serve::ServeOptions { verbose };
+    let options = crate::serve::ServeOptions { verbose, limits };
     runtime
         .block_on(crate::serve::serve(dir, addr, options))
         .map_err(|e| Box::new(e) as Report)?;

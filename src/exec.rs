@@ -74,7 +74,11 @@ impl Ctx {
         };
         Ctx {
             git: ws.git_cache(),
-            fetcher: Fetcher::new(manifest.url_mirrors.clone(), ws.files_cache()),
+            fetcher: Fetcher::new(
+                manifest.url_mirrors.clone(),
+                manifest.url_credentials.clone(),
+                ws.files_cache(),
+            ),
             manifest,
             lock,
             ws,
@@ -326,51 +330,4 @@ pub async fn run(
         }
     }
     report
-}
-
-/// Makes the output tree hold only what the plan's steps produce: clears the staging folder
-/// of a killed run, and removes files of the registry tree that no step of this plan recorded
-/// (a stack dropped from the manifest, a starter project renamed). Runs before any step, so the
-/// index is generated from a clean tree.
-pub fn clean_tree(plan: &Plan, state: &State, ctx: &Ctx) {
-    let _ = std::fs::remove_dir_all(ctx.out_root.join(crate::steps::STAGING));
-    let known: std::collections::BTreeSet<String> = plan
-        .steps
-        .iter()
-        .filter_map(|s| state.get(&s.id))
-        .flat_map(|r| r.files.into_keys())
-        .collect();
-    fn walk(
-        root: &std::path::Path,
-        dir: &std::path::Path,
-        known: &std::collections::BTreeSet<String>,
-    ) -> bool {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return true;
-        };
-        let mut empty = true;
-        for e in rd.flatten() {
-            let p = e.path();
-            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            if is_dir {
-                if walk(root, &p, known) {
-                    let _ = std::fs::remove_dir(&p);
-                } else {
-                    empty = false;
-                }
-            } else {
-                let rel = p
-                    .strip_prefix(root)
-                    .map(|r| r.to_string_lossy().replace('\\', "/"))
-                    .unwrap_or_default();
-                if known.contains(&rel) {
-                    empty = false;
-                } else {
-                    let _ = std::fs::remove_file(&p);
-                }
-            }
-        }
-        empty
-    }
-    walk(&ctx.out_root, &ctx.registry_dir(), &known);
 }

@@ -2,6 +2,9 @@
 //! cache of what was downloaded.
 //!
 //! URLs go through the manifest's `url-mirror` rules; the lockfile records them as written.
+//! Credentials the manifest wrote in a mirror's URL ([`crate::userinfo`]) go in an
+//! `Authorization` header; errors name the URL as written, without credentials, and never the
+//! mirror's URL (reqwest's errors are stripped of it).
 //! `file://` URLs (a local mirror folder) are read from disk. The cache
 //! (`.airgap/cache/files/sha256/<hex>`) is keyed by the SHA-256 the lock records, so apply reads
 //! what lock saw, and a cache entry is only ever written whole (temp file + rename).
@@ -11,6 +14,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::manifest::{UrlMirror, mirror_url};
+use crate::userinfo::{UrlCredentials, redact};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum FetchError {
@@ -54,11 +58,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub struct Fetcher {
     client: reqwest::Client,
     mirrors: Vec<UrlMirror>,
+    credentials: UrlCredentials,
     cache: PathBuf,
 }
 
 impl Fetcher {
-    pub fn new(mirrors: Vec<UrlMirror>, cache: PathBuf) -> Self {
+    pub fn new(mirrors: Vec<UrlMirror>, credentials: UrlCredentials, cache: PathBuf) -> Self {
         let client = reqwest::Client::builder()
             .user_agent(concat!("airgap/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(std::time::Duration::from_secs(30))
@@ -67,6 +72,7 @@ impl Fetcher {
         Self {
             client,
             mirrors,
+            credentials,
             cache,
         }
     }
@@ -79,6 +85,7 @@ impl Fetcher {
     /// Downloads `url` (through mirrors), retrying dropped connections and 5xx answers.
     pub async fn get(&self, url: &str) -> Result<Vec<u8>, FetchError> {
         let effective = self.effective_url(url);
+        let url = &redact(url);
         if let Some(path) = effective.strip_prefix("file://") {
             let path = percent_decode(path.split(['?', '#']).next().unwrap_or(path));
             return std::fs::read(&path).map_err(|e| match e.kind() {
@@ -96,7 +103,11 @@ impl Fetcher {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = self.client.get(&effective).send().await;
+            let mut request = self.client.get(&effective);
+            if let Some(c) = self.credentials.lookup(&effective) {
+                request = request.basic_auth(&c.username, Some(&c.password));
+            }
+            let result = request.send().await;
             let retry = match result {
                 Ok(resp) if resp.status().is_success() => match resp.bytes().await {
                     Ok(b) => return Ok(b.to_vec()),
@@ -168,7 +179,7 @@ impl Fetcher {
         let actual = sha256_hex(&bytes);
         if actual != sha256 {
             return Err(FetchError::Mismatch {
-                url: url.to_string(),
+                url: redact(url),
                 expected: sha256.to_string(),
                 actual,
             });
@@ -192,7 +203,8 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn percent_decode(s: &str) -> String {
+/// Decodes `%XX` escapes (of a `file://` path, or of a password written in a URL).
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -211,14 +223,33 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Writes a file whole or not at all: a temp file in the same folder, fsync'd, renamed.
+/// Writes a file whole or not at all: a temp file in the same folder, written, fsync'd, its
+/// size on disk checked, then renamed over `path`. Every error (a full disk) is returned and
+/// leaves `path` as it was.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    write_atomic_in(dir, path, bytes)
+}
+
+/// [`write_atomic`] with the temp file in `tmp_dir`, which must be on the file system of
+/// `path` (a staging folder outside a tree that others list).
+pub fn write_atomic_in(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(tmp_dir)?;
     tmp.write_all(bytes)?;
+    tmp.flush()?;
     tmp.as_file().sync_all()?;
+    let on_disk = tmp.as_file().metadata()?.len();
+    if on_disk != bytes.len() as u64 {
+        return Err(std::io::Error::other(format!(
+            "`{}` holds {on_disk} bytes after {} were written",
+            tmp.path().display(),
+            bytes.len()
+        )));
+    }
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use git2::{AutotagOption, Direction, FetchOptions, Oid, RemoteCallbacks, Repository};
 
+use crate::userinfo::UrlCredentials;
+
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum GitError {
     #[error("cannot reach the git remote `{url}`: {message}")]
@@ -122,14 +124,33 @@ pub fn is_full_commit(rev: &str) -> bool {
     rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn callbacks<'a>() -> RemoteCallbacks<'a> {
+/// Authentication: a credential the manifest wrote in the URL first (see
+/// [`crate::userinfo`]), then git's credential helpers, then the SSH agent. libgit2 asks again
+/// after each refusal, so each source is offered once and then the answer is "no more".
+fn callbacks(credentials: &UrlCredentials) -> RemoteCallbacks<'_> {
     let mut cb = RemoteCallbacks::new();
-    cb.credentials(|url, username, allowed| {
-        if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT)
-            && let Ok(config) = git2::Config::open_default()
-            && let Ok(cred) = git2::Cred::credential_helper(&config, url, username)
-        {
-            return Ok(cred);
+    let mut offered_url = false;
+    let mut offered_helper = false;
+    cb.credentials(move |url, username, allowed| {
+        if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) {
+            if !offered_url {
+                offered_url = true;
+                if let Some(c) = credentials.lookup(url) {
+                    return git2::Cred::userpass_plaintext(&c.username, &c.password);
+                }
+            }
+            if !offered_helper {
+                offered_helper = true;
+                if let Ok(config) = git2::Config::open_default()
+                    && let Ok(cred) = git2::Cred::credential_helper(&config, url, username)
+                {
+                    return Ok(cred);
+                }
+            }
+            return Err(git2::Error::from_str(
+                "authentication failed: the server refused the credentials, or none were found \
+                 (in the manifest's URL or git's credential helpers)",
+            ));
         }
         if allowed.contains(git2::CredentialType::SSH_KEY)
             && let Some(user) = username
@@ -149,11 +170,15 @@ fn unreachable(url: &str, e: git2::Error) -> GitError {
 }
 
 /// Lists a remote's refs without fetching anything (`git ls-remote`).
-pub fn ls_remote(fetch_url: &str, shown_url: &str) -> Result<RemoteRefs, GitError> {
+pub fn ls_remote(
+    fetch_url: &str,
+    shown_url: &str,
+    credentials: &UrlCredentials,
+) -> Result<RemoteRefs, GitError> {
     let mut remote =
         git2::Remote::create_detached(fetch_url).map_err(|e| unreachable(shown_url, e))?;
     let conn = remote
-        .connect_auth(Direction::Fetch, Some(callbacks()), None)
+        .connect_auth(Direction::Fetch, Some(callbacks(credentials)), None)
         .map_err(|e| unreachable(shown_url, e))?;
     let mut refs = RemoteRefs::default();
     let mut peeled: BTreeMap<String, Oid> = BTreeMap::new();
@@ -196,11 +221,21 @@ pub fn ls_remote(fetch_url: &str, shown_url: &str) -> Result<RemoteRefs, GitErro
 #[derive(Debug, Clone)]
 pub struct GitCache {
     root: PathBuf,
+    credentials: UrlCredentials,
 }
 
 impl GitCache {
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+    /// The cache in `root`, fetching with the manifest's URL credentials.
+    pub fn new(root: impl Into<PathBuf>, credentials: UrlCredentials) -> Self {
+        Self {
+            root: root.into(),
+            credentials,
+        }
+    }
+
+    /// The credentials fetches offer before git's credential helpers.
+    pub fn credentials(&self) -> &UrlCredentials {
+        &self.credentials
     }
 
     /// The bare repository's folder for a remote (as written, before mirror rules).
@@ -271,7 +306,7 @@ impl GitCache {
         if repo.find_commit(commit).is_ok() {
             return Ok(repo);
         }
-        fetch_all(&repo, fetch_url, url)?;
+        fetch_all(&repo, fetch_url, url, &self.credentials)?;
         if repo.find_commit(commit).is_ok() {
             return Ok(repo);
         }
@@ -282,6 +317,7 @@ impl GitCache {
             fetch_url,
             url,
             &[format!("+{commit}:refs/airgap/pinned/{commit}")],
+            &self.credentials,
         );
         if repo.find_commit(commit).is_ok() {
             return Ok(repo);
@@ -293,7 +329,12 @@ impl GitCache {
     }
 }
 
-fn fetch_all(repo: &Repository, fetch_url: &str, shown: &str) -> Result<(), GitError> {
+fn fetch_all(
+    repo: &Repository,
+    fetch_url: &str,
+    shown: &str,
+    credentials: &UrlCredentials,
+) -> Result<(), GitError> {
     fetch_refspecs(
         repo,
         fetch_url,
@@ -302,6 +343,7 @@ fn fetch_all(repo: &Repository, fetch_url: &str, shown: &str) -> Result<(), GitE
             "+refs/heads/*:refs/airgap/heads/*".to_string(),
             "+refs/tags/*:refs/airgap/tags/*".to_string(),
         ],
+        credentials,
     )
 }
 
@@ -310,12 +352,13 @@ fn fetch_refspecs(
     fetch_url: &str,
     shown: &str,
     refspecs: &[String],
+    credentials: &UrlCredentials,
 ) -> Result<(), GitError> {
     let mut remote = repo
         .remote_anonymous(fetch_url)
         .map_err(|e| unreachable(shown, e))?;
     let mut opts = FetchOptions::new();
-    opts.remote_callbacks(callbacks());
+    opts.remote_callbacks(callbacks(credentials));
     opts.download_tags(AutotagOption::None);
     remote
         .fetch(refspecs, Some(&mut opts), None)

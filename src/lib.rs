@@ -15,6 +15,7 @@ pub mod exec;
 pub mod fetch;
 pub mod git;
 pub mod index;
+pub mod init;
 pub mod kdl_text;
 pub mod lock;
 pub mod manifest;
@@ -25,6 +26,8 @@ pub mod serve;
 pub mod source;
 pub mod state;
 pub mod steps;
+pub mod target;
+pub mod userinfo;
 
 /// Runs the command line and maps the outcome to an exit code.
 pub fn run() -> std::process::ExitCode {

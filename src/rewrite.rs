@@ -1400,7 +1400,8 @@ fn find_hosts(lines: &[String], hosts: &[&str]) -> Vec<HostHit> {
 }
 
 /// Whether `hay` names `host` (both lower-case) as a whole host name or the parent of one.
-fn contains_host(hay: &str, host: &str) -> bool {
+/// An empty host is never named.
+pub(crate) fn contains_host(hay: &str, host: &str) -> bool {
     if host.is_empty() {
         return false;
     }

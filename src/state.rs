@@ -7,7 +7,7 @@
 //! into `state.json` (temp file + rename) and removed. Rewriting the whole state after each of
 //! hundreds of steps would cost more than the steps themselves on a no-op run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -36,6 +36,11 @@ pub struct Record {
 struct StateFile {
     version: u32,
     steps: BTreeMap<String, Record>,
+    /// Files of the output root airgap wrote and has not removed, beyond those of `steps`
+    /// (the files of steps dropped from the plan, until apply removes them): what apply may
+    /// remove. Anything else in the output folder is the user's.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    owned: BTreeSet<String>,
 }
 
 /// The loaded state, shared by the steps of one run.
@@ -43,6 +48,7 @@ struct StateFile {
 pub struct State {
     dir: PathBuf,
     steps: Mutex<BTreeMap<String, Record>>,
+    owned: Mutex<BTreeSet<String>>,
     journal: Mutex<Option<std::fs::File>>,
 }
 
@@ -60,13 +66,13 @@ impl State {
     /// Loads `state.json` and replays the journal of an interrupted run.
     pub fn load(dir: &Path) -> Result<State, StateError> {
         let state_path = dir.join("state.json");
-        let mut steps = match std::fs::read(&state_path) {
+        let (mut steps, mut owned) = match std::fs::read(&state_path) {
             Ok(bytes) => match serde_json::from_slice::<StateFile>(&bytes) {
-                Ok(f) if f.version == STATE_VERSION => f.steps,
+                Ok(f) if f.version == STATE_VERSION => (f.steps, f.owned),
                 // An unreadable or older state only costs a rebuild: start empty.
-                _ => BTreeMap::new(),
+                _ => Default::default(),
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
             Err(source) => {
                 return Err(StateError {
                     what: "read",
@@ -82,9 +88,11 @@ impl State {
                 }
             }
         }
+        owned.extend(steps.values().flat_map(|r| r.files.keys().cloned()));
         Ok(State {
             dir: dir.to_path_buf(),
             steps: Mutex::new(steps),
+            owned: Mutex::new(owned),
             journal: Mutex::new(None),
         })
     }
@@ -100,6 +108,27 @@ impl State {
     /// Every record.
     pub fn records(&self) -> BTreeMap<String, Record> {
         self.steps.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Every file of the output root airgap wrote and has not removed.
+    pub fn owned(&self) -> BTreeSet<String> {
+        self.owned.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Adds files to [`State::owned`] (saved by [`State::compact`]).
+    pub fn own(&self, files: impl IntoIterator<Item = String>) {
+        self.owned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(files);
+    }
+
+    /// Removes files apply deleted from [`State::owned`].
+    pub fn disown<'a>(&self, files: impl IntoIterator<Item = &'a String>) {
+        let mut owned = self.owned.lock().unwrap_or_else(|e| e.into_inner());
+        for f in files {
+            owned.remove(f);
+        }
     }
 
     /// Records a completed step: appended to the journal before it counts as done.
@@ -135,6 +164,7 @@ impl State {
                 })?;
             }
         }
+        self.own(r.files.keys().cloned());
         self.steps
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -153,9 +183,16 @@ impl State {
             .filter(|(k, _)| keep(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let mut owned = self.owned();
+        for r in steps.values() {
+            for f in r.files.keys() {
+                owned.remove(f);
+            }
+        }
         let file = StateFile {
             version: STATE_VERSION,
             steps,
+            owned,
         };
         let bytes = serde_json::to_vec_pretty(&file).unwrap_or_default();
         let path = self.dir.join("state.json");

@@ -8,6 +8,7 @@
 //! written file is sorted and byte-stable; it carries no timestamps and no paths of this
 //! machine. See [`write`] for the format and [`read`] for its parser.
 
+pub mod diff;
 mod format;
 pub mod resolve;
 

@@ -71,16 +71,22 @@ pub struct Stats {
 #[derive(Debug, Clone)]
 pub struct Workspace {
     pub root: PathBuf,
+    /// The manifest's URL credentials, for git fetches.
+    pub credentials: crate::userinfo::UrlCredentials,
 }
 
 impl Workspace {
     pub fn new(manifest: &Manifest) -> Self {
         Self {
             root: manifest.root.join(".airgap"),
+            credentials: manifest.url_credentials.clone(),
         }
     }
     pub fn git_cache(&self) -> GitCache {
-        GitCache::new(self.root.join("cache").join("git"))
+        GitCache::new(
+            self.root.join("cache").join("git"),
+            self.credentials.clone(),
+        )
     }
     pub fn files_cache(&self) -> PathBuf {
         self.root.join("cache").join("files")
@@ -273,7 +279,11 @@ impl<'a> Resolver<'a> {
             mode,
             jobs: jobs.max(1),
             git: ws.git_cache(),
-            fetcher: Fetcher::new(manifest.url_mirrors.clone(), ws.files_cache()),
+            fetcher: Fetcher::new(
+                manifest.url_mirrors.clone(),
+                manifest.url_credentials.clone(),
+                ws.files_cache(),
+            ),
             ls_memo: Default::default(),
             repo_locks: Default::default(),
             problems: Vec::new(),
@@ -543,9 +553,11 @@ impl<'a> Resolver<'a> {
             memo.entry(fetch_url.clone()).or_default().clone()
         };
         let shown = url.to_string();
+        let credentials = self.git.credentials().clone();
         cell.get_or_init(|| async move {
             tokio::task::spawn_blocking(move || {
-                git::ls_remote(&fetch_url, &shown).map_err(|e| describe_git(&e, &fetch_url, &shown))
+                git::ls_remote(&fetch_url, &shown, &credentials)
+                    .map_err(|e| describe_git(&e, &fetch_url, &shown))
             })
             .await
             .unwrap_or_else(|e| Err(e.to_string()))

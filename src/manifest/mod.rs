@@ -58,6 +58,9 @@ pub struct Manifest {
     pub url_mirrors: Vec<UrlMirror>,
     pub images: ImagesDecl,
     pub index_image: IndexImageDecl,
+    /// Credentials written in `git=` and `url-mirror` URLs, taken out of them: every URL
+    /// above is without credentials, so nothing stores or prints them.
+    pub url_credentials: crate::userinfo::UrlCredentials,
 }
 
 /// How a registry is reached: the image layer's own type.

@@ -15,10 +15,12 @@ use crate::oci::reference::valid_tag;
 /// Parses the manifest text. `name` is the file name shown in diagnostics; `root` the folder
 /// that relative paths are resolved against.
 pub fn parse(name: &str, text: &str, root: PathBuf) -> Result<Manifest, Diagnostics> {
-    let src = diag::source(name, text);
+    // Diagnostics quote the manifest: never the credentials a URL in it may carry.
+    let src = diag::source(name, &crate::userinfo::mask_in_text(text));
     let mut p = Parser {
         src: src.clone(),
         errors: Vec::new(),
+        credentials: Vec::new(),
     };
     let doc = match crate::kdl_text::parse(text) {
         Ok(doc) => doc,
@@ -94,6 +96,8 @@ fn unparsed(src: &Source, text: &str, rejected: Rejected) -> SpanDiagnostic {
 struct Parser {
     src: Source,
     errors: Vec<SpanDiagnostic>,
+    /// Credentials taken out of URLs, by the URL (or prefix) without them.
+    credentials: Vec<(String, crate::userinfo::UrlCredential)>,
 }
 
 /// What a node's value must be, for messages.
@@ -293,7 +297,21 @@ impl Parser {
             url_mirrors,
             images,
             index_image,
+            url_credentials: crate::userinfo::UrlCredentials::new(std::mem::take(
+                &mut self.credentials,
+            )),
         }
+    }
+
+    /// A URL of the manifest without its credentials, which are kept aside in memory for
+    /// fetching (see [`crate::userinfo`]).
+    fn without_credentials(&mut self, mut url: Spanned<String>) -> Spanned<String> {
+        let (clean, credential) = crate::userinfo::split(&url.value);
+        if let Some(c) = credential {
+            self.credentials.push((clean.clone(), c));
+        }
+        url.value = clean;
+        url
     }
 
     /// A second top-level `node` where one is allowed; `first` is the span of the first.
@@ -720,7 +738,9 @@ impl Parser {
                 .help("use letters, digits, `-`, `_` and `.`, starting with a letter or digit"),
             );
         }
-        let git = self.prop_string(node, "git");
+        let git = self
+            .prop_string(node, "git")
+            .map(|g| self.without_credentials(g));
         let rev = self.prop_string(node, "ref");
         let path = self.prop_string(node, "path");
         let origin = match (git, path) {
@@ -964,7 +984,11 @@ impl Parser {
             "the URL prefix to replace",
             r#"url-mirror "https://github.com/" to="file:///srv/git/github.com/""#,
         )?;
-        let Some(to) = self.prop_string(node, "to") else {
+        let from = self.without_credentials(from);
+        let Some(to) = self
+            .prop_string(node, "to")
+            .map(|t| self.without_credentials(t))
+        else {
             self.missing_to(
                 node,
                 &from,

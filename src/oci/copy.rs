@@ -371,21 +371,7 @@ impl Client {
         }
         let (media_type, parsed) =
             media::detect(&fetched.bytes, fetched.content_type.as_deref(), &what)?;
-        let platforms = match &parsed {
-            Parsed::Index { manifests } => manifests
-                .iter()
-                .filter(|d| media::attestation_subject(d).is_none())
-                .filter_map(|d| {
-                    Some(PlatformManifest {
-                        platform: d.platform.as_ref()?.to_string(),
-                        digest: d.digest.clone(),
-                        media_type: d.media_type.clone(),
-                        size: d.size,
-                    })
-                })
-                .collect(),
-            Parsed::Image { .. } => Vec::new(),
-        };
+        let platforms = platform_manifests(&parsed);
         Ok(ResolvedImage {
             image: image.with_digest(digest.clone()),
             digest,
@@ -643,13 +629,14 @@ impl Client {
                         }
                     }
                 }
-                Dest::Layout { layout, .. } => {
-                    if !layout.has_blob(&d) {
+                Dest::Layout { layout, .. } => match layout.read_blob(&d).await {
+                    Ok(bytes) => bytes,
+                    Err(OciError::NotFound { .. }) => {
                         missing.push(format!("manifest {d}"));
                         continue;
                     }
-                    layout.read_blob(&d).await?
-                }
+                    Err(e) => return Err(e),
+                },
             };
             let what = format!("{repository}@{d}");
             let (_, parsed) = media::detect(&bytes, None, &what)?;
@@ -676,10 +663,10 @@ impl Client {
                         })
                         .await?
                     }
-                    Dest::Layout { layout, .. } => layout.has_blob(&b.digest),
+                    Dest::Layout { layout, .. } => layout.has_blob(&b.digest, b.size),
                 };
                 if !present {
-                    missing.push(format!("blob {} of {what}", b.digest));
+                    missing.push(format!("blob {} ({} bytes) of {what}", b.digest, b.size));
                 }
             }
         }
@@ -826,22 +813,25 @@ impl Client {
             }
             Dest::Layout { layout, repository } => {
                 let images = layout.images().await;
-                Ok(images
-                    .into_iter()
-                    .find(|i| {
-                        &i.repository == repository
-                            && match tag {
-                                Some(t) => i.tag.as_deref() == Some(t),
-                                None => i.tag.is_none() && &i.digest == digest,
-                            }
-                            && layout.has_blob(&i.digest)
-                    })
-                    .map(|i| CopyOutcome {
-                        digest: i.digest,
-                        media_type: i.media_type,
-                        size: i.size,
-                        stats: CopyStats::default(),
-                    }))
+                let Some(i) = images.into_iter().find(|i| {
+                    &i.repository == repository
+                        && match tag {
+                            Some(t) => i.tag.as_deref() == Some(t),
+                            None => i.tag.is_none() && &i.digest == digest,
+                        }
+                }) else {
+                    return Ok(None);
+                };
+                // Named is not enough: a blob left short (a full disk) must be written again.
+                if !layout.is_whole(&i.digest, i.size, &i.media_type).await {
+                    return Ok(None);
+                }
+                Ok(Some(CopyOutcome {
+                    digest: i.digest,
+                    media_type: i.media_type,
+                    size: i.size,
+                    stats: CopyStats::default(),
+                }))
             }
         }
     }
@@ -971,7 +961,7 @@ impl Client {
         stats: &Stats,
         what: &str,
     ) -> Result<(), OciError> {
-        if self.has_manifest(dest, &child.digest).await? {
+        if self.has_manifest(dest, child).await? {
             return Ok(());
         }
         let bytes = self.source_manifest(source, &child.digest, what).await?;
@@ -995,7 +985,10 @@ impl Client {
             .await
     }
 
-    async fn has_manifest(&self, dest: &Dest<'_>, digest: &Digest) -> Result<bool, OciError> {
+    /// Whether the destination has the manifest `child`: a registry checks what a manifest
+    /// names when it is pushed; a layout is asked whether everything below it is whole.
+    async fn has_manifest(&self, dest: &Dest<'_>, child: &Descriptor) -> Result<bool, OciError> {
+        let digest = &child.digest;
         match dest {
             Dest::Registry {
                 registry,
@@ -1009,7 +1002,9 @@ impl Client {
                     .await?
                     .is_some())
             }
-            Dest::Layout { layout, .. } => Ok(layout.has_blob(digest)),
+            Dest::Layout { layout, .. } => {
+                Ok(layout.is_whole(digest, child.size, &child.media_type).await)
+            }
         }
     }
 
@@ -1109,7 +1104,7 @@ impl Client {
         let _one_at_a_time = lock.lock().await;
         match dest {
             Dest::Layout { layout, .. } => {
-                if layout.has_blob(&blob.digest) {
+                if layout.has_blob(&blob.digest, blob.size) {
                     stats.skipped.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
@@ -1313,6 +1308,36 @@ impl Client {
             counted.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         });
         Ok(verified(counting, blob.digest.clone(), Some(blob.size), what).boxed())
+    }
+}
+
+/// The media type of a manifest's bytes and, for an index, its platform manifests, as
+/// [`Client::resolve`] gives them (what the lock records).
+pub(crate) fn describe_manifest(
+    bytes: &[u8],
+    content_type: Option<&str>,
+    what: &str,
+) -> Result<(String, Vec<PlatformManifest>), OciError> {
+    let (media_type, parsed) = media::detect(bytes, content_type, what)?;
+    Ok((media_type, platform_manifests(&parsed)))
+}
+
+/// The platform manifests of an index (attestations left out); empty for a single manifest.
+fn platform_manifests(parsed: &Parsed) -> Vec<PlatformManifest> {
+    match parsed {
+        Parsed::Index { manifests } => manifests
+            .iter()
+            .filter(|d| media::attestation_subject(d).is_none())
+            .filter_map(|d| {
+                Some(PlatformManifest {
+                    platform: d.platform.as_ref()?.to_string(),
+                    digest: d.digest.clone(),
+                    media_type: d.media_type.clone(),
+                    size: d.size,
+                })
+            })
+            .collect(),
+        Parsed::Image { .. } => Vec::new(),
     }
 }
 

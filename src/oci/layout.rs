@@ -9,14 +9,19 @@
 //! the entry. Untagged entries are kept once per (repository, digest). Entries are sorted, and
 //! entries without our annotation (written by other tools) are kept as they are.
 //!
-//! Every blob is written to a temp file inside the layout, checked against its digest, and
-//! renamed into place; `index.json` is rewritten the same way. So a reader sees a blob whole
-//! or not at all, and an interrupted copy leaves only `.tmp-*` files that the next write of the
-//! same blob ignores. Writers in one process are serialized on `index.json`; two processes
-//! writing one layout at once are not supported.
+//! Every blob is written to a temp file inside the layout, checked against its digest as it
+//! streams, flushed and fsync'd, checked again for its size on disk, and only then renamed
+//! into place; `index.json` is rewritten the same way. A write error (a full disk) fails the
+//! write, never leaves a short file under a blob's name. So a reader sees a blob whole or not
+//! at all, and an interrupted copy leaves only `.tmp-*` files that the next write of the same
+//! blob ignores. A blob counts as present ([`Layout::has_blob`]) only with the size its
+//! descriptor gives, and an image only when its manifests read back with their digests and
+//! every blob they name is there with its size ([`Layout::is_whole`]): a file left short by
+//! an older build, or by a disk that filled up under another writer, is written again.
+//! Writers in one process are serialized on `index.json`; two processes writing one layout
+//! at once are not supported.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -156,8 +161,18 @@ impl Layout {
         self.dir.join("blobs/sha256").join(digest.hex())
     }
 
-    pub fn has_blob(&self, digest: &Digest) -> bool {
-        self.blob_path(digest).is_file()
+    /// Whether the blob is there with `size` bytes, the size its descriptor gives.
+    pub fn has_blob(&self, digest: &Digest, size: u64) -> bool {
+        std::fs::metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file() && m.len() == size)
+    }
+
+    /// Whether the manifest (or index) `digest` is whole here: it reads back with its digest
+    /// and `size`, and so does every manifest under it, and every blob they name is there with
+    /// its size.
+    pub async fn is_whole(&self, digest: &Digest, size: u64, media_type: &str) -> bool {
+        self.problems_of(digest, size, media_type, &digest.to_string())
+            .await
+            .is_empty()
     }
 
     /// Reads a whole (small) blob, checking its digest.
@@ -205,8 +220,9 @@ impl Layout {
         Ok(raw)
     }
 
-    /// Writes a blob from a stream: temp file, digest and size checked, fsync, rename. Returns
-    /// the bytes written. On any error the temp file is removed.
+    /// Writes a blob from a stream: temp file, digest and size checked as the bytes pass,
+    /// flushed and fsync'd, its size on disk checked, then renamed. Returns the bytes written.
+    /// On any error (a full disk) the temp file is removed and the blob is not there.
     pub(crate) async fn write_blob<S>(
         &self,
         digest: &Digest,
@@ -217,6 +233,8 @@ impl Layout {
     where
         S: Stream<Item = Result<Bytes, OciError>>,
     {
+        // Errors name the blob's file: the temp file's name means nothing to anyone.
+        let dest = self.blob_path(digest);
         let tmp = tempfile::Builder::new()
             .prefix(".tmp-blob-")
             .tempfile_in(&self.dir)
@@ -239,7 +257,7 @@ impl Layout {
                 })?;
             file.write_all(&chunk)
                 .await
-                .map_err(OciError::io("cannot write", tmp.path()))?;
+                .map_err(OciError::io("cannot write", &dest))?;
         }
         let written = verifier
             .finish()
@@ -248,11 +266,26 @@ impl Layout {
                 expected: digest.clone(),
                 mismatch,
             })?;
+        // tokio's `File` writes in the background: a failed write (a full disk) is only
+        // reported by the next operation, so flush before trusting anything; then sync, and
+        // check that the file holds every byte.
+        file.flush()
+            .await
+            .map_err(OciError::io("cannot write", &dest))?;
         file.sync_all()
             .await
-            .map_err(OciError::io("cannot write", tmp.path()))?;
+            .map_err(OciError::io("cannot write", &dest))?;
+        let on_disk = file
+            .metadata()
+            .await
+            .map_err(OciError::io("cannot write", &dest))?
+            .len();
         drop(file);
-        let dest = self.blob_path(digest);
+        if on_disk != written {
+            return Err(OciError::io("cannot write", &dest)(std::io::Error::other(
+                format!("it holds {on_disk} bytes after {written} were written"),
+            )));
+        }
         tmp.persist(&dest)
             .map_err(|e| OciError::io("cannot move a blob into", &dest)(e.error))?;
         Ok(written)
@@ -260,10 +293,10 @@ impl Layout {
 
     /// Writes a small blob (a manifest, a config) from memory.
     pub async fn write_blob_bytes(&self, digest: &Digest, bytes: Bytes) -> Result<(), OciError> {
-        if self.has_blob(digest) {
+        let size = bytes.len() as u64;
+        if self.has_blob(digest, size) {
             return Ok(());
         }
-        let size = bytes.len() as u64;
         self.write_blob(
             digest,
             Some(size),
@@ -393,68 +426,85 @@ impl Layout {
                 Some(tag) => format!("{}:{tag}", image.repository),
                 None => format!("{}@{}", image.repository, image.digest),
             };
-            let mut pending = vec![(image.digest.clone(), image.size, image.media_type.clone())];
-            while let Some((digest, size, media_type)) = pending.pop() {
-                let path = self.blob_path(&digest);
-                let problem = |problem: String| LayoutProblem {
-                    image: name.clone(),
-                    path: path.clone(),
-                    problem,
-                };
-                let bytes = match self.read_blob(&digest).await {
-                    Ok(b) => b,
-                    Err(OciError::NotFound { .. }) => {
-                        problems.push(problem(format!("manifest {digest} is missing")));
-                        continue;
-                    }
-                    Err(e) => {
-                        problems.push(problem(e.to_string()));
-                        continue;
-                    }
-                };
-                if bytes.len() as u64 != size {
-                    problems.push(problem(format!(
-                        "manifest {digest} has {} bytes where its descriptor says {size}",
-                        bytes.len()
-                    )));
+            problems.extend(
+                self.problems_of(&image.digest, image.size, &image.media_type, &name)
+                    .await,
+            );
+        }
+        problems
+    }
+
+    /// What is wrong below one manifest (see [`Layout::check_complete`]), each problem naming
+    /// the image as `name`.
+    async fn problems_of(
+        &self,
+        digest: &Digest,
+        size: u64,
+        media_type: &str,
+        name: &str,
+    ) -> Vec<LayoutProblem> {
+        let mut problems = Vec::new();
+        let mut pending = vec![(digest.clone(), size, media_type.to_owned())];
+        while let Some((digest, size, media_type)) = pending.pop() {
+            let path = self.blob_path(&digest);
+            let problem = |problem: String| LayoutProblem {
+                image: name.to_owned(),
+                path: path.clone(),
+                problem,
+            };
+            let bytes = match self.read_blob(&digest).await {
+                Ok(b) => b,
+                Err(OciError::NotFound { .. }) => {
+                    problems.push(problem(format!("manifest {digest} is missing")));
                     continue;
                 }
-                let parsed = match media::detect(&bytes, Some(&media_type), &name) {
-                    Ok((_, parsed)) => parsed,
-                    Err(e) => {
-                        problems.push(problem(e.to_string()));
-                        continue;
+                Err(e) => {
+                    problems.push(problem(e.to_string()));
+                    continue;
+                }
+            };
+            if bytes.len() as u64 != size {
+                problems.push(problem(format!(
+                    "manifest {digest} has {} bytes where its descriptor says {size}",
+                    bytes.len()
+                )));
+                continue;
+            }
+            let parsed = match media::detect(&bytes, Some(&media_type), name) {
+                Ok((_, parsed)) => parsed,
+                Err(e) => {
+                    problems.push(problem(e.to_string()));
+                    continue;
+                }
+            };
+            match &parsed {
+                media::Parsed::Index { manifests } => {
+                    // Reversed onto the stack, so children are checked in order.
+                    for m in manifests.iter().rev() {
+                        pending.push((m.digest.clone(), m.size, m.media_type.clone()));
                     }
-                };
-                match &parsed {
-                    media::Parsed::Index { manifests } => {
-                        // Reversed onto the stack, so children are checked in order.
-                        for m in manifests.iter().rev() {
-                            pending.push((m.digest.clone(), m.size, m.media_type.clone()));
-                        }
-                    }
-                    media::Parsed::Image { .. } => {
-                        for blob in parsed.blobs() {
-                            let path = self.blob_path(&blob.digest);
-                            let found = match std::fs::metadata(&path) {
-                                Ok(m) if m.len() == blob.size => continue,
-                                Ok(m) => format!(
-                                    "blob {} has {} bytes where manifest {digest} says {}",
-                                    blob.digest,
-                                    m.len(),
-                                    blob.size
-                                ),
-                                Err(_) => format!(
-                                    "blob {} (named by manifest {digest}) is missing",
-                                    blob.digest
-                                ),
-                            };
-                            problems.push(LayoutProblem {
-                                image: name.clone(),
-                                path,
-                                problem: found,
-                            });
-                        }
+                }
+                media::Parsed::Image { .. } => {
+                    for blob in parsed.blobs() {
+                        let path = self.blob_path(&blob.digest);
+                        let found = match std::fs::metadata(&path) {
+                            Ok(m) if m.len() == blob.size => continue,
+                            Ok(m) => format!(
+                                "blob {} has {} bytes where manifest {digest} says {}",
+                                blob.digest,
+                                m.len(),
+                                blob.size
+                            ),
+                            Err(_) => format!(
+                                "blob {} (named by manifest {digest}) is missing",
+                                blob.digest
+                            ),
+                        };
+                        problems.push(LayoutProblem {
+                            image: name.to_owned(),
+                            path,
+                            problem: found,
+                        });
                     }
                 }
             }
@@ -515,18 +565,9 @@ fn index_bytes(doc: &IndexDoc) -> Result<Vec<u8>, OciError> {
     Ok(bytes)
 }
 
-/// Temp file in `dir`, fsync, rename over `dest`.
+/// Temp file in `dir`, written, fsync'd, size checked, renamed over `dest`.
 fn write_atomic(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), OciError> {
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(OciError::io("cannot create a temp file in", dir))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(OciError::io("cannot write", tmp.path()))?;
-    tmp.persist(dest)
-        .map_err(|e| OciError::io("cannot replace", dest)(e.error))?;
-    Ok(())
+    crate::fetch::write_atomic_in(dir, dest, bytes).map_err(OciError::io("cannot write", dest))
 }
 
 /// Reading a file as a stream of chunks without another dependency.

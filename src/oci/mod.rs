@@ -66,6 +66,7 @@ pub mod reference;
 mod registry;
 pub mod retry;
 
+pub(crate) use copy::describe_manifest;
 pub use copy::{
     BlobData, Client, ClientConfig, CopyOutcome, CopyRequest, CopyStats, Destination, LocalBlob,
     LocalImage, PlatformManifest, ResolvedImage,

@@ -23,7 +23,9 @@ use crate::lock::{Lockfile, ProjectKey, ProjectKind, Uses};
 use crate::manifest::{Manifest, TargetKind};
 
 /// Bump when what any step writes changes shape, so every step reruns once.
-pub const SCHEMA: u32 = 1;
+/// 2: `archive.tar` is a gzip stream; single-version stacks in the versioned layout have
+/// their starter-project zips in the stack's folder too.
+pub const SCHEMA: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepKind {
@@ -154,6 +156,34 @@ pub fn project_zip_name(name: &str) -> String {
     format!("{name}-offline.zip")
 }
 
+/// Where a project's zip goes in the registry tree (relative to `registry/`): beside the
+/// devfile that declares it, as upstream's build (`dl_starter_projects.sh`) puts it. A starter
+/// project of a stack in the versioned layout (`stack.yaml`) with a single version goes into
+/// the stack's folder as well: the registry server looks for a local `zip.location` under
+/// `stacks/<stack>/<version>/` only when the index lists more than one version, else under
+/// `stacks/<stack>/` (registry-support `ServeDevfileStarterProjectWithVersion`), so with the
+/// zip beside the devfile only, its download fails.
+pub fn project_zip_paths(lock: &Lockfile, key: &ProjectKey) -> Vec<String> {
+    let file = project_zip_name(&key.name);
+    let mut paths = vec![format!("{}/{file}", owner_dir(&key.owner))];
+    if key.kind == ProjectKind::Starter
+        && !key.owner.starts_with("sample:")
+        && let Some((stack, _)) = key.owner.split_once('/')
+    {
+        let versions = lock
+            .stacks
+            .keys()
+            .filter(|(source, id)| {
+                source == &key.source && id.split_once('/').map(|(s, _)| s) == Some(stack)
+            })
+            .count();
+        if versions == 1 {
+            paths.push(format!("{}/{file}", stack_dir(stack)));
+        }
+    }
+    paths
+}
+
 fn id_words(id: &str) -> String {
     id.replace('/', " ")
 }
@@ -258,7 +288,7 @@ impl Plan {
                     key.name,
                     id_words(&key.owner)
                 ),
-                config: json!({"file": format!("{}/{}", owner_dir(&key.owner), project_zip_name(&key.name))}),
+                config: json!({"files": project_zip_paths(lock, key)}),
                 lock: json!(p),
             });
         }

@@ -28,6 +28,12 @@
 //! answers HEAD with 405 outside `/v2`; HTTP says HEAD goes with GET). An unknown path is `404`
 //! with `404 page not found` in `text/plain`, as upstream's router (gin) answers it.
 //!
+//! Limits ([`connections`]): request headers must arrive within a timeout (which also closes
+//! connections left idle), a connection moving no byte for the idle timeout is dropped, and
+//! the number of connections is capped below the open-file limit;
+//! at the cap the oldest connection is closed gracefully to make room, so idle clients cannot
+//! keep `/health` or anyone else out.
+//!
 //! Logging: the server prints what it serves and `listening on http://ADDR` on stderr at
 //! start; with `verbose` it also prints one line per request (`client method path status
 //! duration`) on stderr. Nothing is ever printed on stdout.
@@ -36,6 +42,7 @@
 //! joined, canonicalised and checked against the canonical root, so `..`, encoded separators,
 //! absolute paths, backslashes and symbolic links leading out of `DIR` are all refused.
 
+pub mod connections;
 pub mod filter;
 pub mod fs;
 pub mod index;
@@ -66,6 +73,8 @@ use registry::Registry;
 pub struct ServeOptions {
     /// Print one line per request on stderr.
     pub verbose: bool,
+    /// Header timeout and connection limit.
+    pub limits: connections::Limits,
 }
 
 /// Everything that can stop `airgap serve`.
@@ -100,13 +109,6 @@ pub enum ServeError {
     )]
     Bind {
         addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
-
-    #[error("the server stopped with an error")]
-    #[diagnostic(code(airgap::serve::io))]
-    Serve {
         #[source]
         source: std::io::Error,
     },
@@ -225,6 +227,7 @@ pub struct Server {
     router: Router,
     local_addr: SocketAddr,
     summary: String,
+    limits: connections::Limits,
 }
 
 impl Server {
@@ -250,6 +253,7 @@ impl Server {
             router: router(Arc::new(loaded.0), &options),
             local_addr,
             summary,
+            limits: options.limits,
         })
     }
 
@@ -279,14 +283,8 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| ServeError::Serve { source })
+        connections::serve(self.listener, self.router, self.limits, shutdown).await;
+        Ok(())
     }
 }
 

@@ -302,7 +302,8 @@ pub async fn stack_devfile(
     Ok(out)
 }
 
-/// One stack version's `archive.tar`: the packed files, Dockerfiles' `FROM` lines rewritten.
+/// One stack version's `archive.tar`: the packed files, Dockerfiles' `FROM` lines rewritten,
+/// as a deterministic tar.gz (see [`archive`]).
 pub async fn archive(
     ctx: &Ctx,
     state: &State,
@@ -364,10 +365,21 @@ pub async fn archive(
             "files packed with `{dir}` of source `{source}` differ from the locked ones; run `airgap lock`"
         ));
     }
-    let tar =
-        super::blocking(move || archive::tar_bytes(entries).map_err(|e| e.to_string())).await?;
+    // A gzip stream despite the name, as upstream's `tar -czf` makes it: registry-library
+    // un-gzips `archive.tar` after a pull and fails on a plain tar.
+    let tar_gz = super::blocking(move || {
+        archive::write_tar_gz(entries, Vec::new())
+            .map(|(bytes, _)| bytes)
+            .map_err(|e| e.to_string())
+    })
+    .await?;
     let mut out = StepOutput::default();
-    super::write_output(ctx, &format!("registry/{dir}/archive.tar"), &tar, &mut out)?;
+    super::write_output(
+        ctx,
+        &format!("registry/{dir}/archive.tar"),
+        &tar_gz,
+        &mut out,
+    )?;
     Ok(out)
 }
 

@@ -1,15 +1,21 @@
 //! Images: copied by digest from upstream (through `registry-mirror` rules) to the target
 //! registry or the `dir:` target's OCI layout. The output is the digest that landed (the
 //! upstream one, or a filtered index's when `platforms` keeps a subset) and the pinned
-//! reference devfiles are rewritten to.
+//! reference devfiles are rewritten to. What landed is read back and compared with every
+//! digest and size the lock records for the image ([`lock_differences`]): a lock that says
+//! otherwise fails the step rather than being trusted.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use crate::exec::{Ctx, StepOutput};
+use crate::lock::ResolvedDigest;
 use crate::oci::digest::Digest;
-use crate::oci::naming::TargetPrefix;
+use crate::oci::naming::{TargetPrefix, TargetRef};
 use crate::oci::reference::ImageRef;
-use crate::oci::{CopyRequest, Platforms};
+use crate::oci::{
+    Client, CopyRequest, Destination, PlatformManifest, Platforms, describe_manifest,
+};
 use crate::state::Record;
 
 /// The upstream image (pinned to its locked digest) and where it lands.
@@ -56,6 +62,22 @@ pub async fn run(ctx: &Ctx, image: &str) -> Result<StepOutput, String> {
         .copy(&req, destination)
         .await
         .map_err(|e| e.to_string())?;
+    let problems = lock_differences(
+        ctx,
+        client,
+        destination,
+        image,
+        &req.target,
+        &outcome.digest,
+    )
+    .await?;
+    if !problems.is_empty() {
+        return Err(format!(
+            "the image at `{}` does not match airgap.lock: {}; restore airgap.lock (it is generated), or run `airgap lock --update` to resolve it again",
+            req.target,
+            problems.join("; ")
+        ));
+    }
     let mut out = StepOutput::default();
     out.outputs
         .insert("digest".into(), outcome.digest.to_string());
@@ -70,4 +92,119 @@ pub async fn present(ctx: &Ctx, image: &str, rec: &Record) -> bool {
         return false;
     };
     super::target_holds(ctx, &req.target, rec).await
+}
+
+/// [`lock_differences`] for the image whose landing apply recorded in `rec`.
+pub async fn recorded_lock_differences(
+    ctx: &Ctx,
+    image: &str,
+    rec: &Record,
+) -> Result<Vec<String>, String> {
+    let req = request(ctx, image)?;
+    let digest = rec
+        .outputs
+        .get("digest")
+        .and_then(|d| Digest::from_str(d).ok())
+        .ok_or_else(|| format!("apply recorded no digest for image {image}"))?;
+    let (client, destination) = ctx.oci().await?;
+    lock_differences(ctx, client, destination, image, &req.target, &digest).await
+}
+
+/// What differs between the image that landed at `target` (its top manifest `digest`, read
+/// back from the target) and every digest and size the lock records for `image`: the
+/// manifest's size and media type, and each platform's digest, media type and size. An index
+/// filtered by `platforms` is a manifest of its own (the lock's size is the upstream one's):
+/// each platform it keeps must still be the lock's.
+async fn lock_differences(
+    ctx: &Ctx,
+    client: &Client,
+    destination: &Destination,
+    image: &str,
+    target: &TargetRef,
+    digest: &Digest,
+) -> Result<Vec<String>, String> {
+    let locked = ctx
+        .lock
+        .images
+        .get(image)
+        .and_then(|e| e.resolved.as_ref())
+        .ok_or_else(|| format!("image `{image}` has no digest in the lock; run `airgap lock`"))?;
+    let what = format!("{target}@{digest}");
+    let (bytes, media_type) = client
+        .read_manifest(destination, &target.repository, digest)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (_, platforms) =
+        describe_manifest(&bytes, Some(&media_type), &what).map_err(|e| e.to_string())?;
+    Ok(compare(
+        locked,
+        digest,
+        bytes.len() as u64,
+        &media_type,
+        platforms,
+    ))
+}
+
+fn compare(
+    locked: &ResolvedDigest,
+    digest: &Digest,
+    size: u64,
+    media_type: &str,
+    platforms: Vec<PlatformManifest>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let whole = digest.as_str() == locked.digest;
+    if whole && size != locked.size {
+        out.push(format!(
+            "manifest {digest} has {size} bytes, where the lock says size={}",
+            locked.size
+        ));
+    }
+    if media_type != locked.media_type {
+        out.push(format!(
+            "manifest {digest} is `{media_type}`, where the lock says media-type=\"{}\"",
+            locked.media_type
+        ));
+    }
+    let landed: BTreeMap<String, PlatformManifest> = platforms
+        .into_iter()
+        .map(|p| (p.platform.clone(), p))
+        .collect();
+    for (platform, p) in &landed {
+        let Some(l) = locked.platforms.get(platform) else {
+            out.push(format!(
+                "platform {platform} ({}) is not in the lock",
+                p.digest
+            ));
+            continue;
+        };
+        if l.digest != p.digest.as_str() {
+            out.push(format!(
+                "platform {platform} is {}, where the lock says digest=\"{}\"",
+                p.digest, l.digest
+            ));
+        }
+        if l.size != p.size {
+            out.push(format!(
+                "platform {platform} has {} bytes, where the lock says size={}",
+                p.size, l.size
+            ));
+        }
+        if l.media_type != p.media_type {
+            out.push(format!(
+                "platform {platform} is `{}`, where the lock says media-type=\"{}\"",
+                p.media_type, l.media_type
+            ));
+        }
+    }
+    if whole {
+        for platform in locked.platforms.keys() {
+            if !landed.contains_key(platform) {
+                out.push(format!(
+                    "platform {platform} of the lock is not in manifest {digest}"
+                ));
+            }
+        }
+    }
+    out
 }

@@ -9,6 +9,9 @@ mod source;
 mod stack_artifact;
 mod tree;
 
+pub use download::size_mismatch as download_size_mismatch;
+pub use image::recorded_lock_differences as image_lock_differences;
+
 use std::path::Path;
 use std::str::FromStr;
 
@@ -131,6 +134,8 @@ pub fn write_output(
     out: &mut StepOutput,
 ) -> Result<(), String> {
     let path = ctx.out_root.join(rel);
+    crate::target::claim(&ctx.out_root, rel)
+        .map_err(|e| format!("cannot write in `{}`: {e}", ctx.out_root.display()))?;
     write_staged(&ctx.out_root, &path, bytes)
         .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
     let name = Path::new(rel)
@@ -152,23 +157,13 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| format!("a background task failed: {e}"))?
 }
 
-/// Where half-written outputs live until they are renamed into place: outside the registry
-/// tree, so a killed apply never leaves a temp file where the index generator would list it.
-/// Cleared at the start of every apply.
-pub const STAGING: &str = ".airgap-staging";
+pub use crate::target::STAGING;
 
 fn write_staged(out_root: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
     let staging = out_root.join(STAGING);
     std::fs::create_dir_all(&staging)?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut tmp = tempfile::Builder::new()
-        .prefix("out-")
-        .tempfile_in(&staging)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    crate::fetch::write_atomic_in(&staging, path, bytes)
 }

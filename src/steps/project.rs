@@ -4,7 +4,9 @@
 //! `.git`, and no file mode or line ending of this machine), narrowed to `subDir` (whose
 //! content becomes the zip's root), zipped with sorted entries, fixed timestamps and
 //! permissions. zip: the downloaded bytes, checked against the locked sha256, kept as they
-//! are — or, with a `subDir`, re-packed from that folder the same deterministic way.
+//! are — or, with a `subDir`, re-packed from that folder the same deterministic way. The zip
+//! lands where [`project_zip_paths`] says (beside the devfile, and for a single-version stack
+//! in the versioned layout in the stack's folder too, where the registry server looks).
 
 use std::io::Read;
 
@@ -15,7 +17,7 @@ use crate::exec::{Ctx, StepOutput};
 use crate::git::{CommitReader, FileKind};
 use crate::lock::{LockedProject, ProjectKey};
 use crate::manifest::mirror_url;
-use crate::plan::{owner_dir, project_zip_name};
+use crate::plan::project_zip_paths;
 
 pub async fn run(ctx: &Ctx, key: &ProjectKey) -> Result<StepOutput, String> {
     let locked = ctx
@@ -24,11 +26,6 @@ pub async fn run(ctx: &Ctx, key: &ProjectKey) -> Result<StepOutput, String> {
         .get(key)
         .ok_or_else(|| format!("`{}` is not in the lock", key.name))?
         .clone();
-    let rel = format!(
-        "registry/{}/{}",
-        owner_dir(&key.owner),
-        project_zip_name(&key.name)
-    );
     let bytes = match locked {
         LockedProject::Git {
             remote,
@@ -92,7 +89,9 @@ pub async fn run(ctx: &Ctx, key: &ProjectKey) -> Result<StepOutput, String> {
         }
     };
     let mut out = StepOutput::default();
-    super::write_output(ctx, &rel, &bytes, &mut out)?;
+    for rel in project_zip_paths(&ctx.lock, key) {
+        super::write_output(ctx, &format!("registry/{rel}"), &bytes, &mut out)?;
+    }
     Ok(out)
 }
 

@@ -48,6 +48,17 @@ pub fn layer_media_type(name: &str) -> Option<&'static str> {
     }
 }
 
+/// Whether the registry server starts with `name` in a stack version's `resources`: it pushes
+/// the files it has a media type for (by name, and `*.vsx` by extension) and skips
+/// `meta.yaml` and `*-offline.zip`; any other name stops it at start (`media type not found
+/// for file extension…`: a CrashLoop in the cluster).
+pub fn server_accepts_resource(name: &str) -> bool {
+    layer_media_type(name).is_some()
+        || name.ends_with(".vsx")
+        || name == "meta.yaml"
+        || name.ends_with("-offline.zip")
+}
+
 /// Whether `tag` is a valid OCI tag.
 fn landing(ctx: &Ctx, id: &str, tag: &str) -> Result<TargetRef, String> {
     let stack = id.split('/').next().unwrap_or(id);

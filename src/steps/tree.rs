@@ -4,6 +4,7 @@
 
 use git2::Oid;
 
+use super::stack_artifact::server_accepts_resource;
 use crate::exec::{Ctx, StepOutput};
 use crate::git::CommitReader;
 use crate::index::{self, EntryType, LastModifiedFile, LastModifiedRecord, Timestamp};
@@ -114,6 +115,13 @@ pub async fn last_modified(ctx: &Ctx) -> Result<StepOutput, String> {
 /// `registry/index.json`, generated from the tree. Icons that are local files (rewritten
 /// devfiles say `logo.svg`, relative to the devfile) become paths relative to the registry
 /// root, so a server or client can find them from the index alone.
+///
+/// A version's `resources` keep only the names the registry server can start with
+/// ([`server_accepts_resource`]). The generator lists every file of the version's folder, and
+/// upstream's folders hold nothing else; the files airgap adds beside a devfile (an icon that
+/// is not `logo.svg`/`logo.png`, such as `logo.jpg`; `parent-devfile.yaml`) would stop the
+/// server at start. They stay in the tree, where the devfile names them, but are not pushed
+/// as layers of the stack's artifact (nor are they by airgap's own stack artifact step).
 pub async fn index_json(ctx: &Ctx) -> Result<StepOutput, String> {
     let dir = ctx.registry_dir();
     let multi: std::collections::BTreeSet<String> = ctx
@@ -134,6 +142,11 @@ pub async fn index_json(ctx: &Ctx) -> Result<StepOutput, String> {
                 _ => format!("stacks/{}", e.name),
             };
             let multi_version = multi.contains(&e.name);
+            if e.entry_type != Some(EntryType::Sample) {
+                for v in &mut e.versions {
+                    v.resources.retain(|r| server_accepts_resource(r));
+                }
+            }
             e.icon = localize(&e.icon, &base);
             for v in &mut e.versions {
                 let vbase = if multi_version && e.entry_type != Some(EntryType::Sample) {

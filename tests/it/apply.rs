@@ -109,19 +109,22 @@ fn community_registry_applies_to_a_dir_target_and_reapplies_as_a_no_op() {
         }
     }
 
-    // Every starter project as an offline zip next to its devfile (git and zip ones).
+    // Every starter project as an offline zip next to its devfile (git and zip ones); a
+    // single-version stack in the versioned layout has its starter projects' zips in the
+    // stack's folder too, where the registry server looks for them.
     let zips = files
         .keys()
         .filter(|k| k.starts_with("stacks/") && k.ends_with("-offline.zip"))
         .count();
+    let devfiles = world::devfiles(&fixtures().join("devfile-registry"));
     let mut expected = 0;
-    for (path, d) in world::devfiles(&fixtures().join("devfile-registry")) {
-        let dir = Path::new(&path)
+    for (path, d) in &devfiles {
+        let dir = Path::new(path)
             .parent()
             .unwrap()
             .to_string_lossy()
             .into_owned();
-        let names: BTreeSet<String> = world::projects_of(&d)
+        let names: BTreeSet<String> = world::projects_of(d)
             .into_iter()
             .map(|(_, p)| p.name)
             .collect();
@@ -132,6 +135,24 @@ fn community_registry_applies_to_a_dir_target_and_reapplies_as_a_no_op() {
             );
         }
         expected += names.len();
+        let stack_dir = Path::new(&dir).parent().unwrap().to_string_lossy();
+        let versions = devfiles
+            .iter()
+            .filter(|(p, _)| p.starts_with(&format!("{stack_dir}/")))
+            .count();
+        if stack_dir != "stacks" && versions == 1 {
+            for (kind, p) in world::projects_of(d) {
+                if kind == "starter" {
+                    let copy = format!("{stack_dir}/{}-offline.zip", p.name);
+                    assert_eq!(
+                        files.get(&copy),
+                        files.get(&format!("{dir}/{}-offline.zip", p.name)),
+                        "{copy}"
+                    );
+                    expected += 1;
+                }
+            }
+        }
     }
     assert_eq!(zips, expected);
 

@@ -21,18 +21,18 @@ use crate::support::registry::{
 };
 use crate::support::*;
 
-struct World {
+pub(crate) struct World {
     _tmp: tempfile::TempDir,
-    ws: PathBuf,
-    bundle: PathBuf,
+    pub(crate) ws: PathBuf,
+    pub(crate) bundle: PathBuf,
     _upstream: TestRegistry,
-    target: TestRegistry,
+    pub(crate) target: TestRegistry,
 }
 
 impl World {
     /// The quickstart for a registry target (`localhost:PORT/devfiles`, plain HTTP), with
     /// `docker.io/airgap-test/extra:1` served by an upstream registry and included.
-    fn new() -> World {
+    pub(crate) fn new() -> World {
         let tmp = tempfile::tempdir().unwrap();
         let ws = tmp.path().join("ws");
         fresh_example(&ws);
@@ -78,7 +78,7 @@ impl World {
         }
     }
 
-    fn airgap(&self, args: &[&str]) -> Run {
+    pub(crate) fn airgap(&self, args: &[&str]) -> Run {
         airgap(&self.ws, args)
     }
 
@@ -86,7 +86,7 @@ impl World {
         self.airgap(&["apply", "--bundle", "../bundle"]).ok()
     }
 
-    fn push(&self, extra: &[&str]) -> Run {
+    pub(crate) fn push(&self, extra: &[&str]) -> Run {
         let mut args = vec!["push", "../bundle"];
         args.extend_from_slice(extra);
         self.airgap(&args)
@@ -98,7 +98,7 @@ impl World {
     }
 
     /// Lock image → (repository at the target, tag, digest).
-    fn locked_images(&self) -> Vec<(String, String, Digest)> {
+    pub(crate) fn locked_images(&self) -> Vec<(String, String, Digest)> {
         let text = std::fs::read_to_string(self.ws.join("airgap.lock")).unwrap();
         let lock = airgap::lock::read("airgap.lock", &text).unwrap();
         let prefix = format!("localhost:{}/", self.target.port);
@@ -117,7 +117,7 @@ impl World {
     }
 
     /// The digest of `repository:tag` at the target registry, if it is tagged there.
-    fn at_target(&self, repository: &str, tag: &str) -> Option<Digest> {
+    pub(crate) fn at_target(&self, repository: &str, tag: &str) -> Option<Digest> {
         try_skopeo(&[
             "inspect",
             "--raw",

@@ -409,3 +409,132 @@ fn lockfile_errors_are_diagnostics() {
         "a lockfile that cannot be read is left as it is"
     );
 }
+
+/// `lock --check` resolves upstream anew and writes nothing: exit 0 on a current lock; exit 1
+/// listing the change after a starter's remote gets a new commit and after an image tag moves.
+/// `lock --update` then prints the same changes as it writes them.
+#[test]
+fn check_reports_drift_without_writing_and_update_prints_it() {
+    use crate::support::registry::{anonymous_client, image};
+    use airgap::oci::Destination;
+    use airgap::oci::naming::TargetRef;
+
+    let mut w = World::community();
+    w.write_manifest("");
+    airgap(&w.workspace, &["lock"]).ok();
+    let lock_path = w.workspace.join("airgap.lock");
+    let first = w.lock_text();
+    let mtime = || std::fs::metadata(&lock_path).unwrap().modified().unwrap();
+    let before = mtime();
+
+    let run = airgap(&w.workspace, &["lock", "--check"]).ok();
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(run.stderr.contains("up to date"), "{}", run.stderr);
+
+    // A starter project's remote moves.
+    let remote = "https://github.com/devfile-samples/devfile-stack-nodejs-angular.git";
+    let old = w.remote(remote).revisions["main"];
+    let new = w.advance(remote, "main");
+    let run = airgap(&w.workspace, &["lock", "--check"]).fails(1);
+    let short = |id: git2::Oid| id.to_string()[..7].to_string();
+    let line = format!("{} → {}", short(old), short(new));
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("Updating starter community ") && l.ends_with(&line)),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("behind upstream"), "{}", run.stderr);
+
+    // An image tag moves: another image pushed to the tag the lock pinned.
+    let key = "registry.access.redhat.com/ubi9/go-toolset:1.25";
+    let lock = airgap::lock::read("airgap.lock", &first).unwrap();
+    let (pinned_key, pinned) = lock
+        .images
+        .iter()
+        .find(|(k, _)| k.starts_with(key))
+        .expect("the lock pins go-toolset:1.25");
+    let old_digest = pinned.resolved.as_ref().unwrap().digest.clone();
+    let replacement = image(4242, &[1000], "linux/amd64");
+    let (repository, tag) = pinned_key
+        .strip_prefix("registry.access.redhat.com/")
+        .unwrap()
+        .split_once(':')
+        .unwrap();
+    block_on(anonymous_client().push_image(
+        &replacement.local,
+        &TargetRef {
+            host: w.upstream.host(),
+            repository: format!("registry.access.redhat.com/{repository}"),
+            tag: Some(tag.into()),
+        },
+        &Destination::Registry(w.upstream.access()),
+    ))
+    .unwrap();
+    let run = airgap(&w.workspace, &["lock", "--check"]).fails(1);
+    assert!(
+        run.stdout.lines().any(|l| l.starts_with(&format!(
+            "Updating image {pinned_key}: {}",
+            &old_digest[..19]
+        ))),
+        "{}",
+        run.stdout
+    );
+    // Nothing was written in any of these runs.
+    assert_eq!(w.lock_text(), first);
+    assert_eq!(mtime(), before);
+
+    // --update takes the changes and says which.
+    let run = airgap(&w.workspace, &["lock", "--update"]).ok();
+    assert!(run.stderr.contains(&line), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(&format!("Updating image {pinned_key}")),
+        "{}",
+        run.stderr
+    );
+    airgap(&w.workspace, &["lock", "--check"]).ok();
+
+    // Contradicting flags are a usage error: exit 2.
+    airgap(&w.workspace, &["lock", "--check", "--locked"]).fails(2);
+    airgap(&w.workspace, &["lock", "--update", "--locked"]).fails(2);
+}
+
+/// `plan` and `apply --dry-run` on a lock the manifest no longer matches resolve it in memory,
+/// print what would change and the plan, and write nothing; `apply --locked` still refuses.
+#[test]
+fn plan_and_dry_run_preview_an_outdated_lock_without_writing_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("qs");
+    crate::quickstart::fresh_example(&ws);
+    airgap(&ws, &["lock"]).ok();
+    let kdl = std::fs::read_to_string(ws.join("airgap.kdl")).unwrap();
+    std::fs::write(
+        ws.join("airgap.kdl"),
+        kdl.replace(
+            "source \"quickstart\" path=\"registry\"",
+            "source \"quickstart\" path=\"registry\" {\n    stacks \"hello-go\"\n}",
+        ),
+    )
+    .unwrap();
+    let lock = std::fs::read(ws.join("airgap.lock")).unwrap();
+    for args in [&["plan"][..], &["apply", "--dry-run"]] {
+        let run = airgap(&ws, args).ok();
+        assert!(
+            run.stderr.contains("Removing stack quickstart hello-node"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(run.stdout.contains("stale"), "{args:?}: {}", run.stdout);
+        assert!(
+            !run.stdout.contains("hello-node"),
+            "{args:?}: {}",
+            run.stdout
+        );
+        assert_eq!(std::fs::read(ws.join("airgap.lock")).unwrap(), lock);
+        assert!(!ws.join("out").exists());
+    }
+    let run = airgap(&ws, &["apply", "--locked"]).fails(1);
+    assert!(run.err_text().contains("airgap lock"), "{}", run.stderr);
+    assert_eq!(std::fs::read(ws.join("airgap.lock")).unwrap(), lock);
+}

@@ -18,9 +18,9 @@ use crate::support::{copy_dir, fixtures};
 // Harness
 
 /// `airgap serve DIR --addr 127.0.0.1:0`, stopped on drop.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     stderr: BufReader<ChildStderr>,
 }
 
@@ -29,12 +29,19 @@ impl Served {
         Served::start_with(dir, &[])
     }
 
-    fn start_with(dir: &Path, extra: &[&str]) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_airgap"))
-            .arg("serve")
+    pub(crate) fn start_with(dir: &Path, extra: &[&str]) -> Served {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_airgap"));
+        cmd.arg("serve")
             .arg(dir)
             .args(["--addr", "127.0.0.1:0"])
-            .args(extra)
+            .args(extra);
+        Served::spawn(cmd)
+    }
+
+    /// Runs `cmd` (which must end up running `airgap serve … --addr 127.0.0.1:0`, possibly
+    /// through a wrapper such as `sh -c`) and waits until it listens.
+    pub(crate) fn spawn(mut cmd: Command) -> Served {
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -71,7 +78,7 @@ impl Served {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
@@ -180,7 +187,7 @@ fn registry_with(index: &Path) -> tempfile::TempDir {
     tmp
 }
 
-fn server_registry() -> tempfile::TempDir {
+pub(crate) fn server_registry() -> tempfile::TempDir {
     registry_with(&index_server().join("registry/index_main.json"))
 }
 

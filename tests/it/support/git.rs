@@ -171,3 +171,184 @@ impl Drop for GitDaemon {
         let _ = self.child.wait();
     }
 }
+
+/// Smart HTTP for a folder's repositories: git's own `git http-backend` (CGI) behind a
+/// server on 127.0.0.1 that demands HTTP basic auth with one user and password, as a private
+/// forge does; plain files of `<folder>/files/` at `/files/…`. Stopped on drop.
+pub struct GitHttp {
+    pub port: u16,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct GitHttpConfig {
+    base: PathBuf,
+    /// The `Authorization` header value that is let through.
+    authorization: String,
+}
+
+async fn git_http_handler(
+    axum::extract::State(config): axum::extract::State<std::sync::Arc<GitHttpConfig>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    let authorized = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes() == config.authorization.as_bytes());
+    if !authorized {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"git\"")],
+            "authentication required",
+        )
+            .into_response();
+    }
+    // Plain files below `<base>/files/`, behind the same authentication (zips and icons on
+    // the same private host).
+    if let Some(rest) = request.uri().path().strip_prefix("/files/") {
+        return match std::fs::read(config.base.join("files").join(rest)) {
+            Ok(bytes) if !rest.contains("..") => bytes.into_response(),
+            _ => StatusCode::NOT_FOUND.into_response(),
+        };
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let header_env = |name: header::HeaderName| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut cmd = Command::new("git");
+    cmd.arg("http-backend")
+        .env("GIT_PROJECT_ROOT", &config.base)
+        .env("GIT_HTTP_EXPORT_ALL", "1")
+        .env("REMOTE_USER", "test")
+        .env("REMOTE_ADDR", "127.0.0.1")
+        .env("REQUEST_METHOD", parts.method.as_str())
+        .env("PATH_INFO", parts.uri.path())
+        .env("QUERY_STRING", parts.uri.query().unwrap_or(""))
+        .env("CONTENT_TYPE", header_env(header::CONTENT_TYPE))
+        .env("CONTENT_LENGTH", body.len().to_string())
+        .env(
+            "HTTP_CONTENT_ENCODING",
+            header_env(header::CONTENT_ENCODING),
+        )
+        .env(
+            "GIT_PROTOCOL",
+            header_env(header::HeaderName::from_static("git-protocol")),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let output = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = cmd.spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(&body)?;
+        }
+        child.wait_with_output()
+    })
+    .await;
+    let Ok(Ok(output)) = output else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    // CGI: header lines, an empty line, the body.
+    let out = output.stdout;
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, i + 4))
+        .or_else(|| {
+            out.windows(2)
+                .position(|w| w == b"\n\n")
+                .map(|i| (i, i + 2))
+        });
+    let Some((head_end, body_start)) = split else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let mut response =
+        axum::response::Response::new(axum::body::Body::from(out[body_start..].to_vec()));
+    for line in String::from_utf8_lossy(&out[..head_end]).lines() {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        if name.eq_ignore_ascii_case("status") {
+            if let Some(code) = value
+                .split(' ')
+                .next()
+                .and_then(|c| c.parse::<u16>().ok())
+                .and_then(|c| StatusCode::from_u16(c).ok())
+            {
+                *response.status_mut() = code;
+            }
+        } else if let (Ok(name), Ok(value)) = (
+            header::HeaderName::from_bytes(name.trim().as_bytes()),
+            header::HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
+}
+
+impl GitHttp {
+    /// Serves the repositories below `base` at `http://127.0.0.1:PORT/<path below base>`, to
+    /// clients that authenticate as `user` with `password`.
+    pub fn start(base: &Path, user: &str, password: &str) -> GitHttp {
+        use base64::Engine;
+        let config = std::sync::Arc::new(GitHttpConfig {
+            base: base.to_path_buf(),
+            authorization: format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+            ),
+        });
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            super::block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let app = axum::Router::new()
+                    .fallback(git_http_handler)
+                    .with_state(config);
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await
+                    .unwrap();
+            });
+        });
+        GitHttp {
+            port,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// `127.0.0.1:PORT`, to build URLs with or without credentials.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for GitHttp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

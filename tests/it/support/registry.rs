@@ -103,15 +103,7 @@ impl TestRegistry {
                 key.display()
             );
         }
-        let config = format!(
-            "version: 0.1\n\
-             log:\n  level: error\n  accesslog:\n    disabled: true\n\
-             storage:\n  cache:\n    blobdescriptor: inmemory\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
-             maintenance:\n    uploadpurging:\n      enabled: false\n\
-             http:\n  addr: 127.0.0.1:{port}\n{tls}\
-             {auth}",
-            storage.display()
-        );
+        let config = config(&storage, &format!("127.0.0.1:{port}"), &tls, &auth);
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
         let log =
@@ -623,6 +615,20 @@ pub fn anonymous_client() -> airgap::oci::Client {
         credentials: airgap::oci::auth::Credentials::anonymous(),
         ..Default::default()
     })
+}
+
+/// A docker-registry configuration: filesystem storage at `storage`, listening on `addr`, with
+/// `http_extra` lines inside `http:` (TLS) and `extra` top-level sections (auth).
+pub fn config(storage: &Path, addr: &str, http_extra: &str, extra: &str) -> String {
+    format!(
+        "version: 0.1\n\
+         log:\n  level: error\n  accesslog:\n    disabled: true\n\
+         storage:\n  cache:\n    blobdescriptor: inmemory\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
+         maintenance:\n    uploadpurging:\n      enabled: false\n\
+         http:\n  addr: {addr}\n{http_extra}\
+         {extra}",
+        storage.display()
+    )
 }
 
 /// Runs `skopeo ARGS…` and returns stdout, or panics with its stderr.

@@ -1,0 +1,380 @@
+//! What `apply` may touch in an output folder, checked before anything is written.
+//!
+//! An output folder (a `dir:` target, a bundle, or the build folder of a registry target) is
+//! airgap's: an OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/<hex>`), the
+//! registry tree (`registry/`), a bundle's `airgap-bundle.json`, the staging folder and the
+//! layout writer's `.tmp-*` files. Files of the registry tree are airgap's only when it recorded
+//! writing them: the files of the state's records and the workspace's `owned` list, plus the
+//! *claims* a step leaves in the staging folder just before it renames a file into place (so a
+//! file renamed in by a step that was killed before its record was written is still known).
+//!
+//! [`prepare`] refuses a folder that overlaps the manifest's folder, the workspace, a path
+//! source or a mirror folder, and one that holds anything airgap did not write, naming what it
+//! found — before it removes or writes anything. Only then are airgap's own files that no step
+//! of the current plan produces removed (a stack dropped from the manifest, a starter project
+//! renamed, the leftovers of a killed run).
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+
+use crate::exec::Ctx;
+use crate::plan::Plan;
+use crate::state::State;
+
+/// Where half-written outputs live until they are renamed into place: outside the registry
+/// tree, so a killed apply never leaves a temp file where the index generator would list it.
+/// Cleared at the start of every apply, except the claims.
+pub const STAGING: &str = ".airgap-staging";
+
+/// The list of tree files a step is about to rename into place, one relative path a line.
+const CLAIMS: &str = "claims";
+
+/// How many foreign files an error lists before it says "and N more".
+const LISTED: usize = 10;
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum TargetError {
+    #[error("the output folder `{}` {relation} {what} `{}`", target.display(), other.display())]
+    #[diagnostic(
+        code(airgap::target::overlaps),
+        help(
+            "apply removes files of its output folder that it no longer produces; give the target a folder of its own, e.g. `target \"dir:airgap-out\"`"
+        )
+    )]
+    Overlaps {
+        target: PathBuf,
+        relation: &'static str,
+        what: &'static str,
+        other: PathBuf,
+    },
+    #[error(
+        "the output folder `{}` holds files airgap did not write:\n{}{}",
+        target.display(),
+        files.iter().map(|f| format!("- `{f}`")).collect::<Vec<_>>().join("\n"),
+        if *more > 0 { format!("\n- and {more} more") } else { String::new() }
+    )]
+    #[diagnostic(
+        code(airgap::target::foreign),
+        help(
+            "airgap writes only into an empty folder or one it wrote before, and never removes a file it did not record writing; move these files elsewhere, or choose another target folder"
+        )
+    )]
+    Foreign {
+        target: PathBuf,
+        files: Vec<String>,
+        more: usize,
+    },
+    #[error("cannot {what} `{}`: {source}", path.display())]
+    #[diagnostic(code(airgap::target::io))]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Records that the step about to rename `rel` into `out_root` owns it: appended to the
+/// staging folder's claims before the rename, so the file is known as airgap's even when the
+/// step is killed before its record is written.
+pub fn claim(out_root: &Path, rel: &str) -> std::io::Result<()> {
+    let staging = out_root.join(STAGING);
+    std::fs::create_dir_all(&staging)?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(staging.join(CLAIMS))?;
+    f.write_all(format!("{rel}\n").as_bytes())
+}
+
+/// The claims left in `out_root`'s staging folder.
+fn claims(out_root: &Path) -> BTreeSet<String> {
+    std::fs::read_to_string(out_root.join(STAGING).join(CLAIMS))
+        .map(|t| {
+            t.lines()
+                .filter(|l| !l.is_empty())
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Removes the claims once the state that owns them is saved.
+pub fn forget_claims(out_root: &Path) {
+    let _ = std::fs::remove_file(out_root.join(STAGING).join(CLAIMS));
+}
+
+/// Checks the output folder and removes airgap's own files that the plan no longer produces.
+/// Nothing is removed or written when the folder is refused.
+pub fn prepare(plan: &Plan, state: &State, ctx: &Ctx) -> Result<(), TargetError> {
+    let root = &ctx.out_root;
+    if ctx.bundle.is_some()
+        || matches!(
+            ctx.manifest.target.kind,
+            crate::manifest::TargetKind::Dir { .. }
+        )
+    {
+        check_overlap(ctx)?;
+    }
+    let claimed = claims(root);
+    state.own(claimed.iter().cloned());
+    let owned = state.owned();
+    let produced: BTreeSet<String> = plan
+        .steps
+        .iter()
+        .filter_map(|s| state.get(&s.id))
+        .flat_map(|r| r.files.into_keys())
+        .collect();
+
+    let mut foreign = Vec::new();
+    let mut remove = Vec::new();
+    let entries = match std::fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(TargetError::Io {
+                what: "read",
+                path: root.clone(),
+                source,
+            });
+        }
+    };
+    let mut names: Vec<(String, bool)> = entries
+        .flatten()
+        .map(|e| {
+            let dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            (e.file_name().to_string_lossy().into_owned(), dir)
+        })
+        .collect();
+    names.sort();
+    for (name, is_dir) in names {
+        match (name.as_str(), is_dir) {
+            ("registry", true) => walk_tree(
+                root,
+                &root.join("registry"),
+                &produced,
+                &owned,
+                &mut remove,
+                &mut foreign,
+            ),
+            ("blobs", true) => check_blobs(&root.join("blobs"), &mut foreign),
+            (STAGING, true) => {}
+            ("oci-layout" | "index.json" | crate::bundle::FILE_NAME, false) => {}
+            (n, false) if n.starts_with(".tmp-") => {}
+            (n, true) => foreign.push(format!("{n}/")),
+            (n, false) => foreign.push(n.to_string()),
+        }
+    }
+    if foreign.is_empty()
+        && (root.join("oci-layout").exists() || root.join("index.json").exists())
+        && let Err(e) = crate::oci::layout::Layout::open_existing(root.clone())
+    {
+        foreign.push(format!("index.json ({e})"));
+    }
+    if !foreign.is_empty() {
+        let more = foreign.len().saturating_sub(LISTED);
+        foreign.truncate(LISTED);
+        return Err(TargetError::Foreign {
+            target: root.clone(),
+            files: foreign,
+            more,
+        });
+    }
+
+    for rel in &remove {
+        match std::fs::remove_file(root.join(rel)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(TargetError::Io {
+                    what: "remove",
+                    path: root.join(rel),
+                    source,
+                });
+            }
+        }
+    }
+    state.disown(remove.iter());
+    remove_empty_dirs(&root.join("registry"));
+    // The staging folder of a killed run: only its claims are kept (until the state owns them).
+    if let Ok(rd) = std::fs::read_dir(root.join(STAGING)) {
+        for e in rd.flatten() {
+            if e.file_name() != CLAIMS {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Files of the registry tree: produced by the plan (kept), airgap's own (removed), or
+/// someone else's (refused).
+fn walk_tree(
+    root: &Path,
+    dir: &Path,
+    produced: &BTreeSet<String>,
+    owned: &BTreeSet<String>,
+    remove: &mut Vec<String>,
+    foreign: &mut Vec<String>,
+) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<_> = rd.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        let rel = p
+            .strip_prefix(root)
+            .map(|r| r.to_string_lossy().replace('\\', "/"))
+            .unwrap_or_default();
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            walk_tree(root, &p, produced, owned, remove, foreign);
+        } else if produced.contains(&rel) {
+        } else if owned.contains(&rel) {
+            remove.push(rel);
+        } else {
+            foreign.push(rel);
+        }
+    }
+}
+
+/// `blobs/` holds `sha256/<64 hex digits>` and nothing else.
+fn check_blobs(blobs: &Path, foreign: &mut Vec<String>) {
+    let Ok(rd) = std::fs::read_dir(blobs) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if name != "sha256" || !is_dir {
+            foreign.push(format!("blobs/{name}"));
+            continue;
+        }
+        for b in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+            let name = b.file_name().to_string_lossy().into_owned();
+            let is_file = b.file_type().map(|t| t.is_file()).unwrap_or(false);
+            let hex = name.len() == 64
+                && name
+                    .bytes()
+                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+            if !(is_file && hex) {
+                foreign.push(format!("blobs/sha256/{name}"));
+            }
+        }
+    }
+}
+
+/// Removes the empty folders below `dir` (not `dir` itself); whether `dir` ended up empty.
+fn remove_empty_dirs(dir: &Path) -> bool {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let mut empty = true;
+    for e in rd.flatten() {
+        let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if is_dir && remove_empty_dirs(&e.path()) && std::fs::remove_dir(e.path()).is_ok() {
+            continue;
+        }
+        empty = false;
+    }
+    empty
+}
+
+/// The output folder must be a folder of its own: not the manifest's folder or one above it
+/// (apply would treat the user's files as its own), not inside the workspace, a path source
+/// or a mirror folder (it would read what it writes).
+fn check_overlap(ctx: &Ctx) -> Result<(), TargetError> {
+    let target = normalized(&ctx.out_root);
+    let m = &ctx.manifest;
+    let mut inside_forbidden: Vec<(&'static str, PathBuf)> =
+        vec![("the workspace", normalized(&ctx.ws.root))];
+    for s in &m.sources {
+        if let crate::manifest::Origin::Path(p) = &s.origin {
+            inside_forbidden.push(("the path source", normalized(&m.resolve_path(p))));
+        }
+    }
+    for r in &m.url_mirrors {
+        if let Some(path) = r.to.strip_prefix("file://") {
+            inside_forbidden.push(("the url-mirror folder", normalized(Path::new(path))));
+        }
+    }
+    for r in &m.registry_mirrors {
+        if let crate::oci::mirror::MirrorTo::Layout(p) = &r.to {
+            inside_forbidden.push(("the registry-mirror folder", normalized(&m.resolve_path(p))));
+        }
+    }
+    let manifest_dir = normalized(&m.root);
+    if manifest_dir.starts_with(&target) {
+        return Err(TargetError::Overlaps {
+            relation: if manifest_dir == target {
+                "is"
+            } else {
+                "holds"
+            },
+            what: "the manifest's folder",
+            other: manifest_dir,
+            target,
+        });
+    }
+    for (what, other) in inside_forbidden {
+        if target.starts_with(&other) || other.starts_with(&target) {
+            let relation = if target == other {
+                "is"
+            } else if other.starts_with(&target) {
+                "holds"
+            } else {
+                "is inside"
+            };
+            return Err(TargetError::Overlaps {
+                target,
+                relation,
+                what,
+                other,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `p` absolute, with symbolic links and `..` of its existing part resolved.
+fn normalized(p: &Path) -> PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut existing = abs.clone();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(c) = std::fs::canonicalize(&existing) {
+            let mut out = c;
+            for part in rest.iter().rev() {
+                out.push(part);
+            }
+            return lexical(&out);
+        }
+        match (
+            existing.file_name().map(|n| n.to_os_string()),
+            existing.parent(),
+        ) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return lexical(&abs),
+        }
+    }
+}
+
+/// `.` and `..` removed without touching the disk.
+fn lexical(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
