@@ -231,13 +231,20 @@ fn a_duplicate_points_at_both_entries() {
 #[test]
 fn long_literals_are_cut_in_diagnostics() {
     let long = "b".repeat(100_000);
-    let cut = format!("`{}…`", "b".repeat(60));
+    // The end of a literal cut after 60 characters.
+    let cut = format!("{}…`", "b".repeat(59));
     let dir = empty_source_workspace();
     let manifests = [
         (format!("source \"{long}!\" path=\"registry\"\n"), true),
         (format!("{long} \"x\"\n"), true),
         (
             format!("source \"ours\" path=\"registry\" {long}=\"x\"\n"),
+            true,
+        ),
+        (
+            format!(
+                "source \"ours\" path=\"registry\"\nimages {{\n    include \"q.io/x:-{long}\"\n}}\n"
+            ),
             true,
         ),
         (
