@@ -266,6 +266,16 @@ fn long_literals_are_cut_in_diagnostics() {
         assert!(!quoted || run.stderr.contains(&cut), "{}", run.stderr);
     }
 
+    // Checked against the source by `lock`, after parsing: an unknown stack.
+    std::fs::write(
+        dir.path().join("airgap.kdl"),
+        format!("source \"{long}\" path=\"registry\" {{\n    stacks \"{long}\"\n}}\n"),
+    )
+    .unwrap();
+    let run = airgap(dir.path(), &["lock"]).fails(1);
+    assert!(run.stderr.len() < 2000, "{} bytes", run.stderr.len());
+    assert!(run.err_text().contains("has no stack"), "{}", run.stderr);
+
     std::fs::write(
         dir.path().join("airgap.kdl"),
         "source \"ours\" path=\"registry\"\n",
