@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::kdl_text::{ReadError, TooLarge};
 use crate::lock::{self, Lockfile, resolve};
 use crate::manifest::{self, Manifest};
 
@@ -292,15 +293,20 @@ pub fn lock_path(m: &Manifest) -> PathBuf {
 /// Reads the lockfile next to the manifest, `None` when there is none.
 pub fn read_lock(m: &Manifest) -> Result<Option<Lockfile>, Report> {
     let path = lock_path(m);
-    match std::fs::read_to_string(&path) {
+    match crate::kdl_text::read_limited(&path, lock::MAX_SIZE) {
         Ok(text) => lock::read(lock::FILE_NAME, &text)
             .map(Some)
             .map_err(|e| Box::new(e) as Report),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(IoError::report(
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(ReadError::Io(e)) => Err(IoError::report(
             format!("cannot read `{}`", path.display()),
             e,
         )),
+        Err(ReadError::TooLarge) => Err(Box::new(TooLarge {
+            path,
+            limit: lock::MAX_SIZE,
+            what: "lockfile",
+        })),
     }
 }
 

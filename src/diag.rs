@@ -26,6 +26,8 @@ pub struct SpanDiagnostic {
     pub label: String,
     pub help: Option<String>,
     pub src: Source,
+    /// More places the problem involves (the first of two duplicates), each with its label.
+    pub also: Vec<(SourceSpan, String)>,
 }
 
 impl SpanDiagnostic {
@@ -42,6 +44,7 @@ impl SpanDiagnostic {
             label: "here".into(),
             help: None,
             src: src.clone(),
+            also: Vec::new(),
         }
     }
 
@@ -55,9 +58,74 @@ impl SpanDiagnostic {
         self
     }
 
+    /// Points at one more place, with its own label.
+    pub fn also(mut self, span: SourceSpan, label: impl Into<String>) -> Self {
+        self.also.push((span, label.into()));
+        self
+    }
+
     pub fn maybe_help(mut self, help: Option<String>) -> Self {
         self.help = help;
         self
+    }
+}
+
+/// The longest label underline: a longer span on one line is underlined from its start.
+const MAX_LABEL: usize = 80;
+/// The most text shown around a label before it is cut to a window of the label's line.
+const MAX_SNIPPET: usize = 4096;
+/// How much of a long line a window shows before and after the label.
+const WINDOW: (usize, usize) = (40, 120);
+
+impl SpanDiagnostic {
+    /// `span` cut to its first [`MAX_LABEL`] bytes when it is longer and on one line, or longer
+    /// than a snippet.
+    fn clamp(&self, span: SourceSpan) -> SourceSpan {
+        let text: &str = self.src.inner();
+        let start = span.offset().min(text.len());
+        let end = (start + span.len()).min(text.len());
+        let one_line = !text.as_bytes()[start..end].contains(&b'\n');
+        if end - start <= MAX_LABEL || (!one_line && end - start <= MAX_SNIPPET) {
+            return span;
+        }
+        let end = text.ceil_char_boundary(start + MAX_LABEL);
+        SourceSpan::from(start..end)
+    }
+}
+
+/// The text around a label, as [`NamedSource`] gives it, unless that is longer than
+/// [`MAX_SNIPPET`] (a line of megabytes): then a window of the label's own line, so a
+/// diagnostic stays a few lines long whatever the input.
+impl miette::SourceCode for SpanDiagnostic {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn miette::SpanContents<'a> + 'a>, miette::MietteError> {
+        let full = self.src.read_span(span, before, after)?;
+        if full.data().len() <= MAX_SNIPPET {
+            return Ok(full);
+        }
+        let text: &str = self.src.inner();
+        let start = text.floor_char_boundary(span.offset().min(text.len()));
+        let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+        let a = text
+            .floor_char_boundary(start.saturating_sub(WINDOW.0))
+            .max(line_start);
+        let b = text
+            .ceil_char_boundary(start + span.len().min(MAX_LABEL) + WINDOW.1)
+            .min(line_end);
+        let line = text.as_bytes()[..a].iter().filter(|c| **c == b'\n').count();
+        Ok(Box::new(miette::MietteSpanContents::new_named(
+            self.src.name().to_string(),
+            &text.as_bytes()[a..b],
+            SourceSpan::from(a..b),
+            line,
+            a - line_start,
+            line + 1,
+        )))
     }
 }
 
@@ -81,14 +149,16 @@ impl Diagnostic for SpanDiagnostic {
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        Some(&*self.src)
+        Some(self)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
-            Some(self.label.clone()),
-            self.span,
-        ))))
+        let main =
+            LabeledSpan::new_primary_with_span(Some(self.label.clone()), self.clamp(self.span));
+        let also = self.also.iter().map(|(span, label)| {
+            LabeledSpan::new_with_span(Some(label.clone()), self.clamp(*span))
+        });
+        Some(Box::new(std::iter::once(main).chain(also)))
     }
 }
 
@@ -145,6 +215,27 @@ impl Diagnostic for Diagnostics {
             many => Some(Box::new(many.iter().map(|d| d as &dyn Diagnostic))),
         }
     }
+}
+
+/// The most characters of a user's literal a diagnostic's message quotes.
+pub const MAX_QUOTED: usize = 60;
+
+/// `s` as a diagnostic's message quotes it: control characters escaped (`\n`), and cut after
+/// [`MAX_QUOTED`] characters with `…`, so a 10 MB name is not echoed whole.
+pub fn literal(s: &str) -> String {
+    let mut out = String::new();
+    for (n, c) in s.chars().enumerate() {
+        if n == MAX_QUOTED {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The closest candidate to `wrong`, when one is close enough to be a likely typo.

@@ -16,6 +16,7 @@ pub mod fetch;
 pub mod git;
 pub mod index;
 pub mod init;
+pub mod kdl_text;
 pub mod lock;
 pub mod manifest;
 pub mod oci;

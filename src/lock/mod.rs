@@ -17,6 +17,9 @@ use std::collections::{BTreeMap, BTreeSet};
 pub use format::{read, write};
 
 pub const FILE_NAME: &str = "airgap.lock";
+
+/// The largest lockfile read, in bytes: the lock of a large registry is well under 1 MiB.
+pub const MAX_SIZE: u64 = 16 << 20;
 /// The lockfile format this build reads and writes.
 pub const VERSION: i128 = 1;
 

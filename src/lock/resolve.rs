@@ -432,12 +432,17 @@ impl<'a> Resolver<'a> {
                                     .collect();
                                 if near.is_empty() {
                                     format!(
-                                        "source `{name}` has {} stacks: {}",
+                                        "source `{}` has {} stacks: {}",
+                                        crate::diag::literal(&name),
                                         stack_names.len(),
                                         stack_names.iter().copied().collect::<Vec<_>>().join(", ")
                                     )
                                 } else {
-                                    format!("near names in source `{name}`: {}", near.join(", "))
+                                    format!(
+                                        "near names in source `{}`: {}",
+                                        crate::diag::literal(&name),
+                                        near.join(", ")
+                                    )
                                 }
                             }
                         };
@@ -446,7 +451,11 @@ impl<'a> Resolver<'a> {
                                 &m.src,
                                 "airgap::manifest::unknown-stack",
                                 f.span,
-                                format!("source `{name}` has no stack `{}`", f.value),
+                                format!(
+                                    "source `{}` has no stack `{}`",
+                                    crate::diag::literal(&name),
+                                    crate::diag::literal(&f.value)
+                                ),
                             )
                             .label("no such stack")
                             .help(help),
@@ -678,8 +687,8 @@ impl<'a> Resolver<'a> {
                                 decl.span,
                                 format!(
                                     "source `{}`: `{}` is not a folder",
-                                    decl.name.value,
-                                    dir.display()
+                                    crate::diag::literal(&decl.name.value),
+                                    crate::diag::literal(&dir.display().to_string())
                                 ),
                             )
                             .help("`path` is relative to the folder of airgap.kdl"),

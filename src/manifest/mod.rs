@@ -14,11 +14,15 @@ use std::path::{Path, PathBuf};
 use miette::SourceSpan;
 
 use crate::diag::{Diagnostics, Source};
+use crate::kdl_text::{ReadError, TooLarge};
 
 pub use parse::parse;
 
 /// The manifest's default file name, looked up in the current directory.
 pub const FILE_NAME: &str = "airgap.kdl";
+
+/// The largest manifest read, in bytes: a manifest is a few kilobytes.
+pub const MAX_SIZE: u64 = 1 << 20;
 
 /// A value with the span of the text it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -222,9 +226,16 @@ pub const DEFAULT_DIR_ADDRESS: &str = "localhost:8080";
 impl Manifest {
     /// Reads and validates the manifest at `path`.
     pub fn load(path: &Path) -> Result<Manifest, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|e| LoadError::Read {
-            path: path.to_path_buf(),
-            source: e,
+        let text = crate::kdl_text::read_limited(path, MAX_SIZE).map_err(|e| match e {
+            ReadError::Io(source) => LoadError::Read {
+                path: path.to_path_buf(),
+                source,
+            },
+            ReadError::TooLarge => LoadError::TooLarge(TooLarge {
+                path: path.to_path_buf(),
+                limit: MAX_SIZE,
+                what: "manifest",
+            }),
         })?;
         let root = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -260,6 +271,9 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    TooLarge(TooLarge),
     #[error(transparent)]
     #[diagnostic(transparent)]
     Invalid(Diagnostics),

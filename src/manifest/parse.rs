@@ -9,6 +9,7 @@ use miette::SourceSpan;
 use super::spec;
 use super::*;
 use crate::diag::{self, SpanDiagnostic, did_you_mean};
+use crate::kdl_text::Rejected;
 use crate::oci::reference::valid_tag;
 
 /// Parses the manifest text. `name` is the file name shown in diagnostics; `root` the folder
@@ -21,49 +22,12 @@ pub fn parse(name: &str, text: &str, root: PathBuf) -> Result<Manifest, Diagnost
         errors: Vec::new(),
         credentials: Vec::new(),
     };
-    let doc = match KdlDocument::parse_v2(text) {
+    let doc = match crate::kdl_text::parse(text) {
         Ok(doc) => doc,
-        Err(e) => {
-            // The parser may report one mistake several times (an unclosed block is also a
-            // missing closing brace at the end): the first is the one to fix.
-            let items = e
-                .diagnostics
-                .iter()
-                .take(1)
-                .map(|d| {
-                    let message = d.message.clone().unwrap_or_else(|| "invalid KDL".into());
-                    let start = d.span.offset().min(text.len());
-                    let end = (start + d.span.len()).min(text.len());
-                    let token = text.get(start..end).unwrap_or("");
-                    let help = match token {
-                        "true" | "false" | "null" => {
-                            Some(format!("KDL 2 writes keywords with a `#`: `#{token}`"))
-                        }
-                        _ => d.help.clone(),
-                    };
-                    SpanDiagnostic::new(
-                        &src,
-                        "airgap::manifest::syntax",
-                        d.span,
-                        format!("KDL syntax error: {message}"),
-                    )
-                    .label(d.label.clone().unwrap_or_else(|| "here".into()))
-                    .maybe_help(help)
-                })
-                .collect::<Vec<_>>();
-            let items = if items.is_empty() {
-                vec![SpanDiagnostic::new(
-                    &src,
-                    "airgap::manifest::syntax",
-                    SourceSpan::from(0..0),
-                    "KDL syntax error",
-                )]
-            } else {
-                items
-            };
+        Err(rejected) => {
             return Err(Diagnostics {
                 file: name.to_string(),
-                items,
+                items: vec![unparsed(&src, text, rejected)],
             });
         }
     };
@@ -76,6 +40,57 @@ pub fn parse(name: &str, text: &str, root: PathBuf) -> Result<Manifest, Diagnost
             items: p.errors,
         })
     }
+}
+
+/// The diagnostic for text that did not parse as KDL.
+fn unparsed(src: &Source, text: &str, rejected: Rejected) -> SpanDiagnostic {
+    let e = match rejected {
+        Rejected::Kdl(e) => e,
+        Rejected::TooDeep(deep) => {
+            return SpanDiagnostic::new(
+                src,
+                "airgap::manifest::too-deep",
+                SourceSpan::from(deep.offset..deep.offset + deep.len),
+                deep.message(),
+            )
+            .label(deep.label())
+            .help("a manifest nests two levels deep (`source \"…\" { stacks … }`): close the blocks, parentheses or comments left open");
+        }
+        Rejected::Thread(e) => {
+            return SpanDiagnostic::new(
+                src,
+                "airgap::manifest::syntax",
+                SourceSpan::from(0..0),
+                format!("cannot start the KDL parser: {e}"),
+            );
+        }
+    };
+    // The parser may report one mistake several times (an unclosed block is also a missing
+    // closing brace at the end): the first is the one to fix.
+    let Some(d) = e.diagnostics.first() else {
+        return SpanDiagnostic::new(
+            src,
+            "airgap::manifest::syntax",
+            SourceSpan::from(0..0),
+            "KDL syntax error",
+        );
+    };
+    let message = d.message.clone().unwrap_or_else(|| "invalid KDL".into());
+    let start = d.span.offset().min(text.len());
+    let end = (start + d.span.len()).min(text.len());
+    let token = text.get(start..end).unwrap_or("");
+    let help = match token {
+        "true" | "false" | "null" => Some(format!("KDL 2 writes keywords with a `#`: `#{token}`")),
+        _ => d.help.clone(),
+    };
+    SpanDiagnostic::new(
+        src,
+        "airgap::manifest::syntax",
+        d.span,
+        format!("KDL syntax error: {message}"),
+    )
+    .label(d.label.clone().unwrap_or_else(|| "here".into()))
+    .maybe_help(help)
 }
 
 struct Parser {
@@ -133,7 +148,33 @@ impl Parser {
         SpanDiagnostic::new(&self.src, code, span, message)
     }
 
+    /// Reports every type annotation (`(u8)"dir:out"`, `(t)source …`) in `doc`: nothing in the
+    /// manifest has one, and ignoring one would accept a manifest that means something else.
+    fn type_annotations(&mut self, doc: &KdlDocument) {
+        for node in doc.nodes() {
+            let entries = node.entries().iter().filter_map(|e| e.ty());
+            for ty in node.ty().into_iter().chain(entries) {
+                self.push(
+                    self.diag(
+                        "airgap::manifest::type-annotation",
+                        ty.span(),
+                        format!(
+                            "type annotation `({})` in the manifest",
+                            diag::literal(ty.value())
+                        ),
+                    )
+                    .label("type annotation")
+                    .help("remove it: airgap.kdl uses no type annotations"),
+                );
+            }
+            if let Some(children) = node.children() {
+                self.type_annotations(children);
+            }
+        }
+    }
+
     fn document(&mut self, doc: &KdlDocument, root: PathBuf) -> Manifest {
+        self.type_annotations(doc);
         let mut target: Option<Target> = None;
         let mut sources: Vec<SourceDecl> = Vec::new();
         let mut registry_mirrors = Vec::new();
@@ -164,12 +205,12 @@ impl Parser {
                                 self.diag(
                                     "airgap::manifest::duplicate-source",
                                     s.name.span,
-                                    format!("two sources are named `{}`", s.name.value),
+                                    format!("two sources are named `{}`", diag::literal(&s.name.value)),
                                 )
                                 .label("second source with this name")
                                 .help(format!(
                                     "source names must be unique; the first `{}` is on line {first_line}",
-                                    s.name.value
+                                    diag::literal(&s.name.value)
                                 )),
                             );
                         } else {
@@ -283,12 +324,13 @@ impl Parser {
         self.diag(
             "airgap::manifest::duplicate-node",
             node.name().span(),
-            format!("a second `{}` node", node.name().value()),
+            format!("a second `{}` node", diag::literal(node.name().value())),
         )
         .help(help(line_of(&self.src, first)))
     }
 
     fn unknown_node(&mut self, node: &KdlNode, name: &str, allowed: &[&str], place: &str) {
+        let shown = diag::literal(name);
         let help = match did_you_mean(name, allowed.iter().copied()) {
             Some(s) => format!("did you mean `{s}`?"),
             None => format!("known nodes {place}: {}", quoted_list(allowed)),
@@ -297,7 +339,7 @@ impl Parser {
             self.diag(
                 "airgap::manifest::unknown-node",
                 node.name().span(),
-                format!("unknown node `{name}` {place}"),
+                format!("unknown node `{shown}` {place}"),
             )
             .label("not a known node")
             .help(help),
@@ -313,7 +355,7 @@ impl Parser {
         max_args: usize,
         arg_desc: &str,
     ) -> Vec<&'a KdlEntry> {
-        let node_name = node.name().value();
+        let node_name = diag::literal(node.name().value());
         let mut seen: BTreeMap<&str, SourceSpan> = BTreeMap::new();
         let mut args = Vec::new();
         for entry in node.entries() {
@@ -335,7 +377,7 @@ impl Parser {
                             self.diag(
                                 "airgap::manifest::unknown-property",
                                 key.span(),
-                                format!("unknown property `{k}` on `{node_name}`"),
+                                format!("unknown property `{}` on `{node_name}`", diag::literal(k)),
                             )
                             .label("not a known property")
                             .help(help),
@@ -378,7 +420,7 @@ impl Parser {
 
     fn no_children(&mut self, node: &KdlNode) {
         if let Some(children) = node.children() {
-            let name = node.name().value();
+            let name = diag::literal(node.name().value());
             self.push(
                 self.diag(
                     "airgap::manifest::unexpected-children",
@@ -392,7 +434,24 @@ impl Parser {
 
     fn typed_string(&mut self, entry: &KdlEntry, what: &str) -> Option<Spanned<String>> {
         match entry.value() {
-            KdlValue::String(s) => Some(Spanned::new(s.clone(), entry.span())),
+            KdlValue::String(s) => {
+                if let Some(c) = s.chars().find(|c| c.is_control()) {
+                    self.push(
+                        self.diag(
+                            "airgap::manifest::control-character",
+                            entry.span(),
+                            format!(
+                                "{what} contains the control character U+{:04X}",
+                                u32::from(c)
+                            ),
+                        )
+                        .label("control character in here")
+                        .help("remove it: names, paths, URLs and references are written without control characters (a newline, a tab, …)"),
+                    );
+                    return None;
+                }
+                Some(Spanned::new(s.clone(), entry.span()))
+            }
             _ => {
                 self.wrong_type(entry, what, Kind::String, "");
                 None
@@ -456,7 +515,7 @@ impl Parser {
         match args.first() {
             Some(e) => self.typed_string(e, what),
             None => {
-                let name = node.name().value();
+                let name = diag::literal(node.name().value());
                 self.push(
                     self.diag(
                         "airgap::manifest::missing-value",
@@ -499,9 +558,13 @@ impl Parser {
             None => format!("use one of {}", quoted_list(names)),
         };
         self.push(
-            self.diag(code, word.span, format!("unknown {what} `{}`", word.value))
-                .label(format!("not a {what}"))
-                .help(help),
+            self.diag(
+                code,
+                word.span,
+                format!("unknown {what} `{}`", diag::literal(&word.value)),
+            )
+            .label(format!("not a {what}"))
+            .help(help),
         );
     }
 
@@ -528,7 +591,11 @@ impl Parser {
             self.diag(
                 "airgap::manifest::mirror-rule",
                 node.name().span(),
-                format!("`{}` for `{}` has no `to`", node.name().value(), from.value),
+                format!(
+                    "`{}` for `{}` has no `to`",
+                    node.name().value(),
+                    diag::literal(&from.value)
+                ),
             )
             .label("missing to=")
             .help(help),
@@ -587,7 +654,10 @@ impl Parser {
                             self.diag(
                                 "airgap::manifest::invalid-target",
                                 a.span,
-                                format!("`address` `{}` is not a registry address: {why}", a.value),
+                                format!(
+                                    "`address` `{}` is not a registry address: {why}",
+                                    diag::literal(&a.value)
+                                ),
                             )
                             .help(r#"for example: address="localhost:8080""#),
                         );
@@ -620,7 +690,10 @@ impl Parser {
                 self.diag(
                     "airgap::manifest::invalid-target",
                     value.span,
-                    format!("`{}` is not a registry prefix: {why}", value.value),
+                    format!(
+                        "`{}` is not a registry prefix: {why}",
+                        diag::literal(&value.value)
+                    ),
                 )
                 .label("expected host[:port][/path] or dir:PATH")
                 .help(r#"for example: target "registry.internal:5000/devfiles""#),
@@ -657,7 +730,10 @@ impl Parser {
                 self.diag(
                     "airgap::manifest::invalid-name",
                     name.span,
-                    format!("source name `{}` is not a simple name", name.value),
+                    format!(
+                        "source name `{}` is not a simple name",
+                        diag::literal(&name.value)
+                    ),
                 )
                 .help("use letters, digits, `-`, `_` and `.`, starting with a letter or digit"),
             );
@@ -674,7 +750,10 @@ impl Parser {
                         self.diag(
                             "airgap::manifest::invalid-url",
                             git.span,
-                            format!("`git` `{}` is not a git URL: {why}", git.value),
+                            format!(
+                                "`git` `{}` is not a git URL: {why}",
+                                diag::literal(&git.value)
+                            ),
                         )
                         .label("expected a URL")
                         .help(r#"for example: git="https://github.com/devfile/registry""#),
@@ -711,12 +790,12 @@ impl Parser {
                     self.diag(
                         "airgap::manifest::source-origin",
                         node.span(),
-                        format!("source `{}` has both `git` and `path`", name.value),
+                        format!("source `{}` has both `git` and `path`", diag::literal(&name.value)),
                     )
                     .label("git and path")
                     .help(format!(
                         "keep one: git=\"{}\" fetches a repository, path=\"{}\" reads a local folder",
-                        git.value, path.value
+                        diag::literal(&git.value), diag::literal(&path.value)
                     )),
                 );
                 return None;
@@ -726,7 +805,7 @@ impl Parser {
                     self.diag(
                         "airgap::manifest::source-origin",
                         node.name().span(),
-                        format!("source `{}` has neither `git` nor `path`", name.value),
+                        format!("source `{}` has neither `git` nor `path`", diag::literal(&name.value)),
                     )
                     .label("where is it?")
                     .help(r#"add git="https://…" ref="main" for a repository, or path="./registry" for a local folder"#),
@@ -760,7 +839,10 @@ impl Parser {
                                         self.diag(
                                             "airgap::manifest::duplicate-stack",
                                             s.span,
-                                            format!("stack `{}` is listed twice", s.value),
+                                            format!(
+                                                "stack `{}` is listed twice",
+                                                diag::literal(&s.value)
+                                            ),
                                         )
                                         .help("remove one"),
                                     );
@@ -836,7 +918,7 @@ impl Parser {
                 self.diag(
                     "airgap::manifest::mirror-rule",
                     from.span,
-                    format!("`{}` is not a registry host: {why}", from.value),
+                    format!("`{}` is not a registry host: {why}", diag::literal(&from.value)),
                 )
                 .help("write the host (and optional path prefix) without a scheme, e.g. \"registry.access.redhat.com\""),
             );
@@ -871,7 +953,7 @@ impl Parser {
                 self.diag(
                     "airgap::manifest::mirror-rule",
                     to.span,
-                    format!("`to` `{}` is not a registry address: {why}", to.value),
+                    format!("`to` `{}` is not a registry address: {why}", diag::literal(&to.value)),
                 )
                 .help("write HOST[:PORT][/PATH] without a scheme (choose http with tls=\"plain-http\"), or dir:PATH for an OCI image layout"),
             );
@@ -928,7 +1010,7 @@ impl Parser {
                     self.diag(
                         "airgap::manifest::mirror-rule",
                         v.span,
-                        format!("{which} `{}` is not a URL prefix: {why}", v.value),
+                        format!("{which} `{}` is not a URL prefix: {why}", diag::literal(&v.value)),
                     )
                     .help("write a full URL prefix with its scheme, e.g. \"https://github.com/\" or \"file:///srv/git/\", or a folder relative to airgap.kdl, \"./mirror/\""),
                 );
@@ -941,7 +1023,8 @@ impl Parser {
                     to.span,
                     format!(
                         "`{}` and `{}` disagree on the trailing `/`",
-                        from.value, to.value
+                        diag::literal(&from.value),
+                        diag::literal(&to.value)
                     ),
                 )
                 .help("end both with `/` (or neither), or the rewritten URLs gain or lose a slash"),
@@ -1001,7 +1084,7 @@ impl Parser {
                                     self.diag(
                                         "airgap::manifest::invalid-platform",
                                         p.span,
-                                        format!("`{}` is not a platform: {why}", p.value),
+                                        format!("`{}` is not a platform: {why}", diag::literal(&p.value)),
                                     )
                                     .help("write os/arch or os/arch/variant, e.g. \"linux/amd64\" or \"linux/arm64/v8\""),
                                 );
@@ -1031,7 +1114,7 @@ impl Parser {
                                         self.diag(
                                             "airgap::manifest::invalid-image",
                                             span,
-                                            format!("`{}` is not an image reference: {}", r.value, e.reason),
+                                            format!("`{}` is not an image reference: {}", diag::literal(&r.value), e.reason),
                                         )
                                         .label("invalid here")
                                         .help(e.help.clone().unwrap_or_else(|| "write [registry/]repository[:tag][@sha256:digest], e.g. \"quay.io/devfile/universal-developer-image:ubi9-latest\"".into())),
@@ -1070,7 +1153,7 @@ impl Parser {
                 self.diag(
                     "airgap::manifest::invalid-name",
                     name.span,
-                    format!("`{}` is not a repository name", name.value),
+                    format!("`{}` is not a repository name", diag::literal(&name.value)),
                 )
                 .help("use lowercase letters, digits, and `.`, `_`, `-`, `/` between them"),
             );
@@ -1083,7 +1166,7 @@ impl Parser {
                 self.diag(
                     "airgap::manifest::invalid-tag",
                     t.span,
-                    format!("`{}` is not an image tag", t.value),
+                    format!("`{}` is not an image tag", diag::literal(&t.value)),
                 )
                 .help("a tag is up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`"),
             );
@@ -1095,7 +1178,11 @@ impl Parser {
                         self.diag(
                             "airgap::manifest::invalid-image",
                             b.span,
-                            format!("`{}` is not an image reference: {}", b.value, e.reason),
+                            format!(
+                                "`{}` is not an image reference: {}",
+                                diag::literal(&b.value),
+                                e.reason
+                            ),
                         )
                         .help(format!("the default is \"{DEFAULT_INDEX_BASE}\"")),
                     );
@@ -1167,16 +1254,17 @@ pub(crate) fn check_registry_prefix(s: &str) -> Result<(), String> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '[' | ']' | ':'))
     {
-        return Err(format!("`{host}` is not a host name"));
+        return Err(format!("`{}` is not a host name", diag::literal(host)));
     }
     if let Some(port) = port
         && port.parse::<u16>().is_err()
     {
-        return Err(format!("`{port}` is not a port"));
+        return Err(format!("`{}` is not a port", diag::literal(port)));
     }
     if !path.is_empty() && !is_repository_path(path) {
         return Err(format!(
-            "`{path}` is not a repository path (lowercase letters, digits, `.`, `_`, `-`, `/`)"
+            "`{}` is not a repository path (lowercase letters, digits, `.`, `_`, `-`, `/`)",
+            diag::literal(path)
         ));
     }
     Ok(())
@@ -1201,7 +1289,10 @@ fn check_url_prefix(s: &str) -> Result<(), String> {
     }
     match scheme_of(s) {
         Some("http" | "https" | "file" | "git" | "ssh") => Ok(()),
-        Some(other) => Err(format!("the scheme `{other}` is not supported")),
+        Some(other) => Err(format!(
+            "the scheme `{}` is not supported",
+            diag::literal(other)
+        )),
         None => Err("it does not start with a scheme such as https:// or file://".into()),
     }
 }
@@ -1237,7 +1328,10 @@ fn check_platform(s: &str) -> Result<(), String> {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         {
-            return Err(format!("`{p}` is not a lowercase platform component"));
+            return Err(format!(
+                "`{}` is not a lowercase platform component",
+                diag::literal(p)
+            ));
         }
     }
     Ok(())

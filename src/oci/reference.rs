@@ -31,7 +31,10 @@ pub struct ImageRef {
 /// Why a literal is not an image reference. `span` is the byte range of the offending part
 /// inside `literal`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, miette::Diagnostic)]
-#[error("`{literal}` is not a valid image reference: {reason}")]
+#[error(
+    "`{}` is not a valid image reference: {reason}",
+    crate::diag::literal(literal)
+)]
 #[diagnostic(code(airgap::oci::reference))]
 pub struct RefError {
     pub literal: String,
@@ -67,7 +70,7 @@ impl ImageRef {
                 let text = &literal[at + 1..];
                 let digest = text.parse::<Digest>().map_err(|e| {
                     err(
-                        format!("the digest `{text}` {}", e.reason),
+                        format!("the digest `{}` {}", crate::diag::literal(text), e.reason),
                         at + 1..literal.len(),
                         Some("a digest looks like `sha256:` followed by 64 lowercase hex digits"),
                     )
@@ -83,7 +86,7 @@ impl ImageRef {
                 let tag = &name_tag[colon + 1..];
                 if !valid_tag(tag) {
                     return Err(err(
-                        format!("the tag `{tag}` is not valid"),
+                        format!("the tag `{}` is not valid", crate::diag::literal(tag)),
                         colon + 1..name_tag.len(),
                         Some(
                             "a tag has 1 to 128 letters, digits, `_`, `.` or `-`, and does not start with `.` or `-`",
@@ -105,7 +108,10 @@ impl ImageRef {
             {
                 if !valid_host(first) {
                     return Err(err(
-                        format!("the registry host `{first}` is not valid"),
+                        format!(
+                            "the registry host `{}` is not valid",
+                            crate::diag::literal(first)
+                        ),
                         0..first.len(),
                         Some("a registry is a host name or address with an optional `:port`"),
                     ));
@@ -134,14 +140,20 @@ impl ImageRef {
                 && valid_path_component(&component.to_ascii_lowercase())
             {
                 return Err(err(
-                    format!("the repository name `{component}` has uppercase letters"),
+                    format!(
+                        "the repository name `{}` has uppercase letters",
+                        crate::diag::literal(component)
+                    ),
                     span,
                     Some("repository names are lowercase"),
                 ));
             }
             if !valid_path_component(component) {
                 return Err(err(
-                    format!("`{component}` is not a valid repository path component"),
+                    format!(
+                        "`{}` is not a valid repository path component",
+                        crate::diag::literal(component)
+                    ),
                     span,
                     Some(
                         "a path component is lowercase letters and digits, separated by `.`, `_`, `__` or dashes",

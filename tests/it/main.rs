@@ -13,6 +13,7 @@ mod manifest;
 mod network_faults;
 mod noop;
 mod oci;
+mod parser_robust;
 mod quickstart;
 mod readme;
 mod rewrite;
