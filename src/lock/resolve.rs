@@ -124,6 +124,10 @@ pub enum LockError {
         help("run `airgap lock` (without --locked) to update airgap.lock")
     )]
     Unsatisfied { reasons: Vec<Problem> },
+    /// `--update NAME` names nothing of the manifest: the command line is wrong (exit 2).
+    #[error("{}", unknown.join("\n"))]
+    #[diagnostic(code(airgap::usage), help("{help}"))]
+    UnknownUpdate { unknown: Vec<String>, help: String },
     #[error("{what}")]
     #[diagnostic(code(airgap::lock::source))]
     Source {
@@ -502,21 +506,38 @@ impl<'a> Resolver<'a> {
 
         // `--update NAME…` must name something.
         if let Update::Names(names) = self.update {
-            let mut bad = Vec::new();
-            for n in names {
-                if !known_names.contains(n) {
-                    let help = match did_you_mean(n, known_names.iter().map(String::as_str)) {
-                        Some(s) => format!("did you mean `{s}`?"),
-                        None => "name a source, a stack or a sample of the manifest".into(),
-                    };
-                    bad.push(Problem {
-                        what: format!("`--update {n}`"),
-                        message: format!("no source, stack or sample is named `{n}` ({help})"),
-                    });
-                }
-            }
-            if !bad.is_empty() {
-                return Err(LockError::Resolve { problems: bad });
+            let unknown: Vec<String> = names
+                .iter()
+                .filter(|n| !known_names.contains(*n))
+                .map(|n| {
+                    let near = did_you_mean(n, known_names.iter().map(String::as_str))
+                        .map(|s| format!("; did you mean `{s}`?"))
+                        .unwrap_or_default();
+                    format!(
+                        "no source, stack or sample is named `{}`{near}",
+                        crate::diag::literal(n)
+                    )
+                })
+                .collect();
+            if !unknown.is_empty() {
+                let shown: Vec<String> = known_names
+                    .iter()
+                    .take(12)
+                    .map(|n| format!("`{n}`"))
+                    .collect();
+                let more = known_names.len().saturating_sub(shown.len());
+                return Err(LockError::UnknownUpdate {
+                    unknown,
+                    help: format!(
+                        "`--update` takes names of the manifest's sources, stacks and samples: {}{}",
+                        shown.join(", "),
+                        if more > 0 {
+                            format!(" and {more} more")
+                        } else {
+                            String::new()
+                        }
+                    ),
+                });
             }
         }
 

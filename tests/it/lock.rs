@@ -223,13 +223,24 @@ fn update_moves_only_the_named_stacks_pins() {
         .unwrap();
     assert_ne!(prop(basic, "commit").unwrap(), new_nodejs.to_string());
 
-    // An unknown name is an error that suggests the near one, and changes nothing.
-    let run = airgap(&w.workspace, &["lock", "--update", "nodjs"]).fails(1);
+    // An unknown name is a usage error that suggests the near one, and changes nothing.
+    let run = airgap(&w.workspace, &["lock", "--update", "nodjs"]).fails(2);
     assert!(
         run.err_text().contains("did you mean `nodejs`?"),
         "{}",
         run.stderr
     );
+    assert_eq!(w.lock_text(), second);
+    // A name near nothing lists the names there are, without resolution or mirror advice.
+    let run = airgap(&w.workspace, &["lock", "--update", "nosuch"]).fails(2);
+    assert!(
+        run.err_text()
+            .contains("no source, stack or sample is named `nosuch`"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.err_text().contains("`community`"), "{}", run.stderr);
+    assert!(!run.stderr.contains("mirror"), "{}", run.stderr);
     assert_eq!(w.lock_text(), second);
 
     // --update with no name moves everything that moved.
