@@ -100,13 +100,22 @@ fn layer(seed: u64, size: usize) -> (Bytes, Digest) {
 }
 
 fn bench_image(i: usize) -> LocalImage {
+    let layers = LAYER_SIZES
+        .iter()
+        .enumerate()
+        .map(|(n, size)| layer((i * 10 + n) as u64 + 1, *size))
+        .collect();
+    image_of(layers)
+}
+
+/// A single-platform OCI image of the given (gzip layer, diff ID) pairs.
+fn image_of(layers: Vec<(Bytes, Digest)>) -> LocalImage {
     let mut blobs = Vec::new();
-    let mut layers = Vec::new();
+    let mut descriptors = Vec::new();
     let mut diff_ids = Vec::new();
-    for (n, size) in LAYER_SIZES.iter().enumerate() {
-        let (gz, diff_id) = layer((i * 10 + n) as u64 + 1, *size);
+    for (gz, diff_id) in layers {
         let digest = Digest::of(&gz);
-        layers.push(serde_json::json!({"mediaType": media::OCI_LAYER_GZIP, "digest": digest.to_string(), "size": gz.len()}));
+        descriptors.push(serde_json::json!({"mediaType": media::OCI_LAYER_GZIP, "digest": digest.to_string(), "size": gz.len()}));
         diff_ids.push(diff_id.to_string());
         blobs.push(LocalBlob {
             digest,
@@ -123,7 +132,7 @@ fn bench_image(i: usize) -> LocalImage {
     let manifest = serde_json::json!({
         "schemaVersion": 2, "mediaType": media::OCI_MANIFEST,
         "config": {"mediaType": media::OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
-        "layers": layers,
+        "layers": descriptors,
     });
     blobs.push(LocalBlob {
         digest: config_digest,
@@ -314,37 +323,7 @@ async fn airgap(
 
 /// A one-layer image of a few bytes: the devfile-index base of the process run.
 fn tiny_image() -> LocalImage {
-    let (gz, diff_id) = layer(999_999, 1000);
-    let digest = Digest::of(&gz);
-    let config = serde_json::json!({
-        "architecture": "amd64", "os": "linux", "config": {},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
-    });
-    let config = Bytes::from(serde_json::to_vec(&config).expect("json"));
-    let config_digest = Digest::of(&config);
-    let manifest = serde_json::json!({
-        "schemaVersion": 2, "mediaType": media::OCI_MANIFEST,
-        "config": {"mediaType": media::OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
-        "layers": [{"mediaType": media::OCI_LAYER_GZIP, "digest": digest.to_string(), "size": gz.len()}],
-    });
-    LocalImage {
-        manifest: Bytes::from(serde_json::to_vec(&manifest).expect("json")),
-        media_type: media::OCI_MANIFEST.into(),
-        blobs: vec![
-            LocalBlob {
-                digest,
-                size: gz.len() as u64,
-                data: BlobData::Bytes(gz),
-            },
-            LocalBlob {
-                digest: config_digest,
-                size: config.len() as u64,
-                data: BlobData::Bytes(config),
-            },
-        ],
-        mount_from: Vec::new(),
-        base: None,
-    }
+    image_of(vec![layer(999_999, 1000)])
 }
 
 /// The `airgap` process, as users run it: `airgap lock` (not timed), then `airgap apply

@@ -255,6 +255,24 @@ pub fn fresh_example(into: &Path) {
     }
 }
 
+/// Narrows the quickstart manifest in `ws` to the given stacks.
+pub fn only_stacks(ws: &Path, stacks: &[&str]) {
+    let names: Vec<String> = stacks.iter().map(|s| format!("\"{s}\"")).collect();
+    let kdl = std::fs::read_to_string(ws.join("airgap.kdl")).unwrap();
+    let narrowed = kdl.replace(
+        "source \"quickstart\" path=\"registry\"",
+        &format!(
+            "source \"quickstart\" path=\"registry\" {{\n    stacks {}\n}}",
+            names.join(" ")
+        ),
+    );
+    assert_ne!(
+        narrowed, kdl,
+        "the quickstart manifest names its source as expected"
+    );
+    std::fs::write(ws.join("airgap.kdl"), narrowed).unwrap();
+}
+
 /// `airgap` with every proxy variable pointing at a closed port: an attempt to reach the
 /// network fails instead of passing unnoticed.
 fn offline(dir: &Path, args: &[&str]) -> Run {

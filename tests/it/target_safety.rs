@@ -127,15 +127,7 @@ fn airgaps_own_files_that_no_step_produces_are_removed() {
     assert!(!out.join("registry/stacks/hello-go/half.zip").exists());
 
     // A stack dropped from the manifest: its files were airgap's, so they go.
-    let kdl = std::fs::read_to_string(ws.join("airgap.kdl")).unwrap();
-    std::fs::write(
-        ws.join("airgap.kdl"),
-        kdl.replace(
-            "source \"quickstart\" path=\"registry\"",
-            "source \"quickstart\" path=\"registry\" {\n    stacks \"hello-go\"\n}",
-        ),
-    )
-    .unwrap();
+    crate::quickstart::only_stacks(&ws, &["hello-go"]);
     airgap(&ws, &["apply"]).ok();
     assert!(!out.join("registry/stacks/hello-node").exists());
     assert!(out.join("registry/stacks/hello-go/devfile.yaml").is_file());
