@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::last_modified::{LastModifiedFile, Timestamp, UNDEFINED_VERSION};
+use super::last_modified::{LastModifiedFile, UNDEFINED_VERSION};
 use super::model::{EntryType, IndexEntry, VersionEntry, nullable};
+use super::timestamp::Timestamp;
 use super::{COMMAND_GROUP_KINDS, IndexError};
 
 const STACKS_DIR: &str = "stacks";
