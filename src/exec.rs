@@ -129,7 +129,7 @@ impl Ctx {
             .oci
             .get_or_try_init(|| async {
                 let client = crate::oci::Client::new(crate::oci::ClientConfig {
-                    mirrors: crate::lock::resolve::oci_mirrors(&self.manifest),
+                    mirrors: self.manifest.oci_mirrors(),
                     jobs: self.jobs,
                     progress: self.progress.clone(),
                     ..Default::default()

@@ -26,6 +26,7 @@ pub mod source;
 pub mod state;
 pub mod steps;
 pub mod target;
+pub mod url_mirror;
 pub mod userinfo;
 
 /// Runs the command line and maps the outcome to an exit code.

@@ -13,11 +13,11 @@ use crate::devfile;
 use crate::exec::{Ctx, StepOutput};
 use crate::git::{CommitReader, FileKind, TreeFile};
 use crate::lock::{LockedSource, LockedStack, resolve::canonical_image};
-use crate::manifest::mirror_url;
 use crate::plan::{project_zip_name, sample_dir, stack_dir};
 use crate::rewrite::{self, DevfilePlan, ImageMap};
 use crate::source::Files;
 use crate::state::State;
+use crate::url_mirror::mirror_url;
 
 /// A file read from a source, with how it is stored.
 struct SourceFile {

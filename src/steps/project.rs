@@ -16,8 +16,8 @@ use crate::archive::{self, Entry};
 use crate::exec::{Ctx, StepOutput};
 use crate::git::{CommitReader, FileKind};
 use crate::lock::{LockedProject, ProjectKey};
-use crate::manifest::mirror_url;
 use crate::plan::project_zip_paths;
+use crate::url_mirror::mirror_url;
 
 pub async fn run(ctx: &Ctx, key: &ProjectKey) -> Result<StepOutput, String> {
     let locked = ctx

@@ -5,9 +5,9 @@ use git2::Oid;
 
 use crate::exec::{Ctx, StepOutput};
 use crate::lock::LockedSource;
-use crate::manifest::mirror_url;
 use crate::source::Files;
 use crate::state::Record;
+use crate::url_mirror::mirror_url;
 
 pub async fn run(ctx: &Ctx, source: &str) -> Result<StepOutput, String> {
     let locked = super::locked_source(ctx, source)?;

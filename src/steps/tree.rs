@@ -9,7 +9,7 @@ use crate::exec::{Ctx, StepOutput};
 use crate::git::CommitReader;
 use crate::index::{self, EntryType, LastModifiedFile, LastModifiedRecord, Timestamp};
 use crate::lock::LockedSource;
-use crate::manifest::mirror_url;
+use crate::url_mirror::mirror_url;
 
 /// `registry/last_modified.json`: for each stack version of a git source, the author date of
 /// the newest commit (up to the locked one) that changed its devfile; for each sample, the
