@@ -178,7 +178,7 @@ impl Ctx {
     }
 
     pub fn registry_dir(&self) -> PathBuf {
-        self.out_root.join("registry")
+        self.out_root.join(crate::tree_paths::REGISTRY)
     }
 
     /// A lock per git remote: two steps never fetch into one cache repository at once.

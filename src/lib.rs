@@ -26,6 +26,7 @@ pub mod source;
 pub mod state;
 pub mod steps;
 pub mod target;
+pub mod tree_paths;
 pub mod url_mirror;
 pub mod userinfo;
 
