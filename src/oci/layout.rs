@@ -20,6 +20,11 @@
 //! an older build, or by a disk that filled up under another writer, is written again.
 //! Writers in one process are serialized on `index.json`; two processes writing one layout
 //! at once are not supported.
+//!
+//! [`read_marker`] and [`read_index`] read the two top-level files for every reader of a
+//! layout: [`Layout::open`] here, and `serve`, which indexes the served folder's layout its own
+//! way (by repository, with sha512 digests allowed). Each words a [`TopFileError`] in its own
+//! diagnostics.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

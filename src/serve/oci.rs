@@ -1,15 +1,16 @@
 //! A read-only OCI distribution API (`/v2/…`) over the OCI image layout of the served folder.
 //!
 //! At start the layout's `oci-layout` and `index.json` are read once, with the readers of
-//! [`crate::oci::layout`] (the module that writes layouts and owns their naming convention): each
-//! top-level descriptor names its repository in the `io.github.airgap.repository` annotation (else
-//! the part of `org.opencontainers.image.ref.name` before the tag) and, when tagged, its tag in
-//! `org.opencontainers.image.ref.name` (`<repository>:<tag>`, or a bare tag). Every manifest and
-//! image index reachable from there is read, its size and digest verified, and kept in memory (they
-//! are small); the config and layer digests they name become the blobs of that repository. A
-//! repository serves only what its own manifests reach, so one repository cannot be used to read
-//! another's blobs, and nothing but `blobs/<alg>/<hex>` files is ever opened. Layer blobs are not
-//! hashed at start (they can be large): a missing one is a 404 when asked.
+//! [`crate::oci::layout`] (the module that writes layouts and owns their naming convention):
+//! each top-level descriptor names its repository in the `io.github.airgap.repository`
+//! annotation (else the part of `org.opencontainers.image.ref.name` before the tag) and, when
+//! tagged, its tag in `org.opencontainers.image.ref.name` (`<repository>:<tag>`, or a bare
+//! tag). Every manifest and image index reachable from there is read, its size and digest
+//! verified, and kept in memory (they are small); the config and layer digests they name become
+//! the blobs of that repository. A repository serves only what its own manifests reach, so one
+//! repository cannot be used to read another's blobs, and nothing but `blobs/<alg>/<hex>` files
+//! is ever opened. Layer blobs are not hashed at start (they can be large): a missing one is a
+//! 404 when asked.
 //!
 //! Deliberate choices:
 //! - Manifests are served as stored, whatever the `Accept` header says (no conversion).
