@@ -16,6 +16,7 @@ use serde::Deserialize;
 use crate::devfile::Text;
 use crate::git::TreeFile;
 use crate::source::{Files, FilesError};
+use crate::tree_paths::{STACKS, stack_dir, stack_yaml_path};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum DiscoverError {
@@ -196,7 +197,7 @@ pub fn discover(
         message,
         help,
     };
-    let Some(entries) = files.list("stacks")? else {
+    let Some(entries) = files.list(STACKS)? else {
         return Err(DiscoverError::NoStacks {
             source_name: source_name.to_string(),
         });
@@ -206,8 +207,8 @@ pub fn discover(
         if !is_dir {
             continue;
         }
-        let dir = format!("stacks/{name}");
-        let stack_yaml_path = format!("{dir}/stack.yaml");
+        let dir = stack_dir(&name);
+        let stack_yaml_path = stack_yaml_path(&name);
         if let Some(bytes) = files.read(&stack_yaml_path)? {
             let text = String::from_utf8_lossy(&bytes);
             let sy: StackYaml = serde_saphyr::from_str(&text)

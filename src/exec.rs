@@ -129,7 +129,7 @@ impl Ctx {
             .oci
             .get_or_try_init(|| async {
                 let client = crate::oci::Client::new(crate::oci::ClientConfig {
-                    mirrors: crate::lock::resolve::oci_mirrors(&self.manifest),
+                    mirrors: self.manifest.oci_mirrors(),
                     jobs: self.jobs,
                     progress: self.progress.clone(),
                     ..Default::default()
@@ -178,7 +178,7 @@ impl Ctx {
     }
 
     pub fn registry_dir(&self) -> PathBuf {
-        self.out_root.join("registry")
+        self.out_root.join(crate::tree_paths::REGISTRY)
     }
 
     /// A lock per git remote: two steps never fetch into one cache repository at once.

@@ -1,10 +1,10 @@
 //! Downloads by URL (zip starter projects, parent devfiles, icons) and a content-addressed
 //! cache of what was downloaded.
 //!
-//! URLs go through the manifest's `url-mirror` rules; the lockfile records them as written.
-//! Credentials the manifest wrote in a mirror's URL ([`crate::userinfo`]) go in an
-//! `Authorization` header; errors name the URL as written, without credentials, and never the
-//! mirror's URL (reqwest's errors are stripped of it).
+//! URLs go through the manifest's `url-mirror` rules ([`crate::url_mirror`]); the lockfile
+//! records them as written. Credentials the manifest wrote in a mirror's URL
+//! ([`crate::userinfo`]) go in an `Authorization` header; errors name the URL as written,
+//! without credentials, and never the mirror's URL (reqwest's errors are stripped of it).
 //! `file://` URLs (a local mirror folder) are read from disk. The cache
 //! (`.airgap/cache/files/sha256/<hex>`) is keyed by the SHA-256 the lock records, so apply reads
 //! what lock saw, and a cache entry is only ever written whole (temp file + rename).
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::manifest::{UrlMirror, mirror_url};
+use crate::url_mirror::{UrlMirror, mirror_url};
 use crate::userinfo::{UrlCredentials, redact};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]

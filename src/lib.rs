@@ -27,6 +27,8 @@ pub mod source;
 pub mod state;
 pub mod steps;
 pub mod target;
+pub mod tree_paths;
+pub mod url_mirror;
 pub mod userinfo;
 
 /// Runs the command line and maps the outcome to an exit code.

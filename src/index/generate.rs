@@ -7,16 +7,13 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::last_modified::{LastModifiedFile, Timestamp, UNDEFINED_VERSION};
+use super::last_modified::{LastModifiedFile, UNDEFINED_VERSION};
 use super::model::{EntryType, IndexEntry, VersionEntry, nullable};
+use super::timestamp::Timestamp;
 use super::{COMMAND_GROUP_KINDS, IndexError};
+use crate::tree_paths::{DEVFILE_NAMES, LAST_MODIFIED_JSON, STACK_YAML, STACKS};
 
-const STACKS_DIR: &str = "stacks";
-const STACK_YAML: &str = "stack.yaml";
-const DEVFILE: &str = "devfile.yaml";
-const DEVFILE_HIDDEN: &str = ".devfile.yaml";
 const EXTRA_ENTRIES: &str = "extraDevfileEntries.yaml";
-const LAST_MODIFIED: &str = "last_modified.json";
 const OWNERS: &str = "OWNERS";
 
 /// Every index entry of a built registry folder: stacks, then the samples and stacks of
@@ -25,7 +22,7 @@ const OWNERS: &str = "OWNERS";
 pub fn generate(registry_dir: &Path) -> Result<Vec<IndexEntry>, IndexError> {
     let mut entries = stack_entries(registry_dir)?;
     entries.extend(extra_entries(registry_dir)?);
-    let last_modified_path = registry_dir.join(LAST_MODIFIED);
+    let last_modified_path = registry_dir.join(LAST_MODIFIED_JSON);
     if let Some(bytes) = read_optional(&last_modified_path)? {
         let file =
             LastModifiedFile::from_json(&bytes).map_err(|source| IndexError::LastModified {
@@ -40,7 +37,7 @@ pub fn generate(registry_dir: &Path) -> Result<Vec<IndexEntry>, IndexError> {
 /// The entries of `stacks/*`, one per folder, in folder-name order, without `lastModified`
 /// (upstream's `parseDevfileRegistry`).
 pub fn stack_entries(registry_dir: &Path) -> Result<Vec<IndexEntry>, IndexError> {
-    let stacks_dir = registry_dir.join(STACKS_DIR);
+    let stacks_dir = registry_dir.join(STACKS);
     let mut entries = Vec::new();
     for item in list_dir(&stacks_dir)? {
         if item.is_dir {
@@ -233,8 +230,7 @@ fn stack_version(
     default: bool,
     entry: &mut IndexEntry,
 ) -> Result<VersionEntry, IndexError> {
-    let visible = dir.join(DEVFILE);
-    let hidden = dir.join(DEVFILE_HIDDEN);
+    let [visible, hidden] = DEVFILE_NAMES.map(|name| dir.join(name));
     let has_hidden = exists(&hidden)?;
     if has_hidden && exists(&visible)? {
         return Err(IndexError::TwoDevfiles {

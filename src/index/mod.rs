@@ -45,15 +45,16 @@ mod generate;
 pub mod json;
 pub mod last_modified;
 pub mod model;
+pub mod timestamp;
 
 use std::path::{Path, PathBuf};
 
 pub use generate::{apply_last_modified, extra_entries, generate, stack_entries};
 pub use last_modified::{
-    LastModifiedEntry, LastModifiedFile, LastModifiedRecord, Timestamp, TimestampError,
-    UNDEFINED_VERSION, last_modified_json,
+    LastModifiedEntry, LastModifiedFile, LastModifiedRecord, UNDEFINED_VERSION, last_modified_json,
 };
 pub use model::{EntryType, Git, IndexEntry, VersionEntry};
+pub use timestamp::{Timestamp, TimestampError};
 
 /// The five command group kinds every stack version lists.
 pub const COMMAND_GROUP_KINDS: [&str; 5] = ["build", "run", "test", "debug", "deploy"];

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::last_modified::Timestamp;
+use super::timestamp::Timestamp;
 
 /// Whether an entry is a stack or a sample (`type`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

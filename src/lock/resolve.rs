@@ -30,8 +30,9 @@ use crate::diag::{SpanDiagnostic, did_you_mean};
 use crate::discover::{self, Discovered};
 use crate::fetch::Fetcher;
 use crate::git::{self, GitCache, RemoteRefs};
-use crate::manifest::{Manifest, Origin, mirror_url};
+use crate::manifest::{Manifest, Origin};
 use crate::source::Files;
+use crate::url_mirror::mirror_url;
 
 /// Which pins `airgap lock` may move.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1301,7 +1302,7 @@ impl<'a> Resolver<'a> {
         }
         progress(format!("{} images", to_resolve.len()));
         let client = crate::oci::Client::new(crate::oci::ClientConfig {
-            mirrors: oci_mirrors(m),
+            mirrors: m.oci_mirrors(),
             jobs: self.jobs,
             ..Default::default()
         });
@@ -1344,32 +1345,6 @@ impl<'a> Resolver<'a> {
         }
         Ok(())
     }
-}
-
-/// The manifest's `registry-mirror` rules, as the image layer takes them.
-pub fn oci_mirrors(m: &Manifest) -> Vec<crate::oci::mirror::RegistryMirror> {
-    m.registry_mirrors
-        .iter()
-        .map(|r| crate::oci::mirror::RegistryMirror {
-            from: r.from.clone(),
-            to: match &r.to {
-                crate::oci::mirror::MirrorTo::Registry { to, tls, ca_file } => {
-                    crate::oci::mirror::MirrorTo::Registry {
-                        to: to.clone(),
-                        tls: *tls,
-                        ca_file: ca_file.as_ref().map(|p| m.resolve_path(p)),
-                    }
-                }
-                crate::oci::mirror::MirrorTo::Layout(dir) => crate::oci::mirror::MirrorTo::Layout(
-                    // `./mirror/images` → `<root>/mirror/images`: paths in messages stay plain.
-                    m.resolve_path(dir)
-                        .components()
-                        .filter(|c| !matches!(c, std::path::Component::CurDir))
-                        .collect(),
-                ),
-            },
-        })
-        .collect()
 }
 
 /// Reads one stack version: hashes, and the references of its devfile and Dockerfiles.

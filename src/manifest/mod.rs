@@ -15,6 +15,7 @@ use miette::SourceSpan;
 
 use crate::diag::{Diagnostics, Source};
 use crate::kdl_text::{ReadError, TooLarge};
+use crate::url_mirror::UrlMirror;
 
 pub use parse::parse;
 
@@ -160,26 +161,6 @@ pub struct RegistryMirror {
 /// Where a `registry-mirror` sends requests: the image layer's own type.
 pub use crate::oci::mirror::MirrorTo;
 
-/// A `url-mirror` rule: URLs starting with `from` are fetched from `to` + the rest instead
-/// (git's `url.<to>.insteadOf <from>`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UrlMirror {
-    pub from: String,
-    pub to: String,
-    pub span: SourceSpan,
-}
-
-/// Applies the longest matching `url-mirror` rule to a URL. The lockfile always records the
-/// URL as written; only fetching goes through mirrors.
-pub fn mirror_url(rules: &[UrlMirror], url: &str) -> String {
-    rules
-        .iter()
-        .filter(|r| url.starts_with(&r.from))
-        .max_by_key(|r| r.from.len())
-        .map(|r| format!("{}{}", r.to, &url[r.from.len()..]))
-        .unwrap_or_else(|| url.to_string())
-}
-
 /// How upstream image names map to names under the target: the image layer's own type.
 pub use crate::oci::naming::Naming;
 
@@ -256,6 +237,31 @@ impl Manifest {
         } else {
             self.root.join(p)
         }
+    }
+
+    /// The `registry-mirror` rules, as the image layer takes them: paths resolved against
+    /// the manifest's folder.
+    pub fn oci_mirrors(&self) -> Vec<crate::oci::mirror::RegistryMirror> {
+        self.registry_mirrors
+            .iter()
+            .map(|r| crate::oci::mirror::RegistryMirror {
+                from: r.from.clone(),
+                to: match &r.to {
+                    MirrorTo::Registry { to, tls, ca_file } => MirrorTo::Registry {
+                        to: to.clone(),
+                        tls: *tls,
+                        ca_file: ca_file.as_ref().map(|p| self.resolve_path(p)),
+                    },
+                    MirrorTo::Layout(dir) => MirrorTo::Layout(
+                        // `./mirror/images` → `<root>/mirror/images`: paths in messages stay plain.
+                        self.resolve_path(dir)
+                            .components()
+                            .filter(|c| !matches!(c, std::path::Component::CurDir))
+                            .collect(),
+                    ),
+                },
+            })
+            .collect()
     }
 }
 

@@ -20,6 +20,11 @@
 //! an older build, or by a disk that filled up under another writer, is written again.
 //! Writers in one process are serialized on `index.json`; two processes writing one layout
 //! at once are not supported.
+//!
+//! [`read_marker`] and [`read_index`] read the two top-level files for every reader of a
+//! layout: [`Layout::open`] here, and `serve`, which indexes the served folder's layout its own
+//! way (by repository, with sha512 digests allowed). Each words a [`TopFileError`] in its own
+//! diagnostics.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,6 +40,54 @@ use super::media;
 
 pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const REPOSITORY: &str = "io.github.airgap.repository";
+
+/// The file that marks a folder as an OCI image layout; it names the layout's version.
+pub const MARKER_FILE: &str = "oci-layout";
+/// The layout's top-level image index.
+pub const INDEX_FILE: &str = "index.json";
+/// The only layout version there is.
+pub const LAYOUT_VERSION: &str = "1.0.0";
+
+/// Why [`read_marker`] or [`read_index`] could not read a layout's top-level file. Each reader
+/// of a layout (the writer here, `serve`) words these in its own diagnostics.
+#[derive(Debug)]
+pub enum TopFileError {
+    /// The file cannot be read (`NotFound` when it is not there).
+    Io(std::io::Error),
+    /// The file is not JSON.
+    NotJson(serde_json::Error),
+    /// The file is JSON, but not of the expected shape.
+    Shape(serde_json::Error),
+}
+
+impl TopFileError {
+    fn json(e: serde_json::Error) -> Self {
+        if e.is_data() {
+            TopFileError::Shape(e)
+        } else {
+            TopFileError::NotJson(e)
+        }
+    }
+}
+
+/// Reads the `oci-layout` file at `path`: the layout version it declares (the caller holds it
+/// to [`LAYOUT_VERSION`]).
+pub fn read_marker(path: &Path) -> Result<String, TopFileError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Marker {
+        image_layout_version: String,
+    }
+    let text = std::fs::read(path).map_err(TopFileError::Io)?;
+    let marker: Marker = serde_json::from_slice(&text).map_err(TopFileError::json)?;
+    Ok(marker.image_layout_version)
+}
+
+/// Reads the `index.json` at `path` as `T`, the caller's view of its descriptors.
+pub fn read_index<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TopFileError> {
+    let text = std::fs::read(path).map_err(TopFileError::Io)?;
+    serde_json::from_slice(&text).map_err(TopFileError::json)
+}
 
 /// An image listed in a layout's `index.json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,30 +171,32 @@ impl Layout {
         } else if !dir.is_dir() {
             return Err(bad("there is no such folder".into()));
         }
-        let marker = dir.join("oci-layout");
-        match std::fs::read(&marker) {
-            Ok(text) => {
-                let v: Value = serde_json::from_slice(&text)
-                    .map_err(|e| bad(format!("`oci-layout` is not JSON: {e}")))?;
-                if v.get("imageLayoutVersion").and_then(Value::as_str) != Some("1.0.0") {
-                    return Err(bad(
-                        "`oci-layout` does not say imageLayoutVersion 1.0.0".into()
-                    ));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+        let marker = dir.join(MARKER_FILE);
+        match read_marker(&marker) {
+            Ok(version) if version == LAYOUT_VERSION => {}
+            Err(TopFileError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 write_atomic(&dir, &marker, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(TopFileError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(bad("it has no `oci-layout` file".into()));
             }
-            Err(e) => return Err(OciError::io("cannot read", &marker)(e)),
+            Err(TopFileError::Io(e)) => return Err(OciError::io("cannot read", &marker)(e)),
+            Err(TopFileError::NotJson(e)) => {
+                return Err(bad(format!("`oci-layout` is not JSON: {e}")));
+            }
+            Ok(_) | Err(TopFileError::Shape(_)) => {
+                return Err(bad(
+                    "`oci-layout` does not say imageLayoutVersion 1.0.0".into()
+                ));
+            }
         }
-        let index_path = dir.join("index.json");
-        let index = match std::fs::read(&index_path) {
-            Ok(text) => serde_json::from_slice(&text)
-                .map_err(|e| bad(format!("`index.json` is not an OCI index: {e}")))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+        let index_path = dir.join(INDEX_FILE);
+        let index = match read_index(&index_path) {
+            Ok(doc) => doc,
+            Err(TopFileError::NotJson(e) | TopFileError::Shape(e)) => {
+                return Err(bad(format!("`index.json` is not an OCI index: {e}")));
+            }
+            Err(TopFileError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 let doc = IndexDoc {
                     schema_version: 2,
                     media_type: Some(media::OCI_INDEX.into()),
@@ -151,10 +206,10 @@ impl Layout {
                 write_atomic(&dir, &index_path, &index_bytes(&doc)?)?;
                 doc
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(TopFileError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(bad("it has no `index.json`".into()));
             }
-            Err(e) => return Err(OciError::io("cannot read", &index_path)(e)),
+            Err(TopFileError::Io(e)) => return Err(OciError::io("cannot read", &index_path)(e)),
         };
         Ok(Layout {
             dir,

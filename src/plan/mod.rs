@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 
 use crate::lock::{Lockfile, ProjectKey, ProjectKind, Uses};
 use crate::manifest::{Manifest, TargetKind};
+use crate::tree_paths::{project_zip_paths, sample_dir, stack_dir, stack_of};
 
 /// Bump when what any step writes changes shape, so every step reruns once.
 /// 2: `archive.tar` is a gzip stream; single-version stacks in the versioned layout have
@@ -131,58 +132,6 @@ pub const CATALOG: &str = "devfile-catalog";
 
 /// The id of the devfile-index image step.
 pub const INDEX_IMAGE_STEP: &str = "index-image";
-
-/// The folder of a stack version in the registry tree (relative to `registry/`).
-pub fn stack_dir(id: &str) -> String {
-    format!("stacks/{id}")
-}
-
-/// The folder of the devfile that declares a project: a stack version's, or a sample's
-/// (owners `sample:<id>`).
-pub fn owner_dir(owner: &str) -> String {
-    match owner.strip_prefix("sample:") {
-        Some(id) => sample_dir(id),
-        None => stack_dir(owner),
-    }
-}
-
-/// The folder of a sample (version) in the registry tree (relative to `registry/`).
-pub fn sample_dir(id: &str) -> String {
-    format!("samples/{id}")
-}
-
-/// The file name a starter project is packaged as.
-pub fn project_zip_name(name: &str) -> String {
-    format!("{name}-offline.zip")
-}
-
-/// Where a project's zip goes in the registry tree (relative to `registry/`): beside the
-/// devfile that declares it, as upstream's build (`dl_starter_projects.sh`) puts it. A starter
-/// project of a stack in the versioned layout (`stack.yaml`) with a single version goes into
-/// the stack's folder as well: the registry server looks for a local `zip.location` under
-/// `stacks/<stack>/<version>/` only when the index lists more than one version, else under
-/// `stacks/<stack>/` (registry-support `ServeDevfileStarterProjectWithVersion`), so with the
-/// zip beside the devfile only, its download fails.
-pub fn project_zip_paths(lock: &Lockfile, key: &ProjectKey) -> Vec<String> {
-    let file = project_zip_name(&key.name);
-    let mut paths = vec![format!("{}/{file}", owner_dir(&key.owner))];
-    if key.kind == ProjectKind::Starter
-        && !key.owner.starts_with("sample:")
-        && let Some((stack, _)) = key.owner.split_once('/')
-    {
-        let versions = lock
-            .stacks
-            .keys()
-            .filter(|(source, id)| {
-                source == &key.source && id.split_once('/').map(|(s, _)| s) == Some(stack)
-            })
-            .count();
-        if versions == 1 {
-            paths.push(format!("{}/{file}", stack_dir(stack)));
-        }
-    }
-    paths
-}
 
 fn id_words(id: &str) -> String {
     id.replace('/', " ")
@@ -296,7 +245,7 @@ impl Plan {
         // Stack folders must be unique across sources.
         let mut stack_owner: BTreeMap<String, String> = BTreeMap::new();
         for (source, id) in lock.stacks.keys() {
-            let stack = id.split('/').next().unwrap_or(id).to_string();
+            let stack = stack_of(id).to_string();
             if let Some(first) = stack_owner.get(&stack)
                 && first != source
             {
@@ -503,7 +452,7 @@ impl Plan {
             if !entry.files.is_empty() {
                 deps.push(format!("archive:{source}/{id}"));
             }
-            let stack = id.split('/').next().unwrap_or(id);
+            let stack = stack_of(id);
             steps.push(Step {
                 id: format!("stack-artifact:{source}/{id}"),
                 kind: StepKind::StackArtifact {

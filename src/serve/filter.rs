@@ -24,7 +24,7 @@
 //! with no version by that intersection is dropped.
 
 use super::index::LooseVersion;
-use crate::index::last_modified::{self, days_from_civil};
+use crate::index::timestamp::{self, days_from_civil};
 use crate::index::{Git, IndexEntry, VersionEntry};
 
 /// The query string of an index request, in order, repeated keys kept.
@@ -557,7 +557,7 @@ pub struct Timestamp(i64, u32);
 
 impl Timestamp {
     /// The instant of an index `lastModified`.
-    fn of(t: last_modified::Timestamp) -> Timestamp {
+    fn of(t: timestamp::Timestamp) -> Timestamp {
         Timestamp(t.unix_seconds(), t.subsec_nanos())
     }
 

@@ -215,6 +215,20 @@ pub enum LayoutError {
     TooDeep { digest: String },
 }
 
+impl LayoutError {
+    /// Words what `oci::layout` found wrong with `oci-layout` or `index.json` at `path`.
+    fn top_file(path: &Path, e: crate::oci::layout::TopFileError) -> Self {
+        use crate::oci::layout::TopFileError;
+        let path = path.to_path_buf();
+        match e {
+            TopFileError::Io(source) => LayoutError::Read { path, source },
+            TopFileError::NotJson(source) | TopFileError::Shape(source) => {
+                LayoutError::Json { path, source }
+            }
+        }
+    }
+}
+
 /// What the handlers share.
 struct App {
     registry: Registry,

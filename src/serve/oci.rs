@@ -1,14 +1,16 @@
 //! A read-only OCI distribution API (`/v2/…`) over the OCI image layout of the served folder.
 //!
-//! At start the layout's `index.json` is read once: each top-level descriptor names its
-//! repository in the `io.github.airgap.repository` annotation (else the part of
-//! `org.opencontainers.image.ref.name` before the tag) and, when tagged, its tag in
-//! `org.opencontainers.image.ref.name` (`<repository>:<tag>`, or a bare tag). Every manifest
-//! and image index reachable from there is read, its size and digest verified, and kept in
-//! memory (they are small); the config and layer digests they name become the blobs of that
-//! repository. A repository serves only what its own manifests reach, so one repository cannot
-//! be used to read another's blobs, and nothing but `blobs/<alg>/<hex>` files is ever opened.
-//! Layer blobs are not hashed at start (they can be large): a missing one is a 404 when asked.
+//! At start the layout's `oci-layout` and `index.json` are read once, with the readers of
+//! [`crate::oci::layout`] (the module that writes layouts and owns their naming convention):
+//! each top-level descriptor names its repository in the `io.github.airgap.repository`
+//! annotation (else the part of `org.opencontainers.image.ref.name` before the tag) and, when
+//! tagged, its tag in `org.opencontainers.image.ref.name` (`<repository>:<tag>`, or a bare
+//! tag). Every manifest and image index reachable from there is read, its size and digest
+//! verified, and kept in memory (they are small); the config and layer digests they name become
+//! the blobs of that repository. A repository serves only what its own manifests reach, so one
+//! repository cannot be used to read another's blobs, and nothing but `blobs/<alg>/<hex>` files
+//! is ever opened. Layer blobs are not hashed at start (they can be large): a missing one is a
+//! 404 when asked.
 //!
 //! Deliberate choices:
 //! - Manifests are served as stored, whatever the `Accept` header says (no conversion).
@@ -34,11 +36,7 @@ use sha2::{Digest as _, Sha256, Sha512};
 use super::LayoutError;
 use super::fs::{FileReply, Jail, file_response};
 use crate::oci::reference::{valid_path_component, valid_tag};
-
-/// Annotation naming the repository of a top-level descriptor.
-pub const REPOSITORY_ANNOTATION: &str = "io.github.airgap.repository";
-/// Annotation naming the reference (`<repository>:<tag>`) of a top-level descriptor.
-pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
+use crate::oci::{layout, media};
 
 const API_VERSION: &str = "registry/2.0";
 /// How deep image indexes may nest.
@@ -74,12 +72,6 @@ struct Descriptor {
     size: i64,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct OciLayoutFile {
-    image_layout_version: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,47 +117,28 @@ pub struct Layout {
     repositories: BTreeMap<String, Repository>,
 }
 
-fn media_type_is_index(media_type: &str) -> bool {
-    media_type == "application/vnd.oci.image.index.v1+json"
-        || media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
-}
-
 impl Layout {
     /// Reads `dir/oci-layout` and `dir/index.json` and every manifest they reach. `Ok(None)`
     /// when neither file exists (a folder with only the registry tree).
     pub fn load(dir: &Path) -> Result<Option<Layout>, LayoutError> {
-        let layout_file = dir.join("oci-layout");
-        let index_file = dir.join("index.json");
+        let layout_file = dir.join(layout::MARKER_FILE);
+        let index_file = dir.join(layout::INDEX_FILE);
         match (layout_file.exists(), index_file.exists()) {
             (false, false) => return Ok(None),
             (true, false) => return Err(LayoutError::MissingIndex { path: index_file }),
             (false, true) => return Err(LayoutError::MissingLayoutFile { path: layout_file }),
             (true, true) => {}
         }
-        let text = std::fs::read(&layout_file).map_err(|source| LayoutError::Read {
-            path: layout_file.clone(),
-            source,
-        })?;
-        let version: OciLayoutFile =
-            serde_json::from_slice(&text).map_err(|source| LayoutError::Json {
-                path: layout_file.clone(),
-                source,
-            })?;
-        if version.image_layout_version != "1.0.0" {
+        let version = layout::read_marker(&layout_file)
+            .map_err(|e| LayoutError::top_file(&layout_file, e))?;
+        if version != layout::LAYOUT_VERSION {
             return Err(LayoutError::LayoutVersion {
                 path: layout_file,
-                version: version.image_layout_version,
+                version,
             });
         }
-        let text = std::fs::read(&index_file).map_err(|source| LayoutError::Read {
-            path: index_file.clone(),
-            source,
-        })?;
         let index: LayoutIndex =
-            serde_json::from_slice(&text).map_err(|source| LayoutError::Json {
-                path: index_file.clone(),
-                source,
-            })?;
+            layout::read_index(&index_file).map_err(|e| LayoutError::top_file(&index_file, e))?;
 
         let blobs_dir = dir.join("blobs");
         let blobs = Jail::new(&blobs_dir).map_err(|source| LayoutError::Read {
@@ -183,8 +156,8 @@ impl Layout {
                     digest: descriptor.digest.clone(),
                 });
             }
-            let ref_name = descriptor.annotations.get(REF_NAME_ANNOTATION);
-            let (repository, tag) = match descriptor.annotations.get(REPOSITORY_ANNOTATION) {
+            let ref_name = descriptor.annotations.get(layout::REF_NAME);
+            let (repository, tag) = match descriptor.annotations.get(layout::REPOSITORY) {
                 Some(repository) => {
                     let tag = ref_name.map(|r| {
                         r.strip_prefix(repository.as_str())
@@ -201,8 +174,9 @@ impl Layout {
                     _ => {
                         eprintln!(
                             "warning: entry {position} of the layout's index.json ({}) names no \
-                             repository (annotation `{REPOSITORY_ANNOTATION}`); it is not served",
-                            descriptor.digest
+                             repository (annotation `{}`); it is not served",
+                            descriptor.digest,
+                            layout::REPOSITORY
                         );
                         continue;
                     }
@@ -349,8 +323,8 @@ impl Loader<'_> {
             .ok_or_else(|| LayoutError::NoMediaType {
                 digest: digest.clone(),
             })?;
-        if body.manifests.is_some() != media_type_is_index(&media_type)
-            && (body.manifests.is_some() || media_type_is_index(&media_type))
+        if body.manifests.is_some() != media::is_index(&media_type)
+            && (body.manifests.is_some() || media::is_index(&media_type))
         {
             return Err(LayoutError::MediaTypeMismatch {
                 digest: digest.clone(),

@@ -30,6 +30,7 @@ use super::filter::{self, Query};
 use super::fs::{FileReply, Jail, Refused, content_type_for, file_response, valid_name};
 use super::index::{self, IndexType};
 use crate::index::{EntryType, IndexEntry};
+use crate::tree_paths::{INDEX_JSON, REGISTRY, SAMPLES, STACKS};
 
 const JSON: &str = "application/json; charset=utf-8";
 const YAML: &str = "application/yaml";
@@ -124,18 +125,14 @@ fn has_scheme(s: &str) -> bool {
 }
 
 fn folder_of(entry: &IndexEntry) -> &'static str {
-    if entry.is_sample() {
-        "samples"
-    } else {
-        "stacks"
-    }
+    if entry.is_sample() { SAMPLES } else { STACKS }
 }
 
 impl Registry {
     /// Reads `registry/index.json` under `dir` (the served folder).
     pub fn load(dir: &Path) -> Result<Registry, RegistryError> {
-        let registry_dir = dir.join("registry");
-        let index_path = registry_dir.join("index.json");
+        let registry_dir = dir.join(REGISTRY);
+        let index_path = registry_dir.join(INDEX_JSON);
         if !index_path.is_file() {
             return Err(RegistryError::MissingIndex { path: index_path });
         }
@@ -553,7 +550,7 @@ impl Registry {
         range: Option<&HeaderValue>,
         head: bool,
     ) -> Response {
-        let segments: Vec<&str> = std::iter::once("stacks").chain(path.split('/')).collect();
+        let segments: Vec<&str> = std::iter::once(STACKS).chain(path.split('/')).collect();
         let jail = self.jail.clone();
         let owned: Vec<String> = segments.iter().map(|s| s.to_string()).collect();
         let found = tokio::task::spawn_blocking(move || jail.file(&owned)).await;

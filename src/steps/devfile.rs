@@ -13,11 +13,14 @@ use crate::devfile;
 use crate::exec::{Ctx, StepOutput};
 use crate::git::{CommitReader, FileKind, TreeFile};
 use crate::lock::{LockedSource, LockedStack, resolve::canonical_image};
-use crate::manifest::mirror_url;
-use crate::plan::{project_zip_name, sample_dir, stack_dir};
 use crate::rewrite::{self, DevfilePlan, ImageMap};
 use crate::source::Files;
 use crate::state::State;
+use crate::tree_paths::{
+    DEVFILE_NAMES, STACK_YAML, in_registry, project_zip_name, sample_dir, stack_dir, stack_of,
+    stack_yaml_path,
+};
+use crate::url_mirror::mirror_url;
 
 /// A file read from a source, with how it is stored.
 struct SourceFile {
@@ -242,7 +245,7 @@ async fn write_devfile(
     if let Some(icon) = d.icon().filter(|i| is_remote(i)) {
         let bytes = super::download::bytes(ctx, &icon).await?;
         let name = icon_file_name(&icon, &bytes);
-        super::write_output(ctx, &format!("registry/{dir}/{name}"), &bytes, out)?;
+        super::write_output(ctx, &in_registry(&format!("{dir}/{name}")), &bytes, out)?;
         plan.icon = Some(name);
     }
     for (key, url) in d.metadata_files() {
@@ -257,19 +260,24 @@ async fn write_devfile(
         // In a folder of its own: no clash with the stack's files, and not a resource of the
         // index (which lists the version folder's files only).
         let rel = format!("{METADATA_DIR}/{base}");
-        super::write_output(ctx, &format!("registry/{dir}/{rel}"), &bytes, out)?;
+        super::write_output(ctx, &in_registry(&format!("{dir}/{rel}")), &bytes, out)?;
         plan.metadata.insert(key.to_string(), rel);
     }
     if let Some(parent) = d.parent() {
         let bytes = super::download::bytes(ctx, &parent.url()).await?;
-        super::write_output(ctx, &format!("registry/{dir}/{PARENT_FILE}"), &bytes, out)?;
+        super::write_output(
+            ctx,
+            &in_registry(&format!("{dir}/{PARENT_FILE}")),
+            &bytes,
+            out,
+        )?;
         plan.parent = Some(PARENT_FILE.to_string());
     }
     let new = rewrite::rewrite_devfile(path_for_errors, text, &plan)
         .map_err(|e| crate::diag::render_plain(&e))?;
     super::write_output(
         ctx,
-        &format!("registry/{dir}/devfile.yaml"),
+        &in_registry(&format!("{dir}/{}", DEVFILE_NAMES[0])),
         new.as_bytes(),
         out,
     )?;
@@ -285,8 +293,7 @@ pub async fn stack_devfile(
 ) -> Result<StepOutput, String> {
     let entry = locked_stack(ctx, source, id)?;
     let dir = stack_dir(id);
-    let names = ["devfile.yaml", ".devfile.yaml"];
-    let text = locked_text(ctx, source, &dir, &names, Some(&entry.devfile)).await?;
+    let text = locked_text(ctx, source, &dir, &DEVFILE_NAMES, Some(&entry.devfile)).await?;
     let mut out = StepOutput::default();
     write_devfile(
         ctx,
@@ -376,7 +383,7 @@ pub async fn archive(
     let mut out = StepOutput::default();
     super::write_output(
         ctx,
-        &format!("registry/{dir}/archive.tar"),
+        &in_registry(&format!("{dir}/archive.tar")),
         &tar_gz,
         &mut out,
     )?;
@@ -412,7 +419,7 @@ pub async fn sample(
             .map_err(|e| e.to_string())?;
         let reader = CommitReader::new(&repo, oid).map_err(|e| e.to_string())?;
         let dir = sub_dir.unwrap_or_default();
-        for name in ["devfile.yaml", ".devfile.yaml"] {
+        for name in DEVFILE_NAMES {
             let p = if dir.is_empty() {
                 name.to_string()
             } else {
@@ -471,16 +478,16 @@ fn is_remote(s: &str) -> bool {
 
 /// A multi-version stack's `stack.yaml`, its icon made local (`logo.<ext>` beside it).
 pub async fn stack_yaml(ctx: &Ctx, source: &str, stack: &str) -> Result<StepOutput, String> {
-    let dir = format!("stacks/{stack}");
+    let dir = stack_dir(stack);
     let locked = ctx
         .lock
         .stacks
         .iter()
-        .find(|((s, id), _)| s == source && id.split('/').next() == Some(stack))
+        .find(|((s, id), _)| s == source && stack_of(id) == stack)
         .and_then(|(_, e)| e.stack_yaml.as_deref());
-    let text = locked_text(ctx, source, &dir, &["stack.yaml"], locked).await?;
+    let text = locked_text(ctx, source, &dir, &[STACK_YAML], locked).await?;
     let parsed: IconOnly =
-        serde_saphyr::from_str(&text).map_err(|e| format!("`{dir}/stack.yaml`: {e}"))?;
+        serde_saphyr::from_str(&text).map_err(|e| format!("`{}`: {e}", stack_yaml_path(stack)))?;
     let mut out = StepOutput::default();
     let mut edits = Vec::new();
     if let Some(icon) = &parsed.icon
@@ -489,16 +496,21 @@ pub async fn stack_yaml(ctx: &Ctx, source: &str, stack: &str) -> Result<StepOutp
         let url = icon.value.as_str().to_string();
         let bytes = super::download::bytes(ctx, &url).await?;
         let name = icon_file_name(&url, &bytes);
-        super::write_output(ctx, &format!("registry/{dir}/{name}"), &bytes, &mut out)?;
+        super::write_output(
+            ctx,
+            &in_registry(&format!("{dir}/{name}")),
+            &bytes,
+            &mut out,
+        )?;
         if let Some(range) = devfile::byte_range(icon) {
             edits.push((range, name));
         }
     }
-    let new = rewrite::replace_scalars(&format!("{dir}/stack.yaml"), &text, &edits)
+    let new = rewrite::replace_scalars(&stack_yaml_path(stack), &text, &edits)
         .map_err(|e| crate::diag::render_plain(&e))?;
     super::write_output(
         ctx,
-        &format!("registry/{dir}/stack.yaml"),
+        &in_registry(&stack_yaml_path(stack)),
         new.as_bytes(),
         &mut out,
     )?;
@@ -556,7 +568,7 @@ pub async fn extra(ctx: &Ctx) -> Result<StepOutput, String> {
             let file = icon_file_name(&url, &bytes);
             super::write_output(
                 ctx,
-                &format!("registry/samples/{}/{file}", name.as_str()),
+                &in_registry(&format!("{}/{file}", sample_dir(name.as_str()))),
                 &bytes,
                 &mut out,
             )?;
@@ -590,7 +602,7 @@ pub async fn extra(ctx: &Ctx) -> Result<StepOutput, String> {
     };
     super::write_output(
         ctx,
-        &format!("registry/{}", crate::discover::EXTRA_ENTRIES),
+        &in_registry(crate::discover::EXTRA_ENTRIES),
         merged.as_bytes(),
         &mut out,
     )?;

@@ -45,6 +45,7 @@ use crate::oci::naming::{TargetPrefix, TargetRef};
 use crate::oci::{BlobData, LocalBlob, LocalImage};
 use crate::plan::Step;
 use crate::state::{Record, State};
+use crate::tree_paths::{INDEX_JSON, in_registry};
 
 /// The layer media type that goes with a Docker schema 2 manifest.
 const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
@@ -235,10 +236,10 @@ fn tree_files(step: &Step, state: &State) -> Result<BTreeMap<String, u64>, Strin
         files.extend(
             rec.files
                 .into_iter()
-                .filter(|(path, _)| path.starts_with("registry/")),
+                .filter(|(path, _)| path.starts_with(&in_registry(""))),
         );
     }
-    if !files.contains_key("registry/index.json") {
+    if !files.contains_key(&in_registry(INDEX_JSON)) {
         return Err("the registry tree has no index.json".into());
     }
     Ok(files)

@@ -16,8 +16,8 @@ use crate::archive::{self, Entry};
 use crate::exec::{Ctx, StepOutput};
 use crate::git::{CommitReader, FileKind};
 use crate::lock::{LockedProject, ProjectKey};
-use crate::manifest::mirror_url;
-use crate::plan::project_zip_paths;
+use crate::tree_paths::{in_registry, project_zip_paths};
+use crate::url_mirror::mirror_url;
 
 pub async fn run(ctx: &Ctx, key: &ProjectKey) -> Result<StepOutput, String> {
     let locked = ctx
@@ -90,7 +90,7 @@ pub async fn run(ctx: &Ctx, key: &ProjectKey) -> Result<StepOutput, String> {
     };
     let mut out = StepOutput::default();
     for rel in project_zip_paths(&ctx.lock, key) {
-        super::write_output(ctx, &format!("registry/{rel}"), &bytes, &mut out)?;
+        super::write_output(ctx, &in_registry(&rel), &bytes, &mut out)?;
     }
     Ok(out)
 }

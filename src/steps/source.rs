@@ -5,9 +5,10 @@ use git2::Oid;
 
 use crate::exec::{Ctx, StepOutput};
 use crate::lock::LockedSource;
-use crate::manifest::mirror_url;
 use crate::source::Files;
 use crate::state::Record;
+use crate::tree_paths::{DEVFILE_NAMES, stack_dir, stack_yaml_path, versioned_stack_of};
+use crate::url_mirror::mirror_url;
 
 pub async fn run(ctx: &Ctx, source: &str) -> Result<StepOutput, String> {
     let locked = super::locked_source(ctx, source)?;
@@ -64,14 +65,14 @@ fn path_digest(
     let files = Files::Dir(dir);
     let mut all = blake3::Hasher::new();
     for (id, e) in entries {
-        let base = format!("stacks/{id}");
-        let devfile = ["devfile.yaml", ".devfile.yaml"]
+        let base = stack_dir(id);
+        let devfile = DEVFILE_NAMES
             .iter()
             .find_map(|n| files.read(&format!("{base}/{n}")).ok().flatten())
             .unwrap_or_default();
         check(
             source,
-            &format!("{base}/devfile.yaml"),
+            &format!("{base}/{}", DEVFILE_NAMES[0]),
             &devfile,
             &e.devfile,
         )?;
@@ -88,11 +89,8 @@ fn path_digest(
         all.update(id.as_bytes());
         all.update(e.devfile.as_bytes());
         // stack.yaml is read by the stack.yaml step and not pinned by the lock: hash it here.
-        if let Some((stack, _)) = id.split_once('/')
-            && let Some(b) = files
-                .read(&format!("stacks/{stack}/stack.yaml"))
-                .ok()
-                .flatten()
+        if let Some(stack) = versioned_stack_of(id)
+            && let Some(b) = files.read(&stack_yaml_path(stack)).ok().flatten()
         {
             all.update(blake3::hash(&b).as_bytes());
         }

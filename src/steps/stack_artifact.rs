@@ -29,8 +29,9 @@ use crate::oci::media;
 use crate::oci::naming::{TargetPrefix, TargetRef};
 use crate::oci::reference::valid_tag;
 use crate::oci::{BlobData, LocalBlob, LocalImage};
-use crate::plan::{CATALOG, Step, stack_dir};
+use crate::plan::{CATALOG, Step};
 use crate::state::{Record, State};
+use crate::tree_paths::{in_registry, stack_dir, stack_of};
 
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.devfileio.devfile.config.v2+json";
 pub const DEVFILE_MEDIA_TYPE: &str = "application/vnd.devfileio.devfile.layer.v1";
@@ -61,7 +62,7 @@ pub fn server_accepts_resource(name: &str) -> bool {
 
 /// Whether `tag` is a valid OCI tag.
 fn landing(ctx: &Ctx, id: &str, tag: &str) -> Result<TargetRef, String> {
-    let stack = id.split('/').next().unwrap_or(id);
+    let stack = stack_of(id);
     let prefix =
         TargetPrefix::parse(ctx.manifest.target.kind.image_prefix()).map_err(|e| e.to_string())?;
     Ok(prefix.named(&format!("{CATALOG}/{stack}"), Some(tag)))
@@ -109,7 +110,7 @@ pub fn manifest(files: &[LayerFile]) -> Result<Vec<u8>, String> {
 }
 
 pub async fn run(ctx: &Ctx, step: &Step, state: &State, id: &str) -> Result<StepOutput, String> {
-    let dir = format!("registry/{}/", stack_dir(id));
+    let dir = format!("{}/", in_registry(&stack_dir(id)));
     // The files of the version's folder that its devfile and archive steps wrote, with the
     // digests they recorded (the push checks the bytes against them as it streams).
     let mut files: BTreeMap<String, LayerFile> = BTreeMap::new();

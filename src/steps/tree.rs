@@ -9,7 +9,11 @@ use crate::exec::{Ctx, StepOutput};
 use crate::git::CommitReader;
 use crate::index::{self, EntryType, LastModifiedFile, LastModifiedRecord, Timestamp};
 use crate::lock::LockedSource;
-use crate::manifest::mirror_url;
+use crate::tree_paths::{
+    DEVFILE_NAMES, INDEX_JSON, LAST_MODIFIED_JSON, in_registry, sample_dir, stack_dir, stack_of,
+    versioned_stack_of,
+};
+use crate::url_mirror::mirror_url;
 
 /// `registry/last_modified.json`: for each stack version of a git source, the author date of
 /// the newest commit (up to the locked one) that changed its devfile; for each sample, the
@@ -49,8 +53,8 @@ pub async fn last_modified(ctx: &Ctx) -> Result<StepOutput, String> {
             let mut paths = Vec::new();
             let mut meta = Vec::new();
             for id in &ids {
-                let base = format!("stacks/{id}");
-                let (path, text) = ["devfile.yaml", ".devfile.yaml"]
+                let base = stack_dir(id);
+                let (path, text) = DEVFILE_NAMES
                     .iter()
                     .find_map(|n| {
                         let p = format!("{base}/{n}");
@@ -60,7 +64,7 @@ pub async fn last_modified(ctx: &Ctx) -> Result<StepOutput, String> {
                 let d = crate::devfile::parse(&path, &String::from_utf8_lossy(&text))
                     .map_err(|e| e.to_string())?;
                 let m = d.metadata.unwrap_or_default();
-                let stack = id.split('/').next().unwrap_or(id).to_string();
+                let stack = stack_of(id).to_string();
                 meta.push((
                     path.clone(),
                     m.name.map(|n| n.0).unwrap_or(stack),
@@ -108,7 +112,7 @@ pub async fn last_modified(ctx: &Ctx) -> Result<StepOutput, String> {
     })
     .await?;
     let mut out = StepOutput::default();
-    super::write_output(ctx, "registry/last_modified.json", &bytes, &mut out)?;
+    super::write_output(ctx, &in_registry(LAST_MODIFIED_JSON), &bytes, &mut out)?;
     Ok(out)
 }
 
@@ -128,18 +132,18 @@ pub async fn index_json(ctx: &Ctx) -> Result<StepOutput, String> {
         .lock
         .stacks
         .keys()
-        .filter_map(|(_, id)| id.split_once('/').map(|(s, _)| s.to_string()))
+        .filter_map(|(_, id)| versioned_stack_of(id).map(str::to_string))
         .collect();
     let bytes = super::blocking(move || {
         let mut entries = index::generate(&dir).map_err(|e| e.to_string())?;
-        if let Ok(bytes) = std::fs::read(dir.join("last_modified.json")) {
+        if let Ok(bytes) = std::fs::read(dir.join(LAST_MODIFIED_JSON)) {
             let file = LastModifiedFile::from_json(&bytes).map_err(|e| e.to_string())?;
             index::apply_last_modified(&mut entries, &file);
         }
         for e in &mut entries {
             let base = match e.entry_type {
-                Some(EntryType::Sample) => format!("samples/{}", e.name),
-                _ => format!("stacks/{}", e.name),
+                Some(EntryType::Sample) => sample_dir(&e.name),
+                _ => stack_dir(&e.name),
             };
             let multi_version = multi.contains(&e.name);
             if e.entry_type != Some(EntryType::Sample) {
@@ -161,7 +165,7 @@ pub async fn index_json(ctx: &Ctx) -> Result<StepOutput, String> {
     })
     .await?;
     let mut out = StepOutput::default();
-    super::write_output(ctx, "registry/index.json", &bytes, &mut out)?;
+    super::write_output(ctx, &in_registry(INDEX_JSON), &bytes, &mut out)?;
     Ok(out)
 }
 
