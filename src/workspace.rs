@@ -111,7 +111,8 @@ pub fn runtime(jobs: usize) -> Result<tokio::runtime::Runtime, Report> {
         .map_err(|e| IoError::report("cannot start the async runtime", e))
 }
 
-/// An exclusive lock on a workspace, held for the whole apply. The file names its holder.
+/// An exclusive lock on a workspace, held for the whole apply ([`Workspace::acquire`]); it is
+/// released when dropped. The file names its holder.
 pub struct WorkspaceLock {
     _file: std::fs::File,
 }
@@ -127,7 +128,8 @@ pub struct Busy {
 }
 
 impl WorkspaceLock {
-    pub fn acquire(ws_root: &Path) -> Result<WorkspaceLock, Report> {
+    /// Takes the lock in `ws_root` (`.airgap/apply.lock`); see [`Workspace::acquire`].
+    fn acquire(ws_root: &Path) -> Result<WorkspaceLock, Report> {
         std::fs::create_dir_all(ws_root)
             .map_err(|e| IoError::report(format!("cannot create `{}`", ws_root.display()), e))?;
         let path = ws_root.join("apply.lock");
