@@ -1,4 +1,6 @@
-//! `airgap verify` and `airgap audit`: checking a built target against the lock.
+//! The checks of `airgap verify` and `airgap audit`: a built target against the lock. The
+//! commands themselves ([`crate::commands::verify`], [`crate::commands::audit`]) load the
+//! workspace and call these.
 //!
 //! `verify` asks the target: every image the lock names is there at the digest apply recorded,
 //! whole (every manifest, config and layer blob), and no reference airgap rewrites still points
@@ -24,12 +26,8 @@ use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::cli::{IoError, Report, load_manifest, runtime};
-use crate::exec::{self, Ctx};
-use crate::lock::Lockfile;
-use crate::manifest::Manifest;
-use crate::plan::{Plan, StepKind};
-use crate::state::State;
+use crate::error::Report;
+use crate::exec::Ctx;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("{} found {} problem(s):\n{}", command, findings.len(), findings.iter().map(|f| format!("- {f}")).collect::<Vec<_>>().join("\n"))]
@@ -44,7 +42,7 @@ pub struct Findings {
 impl Findings {
     /// The command's result: these findings when there are any, else success, with `verb`
     /// and `summary` on stderr.
-    fn conclude(self, verb: &str, summary: String) -> Result<ExitCode, Report> {
+    pub fn conclude(self, verb: &str, summary: String) -> Result<ExitCode, Report> {
         if self.findings.is_empty() {
             eprintln!("{verb:>12} {summary}");
             Ok(ExitCode::SUCCESS)
@@ -318,7 +316,7 @@ fn collect_strings(v: &serde_json::Value, at: &str, out: &mut Vec<(String, Strin
 
 /// What differs between the image apply recorded and every digest and size the lock records
 /// for it (its manifest's size, each platform's digest and size), each naming the entry.
-async fn lock_findings(ctx: &Ctx, image: &str, rec: &crate::state::Record) -> Vec<String> {
+pub async fn lock_findings(ctx: &Ctx, image: &str, rec: &crate::state::Record) -> Vec<String> {
     match crate::steps::image_lock_differences(ctx, image, rec).await {
         Ok(problems) => problems
             .into_iter()
@@ -331,7 +329,7 @@ async fn lock_findings(ctx: &Ctx, image: &str, rec: &crate::state::Record) -> Ve
 /// Downloads whose bytes (in the workspace's cache, what apply wrote into the tree) do not
 /// have the size the lock records. A download missing from the cache is not checked here:
 /// the files that hold it in the tree are checked by their steps' records.
-fn download_findings(ctx: &Ctx) -> Vec<String> {
+pub fn download_findings(ctx: &Ctx) -> Vec<String> {
     ctx.lock
         .downloads
         .iter()
@@ -341,185 +339,4 @@ fn download_findings(ctx: &Ctx) -> Vec<String> {
                 .map(|problem| format!("download {problem}"))
         })
         .collect()
-}
-
-/// The manifest, its lock and the plan of what apply built: both commands check a target
-/// that was applied, so the lock must exist.
-fn load_built(manifest: &Path) -> Result<(Manifest, Lockfile, Plan), Report> {
-    let m = load_manifest(manifest)?;
-    let lock = crate::cli::read_lock(&m)?.ok_or_else(|| {
-        Box::new(crate::cli::UsageError(
-            "there is no airgap.lock: run `airgap lock` and `airgap apply` first".into(),
-        )) as Report
-    })?;
-    let plan = Plan::build(&m, &lock).map_err(|e| Box::new(e) as Report)?;
-    Ok((m, lock, plan))
-}
-
-pub fn cmd_verify(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
-    let (m, lock, plan) = load_built(manifest)?;
-    let ctx = Ctx::new(m, lock, jobs);
-    let state = State::load(&ctx.ws.root).map_err(|e| Box::new(e) as Report)?;
-    let rt = runtime(jobs)?;
-    let mut findings = Vec::new();
-    let mut checked = 0usize;
-    rt.block_on(async {
-        let (client, destination) = match ctx.oci().await {
-            Ok(x) => x,
-            Err(e) => {
-                findings.push(format!("the target: {e}"));
-                return;
-            }
-        };
-        let prefix =
-            crate::oci::naming::TargetPrefix::parse(ctx.manifest.target.kind.image_prefix()).ok();
-        for step in &plan.steps {
-            let StepKind::Image { image } = &step.kind else {
-                continue;
-            };
-            let Some(rec) = state.get(&step.id) else {
-                findings.push(format!("image {image} was never applied"));
-                continue;
-            };
-            let (Some(digest), Some(prefix)) = (
-                rec.outputs
-                    .get("digest")
-                    .and_then(|d| d.parse::<crate::oci::digest::Digest>().ok()),
-                prefix.as_ref(),
-            ) else {
-                findings.push(format!("image {image}: apply recorded no digest"));
-                continue;
-            };
-            let Ok(upstream) = crate::oci::reference::ImageRef::parse(image) else {
-                continue;
-            };
-            let target = prefix.target_for(&upstream, ctx.manifest.images.naming);
-            checked += 1;
-            // A layout's image counts as held only when whole: ask what is missing either way,
-            // so a short blob is named rather than the whole image.
-            let held = client.holds(destination, &target, &digest).await;
-            let missing = client
-                .missing_blobs(destination, &target.repository, &digest)
-                .await;
-            match (held, missing) {
-                (Err(e), _) => findings.push(format!("image {target}: {e}")),
-                (Ok(_), Ok(missing)) if !missing.is_empty() => findings.extend(
-                    missing
-                        .into_iter()
-                        .map(|m| format!("image {target}: {m} is missing or incomplete")),
-                ),
-                (Ok(false), _) => {
-                    findings.push(format!("image {target} is not at the target with {digest}"))
-                }
-                (Ok(true), Err(e)) => findings.push(format!("image {target}: {e}")),
-                (Ok(true), Ok(_)) => findings.extend(lock_findings(&ctx, image, &rec).await),
-            }
-        }
-    });
-    findings.extend(download_findings(&ctx));
-    let hosts = upstream_hosts(&ctx);
-    let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
-    let (tree_findings, notes) = scan_tree(&ctx.registry_dir(), &hosts);
-    findings.extend(tree_findings);
-    for n in &notes {
-        eprintln!("{:>12} {n}", "Note");
-    }
-    Findings {
-        command: "airgap verify",
-        findings,
-        help: Some("run `airgap apply` to restore what is missing; where the target does not match airgap.lock, restore the lock (it is generated) or run `airgap lock --update`".into()),
-    }
-    .conclude(
-        "Verified",
-        format!("{checked} images whole at the target; the registry tree names no upstream host"),
-    )
-}
-
-pub fn cmd_audit(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
-    let (m, lock, plan) = load_built(manifest)?;
-    let real = Ctx::new(m.clone(), lock.clone(), jobs);
-    let recorded = State::load(&real.ws.root).map_err(|e| Box::new(e) as Report)?;
-    let scratch = tempfile::Builder::new()
-        .prefix("airgap-audit-")
-        .tempdir()
-        .map_err(|e| IoError::report("cannot make a scratch folder", e))?;
-    let mut ctx = Ctx::new(m, lock, jobs);
-    ctx.out_root = scratch.path().join("out");
-    ctx.replay = Some(recorded.records());
-    let state = State::load(&scratch.path().join("state")).map_err(|e| Box::new(e) as Report)?;
-    let rt = runtime(jobs)?;
-    eprintln!(
-        "{:>12} every output from airgap.lock in {}",
-        "Rebuilding",
-        scratch.path().display()
-    );
-    let report = rt.block_on(exec::run(&plan, &state, &ctx, &|_, _| {}));
-    let mut findings: Vec<String> = report
-        .failures
-        .iter()
-        .map(|f| format!("{} could not be rebuilt: {}", f.describe, f.message))
-        .collect();
-    // Image copies are not rebuilt, but what landed must still be what the lock records.
-    rt.block_on(async {
-        for step in &plan.steps {
-            let StepKind::Image { image } = &step.kind else {
-                continue;
-            };
-            if let Some(rec) = recorded.get(&step.id) {
-                findings.extend(lock_findings(&ctx, image, &rec).await);
-            }
-        }
-    });
-    let mut compared = 0usize;
-    for step in &plan.steps {
-        if matches!(step.kind, StepKind::Image { .. }) {
-            continue;
-        }
-        let Some(rebuilt) = state.get(&step.id) else {
-            continue;
-        };
-        let Some(applied) = recorded.get(&step.id) else {
-            findings.push(format!("{} was never applied", step.describe));
-            continue;
-        };
-        if rebuilt.outputs != applied.outputs {
-            let changed: Vec<&String> = rebuilt
-                .outputs
-                .iter()
-                .filter(|(k, v)| applied.outputs.get(*k) != Some(v))
-                .map(|(k, _)| k)
-                .collect();
-            findings.push(format!(
-                "{}: the rebuilt {} differ(s) from what apply recorded",
-                step.describe,
-                changed
-                    .iter()
-                    .map(|c| format!("`{c}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        for file in rebuilt.files.keys() {
-            compared += 1;
-            let mine = std::fs::read(ctx.out_root.join(file)).ok();
-            let theirs = std::fs::read(real.out_root.join(file)).ok();
-            match (mine, theirs) {
-                (Some(a), Some(b)) if a == b => {}
-                (Some(_), Some(_)) => {
-                    findings.push(format!("{file} on the target differs from its rebuild"))
-                }
-                (Some(_), None) => findings.push(format!("{file} is missing from the target")),
-                (None, _) => findings.push(format!("{file} was not rebuilt")),
-            }
-        }
-    }
-    Findings {
-        command: "airgap audit",
-        findings,
-        help: Some("the target does not match its lock: run `airgap apply` to rebuild what differs, and find out how it changed".into()),
-    }
-    .conclude(
-        "Audited",
-        format!("{compared} files rebuilt from the lock equal the target's"),
-    )
 }

@@ -1,19 +1,19 @@
-//! The command line. Each subcommand is thin: it parses arguments and calls one function of
-//! the engine. stdout carries data (plans, JSON); stderr carries progress and diagnostics.
+//! The command line: clap's definition of the arguments, and dispatch to one function of
+//! [`crate::commands`] per subcommand; the error a command returns is rendered here. stdout
+//! carries data (plans, JSON); stderr carries progress and diagnostics.
 //!
 //! Exit codes: 0 success; 1 the command failed (a diagnostic says why); 2 the command line
 //! was wrong (clap's usage error).
 
-use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::kdl_text::{ReadError, TooLarge};
-use crate::lock::{self, Lockfile, resolve};
-use crate::manifest::{self, Manifest};
+use crate::commands::{self, plan::Format};
+use crate::error::Report;
+use crate::manifest;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -179,12 +179,6 @@ impl From<TlsFlag> for crate::oci::mirror::Tls {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-}
-
 /// Runs the command line.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -194,25 +188,25 @@ pub fn main() -> ExitCode {
             update,
             locked,
             check,
-        } => cmd_lock(&cli.manifest, update.as_deref(), *locked, *check, jobs),
+        } => commands::lock::run(&cli.manifest, update.as_deref(), *locked, *check, jobs),
         Command::Plan {
             format,
             stale,
             bundle,
-        } => crate::apply::cmd_plan(&cli.manifest, *format, *stale, jobs, bundle.as_deref()),
+        } => commands::plan::run(&cli.manifest, *format, *stale, jobs, bundle.as_deref()),
         Command::Apply {
             locked,
             dry_run,
             bundle,
-        } => crate::apply::cmd_apply(&cli.manifest, *locked, *dry_run, jobs, bundle.as_deref()),
+        } => commands::apply::run(&cli.manifest, *locked, *dry_run, jobs, bundle.as_deref()),
         Command::Push {
             dir,
             to,
             tls,
             ca_file,
-        } => crate::bundle::cmd_push(
+        } => commands::push::run(
             dir,
-            &crate::bundle::PushOptions {
+            &commands::push::PushOptions {
                 to: to.clone(),
                 tls: tls.map(Into::into),
                 ca_file: ca_file.clone(),
@@ -232,20 +226,17 @@ pub fn main() -> ExitCode {
                 idle_timeout: std::time::Duration::from_secs(*idle_timeout),
                 max_connections: usize::try_from(*max_connections).unwrap_or(usize::MAX),
             };
-            cmd_serve(dir, *addr, *verbose, limits)
+            commands::serve::run(dir, *addr, *verbose, limits)
         }
         Command::Init { target } => {
-            crate::init::cmd_init(&cli.manifest, target).map_err(|e| Box::new(e) as Report)
+            commands::init::run(&cli.manifest, target).map_err(|e| Box::new(e) as Report)
         }
         Command::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            let mut out = Vec::new();
-            clap_complete::generate(*shell, &mut cmd, "airgap", &mut out);
-            print_data(&out, "the completion script")
+            commands::docs::completions(*shell, &mut <Cli as clap::CommandFactory>::command())
         }
-        Command::Man => cmd_man(),
-        Command::Verify => crate::audit::cmd_verify(&cli.manifest, jobs),
-        Command::Audit => crate::audit::cmd_audit(&cli.manifest, jobs),
+        Command::Man => commands::docs::man(<Cli as clap::CommandFactory>::command()),
+        Command::Verify => commands::verify::run(&cli.manifest, jobs),
+        Command::Audit => commands::audit::run(&cli.manifest, jobs),
     };
     match result {
         Ok(code) => code,
@@ -267,8 +258,6 @@ fn default_jobs() -> usize {
         .clamp(4, 32)
 }
 
-pub type Report = Box<dyn miette::Diagnostic + Send + Sync>;
-
 /// Renders a diagnostic for stderr: graphical with colour on a terminal, plain otherwise.
 pub fn render(d: &dyn miette::Diagnostic) -> String {
     use std::io::IsTerminal;
@@ -280,208 +269,4 @@ pub fn render(d: &dyn miette::Diagnostic) -> String {
         }
     }
     crate::diag::render_plain(d)
-}
-
-pub fn load_manifest(path: &Path) -> Result<Manifest, Report> {
-    Manifest::load(path).map_err(|e| Box::new(e) as Report)
-}
-
-pub fn lock_path(m: &Manifest) -> PathBuf {
-    m.root.join(lock::FILE_NAME)
-}
-
-/// Reads the lockfile next to the manifest, `None` when there is none.
-pub fn read_lock(m: &Manifest) -> Result<Option<Lockfile>, Report> {
-    let path = lock_path(m);
-    match crate::kdl_text::read_limited(&path, lock::MAX_SIZE) {
-        Ok(text) => lock::read(lock::FILE_NAME, &text)
-            .map(Some)
-            .map_err(|e| Box::new(e) as Report),
-        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(ReadError::Io(e)) => Err(IoError::report(
-            format!("cannot read `{}`", path.display()),
-            e,
-        )),
-        Err(ReadError::TooLarge) => Err(Box::new(TooLarge {
-            path,
-            limit: lock::MAX_SIZE,
-            what: "lockfile",
-        })),
-    }
-}
-
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("{what}")]
-#[diagnostic(code(airgap::io))]
-pub struct IoError {
-    pub what: String,
-    #[source]
-    pub source: std::io::Error,
-}
-
-impl IoError {
-    /// `what` could not be done because of `source`, as a [`Report`].
-    pub fn report(what: impl Into<String>, source: std::io::Error) -> Report {
-        Box::new(IoError {
-            what: what.into(),
-            source,
-        })
-    }
-}
-
-/// The async runtime of the commands that copy and build: `jobs` workers, 2 to 8.
-pub fn runtime(jobs: usize) -> Result<tokio::runtime::Runtime, Report> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(jobs.clamp(2, 8))
-        .enable_all()
-        .build()
-        .map_err(|e| IoError::report("cannot start the async runtime", e))
-}
-
-fn cmd_lock(
-    manifest_path: &Path,
-    update: Option<&[String]>,
-    locked: bool,
-    check: bool,
-    jobs: usize,
-) -> Result<ExitCode, Report> {
-    if locked && (update.is_some() || check) {
-        return Err(Box::new(UsageError(format!(
-            "`--locked` and `{}` contradict each other: --locked forbids changing the lock",
-            if check { "--check" } else { "--update" }
-        ))));
-    }
-    let m = load_manifest(manifest_path)?;
-    let previous = read_lock(&m)?;
-    let update = match update {
-        None if check => resolve::Update::All,
-        None => resolve::Update::Nothing,
-        Some([]) => resolve::Update::All,
-        Some(names) => resolve::Update::Names(names.iter().cloned().collect()),
-    };
-    let mode = if locked {
-        resolve::Mode::Locked
-    } else {
-        resolve::Mode::Resolve
-    };
-    let (new, stats) = resolve::lock(&m, previous.as_ref(), &update, mode, jobs)
-        .map_err(|e| Box::new(e) as Report)?;
-    // A first lock lists nothing: every entry would be new.
-    let changes = previous
-        .as_ref()
-        .map(|p| lock::diff::diff(p, &new))
-        .unwrap_or_default();
-    if check {
-        return check_lock(previous.is_some(), &changes);
-    }
-    for c in &changes {
-        eprintln!("{:>12} {c}", c.kind.verb());
-    }
-    let text = lock::write(&new);
-    let path = lock_path(&m);
-    let old_text = std::fs::read_to_string(&path).ok();
-    let changed = old_text.as_deref() != Some(text.as_str());
-    let summary = format!(
-        "{} stacks ({} devfiles), {} samples, {} starter projects, {} projects, {} images, {} icons and parents",
-        stats.stacks,
-        stats.devfiles,
-        stats.samples,
-        stats.starter_projects,
-        stats.projects,
-        stats.images,
-        stats.downloads
-    );
-    if changed {
-        if locked {
-            // Resolution under --locked succeeded but the text differs (an older writer):
-            // still refuse to write.
-            return Err(Box::new(resolve::LockError::Unsatisfied {
-                reasons: vec![resolve::Problem {
-                    what: "airgap.lock".into(),
-                    message: "its text differs from what this airgap writes".into(),
-                }],
-            }));
-        }
-        crate::fetch::write_atomic(&path, text.as_bytes())
-            .map_err(|e| IoError::report(format!("cannot write `{}`", path.display()), e))?;
-        eprintln!(
-            "{:>12} {summary}; {} resolved, airgap.lock written",
-            "Locked", stats.resolved
-        );
-    } else {
-        eprintln!("{:>12} {summary}; airgap.lock unchanged", "Locked");
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `airgap man`: the manual page of the whole command line, in roff.
-fn cmd_man() -> Result<ExitCode, Report> {
-    let cmd = <Cli as clap::CommandFactory>::command();
-    let mut out = Vec::new();
-    clap_mangen::Man::new(cmd)
-        .render(&mut out)
-        .map_err(|e| IoError::report("cannot render the manual page", e))?;
-    print_data(&out, "the manual page")
-}
-
-/// Writes `bytes` to stdout; a reader that stopped early (`| head`) is not an error.
-fn print_data(bytes: &[u8], what: &str) -> Result<ExitCode, Report> {
-    match std::io::stdout().write_all(bytes) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(IoError::report(format!("cannot write {what}"), e))
-        }
-        _ => Ok(ExitCode::SUCCESS),
-    }
-}
-
-/// `airgap lock --check`: the changes on stdout, exit 1 when there are any.
-fn check_lock(had_lock: bool, changes: &[lock::diff::Change]) -> Result<ExitCode, Report> {
-    let mut out = std::io::stdout().lock();
-    for c in changes {
-        let _ = writeln!(out, "{} {c}", c.kind.verb());
-    }
-    if !had_lock {
-        eprintln!(
-            "{:>12} there is no airgap.lock: run `airgap lock`",
-            "Outdated"
-        );
-        return Ok(ExitCode::from(1));
-    }
-    if changes.is_empty() {
-        eprintln!("{:>12} airgap.lock is up to date with upstream", "Checked");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!(
-            "{:>12} airgap.lock is behind upstream: {} {}; `airgap lock --update` takes {}",
-            "Outdated",
-            changes.len(),
-            if changes.len() == 1 {
-                "change"
-            } else {
-                "changes"
-            },
-            if changes.len() == 1 { "it" } else { "them" },
-        );
-        Ok(ExitCode::from(1))
-    }
-}
-
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("{0}")]
-#[diagnostic(code(airgap::usage))]
-pub struct UsageError(pub String);
-
-fn cmd_serve(
-    dir: &Path,
-    addr: SocketAddr,
-    verbose: bool,
-    limits: crate::serve::connections::Limits,
-) -> Result<ExitCode, Report> {
-    let runtime = tokio::runtime::Runtime::new()
-        .map_err(|e| IoError::report("cannot start the async runtime", e))?;
-    let options = crate::serve::ServeOptions { verbose, limits };
-    runtime
-        .block_on(crate::serve::serve(dir, addr, options))
-        .map_err(|e| Box::new(e) as Report)?;
-    Ok(ExitCode::SUCCESS)
 }

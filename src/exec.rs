@@ -24,10 +24,10 @@ use futures::StreamExt;
 use crate::fetch::Fetcher;
 use crate::git::GitCache;
 use crate::lock::Lockfile;
-use crate::lock::resolve::Workspace;
 use crate::manifest::Manifest;
 use crate::plan::{self, Plan, Step};
 use crate::state::{Record, State};
+use crate::workspace::Workspace;
 
 /// What a step produced: named output digests and the files it wrote (relative to the
 /// output root) with their sizes.

@@ -3,19 +3,19 @@
 //! The flow is `Manifest ──lock──▶ Lockfile ──plan──▶ Plan ──exec──▶ outputs`; only `lock`
 //! talks to upstreams to resolve names (refs, tags) into content addresses.
 
-pub mod apply;
 pub mod archive;
 pub mod audit;
 pub mod bundle;
 pub mod cli;
+pub mod commands;
 pub mod devfile;
 pub mod diag;
 pub mod discover;
+pub mod error;
 pub mod exec;
 pub mod fetch;
 pub mod git;
 pub mod index;
-pub mod init;
 pub mod kdl_text;
 pub mod lock;
 pub mod manifest;
@@ -30,6 +30,7 @@ pub mod target;
 pub mod tree_paths;
 pub mod url_mirror;
 pub mod userinfo;
+pub mod workspace;
 
 /// Runs the command line and maps the outcome to an exit code.
 pub fn run() -> std::process::ExitCode {

@@ -68,30 +68,12 @@ pub struct Stats {
     pub resolved: usize,
 }
 
-/// Where the workspace keeps its caches.
+/// Where resolution keeps what it fetches: git repositories and downloads (the workspace's,
+/// see `crate::workspace::Workspace::caches`).
 #[derive(Debug, Clone)]
-pub struct Workspace {
-    pub root: PathBuf,
-    /// The manifest's URL credentials, for git fetches.
-    pub credentials: crate::userinfo::UrlCredentials,
-}
-
-impl Workspace {
-    pub fn new(manifest: &Manifest) -> Self {
-        Self {
-            root: manifest.root.join(".airgap"),
-            credentials: manifest.url_credentials.clone(),
-        }
-    }
-    pub fn git_cache(&self) -> GitCache {
-        GitCache::new(
-            self.root.join("cache").join("git"),
-            self.credentials.clone(),
-        )
-    }
-    pub fn files_cache(&self) -> PathBuf {
-        self.root.join("cache").join("files")
-    }
+pub struct Caches {
+    pub git: GitCache,
+    pub files: PathBuf,
 }
 
 /// One reason resolution failed, naming what needed it.
@@ -232,6 +214,7 @@ pub fn lock(
     update: &Update,
     mode: Mode,
     jobs: usize,
+    caches: Caches,
 ) -> Result<(Lockfile, Stats), LockError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(jobs.clamp(1, 8))
@@ -243,7 +226,7 @@ pub fn lock(
                 message: e.to_string(),
             }],
         })?;
-    runtime.block_on(Resolver::new(manifest, previous, update, mode, jobs).run())
+    runtime.block_on(Resolver::new(manifest, previous, update, mode, jobs, caches).run())
 }
 
 /// One `ls-remote` per fetch URL per run, shared by every starter project using the remote.
@@ -275,19 +258,19 @@ impl<'a> Resolver<'a> {
         update: &'a Update,
         mode: Mode,
         jobs: usize,
+        caches: Caches,
     ) -> Self {
-        let ws = Workspace::new(manifest);
         Self {
             manifest,
             previous,
             update,
             mode,
             jobs: jobs.max(1),
-            git: ws.git_cache(),
+            git: caches.git,
             fetcher: Fetcher::new(
                 manifest.url_mirrors.clone(),
                 manifest.url_credentials.clone(),
-                ws.files_cache(),
+                caches.files,
             ),
             ls_memo: Default::default(),
             repo_locks: Default::default(),

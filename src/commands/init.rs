@@ -57,7 +57,7 @@ pub enum InitError {
 
 /// Writes the manifest at `path` for `target`, and adds the ignore lines to the `.gitignore`
 /// beside it.
-pub fn cmd_init(path: &Path, target: &str) -> Result<ExitCode, InitError> {
+pub fn run(path: &Path, target: &str) -> Result<ExitCode, InitError> {
     if path.exists() {
         return Err(InitError::Exists {
             path: path.to_path_buf(),

@@ -1,0 +1,190 @@
+//! `airgap lock`: resolve the manifest into `airgap.lock` (or, with `--check`, say what moved
+//! upstream); and the lock the other commands start from ([`satisfied_lock`]).
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::error::{Report, UsageError};
+use crate::lock::{self, Lockfile, resolve};
+use crate::manifest::Manifest;
+use crate::workspace::{Workspace, load_manifest};
+
+/// `airgap lock [--update [NAME…]] [--locked] [--check]`.
+pub fn run(
+    manifest_path: &Path,
+    update: Option<&[String]>,
+    locked: bool,
+    check: bool,
+    jobs: usize,
+) -> Result<ExitCode, Report> {
+    if locked && (update.is_some() || check) {
+        return Err(Box::new(UsageError(format!(
+            "`--locked` and `{}` contradict each other: --locked forbids changing the lock",
+            if check { "--check" } else { "--update" }
+        ))));
+    }
+    let m = load_manifest(manifest_path)?;
+    let ws = Workspace::new(&m);
+    let previous = ws.read_lock()?;
+    let update = match update {
+        None if check => resolve::Update::All,
+        None => resolve::Update::Nothing,
+        Some([]) => resolve::Update::All,
+        Some(names) => resolve::Update::Names(names.iter().cloned().collect()),
+    };
+    let mode = if locked {
+        resolve::Mode::Locked
+    } else {
+        resolve::Mode::Resolve
+    };
+    let (new, stats) = resolve::lock(&m, previous.as_ref(), &update, mode, jobs, ws.caches())
+        .map_err(|e| Box::new(e) as Report)?;
+    // A first lock lists nothing: every entry would be new.
+    let changes = previous
+        .as_ref()
+        .map(|p| lock::diff::diff(p, &new))
+        .unwrap_or_default();
+    if check {
+        return check_lock(previous.is_some(), &changes);
+    }
+    for c in &changes {
+        eprintln!("{:>12} {c}", c.kind.verb());
+    }
+    let text = lock::write(&new);
+    let old_text = std::fs::read_to_string(ws.lock_path()).ok();
+    let changed = old_text.as_deref() != Some(text.as_str());
+    let summary = format!(
+        "{} stacks ({} devfiles), {} samples, {} starter projects, {} projects, {} images, {} icons and parents",
+        stats.stacks,
+        stats.devfiles,
+        stats.samples,
+        stats.starter_projects,
+        stats.projects,
+        stats.images,
+        stats.downloads
+    );
+    if changed {
+        if locked {
+            // Resolution under --locked succeeded but the text differs (an older writer):
+            // still refuse to write.
+            return Err(Box::new(resolve::LockError::Unsatisfied {
+                reasons: vec![resolve::Problem {
+                    what: "airgap.lock".into(),
+                    message: "its text differs from what this airgap writes".into(),
+                }],
+            }));
+        }
+        ws.write_lock(&text)?;
+        eprintln!(
+            "{:>12} {summary}; {} resolved, airgap.lock written",
+            "Locked", stats.resolved
+        );
+    } else {
+        eprintln!("{:>12} {summary}; airgap.lock unchanged", "Locked");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `airgap lock --check`: the changes on stdout, exit 1 when there are any.
+fn check_lock(had_lock: bool, changes: &[lock::diff::Change]) -> Result<ExitCode, Report> {
+    let mut out = std::io::stdout().lock();
+    for c in changes {
+        let _ = writeln!(out, "{} {c}", c.kind.verb());
+    }
+    if !had_lock {
+        eprintln!(
+            "{:>12} there is no airgap.lock: run `airgap lock`",
+            "Outdated"
+        );
+        return Ok(ExitCode::from(1));
+    }
+    if changes.is_empty() {
+        eprintln!("{:>12} airgap.lock is up to date with upstream", "Checked");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "{:>12} airgap.lock is behind upstream: {} {}; `airgap lock --update` takes {}",
+            "Outdated",
+            changes.len(),
+            if changes.len() == 1 {
+                "change"
+            } else {
+                "changes"
+            },
+            if changes.len() == 1 { "it" } else { "them" },
+        );
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// What to do with a lock that does not satisfy the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutdatedLock {
+    /// Fail with the reasons (`--locked`).
+    Fail,
+    /// Resolve it and write it (`apply`, as `cargo build` does).
+    Write,
+    /// Resolve it in memory, print what would change, write nothing (`plan`, `apply
+    /// --dry-run`: the moment a preview is most wanted).
+    Preview,
+}
+
+/// The lock, checked against the manifest; resolved first when it does not satisfy it, as
+/// `outdated` says.
+pub fn satisfied_lock(
+    m: &Manifest,
+    ws: &Workspace,
+    outdated: OutdatedLock,
+    jobs: usize,
+) -> Result<Lockfile, Report> {
+    let previous = ws.read_lock()?;
+    let satisfied = match resolve::lock(
+        m,
+        previous.as_ref(),
+        &resolve::Update::Nothing,
+        resolve::Mode::Locked,
+        jobs,
+        ws.caches(),
+    ) {
+        Ok((l, _)) if previous.as_ref() == Some(&l) => return Ok(l),
+        Ok(_) => Err(resolve::LockError::Unsatisfied {
+            reasons: vec![resolve::Problem {
+                what: "airgap.lock".into(),
+                message: "differs from what the manifest resolves to".into(),
+            }],
+        }),
+        Err(e @ resolve::LockError::Unsatisfied { .. }) => Err(e),
+        Err(e) => return Err(Box::new(e)),
+    };
+    if outdated == OutdatedLock::Fail {
+        return satisfied.map_err(|e| Box::new(e) as Report);
+    }
+    eprintln!(
+        "{:>12} airgap.lock does not satisfy the manifest: resolving it first{}",
+        "Locking",
+        if outdated == OutdatedLock::Preview {
+            " (in memory: nothing is written)"
+        } else {
+            ""
+        }
+    );
+    let (new, _) = resolve::lock(
+        m,
+        previous.as_ref(),
+        &resolve::Update::Nothing,
+        resolve::Mode::Resolve,
+        jobs,
+        ws.caches(),
+    )
+    .map_err(|e| Box::new(e) as Report)?;
+    if let Some(previous) = &previous {
+        for c in lock::diff::diff(previous, &new) {
+            eprintln!("{:>12} {c}", c.kind.verb());
+        }
+    }
+    if outdated == OutdatedLock::Write {
+        ws.write_lock(&lock::write(&new))?;
+    }
+    Ok(new)
+}

@@ -1,0 +1,116 @@
+//! `airgap plan`: every step of apply, fresh or stale, with the reason each stale step must
+//! run; and the plan printing `apply --dry-run` shares ([`print_plan`]).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::lock::{OutdatedLock, satisfied_lock};
+use crate::error::Report;
+use crate::exec::{self, Ctx, Status};
+use crate::lock::Lockfile;
+use crate::manifest::Manifest;
+use crate::plan::{Output, Plan};
+use crate::workspace::{Workspace, load_manifest, load_state, runtime};
+
+/// How a plan is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+/// `airgap plan [--format F] [--stale] [--bundle DIR]`.
+pub fn run(
+    manifest: &Path,
+    format: Format,
+    only_stale: bool,
+    jobs: usize,
+    bundle: Option<&Path>,
+) -> Result<ExitCode, Report> {
+    let m = load_manifest(manifest)?;
+    let ws = Workspace::new(&m);
+    let bundle = bundle
+        .map(|dir| crate::bundle::prepare(&m, dir, false))
+        .transpose()
+        .map_err(|e| Box::new(e) as Report)?;
+    let lock = satisfied_lock(&m, &ws, OutdatedLock::Preview, jobs)?;
+    let (plan, ctx) = plan_and_ctx(m, lock, jobs, bundle)?;
+    let state = load_state(&ctx.state_dir())?;
+    let rt = runtime(jobs)?;
+    let statuses = rt.block_on(exec::statuses(&plan, &state, &ctx));
+    print_plan(&plan, &statuses, format, only_stale);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The plan and the context for the target, or for a bundle at `bundle` (already checked by
+/// [`crate::bundle::prepare`]).
+pub fn plan_and_ctx(
+    m: Manifest,
+    lock: Lockfile,
+    jobs: usize,
+    bundle: Option<PathBuf>,
+) -> Result<(Plan, Ctx), Report> {
+    let output = if bundle.is_some() {
+        Output::Bundle
+    } else {
+        Output::Target
+    };
+    let plan = Plan::build_for(&m, &lock, output).map_err(|e| Box::new(e) as Report)?;
+    let ctx = match bundle {
+        Some(dir) => Ctx::for_bundle(m, lock, jobs, dir),
+        None => Ctx::new(m, lock, jobs),
+    };
+    Ok((plan, ctx))
+}
+
+/// Prints each step with its status (only the stale ones with `only_stale`), then a summary.
+pub fn print_plan(plan: &Plan, statuses: &[Status], format: Format, only_stale: bool) {
+    let stale = statuses
+        .iter()
+        .filter(|s| matches!(s, Status::Stale(_)))
+        .count();
+    let mut out = std::io::stdout().lock();
+    match format {
+        Format::Text => {
+            for (step, status) in plan.steps.iter().zip(statuses) {
+                match status {
+                    Status::Fresh if !only_stale => {
+                        let _ = writeln!(out, "fresh  {}", step.describe);
+                    }
+                    Status::Fresh => {}
+                    Status::Stale(reason) => {
+                        let _ = writeln!(out, "stale  {}: {reason}", step.describe);
+                    }
+                }
+            }
+            let _ = writeln!(
+                out,
+                "{} steps: {} fresh, {stale} stale",
+                plan.steps.len(),
+                plan.steps.len() - stale
+            );
+        }
+        Format::Json => {
+            let steps: Vec<serde_json::Value> = plan
+                .steps
+                .iter()
+                .zip(statuses)
+                .filter(|(_, s)| !only_stale || matches!(s, Status::Stale(_)))
+                .map(|(step, status)| match status {
+                    Status::Fresh => serde_json::json!({"id": step.id, "describe": step.describe, "status": "fresh"}),
+                    Status::Stale(r) => serde_json::json!({"id": step.id, "describe": step.describe, "status": "stale", "reason": r}),
+                })
+                .collect();
+            let doc = serde_json::json!({
+                "steps": steps,
+                "summary": {"total": plan.steps.len(), "fresh": plan.steps.len() - stale, "stale": stale},
+            });
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&doc).unwrap_or_default()
+            );
+        }
+    }
+}

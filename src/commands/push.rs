@@ -1,0 +1,192 @@
+//! `airgap push DIR`: upload a bundle made by `apply --bundle` to the registry it names (or
+//! the host `--to` says), after checking it whole; see [`crate::bundle`] for what a bundle is
+//! and what is checked.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::bundle::{BundleError, BundleInfo, unrecorded};
+use crate::error::Report;
+use crate::oci::layout::Layout;
+use crate::oci::mirror::{RegistryAccess, Tls};
+use crate::workspace::runtime;
+
+/// Options of `airgap push`.
+#[derive(Debug, Clone, Default)]
+pub struct PushOptions {
+    /// `HOST[:PORT]` to send the bytes to instead of the registry the bundle names.
+    pub to: Option<String>,
+    pub tls: Option<Tls>,
+    pub ca_file: Option<PathBuf>,
+    pub jobs: usize,
+}
+
+/// `airgap push DIR`.
+pub fn run(dir: &Path, options: &PushOptions) -> Result<ExitCode, Report> {
+    let info = BundleInfo::read(dir).map_err(boxed)?;
+    let host = match &options.to {
+        Some(to) => {
+            check_host(to).map_err(|reason| {
+                boxed(BundleError::BadTo {
+                    to: to.clone(),
+                    reason,
+                    target: info.target(),
+                })
+            })?;
+            to.clone()
+        }
+        None => info.registry.clone(),
+    };
+    let tls = options.tls.unwrap_or(info.tls);
+    let mut access = RegistryAccess::new(host.clone(), tls);
+    if let Some(ca) = &options.ca_file {
+        if tls != Tls::Verify {
+            return Err(boxed(BundleError::CaFileUnused { tls }));
+        }
+        access = access.with_ca_file(ca);
+    }
+    let layout = Layout::open_existing(dir)
+        .map_err(BundleError::from)
+        .map_err(boxed)?;
+
+    let runtime = runtime(options.jobs)?;
+    runtime.block_on(async {
+        let problems = unrecorded(&info, &layout.entries().await);
+        if !problems.is_empty() {
+            return Err(boxed(BundleError::Unrecorded {
+                dir: dir.to_path_buf(),
+                problems,
+            }));
+        }
+        let mut problems = layout.check_complete().await;
+        if !problems.is_empty() {
+            let more = problems.len() - 1;
+            return Err(boxed(BundleError::Damaged {
+                dir: dir.to_path_buf(),
+                first: problems.remove(0),
+                more,
+            }));
+        }
+        let client = crate::oci::Client::new(crate::oci::ClientConfig {
+            jobs: options.jobs.max(1),
+            progress: crate::oci::progress::Progress::stderr(),
+            ..Default::default()
+        });
+        // One request first: an address nothing answers at is one error, not one per image.
+        match client.check_reachable(&access).await {
+            Err(crate::oci::error::OciError::Unreachable { host, message }) => {
+                return Err(boxed(BundleError::Unreachable {
+                    host,
+                    message,
+                    target: info.target(),
+                    tls,
+                }));
+            }
+            Err(e) => return Err(boxed(e.into())),
+            Ok(()) => {}
+        }
+        let images = layout.images().await;
+        let sent_to = if host == info.registry {
+            format!("`{host}`")
+        } else {
+            format!("`{host}` (names stay `{}/…`)", info.target())
+        };
+        eprintln!(
+            "{:>12} {} images of `{}` to {sent_to}",
+            "Pushing",
+            images.len(),
+            dir.display()
+        );
+        let started = std::time::Instant::now();
+        let results = client.push_layout(&layout, &access).await;
+        let total = results.len();
+        let mut failures = Vec::new();
+        let (mut pushed, mut present) = (0, 0);
+        let mut stats = crate::oci::CopyStats::default();
+        for (image, result) in results {
+            match result {
+                Ok(outcome) if outcome.stats.manifests_pushed == 0 => present += 1,
+                Ok(outcome) => {
+                    pushed += 1;
+                    let s = outcome.stats;
+                    stats.blobs_uploaded += s.blobs_uploaded;
+                    stats.blobs_skipped += s.blobs_skipped;
+                    stats.blobs_mounted += s.blobs_mounted;
+                    stats.bytes_uploaded += s.bytes_uploaded;
+                }
+                Err(e) => {
+                    let name = match &image.tag {
+                        Some(tag) => format!("{}:{tag}", image.repository),
+                        None => format!("{}@{}", image.repository, image.digest),
+                    };
+                    failures.push((name, e.to_string()));
+                }
+            }
+        }
+        eprintln!(
+            "{:>12} {total} images in {:.2}s: {pushed} pushed, {present} already there{}; \
+             {} blobs uploaded ({} bytes), {} skipped, {} mounted{}",
+            if failures.is_empty() {
+                "Pushed"
+            } else {
+                "Failed"
+            },
+            started.elapsed().as_secs_f64(),
+            if failures.is_empty() {
+                String::new()
+            } else {
+                format!(", {} failed", failures.len())
+            },
+            stats.blobs_uploaded,
+            stats.bytes_uploaded,
+            stats.blobs_skipped,
+            stats.blobs_mounted,
+            if failures.is_empty() {
+                ""
+            } else {
+                " (blobs of the failed images not counted)"
+            },
+        );
+        if failures.is_empty() {
+            Ok(ExitCode::SUCCESS)
+        } else {
+            Err(boxed(BundleError::PushFailed {
+                host: host.clone(),
+                total,
+                failures,
+            }))
+        }
+    })
+}
+
+fn boxed(e: BundleError) -> Report {
+    Box::new(e)
+}
+
+/// `host[:port]`, nothing else: no scheme, no path.
+fn check_host(s: &str) -> Result<(), String> {
+    if s.contains("://") {
+        return Err("it has a scheme; say `--tls` instead".into());
+    }
+    if s.contains('/') {
+        return Err("it has a path".into());
+    }
+    crate::oci::naming::TargetPrefix::parse(s)
+        .map(|_| ())
+        .map_err(|e| e.reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn to_is_a_host_and_port_only() {
+        assert!(check_host("localhost:5000").is_ok());
+        assert!(check_host("127.0.0.1:5000").is_ok());
+        assert!(check_host("registry.internal").is_ok());
+        assert!(check_host("localhost:5000/devfiles").is_err());
+        assert!(check_host("https://localhost:5000").is_err());
+        assert!(check_host("").is_err());
+    }
+}
