@@ -95,7 +95,8 @@ impl Fetcher {
         let effective = self.effective_url(url);
         let url = &redact(url);
         if let Some(path) = effective.strip_prefix("file://") {
-            let path = percent_decode(path.split(['?', '#']).next().unwrap_or(path));
+            let path =
+                crate::userinfo::percent_decode(path.split(['?', '#']).next().unwrap_or(path));
             return std::fs::read(&path).map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => FetchError::MissingFile {
                     url: url.to_string(),
@@ -209,26 +210,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
-}
-
-/// Decodes `%XX` escapes (of a `file://` path, or of a password written in a URL).
-pub(crate) fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Writes a file whole or not at all: a temp file in the same folder, written, fsync'd, its

@@ -24,6 +24,7 @@ pub mod plan;
 pub mod rewrite;
 pub mod serve;
 pub mod source;
+pub mod staging;
 pub mod state;
 pub mod steps;
 pub mod target;

@@ -15,20 +15,12 @@
 //! renamed, the leftovers of a killed run).
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
 use crate::exec::Ctx;
 use crate::plan::Plan;
+use crate::staging::{CLAIMS, STAGING};
 use crate::state::State;
-
-/// Where half-written outputs live until they are renamed into place: outside the registry
-/// tree, so a killed apply never leaves a temp file where the index generator would list it.
-/// Cleared at the start of every apply, except the claims.
-pub const STAGING: &str = ".airgap-staging";
-
-/// The list of tree files a step is about to rename into place, one relative path a line.
-const CLAIMS: &str = "claims";
 
 /// How many foreign files an error lists before it says "and N more".
 const LISTED: usize = 10;
@@ -75,36 +67,6 @@ pub enum TargetError {
     },
 }
 
-/// Records that the step about to rename `rel` into `out_root` owns it: appended to the
-/// staging folder's claims before the rename, so the file is known as airgap's even when the
-/// step is killed before its record is written.
-pub fn claim(out_root: &Path, rel: &str) -> std::io::Result<()> {
-    let staging = out_root.join(STAGING);
-    std::fs::create_dir_all(&staging)?;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(staging.join(CLAIMS))?;
-    f.write_all(format!("{rel}\n").as_bytes())
-}
-
-/// The claims left in `out_root`'s staging folder.
-fn claims(out_root: &Path) -> BTreeSet<String> {
-    std::fs::read_to_string(out_root.join(STAGING).join(CLAIMS))
-        .map(|t| {
-            t.lines()
-                .filter(|l| !l.is_empty())
-                .map(String::from)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Removes the claims once the state that owns them is saved.
-pub fn forget_claims(out_root: &Path) {
-    let _ = std::fs::remove_file(out_root.join(STAGING).join(CLAIMS));
-}
-
 /// Checks the output folder and removes airgap's own files that the plan no longer produces.
 /// Nothing is removed or written when the folder is refused.
 pub fn prepare(plan: &Plan, state: &State, ctx: &Ctx) -> Result<(), TargetError> {
@@ -117,7 +79,7 @@ pub fn prepare(plan: &Plan, state: &State, ctx: &Ctx) -> Result<(), TargetError>
     {
         check_overlap(ctx)?;
     }
-    let claimed = claims(root);
+    let claimed = crate::staging::claims(root);
     state.own(claimed.iter().cloned());
     let owned = state.owned();
     let produced: BTreeSet<String> = plan

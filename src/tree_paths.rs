@@ -11,8 +11,6 @@
 //! and git trees name files; [`in_registry`] turns a path of the tree into the path a step
 //! writes under the output root. Nothing here reads or writes files.
 
-use crate::lock::{Lockfile, ProjectKey, ProjectKind};
-
 /// The folder, under the output root, that holds the registry tree.
 pub const REGISTRY: &str = "registry";
 /// The folder of the stacks, in a source and in the tree.
@@ -71,30 +69,4 @@ pub fn owner_dir(owner: &str) -> String {
 /// The file name a starter project is packaged as.
 pub fn project_zip_name(name: &str) -> String {
     format!("{name}-offline.zip")
-}
-
-/// Where a project's zip goes in the registry tree (relative to `registry/`): beside the
-/// devfile that declares it, as upstream's build (`dl_starter_projects.sh`) puts it. A starter
-/// project of a stack in the versioned layout (`stack.yaml`) with a single version goes into
-/// the stack's folder as well: the registry server looks for a local `zip.location` under
-/// `stacks/<stack>/<version>/` only when the index lists more than one version, else under
-/// `stacks/<stack>/` (registry-support `ServeDevfileStarterProjectWithVersion`), so with the
-/// zip beside the devfile only, its download fails.
-pub fn project_zip_paths(lock: &Lockfile, key: &ProjectKey) -> Vec<String> {
-    let file = project_zip_name(&key.name);
-    let mut paths = vec![format!("{}/{file}", owner_dir(&key.owner))];
-    if key.kind == ProjectKind::Starter
-        && !key.owner.starts_with("sample:")
-        && let Some(stack) = versioned_stack_of(&key.owner)
-    {
-        let versions = lock
-            .stacks
-            .keys()
-            .filter(|(source, id)| source == &key.source && versioned_stack_of(id) == Some(stack))
-            .count();
-        if versions == 1 {
-            paths.push(format!("{}/{file}", stack_dir(stack)));
-        }
-    }
-    paths
 }

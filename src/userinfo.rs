@@ -16,8 +16,6 @@
 
 use std::sync::Arc;
 
-use crate::fetch::percent_decode;
-
 /// A user name and password taken from a URL. `Debug` does not show the password.
 #[derive(Clone, PartialEq, Eq)]
 pub struct UrlCredential {
@@ -123,6 +121,26 @@ impl UrlCredentials {
             })
             .map(|(_, c)| c)
     }
+}
+
+/// Decodes `%XX` escapes (of a `file://` path, or of a password written in a URL).
+pub(crate) fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -83,7 +83,7 @@ pub fn run(
     state
         .compact(&|id| ids.contains(id))
         .map_err(|e| Box::new(e) as Report)?;
-    crate::target::forget_claims(&ctx.out_root);
+    crate::staging::forget_claims(&ctx.out_root);
     eprintln!(
         "{:>12} {} steps in {:.2}s: {} ran, {} fresh{}{}",
         if report.failures.is_empty() {

@@ -196,4 +196,36 @@ pub struct LockedIndexImage {
     pub base: String,
 }
 
-impl Lockfile {}
+impl Lockfile {
+    /// Where a project's zip goes in the registry tree (relative to `registry/`): beside the
+    /// devfile that declares it, as upstream's build (`dl_starter_projects.sh`) puts it. A starter
+    /// project of a stack in the versioned layout (`stack.yaml`) with a single version goes into
+    /// the stack's folder as well: the registry server looks for a local `zip.location` under
+    /// `stacks/<stack>/<version>/` only when the index lists more than one version, else under
+    /// `stacks/<stack>/` (registry-support `ServeDevfileStarterProjectWithVersion`), so with the
+    /// zip beside the devfile only, its download fails.
+    pub fn project_zip_paths(&self, key: &ProjectKey) -> Vec<String> {
+        let file = crate::tree_paths::project_zip_name(&key.name);
+        let mut paths = vec![format!(
+            "{}/{file}",
+            crate::tree_paths::owner_dir(&key.owner)
+        )];
+        if key.kind == ProjectKind::Starter
+            && !key.owner.starts_with("sample:")
+            && let Some(stack) = crate::tree_paths::versioned_stack_of(&key.owner)
+        {
+            let versions = self
+                .stacks
+                .keys()
+                .filter(|(source, id)| {
+                    source == &key.source
+                        && crate::tree_paths::versioned_stack_of(id) == Some(stack)
+                })
+                .count();
+            if versions == 1 {
+                paths.push(format!("{}/{file}", crate::tree_paths::stack_dir(stack)));
+            }
+        }
+        paths
+    }
+}

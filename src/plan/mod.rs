@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::lock::{Lockfile, ProjectKey, ProjectKind, Uses};
 use crate::manifest::{Manifest, TargetKind};
-use crate::tree_paths::{project_zip_paths, sample_dir, stack_dir, stack_of};
+use crate::tree_paths::{sample_dir, stack_dir, stack_of};
 
 /// Bump when what any step writes changes shape, so every step reruns once.
 /// 2: `archive.tar` is a gzip stream; single-version stacks in the versioned layout have
@@ -237,7 +237,7 @@ impl Plan {
                     key.name,
                     id_words(&key.owner)
                 ),
-                config: json!({"files": project_zip_paths(lock, key)}),
+                config: json!({"files": lock.project_zip_paths(key)}),
                 lock: json!(p),
             });
         }

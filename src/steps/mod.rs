@@ -134,7 +134,7 @@ pub fn write_output(
     out: &mut StepOutput,
 ) -> Result<(), String> {
     let path = ctx.out_root.join(rel);
-    crate::target::claim(&ctx.out_root, rel)
+    crate::staging::claim(&ctx.out_root, rel)
         .map_err(|e| format!("cannot write in `{}`: {e}", ctx.out_root.display()))?;
     write_staged(&ctx.out_root, &path, bytes)
         .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
@@ -157,7 +157,7 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|e| format!("a background task failed: {e}"))?
 }
 
-pub use crate::target::STAGING;
+use crate::staging::STAGING;
 
 fn write_staged(out_root: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let staging = out_root.join(STAGING);

@@ -5,7 +5,7 @@
 //! content becomes the zip's root), zipped with sorted entries, fixed timestamps and
 //! permissions. zip: the downloaded bytes, checked against the locked sha256, kept as they
 //! are — or, with a `subDir`, re-packed from that folder the same deterministic way. The zip
-//! lands where [`project_zip_paths`] says (beside the devfile, and for a single-version stack
+//! lands where [`Lockfile::project_zip_paths`](crate::lock::Lockfile::project_zip_paths) says (beside the devfile, and for a single-version stack
 //! in the versioned layout in the stack's folder too, where the registry server looks).
 
 use std::io::Read;
@@ -16,7 +16,7 @@ use crate::archive::{self, Entry};
 use crate::exec::{Ctx, StepOutput};
 use crate::git::{CommitReader, FileKind};
 use crate::lock::{LockedProject, ProjectKey};
-use crate::tree_paths::{in_registry, project_zip_paths};
+use crate::tree_paths::in_registry;
 use crate::url_mirror::mirror_url;
 
 pub async fn run(ctx: &Ctx, key: &ProjectKey) -> Result<StepOutput, String> {
@@ -89,7 +89,7 @@ pub async fn run(ctx: &Ctx, key: &ProjectKey) -> Result<StepOutput, String> {
         }
     };
     let mut out = StepOutput::default();
-    for rel in project_zip_paths(&ctx.lock, key) {
+    for rel in ctx.lock.project_zip_paths(key) {
         super::write_output(ctx, &in_registry(&rel), &bytes, &mut out)?;
     }
     Ok(out)
