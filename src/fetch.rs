@@ -61,10 +61,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// An HTTP client plus the mirror rules and the cache.
+/// An HTTP client plus the mirror rules and the cache. The client (and with it the TLS set-up,
+/// which reads the system's CA bundle) is made on the first HTTP request: a run that reads only
+/// the cache and `file://` mirrors never pays for it. Clones share it.
 #[derive(Clone)]
 pub struct Fetcher {
-    client: reqwest::Client,
+    client: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
     mirrors: Vec<UrlMirror>,
     credentials: UrlCredentials,
     cache: PathBuf,
@@ -72,17 +74,22 @@ pub struct Fetcher {
 
 impl Fetcher {
     pub fn new(mirrors: Vec<UrlMirror>, credentials: UrlCredentials, cache: PathBuf) -> Self {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("airgap/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(std::time::Duration::from_secs(30))
-            .build()
-            .unwrap_or_default();
         Self {
-            client,
+            client: Default::default(),
             mirrors,
             credentials,
             cache,
         }
+    }
+
+    fn client(&self) -> &reqwest::Client {
+        self.client.get_or_init(|| {
+            reqwest::Client::builder()
+                .user_agent(concat!("airgap/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(std::time::Duration::from_secs(30))
+                .build()
+                .unwrap_or_default()
+        })
     }
 
     /// The URL actually fetched for a URL as written.
@@ -112,7 +119,7 @@ impl Fetcher {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut request = self.client.get(&effective);
+            let mut request = self.client().get(&effective);
             if let Some(c) = self.credentials.lookup(&effective) {
                 request = request.basic_auth(&c.username, Some(&c.password));
             }

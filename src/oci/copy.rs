@@ -236,8 +236,9 @@ struct Top {
 }
 
 impl Client {
+    /// A client; registries (and with them the TLS set-up, which reads the system's CA bundle)
+    /// are made on first use, so a run that only reads OCI layouts never sets up TLS.
     pub fn new(config: ClientConfig) -> Self {
-        super::registry::warm_up();
         let jobs = config.jobs.max(1);
         Client {
             inner: Arc::new(Inner {

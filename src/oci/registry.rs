@@ -779,18 +779,6 @@ fn default_connector() -> Result<native_tls::TlsConnector, String> {
         .clone()
 }
 
-/// Starts building the default TLS connector on a background thread, so that it is ready (or
-/// nearly) by the time the first request needs it.
-pub(crate) fn warm_up() {
-    if DEFAULT_CONNECTOR.get().is_none() {
-        let _ = std::thread::Builder::new()
-            .name("airgap-tls-init".into())
-            .spawn(|| {
-                let _ = default_connector();
-            });
-    }
-}
-
 fn tls_connector(access: &RegistryAccess) -> Result<native_tls::TlsConnector, OciError> {
     let fail = |action: &str, message: String| OciError::Connection {
         host: access.host.clone(),
