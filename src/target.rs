@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
-use crate::exec::Ctx;
+use crate::context::Ctx;
 use crate::plan::Plan;
 use crate::state::State;
 

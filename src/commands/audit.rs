@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use super::load_built;
 use crate::audit::{Findings, lock_findings};
+use crate::context::Ctx;
 use crate::error::{IoError, Report};
-use crate::exec::{self, Ctx};
+use crate::exec;
 use crate::plan::StepKind;
 use crate::workspace::{load_state, runtime};
 

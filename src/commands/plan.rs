@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::lock::{OutdatedLock, satisfied_lock};
+use crate::context::Ctx;
 use crate::error::Report;
-use crate::exec::{self, Ctx, Status};
+use crate::exec::{self, Status};
 use crate::lock::Lockfile;
 use crate::manifest::Manifest;
 use crate::plan::{Output, Plan};

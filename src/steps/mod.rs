@@ -15,7 +15,7 @@ pub use image::recorded_lock_differences as image_lock_differences;
 use std::path::Path;
 use std::str::FromStr;
 
-use crate::exec::{Ctx, StepOutput};
+use crate::context::{Ctx, StepOutput};
 use crate::lock::LockedSource;
 use crate::oci::digest::Digest;
 use crate::oci::naming::TargetRef;
