@@ -110,6 +110,19 @@ async fn status_of(plan: &Plan, step: &Step, state: &State, ctx: &Ctx) -> Status
     }
 }
 
+/// How one step of a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It was stale and ran; its outputs are recorded.
+    Ran,
+    /// Its key and outputs were as recorded: nothing to do.
+    Fresh,
+    /// It did not run because a step it depends on failed.
+    Skipped,
+    /// It ran and failed, with the message for the report.
+    Failed(String),
+}
+
 /// Counts of a run.
 #[derive(Debug, Clone, Default)]
 pub struct RunReport {
@@ -131,56 +144,58 @@ pub async fn run(
     // The unreachable hosts already reported by a failed step.
     let mut reported: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     for level in &plan.levels {
-        let results: Vec<(usize, Result<bool, String>)> =
-            futures::stream::iter(level.iter().copied())
-                .map(|i| {
-                    let step = &plan.steps[i];
-                    let blocked = step.deps.iter().find(|d| failed.contains_key(*d)).cloned();
-                    async move {
-                        if let Some(dep) = blocked {
-                            let name = plan.step(&dep).map(|s| s.describe.clone()).unwrap_or(dep);
-                            return (i, Err(format!("skipped: its input {name} failed")));
-                        }
-                        let input = plan::key_input(step, &dep_outputs(step, state));
-                        let key = plan::key_of(&input);
-                        if let Some(rec) = state.get(&step.id)
-                            && rec.key == key
-                            && outputs_exist(ctx, step, &rec).await
-                        {
-                            return (i, Ok(false));
-                        }
-                        progress("Running", &step.describe);
-                        match crate::steps::run(ctx, step, state).await {
-                            Ok(out) => {
-                                let rec = Record {
-                                    step: step.id.clone(),
-                                    key,
-                                    input,
-                                    outputs: out.outputs,
-                                    files: out.files,
-                                };
-                                match state.record(rec) {
-                                    Ok(()) => (i, Ok(true)),
-                                    Err(e) => (i, Err(e.to_string())),
-                                }
-                            }
-                            Err(e) => (i, Err(e)),
-                        }
+        let results: Vec<(usize, Outcome)> = futures::stream::iter(level.iter().copied())
+            .map(|i| {
+                let step = &plan.steps[i];
+                let blocked = step.deps.iter().any(|d| failed.contains_key(d));
+                async move {
+                    if blocked {
+                        return (i, Outcome::Skipped);
                     }
-                })
-                .buffer_unordered(ctx.jobs)
-                .collect()
-                .await;
+                    let input = plan::key_input(step, &dep_outputs(step, state));
+                    let key = plan::key_of(&input);
+                    if let Some(rec) = state.get(&step.id)
+                        && rec.key == key
+                        && outputs_exist(ctx, step, &rec).await
+                    {
+                        return (i, Outcome::Fresh);
+                    }
+                    progress("Running", &step.describe);
+                    match crate::steps::run(ctx, step, state).await {
+                        Ok(out) => {
+                            let rec = Record {
+                                step: step.id.clone(),
+                                key,
+                                input,
+                                outputs: out.outputs,
+                                files: out.files,
+                            };
+                            match state.record(rec) {
+                                Ok(()) => (i, Outcome::Ran),
+                                Err(e) => (i, Outcome::Failed(e.to_string())),
+                            }
+                        }
+                        Err(e) => (i, Outcome::Failed(e)),
+                    }
+                }
+            })
+            .buffer_unordered(ctx.jobs)
+            .collect()
+            .await;
         let unreachable = ctx.unreachable();
         for (i, r) in results {
             let step = &plan.steps[i];
             match r {
-                Ok(true) => report.ran += 1,
-                Ok(false) => report.fresh += 1,
-                Err(message) => {
+                Outcome::Ran => report.ran += 1,
+                Outcome::Fresh => report.fresh += 1,
+                Outcome::Skipped => {
+                    report.skipped += 1;
+                    failed.insert(step.id.clone(), ());
+                }
+                Outcome::Failed(message) => {
                     let cause = unreachable.iter().find(|u| message.contains(u.as_str()));
                     let repeated = cause.is_some_and(|u| !reported.insert(u.clone()));
-                    if message.starts_with("skipped:") || repeated {
+                    if repeated {
                         report.skipped += 1;
                     } else {
                         progress("Failed", &format!("{}: {message}", step.describe));
