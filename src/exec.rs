@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 
 use crate::context::Ctx;
+use crate::plan::stale::StaleReason;
 use crate::plan::{self, Plan, Step};
 use crate::state::{Record, State};
 
@@ -46,7 +47,7 @@ async fn outputs_exist(ctx: &Ctx, step: &Step, rec: &Record) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
     Fresh,
-    Stale(String),
+    Stale(StaleReason),
 }
 
 /// Computes each step's status without running anything: what `airgap plan` prints. A step
@@ -64,7 +65,10 @@ pub async fn statuses(plan: &Plan, state: &State, ctx: &Ctx) -> Vec<Status> {
                 });
                 async move {
                     if let Some(dep) = stale_dep {
-                        return (i, Status::Stale(format!("its input {dep} will be rebuilt")));
+                        return (
+                            i,
+                            Status::Stale(StaleReason::InputWillBeRebuilt { input: dep }),
+                        );
                     }
                     (i, status_of(plan, step, state, ctx).await)
                 }
@@ -77,7 +81,7 @@ pub async fn statuses(plan: &Plan, state: &State, ctx: &Ctx) -> Vec<Status> {
         }
     }
     out.into_iter()
-        .map(|s| s.unwrap_or(Status::Stale("not evaluated".into())))
+        .map(|s| s.unwrap_or(Status::Stale(StaleReason::NotEvaluated)))
         .collect()
 }
 
@@ -96,9 +100,9 @@ async fn status_of(plan: &Plan, step: &Step, state: &State, ctx: &Ctx) -> Status
     let input = plan::key_input(step, &dep_outputs(step, state));
     let key = plan::key_of(&input);
     match state.get(&step.id) {
-        None => Status::Stale("never built".into()),
+        None => Status::Stale(StaleReason::NeverBuilt),
         Some(rec) if rec.key != key => {
-            Status::Stale(plan::dirty_reason(step, &rec.input, &input, plan))
+            Status::Stale(plan::stale::dirty_reason(step, &rec.input, &input, plan))
         }
         Some(rec) => {
             if outputs_exist(ctx, step, &rec).await {

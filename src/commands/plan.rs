@@ -100,7 +100,7 @@ pub fn print_plan(plan: &Plan, statuses: &[Status], format: Format, only_stale: 
                 .filter(|(_, s)| !only_stale || matches!(s, Status::Stale(_)))
                 .map(|(step, status)| match status {
                     Status::Fresh => serde_json::json!({"id": step.id, "describe": step.describe, "status": "fresh"}),
-                    Status::Stale(r) => serde_json::json!({"id": step.id, "describe": step.describe, "status": "stale", "reason": r}),
+                    Status::Stale(r) => serde_json::json!({"id": step.id, "describe": step.describe, "status": "stale", "reason": r.to_string()}),
                 })
                 .collect();
             let doc = serde_json::json!({
