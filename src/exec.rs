@@ -136,13 +136,18 @@ pub struct RunReport {
     pub failures: Vec<StepFailure>,
 }
 
+/// What a run reports as it goes, for the command to show as it likes.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// A stale step starts running.
+    Started(&'a Step),
+    /// A step failed, with the message that goes in the final report (not sent for a
+    /// step that failed on a host an earlier step already reported unreachable).
+    Failed(&'a Step, &'a str),
+}
+
 /// Runs every stale step of the plan, level by level.
-pub async fn run(
-    plan: &Plan,
-    state: &State,
-    ctx: &Ctx,
-    progress: &dyn Fn(&str, &str),
-) -> RunReport {
+pub async fn run(plan: &Plan, state: &State, ctx: &Ctx, progress: &dyn Fn(Event)) -> RunReport {
     let mut report = RunReport::default();
     let mut failed: BTreeMap<String, ()> = BTreeMap::new();
     // The unreachable hosts already reported by a failed step.
@@ -164,7 +169,7 @@ pub async fn run(
                     {
                         return (i, Outcome::Fresh);
                     }
-                    progress("Running", &step.describe);
+                    progress(Event::Started(step));
                     match crate::steps::run(ctx, step, state).await {
                         Ok(out) => {
                             let rec = Record {
@@ -202,7 +207,7 @@ pub async fn run(
                     if repeated {
                         report.skipped += 1;
                     } else {
-                        progress("Failed", &format!("{}: {message}", step.describe));
+                        progress(Event::Failed(step, &message));
                         report.failures.push(StepFailure {
                             step: step.id.clone(),
                             describe: step.describe.clone(),
