@@ -14,6 +14,10 @@
 //! reported once, by the first step that failed on it: the steps that fail on it afterwards
 //! fail at once without a request (the image layer remembers the host, see
 //! [`crate::oci::error::OciError::Unreachable`]) and are counted as skipped.
+//!
+//! What comes out is typed, and put into words only by the commands: a step's [`Status`]
+//! before running (stale for a [`StaleReason`]), how each step ended ([`Outcome`]), and the
+//! progress [`Event`]s of a run. Steps run with a [`Ctx`] from [`crate::context`].
 
 use std::collections::BTreeMap;
 
