@@ -26,8 +26,8 @@ use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::context::Ctx;
 use crate::error::Report;
-use crate::exec::Ctx;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("{} found {} problem(s):\n{}", command, findings.len(), findings.iter().map(|f| format!("- {f}")).collect::<Vec<_>>().join("\n"))]

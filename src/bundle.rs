@@ -16,7 +16,7 @@
 //!   bundle starts and written when every step succeeded, so a folder without it is not a
 //!   bundle to push.
 //!
-//! A bundle has its own step state (see [`crate::exec::Ctx::state_dir`]) and its image steps
+//! A bundle has its own step state (see [`crate::context::Ctx::state_dir`]) and its image steps
 //! have their own keys ([`crate::plan::Output::Bundle`]): building one never makes the
 //! registry target look up to date, nor the other way round.
 //!

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod bundle;
 pub mod cli;
 pub mod commands;
+pub mod context;
 pub mod devfile;
 pub mod diag;
 pub mod discover;

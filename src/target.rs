@@ -17,7 +17,7 @@
 use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 
-use crate::exec::Ctx;
+use crate::context::Ctx;
 use crate::plan::Plan;
 use crate::staging::{CLAIMS, STAGING};
 use crate::state::State;

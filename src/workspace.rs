@@ -7,7 +7,7 @@
 //! the commands that copy and build share.
 //!
 //! It sits below the commands and above the model: it reads the lockfile and the state, and
-//! the engine ([`crate::exec::Ctx`]) carries one for its caches; resolution
+//! the engine ([`crate::context::Ctx`]) carries one for its caches; resolution
 //! ([`crate::lock::resolve`]) is handed its caches ([`Workspace::caches`]) rather than
 //! reaching up for them.
 

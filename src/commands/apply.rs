@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use super::lock::{OutdatedLock, satisfied_lock};
 use super::plan::{Format, plan_and_ctx, print_plan};
 use crate::error::Report;
-use crate::exec;
+use crate::exec::{self, Event};
+use crate::plan::StepKind;
 use crate::workspace::{Workspace, load_manifest, load_state, runtime};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -68,11 +69,14 @@ pub fn run(
     let mut ctx = ctx;
     ctx.progress = crate::oci::progress::Progress::new(multi.clone());
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let report = rt.block_on(exec::run(&plan, &state, &ctx, &|verb, what| {
-        if verb == "Running" && what.starts_with("image ") {
-            return;
-        }
-        let line = format!("{verb:>12} {what}");
+    let report = rt.block_on(exec::run(&plan, &state, &ctx, &|event| {
+        let line = match event {
+            Event::Started(step) if matches!(step.kind, StepKind::Image { .. }) => return,
+            Event::Started(step) => format!("{:>12} {}", "Running", step.describe),
+            Event::Failed(step, message) => {
+                format!("{:>12} {}: {message}", "Failed", step.describe)
+            }
+        };
         if tty {
             let _ = multi.println(line);
         } else {

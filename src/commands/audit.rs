@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use super::load_built;
 use crate::audit::{Findings, lock_findings};
+use crate::context::Ctx;
 use crate::error::{IoError, Report};
-use crate::exec::{self, Ctx};
+use crate::exec;
 use crate::plan::StepKind;
 use crate::workspace::{load_state, runtime};
 
@@ -30,7 +31,7 @@ pub fn run(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
         "Rebuilding",
         scratch.path().display()
     );
-    let report = rt.block_on(exec::run(&plan, &state, &ctx, &|_, _| {}));
+    let report = rt.block_on(exec::run(&plan, &state, &ctx, &|_| {}));
     let mut findings: Vec<String> = report
         .failures
         .iter()

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::lock::{OutdatedLock, satisfied_lock};
+use crate::context::Ctx;
 use crate::error::Report;
-use crate::exec::{self, Ctx, Status};
+use crate::exec::{self, Status};
 use crate::lock::Lockfile;
 use crate::manifest::Manifest;
 use crate::plan::{Output, Plan};
@@ -99,7 +100,7 @@ pub fn print_plan(plan: &Plan, statuses: &[Status], format: Format, only_stale: 
                 .filter(|(_, s)| !only_stale || matches!(s, Status::Stale(_)))
                 .map(|(step, status)| match status {
                     Status::Fresh => serde_json::json!({"id": step.id, "describe": step.describe, "status": "fresh"}),
-                    Status::Stale(r) => serde_json::json!({"id": step.id, "describe": step.describe, "status": "stale", "reason": r}),
+                    Status::Stale(r) => serde_json::json!({"id": step.id, "describe": step.describe, "status": "stale", "reason": r.to_string()}),
                 })
                 .collect();
             let doc = serde_json::json!({

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use super::load_built;
 use crate::audit::{Findings, download_findings, lock_findings, scan_tree, upstream_hosts};
+use crate::context::Ctx;
 use crate::error::Report;
-use crate::exec::Ctx;
 use crate::plan::StepKind;
 use crate::workspace::{load_state, runtime};
 

@@ -13,7 +13,8 @@
 //!   fingerprints do).
 //!
 //! No mtimes, no paths of this machine. The key's input is kept next to the key in the state,
-//! so `plan` can name the input that changed in one sentence ([`dirty_reason`]).
+//! so `plan` can name the input that changed in one sentence ([`stale::dirty_reason`], a
+//! [`stale::StaleReason`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,6 +23,8 @@ use serde_json::{Value, json};
 use crate::lock::{Lockfile, ProjectKey, ProjectKind, Uses};
 use crate::manifest::{Manifest, TargetKind};
 use crate::tree_paths::{sample_dir, stack_dir, stack_of};
+
+pub mod stale;
 
 /// Bump when what any step writes changes shape, so every step reruns once.
 /// 2: `archive.tar` is a gzip stream; single-version stacks in the versioned layout have
@@ -582,174 +585,4 @@ pub fn key_of(input: &Value) -> String {
     blake3::hash(&serde_json::to_vec(input).unwrap_or_default())
         .to_hex()
         .to_string()
-}
-
-/// Why a step whose key changed must run again, in one sentence.
-pub fn dirty_reason(step: &Step, old: &Value, new: &Value, plan: &Plan) -> String {
-    if old["schema"] != new["schema"] {
-        return "airgap's output format changed since it was built".into();
-    }
-    if old["lock"] != new["lock"] {
-        return match &step.kind {
-            StepKind::Devfile { .. } => {
-                if old["lock"]["devfile"] != new["lock"]["devfile"] {
-                    format!("{} changed", step.describe)
-                } else {
-                    format!("what {} uses changed", step.describe)
-                }
-            }
-            StepKind::Archive { id, .. } => {
-                format!("files packed with {} changed", id_words(id))
-            }
-            StepKind::Image { image } => format!("image {image} was locked to a new digest"),
-            StepKind::Project { .. } => format!("{} was locked to a new revision", step.describe),
-            StepKind::Source { source } => format!("source {source} was locked to a new commit"),
-            StepKind::Download { url } => format!("{url} was locked to new content"),
-            StepKind::Sample { .. } => format!("{} was locked to a new commit", step.describe),
-            StepKind::StackYaml { .. } | StepKind::Extra => {
-                format!("{} changed", step.describe)
-            }
-            StepKind::LastModified | StepKind::IndexJson => {
-                format!("the set of stacks and samples of {} changed", step.describe)
-            }
-            StepKind::IndexImage => format!("the base of the {} changed", step.describe),
-            StepKind::StackArtifact { .. } => format!("{} changed", step.describe),
-        };
-    }
-    if old["config"] != new["config"] {
-        return format!("the target or options of {} changed", step.describe);
-    }
-    if old["deps"] != new["deps"] {
-        let empty = serde_json::Map::new();
-        let o = old["deps"].as_object().unwrap_or(&empty);
-        let n = new["deps"].as_object().unwrap_or(&empty);
-        let changed: Vec<String> = n
-            .iter()
-            .filter(|(k, v)| o.get(*k) != Some(*v))
-            .map(|(k, _)| k.clone())
-            .chain(o.keys().filter(|k| !n.contains_key(*k)).cloned())
-            .collect();
-        if step.kind == StepKind::IndexImage
-            && let Some(reason) = index_image_reason(&changed, plan)
-        {
-            return reason;
-        }
-        if let Some(first) = changed.first() {
-            let name = plan
-                .step(first)
-                .map(|s| s.describe.clone())
-                .unwrap_or_else(|| first.clone());
-            return if changed.len() == 1 {
-                format!("its input {name} changed")
-            } else {
-                format!("its input {name} and {} more changed", changed.len() - 1)
-            };
-        }
-    }
-    "its inputs changed".into()
-}
-
-/// Why the devfile-index image is stale, from the dependencies whose outputs changed: its
-/// base image, or the registry tree (naming the first changed part).
-fn index_image_reason(changed: &[String], plan: &Plan) -> Option<String> {
-    let describe = |id: &String| {
-        plan.step(id)
-            .map(|s| s.describe.clone())
-            .unwrap_or_else(|| id.clone())
-    };
-    if let Some(base) = changed.iter().find(|id| id.starts_with("image:")) {
-        return Some(format!("its base {} changed", describe(base)));
-    }
-    let tree: Vec<&String> = changed
-        .iter()
-        .filter(|id| id.as_str() != "index-json")
-        .collect();
-    match tree.as_slice() {
-        [] if changed.is_empty() => None,
-        [] => Some("the registry tree changed (index.json)".into()),
-        [one] => Some(format!("the registry tree changed ({})", describe(one))),
-        [first, rest @ ..] => Some(format!(
-            "the registry tree changed ({} and {} more)",
-            describe(first),
-            rest.len()
-        )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn step(id: &str, kind: StepKind, describe: &str, deps: &[&str]) -> Step {
-        Step {
-            id: id.into(),
-            kind,
-            deps: deps.iter().map(|d| d.to_string()).collect(),
-            describe: describe.into(),
-            config: json!({}),
-            lock: json!({}),
-        }
-    }
-
-    #[test]
-    fn the_index_image_says_whether_the_tree_or_its_base_changed() {
-        let plan = Plan::from_steps(vec![
-            step(
-                "image:b",
-                StepKind::Image { image: "b".into() },
-                "image b",
-                &[],
-            ),
-            step("index-json", StepKind::IndexJson, "index.json", &[]),
-            step(
-                "devfile:s/go",
-                StepKind::Devfile {
-                    source: "s".into(),
-                    id: "go".into(),
-                },
-                "devfile of go",
-                &[],
-            ),
-            step(
-                "devfile:s/udi",
-                StepKind::Devfile {
-                    source: "s".into(),
-                    id: "udi".into(),
-                },
-                "devfile of udi",
-                &[],
-            ),
-            step(
-                INDEX_IMAGE_STEP,
-                StepKind::IndexImage,
-                "devfile-index image",
-                &["image:b", "index-json", "devfile:s/go", "devfile:s/udi"],
-            ),
-        ]);
-        let image = plan.step(INDEX_IMAGE_STEP).unwrap();
-        let deps = |go: &str, udi: &str, index: &str, base: &str| {
-            let out = |d: &str| BTreeMap::from([("digest".to_string(), d.to_string())]);
-            BTreeMap::from([
-                ("devfile:s/go".to_string(), out(go)),
-                ("devfile:s/udi".to_string(), out(udi)),
-                ("index-json".to_string(), out(index)),
-                ("image:b".to_string(), out(base)),
-            ])
-        };
-        let old = key_input(image, &deps("1", "1", "1", "1"));
-        let reason = |new| dirty_reason(image, &old, &key_input(image, &new), &plan);
-        assert_eq!(
-            reason(deps("2", "1", "2", "1")),
-            "the registry tree changed (devfile of go)"
-        );
-        assert_eq!(
-            reason(deps("2", "2", "2", "1")),
-            "the registry tree changed (devfile of go and 1 more)"
-        );
-        assert_eq!(
-            reason(deps("1", "1", "2", "1")),
-            "the registry tree changed (index.json)"
-        );
-        assert_eq!(reason(deps("2", "1", "2", "2")), "its base image b changed");
-    }
 }

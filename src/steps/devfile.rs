@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use git2::Oid;
 
 use crate::archive::{self, Entry};
+use crate::context::{Ctx, StepOutput};
 use crate::devfile;
-use crate::exec::{Ctx, StepOutput};
 use crate::git::{CommitReader, FileKind, TreeFile};
 use crate::lock::{LockedSource, LockedStack, resolve::canonical_image};
 use crate::rewrite::{self, DevfilePlan, ImageMap};

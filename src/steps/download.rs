@@ -1,7 +1,7 @@
 //! Icons and parent devfiles: downloaded into the content-addressed cache, checked against
 //! the locked sha256 and size.
 
-use crate::exec::{Ctx, StepOutput};
+use crate::context::{Ctx, StepOutput};
 use crate::lock::LockedDownload;
 
 pub async fn run(ctx: &Ctx, url: &str) -> Result<StepOutput, String> {

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use crate::exec::{Ctx, StepOutput};
+use crate::context::{Ctx, StepOutput};
 use crate::lock::ResolvedDigest;
 use crate::oci::digest::Digest;
 use crate::oci::naming::{TargetPrefix, TargetRef};

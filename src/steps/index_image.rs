@@ -37,7 +37,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::archive::{self, Entry};
-use crate::exec::{Ctx, StepOutput};
+use crate::context::{Ctx, StepOutput};
 use crate::lock::LockedIndexImage;
 use crate::oci::digest::Digest;
 use crate::oci::media::{self, Parsed};

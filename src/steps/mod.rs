@@ -15,11 +15,12 @@ pub use image::recorded_lock_differences as image_lock_differences;
 use std::path::Path;
 use std::str::FromStr;
 
-use crate::exec::{Ctx, StepOutput};
+use crate::context::{Ctx, StepOutput};
 use crate::lock::LockedSource;
 use crate::oci::digest::Digest;
 use crate::oci::naming::TargetRef;
 use crate::oci::{Client, Destination, LocalImage};
+use crate::plan::stale::StaleReason;
 use crate::plan::{Step, StepKind};
 use crate::state::{Record, State};
 
@@ -69,15 +70,21 @@ pub async fn outputs_exist(ctx: &Ctx, step: &Step, rec: &Record) -> bool {
 }
 
 /// Why a recorded step with an unchanged key must run again: its outputs are gone.
-pub fn missing_reason(step: &Step) -> String {
+pub fn missing_reason(step: &Step) -> StaleReason {
     match &step.kind {
-        StepKind::Image { image } => format!("image {image} is missing at the target"),
-        StepKind::Download { url } => format!("{url} is missing from the cache"),
-        StepKind::Source { source } => format!("source {source} is missing from the cache"),
-        StepKind::StackArtifact { .. } | StepKind::IndexImage => {
-            format!("the {} is missing at the target", step.describe)
-        }
-        _ => format!("an output of {} is missing or was changed", step.describe),
+        StepKind::Image { image } => StaleReason::ImageMissing {
+            image: image.clone(),
+        },
+        StepKind::Download { url } => StaleReason::DownloadMissing { url: url.clone() },
+        StepKind::Source { source } => StaleReason::SourceMissing {
+            source: source.clone(),
+        },
+        StepKind::StackArtifact { .. } | StepKind::IndexImage => StaleReason::MissingAtTarget {
+            step: step.describe.clone(),
+        },
+        _ => StaleReason::OutputMissing {
+            step: step.describe.clone(),
+        },
     }
 }
 

@@ -13,7 +13,7 @@ use std::io::Read;
 use git2::Oid;
 
 use crate::archive::{self, Entry};
-use crate::exec::{Ctx, StepOutput};
+use crate::context::{Ctx, StepOutput};
 use crate::git::{CommitReader, FileKind};
 use crate::lock::{LockedProject, ProjectKey};
 use crate::tree_paths::in_registry;

@@ -3,7 +3,7 @@
 
 use git2::Oid;
 
-use crate::exec::{Ctx, StepOutput};
+use crate::context::{Ctx, StepOutput};
 use crate::lock::LockedSource;
 use crate::source::Files;
 use crate::state::Record;

@@ -23,7 +23,7 @@ use std::str::FromStr;
 use bytes::Bytes;
 use serde_json::json;
 
-use crate::exec::{Ctx, StepOutput};
+use crate::context::{Ctx, StepOutput};
 use crate::oci::digest::Digest;
 use crate::oci::media;
 use crate::oci::naming::{TargetPrefix, TargetRef};

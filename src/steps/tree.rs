@@ -5,7 +5,7 @@
 use git2::Oid;
 
 use super::stack_artifact::server_accepts_resource;
-use crate::exec::{Ctx, StepOutput};
+use crate::context::{Ctx, StepOutput};
 use crate::git::CommitReader;
 use crate::index::{self, EntryType, LastModifiedFile, LastModifiedRecord, Timestamp};
 use crate::lock::LockedSource;
