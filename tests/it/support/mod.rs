@@ -157,6 +157,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 pub mod git;
 pub mod http;
+pub mod load;
 pub mod world;
 
 /// A TCP port free on 127.0.0.1 right now.
