@@ -171,6 +171,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 pub mod git;
 pub mod http;
 pub mod load;
+pub mod synthetic;
 pub mod world;
 
 /// A TCP port free on 127.0.0.1 right now.
