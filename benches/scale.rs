@@ -20,7 +20,9 @@
 //! Client and server share the machine's cores, so serve numbers are a floor.
 //!
 //! `cargo bench --bench scale` (release; about ten minutes on 2 cores). For a quick run in the
-//! debug profile: `AIRGAP_SCALE_NS=31 cargo test --bench scale`.
+//! debug profile: `AIRGAP_SCALE_NS=31 cargo test --bench scale`. `AIRGAP_SCALE_KEEP=1` keeps
+//! each N's workspace (manifest, lock, state, output) for profiling `plan` and the no-op apply,
+//! which need no upstream.
 
 #[path = "../tests/it/support/mod.rs"]
 mod support;
@@ -62,10 +64,14 @@ fn measure(ws: &Path, scratch: &Path, args: &[&str]) -> Measured {
     } else {
         support::airgap_cmd(ws)
     };
+    // stderr to a file, not a pipe: the polling loop below does not drain a pipe, and a cold
+    // apply of thousands of stacks writes more progress than a pipe holds.
+    let stderr_file = scratch.join("stderr");
+    let stderr = std::fs::File::create(&stderr_file).expect("creates a stderr file");
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .stderr(stderr);
     let started = Instant::now();
     let mut child = cmd.spawn().expect("airgap runs");
     // Without GNU time: the highest VmHWM seen while it runs (the last few ms may be missed).
@@ -76,12 +82,12 @@ fn measure(ws: &Path, scratch: &Path, args: &[&str]) -> Measured {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    let out = child.wait_with_output().expect("airgap runs");
+    let status = child.wait().expect("airgap runs");
     let time = started.elapsed();
     assert!(
-        out.status.success(),
+        status.success(),
         "airgap {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        std::fs::read_to_string(&stderr_file).unwrap_or_default()
     );
     let rss_kib = if gnu_time {
         std::fs::read_to_string(&rss_file)
@@ -236,6 +242,12 @@ fn at(n: usize, clients: usize, seconds: u64) -> Point {
             row.requests_per_second(),
             row.errors
         );
+    }
+    if std::env::var_os("AIRGAP_SCALE_KEEP").is_some() {
+        // For profiling plan and the no-op apply afterwards (they need no upstream).
+        let ws = w.workspace.clone();
+        let _ = w.dir.keep();
+        eprintln!("N={n}: workspace kept at {}", ws.display());
     }
     Point {
         n,
@@ -403,8 +415,8 @@ fn main() {
         header.push_str(&format!(" N={} |", p.n));
         rule.push_str("---:|");
     }
-    header.push_str(" k |");
-    rule.push_str("---:|");
+    header.push_str(" k | k, last two N |");
+    rule.push_str("---:|---:|");
     for p in &points {
         header.push_str(&format!(" peak RSS MB, N={} |", p.n));
         rule.push_str("---:|");
@@ -414,6 +426,7 @@ fn main() {
     println!("{header}");
     println!("{rule}");
     let mut super_linear = Vec::new();
+    let mut steep_at_the_end = Vec::new();
     for (label, get, rss, is_time) in &rows {
         let mut line = format!("| {label} |");
         let mut costs = Vec::new();
@@ -438,7 +451,15 @@ fn main() {
         if k.is_some_and(|k| k > SUPER_LINEAR) {
             super_linear.push(*label);
         }
-        line.push_str(&format!(" {} |", k_cell(k)));
+        // A fixed start-up cost flattens the fit over all N; the slope between the two
+        // largest shows what growth looks like at the high end.
+        let k_last = (points.len() > 2)
+            .then(|| exponent(&costs[costs.len() - 2..]))
+            .flatten();
+        if k_last.is_some_and(|k| k > SUPER_LINEAR) {
+            steep_at_the_end.push(*label);
+        }
+        line.push_str(&format!(" {} | {} |", k_cell(k), k_cell(k_last)));
         match rss {
             Some(rss) => {
                 let mut rss_points = Vec::new();
@@ -462,7 +483,8 @@ fn main() {
     println!();
     println!(
         "k: slope of least squares of ln(cost) against ln(N) (cost = time, latency, or seconds \
-         per request); k > {SUPER_LINEAR} is super-linear. Serve: {clients} clients, {seconds} s \
+         per request), over all N and between the two largest; k > {SUPER_LINEAR} is \
+         super-linear. Serve: {clients} clients, {seconds} s \
          per path, client and server on the same cores; its RSS is VmHWM after both loads."
     );
     println!();
@@ -474,6 +496,12 @@ fn main() {
             println!(
                 "- every command grows at most linearly (k ≤ {SUPER_LINEAR}): MISSED by {}",
                 super_linear.join(", ")
+            );
+        }
+        if !steep_at_the_end.is_empty() {
+            println!(
+                "  - between the two largest N, k > {SUPER_LINEAR} for {}",
+                steep_at_the_end.join(", ")
             );
         }
     } else {
