@@ -14,13 +14,12 @@ mod support;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use airgap::serve::{ServeOptions, Server};
 use sha2::{Digest, Sha256};
 use support::copy_dir;
+use support::load::run;
 
 const BLOB_SIZE: usize = 10 * 1024 * 1024;
 
@@ -83,71 +82,6 @@ fn build(dir: &Path) -> String {
     )
     .expect("writes index.json");
     layer
-}
-
-struct Row {
-    name: String,
-    requests: u64,
-    bytes: u64,
-    errors: u64,
-    seconds: f64,
-    latencies: Vec<Duration>,
-}
-
-async fn run(url: String, clients: usize, duration: Duration, client: reqwest::Client) -> Row {
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (url, client, stop) = (url.clone(), client.clone(), stop.clone());
-        tasks.push(tokio::spawn(async move {
-            let (mut requests, mut bytes, mut errors) = (0u64, 0u64, 0u64);
-            let mut latencies = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                let t = Instant::now();
-                match client.get(&url).send().await {
-                    Ok(r) if r.status().is_success() => match r.bytes().await {
-                        Ok(b) => {
-                            requests += 1;
-                            bytes += b.len() as u64;
-                            latencies.push(t.elapsed());
-                        }
-                        Err(_) => errors += 1,
-                    },
-                    _ => errors += 1,
-                }
-            }
-            (requests, bytes, errors, latencies)
-        }));
-    }
-    tokio::time::sleep(duration).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut row = Row {
-        name: String::new(),
-        requests: 0,
-        bytes: 0,
-        errors: 0,
-        seconds: 0.0,
-        latencies: Vec::new(),
-    };
-    for t in tasks {
-        let (r, b, e, l) = t.await.expect("a client task");
-        row.requests += r;
-        row.bytes += b;
-        row.errors += e;
-        row.latencies.extend(l);
-    }
-    row.seconds = started.elapsed().as_secs_f64();
-    row.latencies.sort();
-    row
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
 }
 
 fn main() {
@@ -240,10 +174,10 @@ fn main() {
             "| {:<38} | {:>9} | {:>10.0} | {:>9.1} | {:>8.2} | {:>8.2} | {:>6} |",
             row.name,
             row.requests,
-            row.requests as f64 / row.seconds,
+            row.requests_per_second(),
             row.bytes as f64 / row.seconds / 1e6,
-            percentile(&row.latencies, 0.50),
-            percentile(&row.latencies, 0.99),
+            row.percentile_ms(0.50),
+            row.percentile_ms(0.99),
             row.errors
         );
     }

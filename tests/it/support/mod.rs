@@ -81,6 +81,20 @@ impl From<Output> for Run {
 /// (no user credentials, no terminal).
 pub fn airgap_cmd(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_airgap"));
+    clean_env(&mut cmd, dir);
+    cmd
+}
+
+/// `wrapper WRAPPER_ARGS… airgap` in `dir`, with the environment of [`airgap_cmd`]: the
+/// binary run under a measuring program such as `/usr/bin/time -f %M -o FILE`.
+pub fn wrapped_airgap_cmd(dir: &Path, wrapper: &str, wrapper_args: &[&std::ffi::OsStr]) -> Command {
+    let mut cmd = Command::new(wrapper);
+    cmd.args(wrapper_args).arg(env!("CARGO_BIN_EXE_airgap"));
+    clean_env(&mut cmd, dir);
+    cmd
+}
+
+fn clean_env(cmd: &mut Command, dir: &Path) {
     cmd.current_dir(dir)
         .env("NO_COLOR", "1")
         .env("HOME", dir)
@@ -88,7 +102,6 @@ pub fn airgap_cmd(dir: &Path) -> Command {
         .env_remove("DOCKER_CONFIG")
         .env_remove("XDG_RUNTIME_DIR")
         .env("GIT_CONFIG_NOSYSTEM", "1");
-    cmd
 }
 
 /// Runs `airgap ARGS…` in `dir`.
@@ -157,6 +170,8 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 pub mod git;
 pub mod http;
+pub mod load;
+pub mod synthetic;
 pub mod world;
 
 /// A TCP port free on 127.0.0.1 right now.

@@ -311,35 +311,7 @@ impl World {
             }
         }
 
-        // Every image: devfile components (variables substituted), Dockerfile FROMs (ARG
-        // defaults), the index base. Pinned references get a generated image whose digest
-        // replaces the fixture's (no real image has a known digest here).
-        let upstream = TestRegistry::start();
-        let mut wanted_images: BTreeSet<String> = BTreeSet::new();
-        for (_, d) in devfiles(root) {
-            for img in container_images(&d) {
-                wanted_images.insert(img);
-            }
-        }
-        for (path, text) in dockerfiles() {
-            if root.join(path).parent().unwrap().parent().unwrap().exists() {
-                let arg = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("ARG IMAGE_VERSION="))
-                    .unwrap_or("");
-                for l in text.lines().filter(|l| l.starts_with("FROM ")) {
-                    let image = l.split_whitespace().nth(1).unwrap();
-                    wanted_images.insert(image.replace("$IMAGE_VERSION", arg));
-                }
-            }
-        }
-        wanted_images.insert("quay.io/devfile/devfile-index-base:next".into());
-        for e in samples_images() {
-            wanted_images.insert(e);
-        }
-        let (images, substitutions) = push_images(&upstream, &wanted_images);
-
-        // The registry source repository.
+        // The registry source repository: its files.
         let mut files: Vec<(String, Vec<u8>)> = Vec::new();
         fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
             for e in std::fs::read_dir(dir).unwrap() {
@@ -353,6 +325,36 @@ impl World {
             }
         }
         collect(root, root, &mut files);
+
+        // Every image: devfile components (variables substituted), Dockerfile FROMs (ARG
+        // defaults), the index base. Pinned references get a generated image whose digest
+        // replaces the fixture's (no real image has a known digest here).
+        let upstream = TestRegistry::start();
+        let mut wanted_images: BTreeSet<String> = BTreeSet::new();
+        for (_, d) in devfiles(root) {
+            for img in container_images(&d) {
+                wanted_images.insert(img);
+            }
+        }
+        for (path, text) in dockerfiles() {
+            if root.join(path).parent().unwrap().parent().unwrap().exists() {
+                wanted_images.extend(from_images(text));
+            }
+        }
+        // The folder's own Dockerfiles (a generated registry has some; the fixture none).
+        for (path, bytes) in &files {
+            let name = path.rsplit('/').next().unwrap_or(path);
+            if name == "Dockerfile" || name == "Containerfile" {
+                wanted_images.extend(from_images(&String::from_utf8_lossy(bytes)));
+            }
+        }
+        wanted_images.insert("quay.io/devfile/devfile-index-base:next".into());
+        for e in samples_images() {
+            wanted_images.insert(e);
+        }
+        let (images, substitutions) = push_images(&upstream, &wanted_images);
+
+        // The registry source repository.
         for (_, bytes) in files.iter_mut() {
             let mut text = String::from_utf8_lossy(bytes).into_owned();
             for (old, new) in &substitutions {
@@ -464,6 +466,13 @@ impl World {
         World::new(&super::fixtures().join("devfile-registry"))
     }
 
+    /// The world of a generated registry of `n` stacks (see [`super::synthetic`]).
+    pub fn synthetic(n: usize) -> (World, super::synthetic::Counts) {
+        let root = tempfile::tempdir().unwrap();
+        let counts = super::synthetic::write_registry(root.path(), n);
+        (World::new(root.path()), counts)
+    }
+
     /// The `url-mirror` rules that send every upstream host to its stand-in.
     pub fn mirror_rules(&self) -> String {
         let mut out = String::new();
@@ -556,6 +565,41 @@ impl World {
 fn samples_images() -> Vec<String> {
     let d: Value = serde_saphyr::from_str(&sample_devfile("x", "1.0.0")).unwrap();
     container_images(&d)
+}
+
+/// The images the `FROM` lines of a Dockerfile pull, `ARG` defaults substituted, build stages
+/// and `scratch` skipped (read here, not with airgap's parser).
+pub fn from_images(text: &str) -> Vec<String> {
+    let mut args: BTreeMap<String, String> = BTreeMap::new();
+    let mut stages: BTreeSet<String> = BTreeSet::new();
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(arg) = line.strip_prefix("ARG ") {
+            if let Some((k, v)) = arg.trim().split_once('=') {
+                args.insert(k.to_string(), v.to_string());
+            }
+        } else if let Some(rest) = line.strip_prefix("FROM ") {
+            let mut words = rest.split_whitespace().filter(|w| !w.starts_with("--"));
+            let Some(written) = words.next() else {
+                continue;
+            };
+            let mut image = written.to_string();
+            for (k, v) in &args {
+                image = image
+                    .replace(&format!("${{{k}}}"), v)
+                    .replace(&format!("${k}"), v);
+            }
+            if image != "scratch" && !stages.contains(&image) {
+                out.push(image);
+            }
+            if let (Some(keyword), Some(alias)) = (words.next(), words.next())
+                && keyword.eq_ignore_ascii_case("as")
+            {
+                stages.insert(alias.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// `components[].container.image` of a devfile value, `{{variables}}` substituted.
