@@ -8,7 +8,6 @@
 #[path = "../tests/it/support/mod.rs"]
 mod support;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::world::World;
@@ -45,14 +44,7 @@ fn main() {
     let cold = run(&w, &["apply", "--locked"]);
     let plan = median((0..5).map(|_| run(&w, &["plan"])).collect());
     let noop = median((0..5).map(|_| run(&w, &["apply", "--locked"])).collect());
-    let steps = Command::new(env!("CARGO_BIN_EXE_airgap"))
-        .current_dir(&w.workspace)
-        .args(["plan", "--format", "json"])
-        .output()
-        .ok()
-        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
-        .and_then(|v| v["summary"]["total"].as_u64())
-        .unwrap_or(0);
+    let steps = support::plan_step_count(&w.workspace);
     println!();
     println!("airgap apply, whole community registry ({steps} steps), dir: target, release build");
     println!();

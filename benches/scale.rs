@@ -226,13 +226,7 @@ fn at(n: usize, clients: usize, seconds: u64) -> Point {
     report("apply, no-op", &noop);
     let plan = median_of(3, || measure(ws, scratch.path(), &["plan"]));
     report("plan", &plan);
-    let steps = support::airgap_cmd(ws)
-        .args(["plan", "--format", "json"])
-        .output()
-        .ok()
-        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
-        .and_then(|v| v["summary"]["total"].as_u64())
-        .unwrap_or(0);
+    let steps = support::plan_step_count(ws);
     let served = serve(ws, clients, seconds);
     for (path, row) in &served.rows {
         eprintln!(

@@ -104,6 +104,17 @@ fn clean_env(cmd: &mut Command, dir: &Path) {
         .env("GIT_CONFIG_NOSYSTEM", "1");
 }
 
+/// How many steps `airgap plan` lists for the workspace at `dir` (0 when it cannot tell).
+pub fn plan_step_count(dir: &Path) -> u64 {
+    airgap_cmd(dir)
+        .args(["plan", "--format", "json"])
+        .output()
+        .ok()
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+        .and_then(|v| v["summary"]["total"].as_u64())
+        .unwrap_or(0)
+}
+
 /// Runs `airgap ARGS…` in `dir`.
 pub fn airgap(dir: &Path, args: &[&str]) -> Run {
     airgap_cmd(dir)
