@@ -494,7 +494,8 @@ pub async fn finish(m: &Manifest, dir: &Path) -> Result<BundleInfo, BundleError>
             target: m.target.kind.describe(),
         });
     };
-    let mut problems = Layout::open_existing(dir)?.check_complete().await;
+    let layout = Layout::open_existing(dir)?;
+    let mut problems = layout.check_complete().await;
     if !problems.is_empty() {
         let more = problems.len() - 1;
         return Err(BundleError::Incomplete {
@@ -504,7 +505,6 @@ pub async fn finish(m: &Manifest, dir: &Path) -> Result<BundleInfo, BundleError>
         });
     }
     let (registry, path) = prefix.split_once('/').unwrap_or((prefix, ""));
-    let layout = Layout::open(dir)?;
     let mut images = Vec::new();
     let mut problems = Vec::new();
     for entry in layout.entries().await {
