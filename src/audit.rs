@@ -316,8 +316,12 @@ fn collect_strings(v: &serde_json::Value, at: &str, out: &mut Vec<(String, Strin
 
 /// What differs between the image apply recorded and every digest and size the lock records
 /// for it (its manifest's size, each platform's digest and size), each naming the entry.
-pub async fn lock_findings(ctx: &Ctx, image: &str, rec: &crate::state::Record) -> Vec<String> {
-    match crate::steps::image_lock_differences(ctx, image, rec).await {
+pub async fn lock_findings(
+    ctx: &Ctx,
+    image: &str,
+    outputs: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    match crate::steps::image_lock_differences(ctx, image, outputs).await {
         Ok(problems) => problems
             .into_iter()
             .map(|p| format!("image {image} does not match airgap.lock: {p}"))

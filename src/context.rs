@@ -1,5 +1,7 @@
 //! What every step runs with: the [`Ctx`] (manifest, lock, workspace caches, where outputs go,
-//! the registry client) and what a step returns, [`StepOutput`].
+//! the registry client), built once from a [`Mode`]. Steps never test the mode: what differs
+//! between modes is decided here (where outputs go, where images land, whether a built image
+//! is pushed) and in the engine (which steps an audit replays).
 //!
 //! It sits below both the engine ([`crate::exec`], which runs steps) and the steps
 //! ([`crate::steps`], which use it), so neither imports the other's layer upward.
@@ -12,15 +14,44 @@ use crate::fetch::Fetcher;
 use crate::git::GitCache;
 use crate::lock::Lockfile;
 use crate::manifest::Manifest;
-use crate::state::Record;
 use crate::workspace::Workspace;
 
-/// What a step produced: named output digests and the files it wrote (relative to the
-/// output root) with their sizes.
-#[derive(Debug, Clone, Default)]
-pub struct StepOutput {
+/// A step's outputs in the state file's form: named digests and the files it wrote (relative
+/// to the output root) with their sizes. Each kind reads and writes its own typed form
+/// (`steps::kind::from_wire`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recorded {
     pub outputs: BTreeMap<String, String>,
     pub files: BTreeMap<String, u64>,
+}
+
+/// What apply writes into, as far as step keys are concerned: the same image copied into the
+/// target registry or into a bundle for it are two different outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Output {
+    /// The manifest's target.
+    #[default]
+    Target,
+    /// A sneakernet bundle for the manifest's registry target (`apply --bundle`).
+    Bundle,
+}
+
+/// What a run writes.
+#[derive(Debug, Clone, Default)]
+pub enum Mode {
+    /// The manifest's target.
+    #[default]
+    Target,
+    /// `apply --bundle DIR`: the registry target's images go into an OCI layout at DIR
+    /// (absolute), which is also the output root.
+    Bundle(PathBuf),
+    /// `airgap audit`: the tree is rebuilt in `scratch`, images are read from the real
+    /// target, built images are not pushed, and copies are replayed from `records` (what apply
+    /// recorded).
+    Audit {
+        scratch: PathBuf,
+        records: BTreeMap<String, Recorded>,
+    },
 }
 
 /// Everything steps need; shared by all of them.
@@ -30,30 +61,29 @@ pub struct Ctx {
     pub ws: Workspace,
     pub git: GitCache,
     pub fetcher: Fetcher,
+    mode: Mode,
     /// Where the registry tree (and, for a `dir:` target or a bundle, the OCI layout) is
     /// written.
-    pub out_root: PathBuf,
-    /// The `dir:` target's folder, where its OCI layout is: `out_root` except during an audit,
-    /// which rebuilds the tree elsewhere but reads images from the real target.
-    pub target_root: PathBuf,
-    /// `apply --bundle DIR`: the registry target's images go into an OCI layout at DIR (the
-    /// output root) instead of the registry. `None` for the manifest's own target.
-    pub bundle: Option<PathBuf>,
+    out_root: PathBuf,
+    /// The `dir:` target's folder, where its OCI layout is: `out_root` except during an audit.
+    target_root: PathBuf,
     pub jobs: usize,
     repo_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     oci: tokio::sync::OnceCell<(crate::oci::Client, crate::oci::Destination)>,
-    pub progress: crate::oci::progress::Progress,
-    /// Records of steps that are replayed instead of run (`airgap audit` takes image copies
-    /// from what apply recorded: they are copies, not builds, and `verify` checks them).
-    pub replay: Option<BTreeMap<String, Record>>,
+    progress: crate::oci::progress::Progress,
 }
 
 impl Ctx {
-    pub fn new(manifest: Manifest, lock: Lockfile, jobs: usize) -> Ctx {
+    pub fn new(manifest: Manifest, lock: Lockfile, jobs: usize, mode: Mode) -> Ctx {
         let ws = Workspace::new(&manifest);
-        let out_root = match &manifest.target.kind {
+        let target_root = match &manifest.target.kind {
             crate::manifest::TargetKind::Dir { path, .. } => manifest.resolve_path(path),
             crate::manifest::TargetKind::Registry { .. } => ws.root.join("build"),
+        };
+        let (out_root, target_root) = match &mode {
+            Mode::Target => (target_root.clone(), target_root),
+            Mode::Bundle(dir) => (dir.clone(), dir.clone()),
+            Mode::Audit { scratch, .. } => (scratch.clone(), target_root),
         };
         Ctx {
             git: ws.git_cache(),
@@ -65,33 +95,62 @@ impl Ctx {
             manifest,
             lock,
             ws,
-            target_root: out_root.clone(),
+            mode,
+            target_root,
             out_root,
-            bundle: None,
             jobs: jobs.max(1),
             repo_locks: Mutex::new(HashMap::new()),
             oci: tokio::sync::OnceCell::new(),
             progress: crate::oci::progress::Progress::hidden(),
-            replay: None,
         }
     }
 
-    /// A context that writes a sneakernet bundle at `dir` (absolute) for the manifest's
-    /// registry target: the bundle is the output root and the images' destination, and its
-    /// state is its own ([`Ctx::state_dir`]).
-    pub fn for_bundle(manifest: Manifest, lock: Lockfile, jobs: usize, dir: PathBuf) -> Ctx {
-        let mut ctx = Ctx::new(manifest, lock, jobs);
-        ctx.out_root = dir.clone();
-        ctx.target_root = dir.clone();
-        ctx.bundle = Some(dir);
-        ctx
+    /// The same context reporting image copies through `progress` (before any use).
+    pub fn with_progress(mut self, progress: crate::oci::progress::Progress) -> Ctx {
+        self.progress = progress;
+        self
+    }
+
+    /// Where the registry tree is written.
+    pub fn out_root(&self) -> &std::path::Path {
+        &self.out_root
+    }
+
+    /// The bundle this context writes, if any.
+    pub fn bundle_dir(&self) -> Option<&std::path::Path> {
+        match &self.mode {
+            Mode::Bundle(dir) => Some(dir),
+            _ => None,
+        }
+    }
+
+    /// What the plan's keys name as the output.
+    pub fn output(&self) -> Output {
+        match self.mode {
+            Mode::Bundle(_) => Output::Bundle,
+            _ => Output::Target,
+        }
+    }
+
+    /// What apply recorded for the step named `name` (`describe` in words), when this run
+    /// replays copies instead of making them (an audit).
+    pub fn replayed(&self, name: &str, describe: &str) -> Option<Result<Recorded, String>> {
+        match &self.mode {
+            Mode::Audit { records, .. } => Some(
+                records
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| format!("{describe} was never applied")),
+            ),
+            _ => None,
+        }
     }
 
     /// Where the state of this output lives: the workspace for the target; for a bundle, a
     /// folder of the workspace named after the bundle's path, so that the target's records
     /// and each bundle's never stand in for one another.
     pub fn state_dir(&self) -> PathBuf {
-        match &self.bundle {
+        match self.bundle_dir() {
             None => self.ws.root.clone(),
             Some(dir) => {
                 let key = blake3::hash(dir.as_os_str().as_encoded_bytes()).to_hex();
@@ -113,7 +172,7 @@ impl Ctx {
                     ..Default::default()
                 });
                 let destination = match &self.manifest.target.kind {
-                    _ if self.bundle.is_some() => crate::oci::Destination::Layout(Arc::new(
+                    _ if self.bundle_dir().is_some() => crate::oci::Destination::Layout(Arc::new(
                         crate::oci::layout::Layout::open(&self.out_root)
                             .map_err(|e| e.to_string())?,
                     )),
@@ -163,5 +222,22 @@ impl Ctx {
     pub fn repo_lock(&self, url: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut m = self.repo_locks.lock().unwrap_or_else(|e| e.into_inner());
         m.entry(url.to_string()).or_default().clone()
+    }
+}
+
+impl Ctx {
+    /// Pushes an image built here to `target`; returns its digest. An audit builds to compare
+    /// and never writes to the target: it only computes the digest.
+    pub async fn push_built(
+        &self,
+        image: &crate::oci::LocalImage,
+        target: &crate::oci::naming::TargetRef,
+    ) -> Result<crate::oci::digest::Digest, String> {
+        if matches!(self.mode, Mode::Audit { .. }) {
+            return Ok(crate::oci::digest::Digest::of(&image.manifest));
+        }
+        let (client, destination) = self.oci().await?;
+        let outcome = client.push_image(image, target, destination).await;
+        outcome.map(|o| o.digest).map_err(|e| e.to_string())
     }
 }

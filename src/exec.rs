@@ -25,8 +25,9 @@ use futures::StreamExt;
 
 use crate::context::Ctx;
 use crate::plan::stale::StaleReason;
-use crate::plan::{self, Plan, Step};
+use crate::plan::{self, Plan};
 use crate::state::{Record, State};
+use crate::steps::{Inputs, Recorded, Step};
 
 /// A step's failure, as shown to the user.
 #[derive(Debug, Clone)]
@@ -37,14 +38,14 @@ pub struct StepFailure {
 }
 
 /// Whether a recorded step's outputs are still where it left them.
-async fn outputs_exist(ctx: &Ctx, step: &Step, rec: &Record) -> bool {
+async fn outputs_exist(ctx: &Ctx, step: &Step, rec: &Recorded) -> bool {
     for (file, size) in &rec.files {
-        match std::fs::metadata(ctx.out_root.join(file)) {
+        match std::fs::metadata(ctx.out_root().join(file)) {
             Ok(m) if m.len() == *size => {}
             _ => return false,
         }
     }
-    crate::steps::outputs_exist(ctx, step, rec).await
+    step.id.present(ctx, rec).await
 }
 
 /// The status of one step before running.
@@ -64,7 +65,7 @@ pub async fn statuses(plan: &Plan, state: &State, ctx: &Ctx) -> Vec<Status> {
             .map(|i| {
                 let step = &plan.steps[i];
                 let stale_dep = step.key_deps().find_map(|d| {
-                    let j = plan.steps.iter().position(|s| &s.id == d)?;
+                    let j = plan.position(d)?;
                     matches!(out[j], Some(Status::Stale(_))).then(|| plan.steps[j].describe.clone())
                 });
                 async move {
@@ -89,30 +90,49 @@ pub async fn statuses(plan: &Plan, state: &State, ctx: &Ctx) -> Vec<Status> {
         .collect()
 }
 
-fn dep_outputs(step: &Step, state: &State) -> BTreeMap<String, BTreeMap<String, String>> {
-    step.key_deps()
+/// The recorded outputs of a step's dependencies, from the state.
+fn inputs_of(plan: &Plan, step: &Step, state: &State) -> Inputs {
+    Inputs::new(
+        step.deps
+            .iter()
+            .filter_map(|d| {
+                let name = &plan.step(d)?.name;
+                Some((d.clone(), state.recorded(name)?))
+            })
+            .collect(),
+    )
+}
+
+/// The key input of a step: its configuration, lock entries, and the outputs of the
+/// dependencies its key reads.
+fn key_input(plan: &Plan, step: &Step, inputs: &Inputs) -> serde_json::Value {
+    let deps: BTreeMap<String, BTreeMap<String, String>> = step
+        .key_deps()
+        .filter_map(|d| plan.step(d))
         .map(|d| {
-            (
-                d.clone(),
-                state.get(d).map(|r| r.outputs).unwrap_or_default(),
-            )
+            let outputs = inputs
+                .recorded(&d.id)
+                .map(|r| r.outputs.clone())
+                .unwrap_or_default();
+            (d.name.clone(), outputs)
         })
-        .collect()
+        .collect();
+    plan::key_input(step, &deps)
 }
 
 async fn status_of(plan: &Plan, step: &Step, state: &State, ctx: &Ctx) -> Status {
-    let input = plan::key_input(step, &dep_outputs(step, state));
+    let input = key_input(plan, step, &inputs_of(plan, step, state));
     let key = plan::key_of(&input);
-    match state.get(&step.id) {
+    match state.get(&step.name) {
         None => Status::Stale(StaleReason::NeverBuilt),
         Some(rec) if rec.key != key => {
             Status::Stale(plan::stale::dirty_reason(step, &rec.input, &input, plan))
         }
         Some(rec) => {
-            if outputs_exist(ctx, step, &rec).await {
+            if outputs_exist(ctx, step, &rec.recorded()).await {
                 Status::Fresh
             } else {
-                Status::Stale(crate::steps::missing_reason(step))
+                Status::Stale(step.id.missing(&step.describe))
             }
         }
     }
@@ -153,31 +173,41 @@ pub enum Event<'a> {
 /// Runs every stale step of the plan, level by level.
 pub async fn run(plan: &Plan, state: &State, ctx: &Ctx, progress: &dyn Fn(Event)) -> RunReport {
     let mut report = RunReport::default();
-    let mut failed: BTreeMap<String, ()> = BTreeMap::new();
+    let mut failed: std::collections::HashSet<&crate::steps::StepId> = Default::default();
     // The unreachable hosts already reported by a failed step.
     let mut reported: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     for level in &plan.levels {
         let results: Vec<(usize, Outcome)> = futures::stream::iter(level.iter().copied())
             .map(|i| {
                 let step = &plan.steps[i];
-                let blocked = step.deps.iter().any(|d| failed.contains_key(d));
+                let blocked = step.deps.iter().any(|d| failed.contains(d));
                 async move {
                     if blocked {
                         return (i, Outcome::Skipped);
                     }
-                    let input = plan::key_input(step, &dep_outputs(step, state));
+                    let inputs = inputs_of(plan, step, state);
+                    let input = key_input(plan, step, &inputs);
                     let key = plan::key_of(&input);
-                    if let Some(rec) = state.get(&step.id)
+                    if let Some(rec) = state.get(&step.name)
                         && rec.key == key
-                        && outputs_exist(ctx, step, &rec).await
+                        && outputs_exist(ctx, step, &rec.recorded()).await
                     {
                         return (i, Outcome::Fresh);
                     }
                     progress(Event::Started(step));
-                    match crate::steps::run(ctx, step, state).await {
+                    let replayed = step
+                        .id
+                        .replayed_in_audit()
+                        .then(|| ctx.replayed(&step.name, &step.describe))
+                        .flatten();
+                    let ran = match replayed {
+                        Some(replay) => replay,
+                        None => step.id.run(ctx, &inputs).await,
+                    };
+                    match ran {
                         Ok(out) => {
                             let rec = Record {
-                                step: step.id.clone(),
+                                step: step.name.clone(),
                                 key,
                                 input,
                                 outputs: out.outputs,
@@ -203,7 +233,7 @@ pub async fn run(plan: &Plan, state: &State, ctx: &Ctx, progress: &dyn Fn(Event)
                 Outcome::Fresh => report.fresh += 1,
                 Outcome::Skipped => {
                     report.skipped += 1;
-                    failed.insert(step.id.clone(), ());
+                    failed.insert(&step.id);
                 }
                 Outcome::Failed(message) => {
                     let cause = unreachable.iter().find(|u| message.contains(u.as_str()));
@@ -213,12 +243,12 @@ pub async fn run(plan: &Plan, state: &State, ctx: &Ctx, progress: &dyn Fn(Event)
                     } else {
                         progress(Event::Failed(step, &message));
                         report.failures.push(StepFailure {
-                            step: step.id.clone(),
+                            step: step.name.clone(),
                             describe: step.describe.clone(),
                             message,
                         });
                     }
-                    failed.insert(step.id.clone(), ());
+                    failed.insert(&step.id);
                 }
             }
         }

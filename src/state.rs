@@ -32,6 +32,16 @@ pub struct Record {
     pub files: BTreeMap<String, u64>,
 }
 
+impl Record {
+    /// The step's outputs, as dependents read them.
+    pub fn recorded(&self) -> crate::context::Recorded {
+        crate::context::Recorded {
+            outputs: self.outputs.clone(),
+            files: self.files.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct StateFile {
     version: u32,
@@ -95,6 +105,15 @@ impl State {
             owned: Mutex::new(owned),
             journal: Mutex::new(None),
         })
+    }
+
+    /// The outputs recorded for `step` (without the key input: cheaper than [`State::get`]).
+    pub fn recorded(&self, step: &str) -> Option<crate::context::Recorded> {
+        self.steps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(step)
+            .map(Record::recorded)
     }
 
     pub fn get(&self, step: &str) -> Option<Record> {

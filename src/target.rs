@@ -70,8 +70,8 @@ pub enum TargetError {
 /// Checks the output folder and removes airgap's own files that the plan no longer produces.
 /// Nothing is removed or written when the folder is refused.
 pub fn prepare(plan: &Plan, state: &State, ctx: &Ctx) -> Result<(), TargetError> {
-    let root = &ctx.out_root;
-    if ctx.bundle.is_some()
+    let root = ctx.out_root();
+    if ctx.bundle_dir().is_some()
         || matches!(
             ctx.manifest.target.kind,
             crate::manifest::TargetKind::Dir { .. }
@@ -85,7 +85,7 @@ pub fn prepare(plan: &Plan, state: &State, ctx: &Ctx) -> Result<(), TargetError>
     let produced: BTreeSet<String> = plan
         .steps
         .iter()
-        .filter_map(|s| state.get(&s.id))
+        .filter_map(|s| state.get(&s.name))
         .flat_map(|r| r.files.into_keys())
         .collect();
 
@@ -97,7 +97,7 @@ pub fn prepare(plan: &Plan, state: &State, ctx: &Ctx) -> Result<(), TargetError>
         Err(source) => {
             return Err(TargetError::Io {
                 what: "read",
-                path: root.clone(),
+                path: root.to_path_buf(),
                 source,
             });
         }
@@ -130,7 +130,7 @@ pub fn prepare(plan: &Plan, state: &State, ctx: &Ctx) -> Result<(), TargetError>
     }
     if foreign.is_empty()
         && (root.join("oci-layout").exists() || root.join("index.json").exists())
-        && let Err(e) = crate::oci::layout::Layout::open_existing(root.clone())
+        && let Err(e) = crate::oci::layout::Layout::open_existing(root)
     {
         foreign.push(format!("index.json ({e})"));
     }
@@ -138,7 +138,7 @@ pub fn prepare(plan: &Plan, state: &State, ctx: &Ctx) -> Result<(), TargetError>
         let more = foreign.len().saturating_sub(LISTED);
         foreign.truncate(LISTED);
         return Err(TargetError::Foreign {
-            target: root.clone(),
+            target: root.to_path_buf(),
             files: foreign,
             more,
         });
@@ -248,7 +248,7 @@ fn remove_empty_dirs(dir: &Path) -> bool {
 /// (apply would treat the user's files as its own), not inside the workspace, a path source
 /// or a mirror folder (it would read what it writes).
 fn check_overlap(ctx: &Ctx) -> Result<(), TargetError> {
-    let target = normalized(&ctx.out_root);
+    let target = normalized(ctx.out_root());
     let m = &ctx.manifest;
     let mut inside_forbidden: Vec<(&'static str, PathBuf)> =
         vec![("the workspace", normalized(&ctx.ws.root))];

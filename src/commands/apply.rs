@@ -9,7 +9,6 @@ use super::lock::{OutdatedLock, satisfied_lock};
 use super::plan::{Format, plan_and_ctx, print_plan};
 use crate::error::Report;
 use crate::exec::{self, Event};
-use crate::plan::StepKind;
 use crate::workspace::{Workspace, load_manifest, load_state, runtime};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -66,12 +65,11 @@ pub fn run(
     // bytes moved, one line per image in flight; plain lines otherwise); other steps print a
     // line when they start, above the bars.
     let multi = indicatif::MultiProgress::new();
-    let mut ctx = ctx;
-    ctx.progress = crate::oci::progress::Progress::new(multi.clone());
+    let ctx = ctx.with_progress(crate::oci::progress::Progress::new(multi.clone()));
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let report = rt.block_on(exec::run(&plan, &state, &ctx, &|event| {
         let line = match event {
-            Event::Started(step) if matches!(step.kind, StepKind::Image { .. }) => return,
+            Event::Started(step) if step.id.as_image().is_some() => return,
             Event::Started(step) => format!("{:>12} {}", "Running", step.describe),
             Event::Failed(step, message) => {
                 format!("{:>12} {}: {message}", "Failed", step.describe)
@@ -83,11 +81,12 @@ pub fn run(
             eprintln!("{line}");
         }
     }));
-    let ids: std::collections::BTreeSet<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
+    let ids: std::collections::BTreeSet<&str> =
+        plan.steps.iter().map(|s| s.name.as_str()).collect();
     state
         .compact(&|id| ids.contains(id))
         .map_err(|e| Box::new(e) as Report)?;
-    crate::staging::forget_claims(&ctx.out_root);
+    crate::staging::forget_claims(ctx.out_root());
     eprintln!(
         "{:>12} {} steps in {:.2}s: {} ran, {} fresh{}{}",
         if report.failures.is_empty() {
@@ -111,7 +110,7 @@ pub fn run(
         },
     );
     if report.failures.is_empty() {
-        if let Some(dir) = &ctx.bundle {
+        if let Some(dir) = ctx.bundle_dir() {
             let info = rt
                 .block_on(crate::bundle::finish(&ctx.manifest, dir))
                 .map_err(|e| Box::new(e) as Report)?;

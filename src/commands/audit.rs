@@ -6,24 +6,30 @@ use std::process::ExitCode;
 
 use super::load_built;
 use crate::audit::{Findings, lock_findings};
-use crate::context::Ctx;
+use crate::context::{Ctx, Mode};
 use crate::error::{IoError, Report};
 use crate::exec;
-use crate::plan::StepKind;
 use crate::workspace::{load_state, runtime};
 
 /// `airgap audit`.
 pub fn run(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
     let (m, lock, plan) = load_built(manifest)?;
-    let real = Ctx::new(m.clone(), lock.clone(), jobs);
+    let real = Ctx::new(m.clone(), lock.clone(), jobs, Mode::Target);
     let recorded = load_state(&real.ws.root)?;
     let scratch = tempfile::Builder::new()
         .prefix("airgap-audit-")
         .tempdir()
         .map_err(|e| IoError::report("cannot make a scratch folder", e))?;
-    let mut ctx = Ctx::new(m, lock, jobs);
-    ctx.out_root = scratch.path().join("out");
-    ctx.replay = Some(recorded.records());
+    let records = recorded
+        .records()
+        .into_iter()
+        .map(|(name, r)| (name, r.recorded()))
+        .collect();
+    let mode = Mode::Audit {
+        scratch: scratch.path().join("out"),
+        records,
+    };
+    let ctx = Ctx::new(m, lock, jobs, mode);
     let state = load_state(&scratch.path().join("state"))?;
     let rt = runtime(jobs)?;
     eprintln!(
@@ -40,23 +46,23 @@ pub fn run(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
     // Image copies are not rebuilt, but what landed must still be what the lock records.
     rt.block_on(async {
         for step in &plan.steps {
-            let StepKind::Image { image } = &step.kind else {
+            let Some(image) = step.id.as_image() else {
                 continue;
             };
-            if let Some(rec) = recorded.get(&step.id) {
-                findings.extend(lock_findings(&ctx, image, &rec).await);
+            if let Some(rec) = recorded.recorded(&step.name) {
+                findings.extend(lock_findings(&ctx, image, &rec.outputs).await);
             }
         }
     });
     let mut compared = 0usize;
     for step in &plan.steps {
-        if matches!(step.kind, StepKind::Image { .. }) {
+        if step.id.replayed_in_audit() {
             continue;
         }
-        let Some(rebuilt) = state.get(&step.id) else {
+        let Some(rebuilt) = state.recorded(&step.name) else {
             continue;
         };
-        let Some(applied) = recorded.get(&step.id) else {
+        let Some(applied) = recorded.recorded(&step.name) else {
             findings.push(format!("{} was never applied", step.describe));
             continue;
         };
@@ -79,8 +85,8 @@ pub fn run(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
         }
         for file in rebuilt.files.keys() {
             compared += 1;
-            let mine = std::fs::read(ctx.out_root.join(file)).ok();
-            let theirs = std::fs::read(real.out_root.join(file)).ok();
+            let mine = std::fs::read(ctx.out_root().join(file)).ok();
+            let theirs = std::fs::read(real.out_root().join(file)).ok();
             match (mine, theirs) {
                 (Some(a), Some(b)) if a == b => {}
                 (Some(_), Some(_)) => {

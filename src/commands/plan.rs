@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::lock::{OutdatedLock, satisfied_lock};
-use crate::context::Ctx;
+use crate::context::{Ctx, Mode};
 use crate::error::Report;
 use crate::exec::{self, Status};
 use crate::lock::Lockfile;
 use crate::manifest::Manifest;
-use crate::plan::{Output, Plan};
+use crate::plan::Plan;
 use crate::workspace::{Workspace, load_manifest, load_state, runtime};
 
 /// How a plan is printed.
@@ -52,16 +52,13 @@ pub fn plan_and_ctx(
     jobs: usize,
     bundle: Option<PathBuf>,
 ) -> Result<(Plan, Ctx), Report> {
-    let output = if bundle.is_some() {
-        Output::Bundle
-    } else {
-        Output::Target
+    let mode = match bundle {
+        Some(dir) => Mode::Bundle(dir),
+        None => Mode::Target,
     };
-    let plan = Plan::build_for(&m, &lock, output).map_err(|e| Box::new(e) as Report)?;
-    let ctx = match bundle {
-        Some(dir) => Ctx::for_bundle(m, lock, jobs, dir),
-        None => Ctx::new(m, lock, jobs),
-    };
+    let ctx = Ctx::new(m, lock, jobs, mode);
+    let plan = Plan::build_for(&ctx.manifest, &ctx.lock, ctx.output())
+        .map_err(|e| Box::new(e) as Report)?;
     Ok((plan, ctx))
 }
 
@@ -99,8 +96,8 @@ pub fn print_plan(plan: &Plan, statuses: &[Status], format: Format, only_stale: 
                 .zip(statuses)
                 .filter(|(_, s)| !only_stale || matches!(s, Status::Stale(_)))
                 .map(|(step, status)| match status {
-                    Status::Fresh => serde_json::json!({"id": step.id, "describe": step.describe, "status": "fresh"}),
-                    Status::Stale(r) => serde_json::json!({"id": step.id, "describe": step.describe, "status": "stale", "reason": r.to_string()}),
+                    Status::Fresh => serde_json::json!({"id": step.name, "describe": step.describe, "status": "fresh"}),
+                    Status::Stale(r) => serde_json::json!({"id": step.name, "describe": step.describe, "status": "stale", "reason": r.to_string()}),
                 })
                 .collect();
             let doc = serde_json::json!({

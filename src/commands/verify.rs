@@ -6,15 +6,15 @@ use std::process::ExitCode;
 
 use super::load_built;
 use crate::audit::{Findings, download_findings, lock_findings, scan_tree, upstream_hosts};
-use crate::context::Ctx;
+use crate::context::{Ctx, Mode};
 use crate::error::Report;
-use crate::plan::StepKind;
+use crate::steps::ImageOut;
 use crate::workspace::{load_state, runtime};
 
 /// `airgap verify`.
 pub fn run(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
     let (m, lock, plan) = load_built(manifest)?;
-    let ctx = Ctx::new(m, lock, jobs);
+    let ctx = Ctx::new(m, lock, jobs, Mode::Target);
     let state = load_state(&ctx.ws.root)?;
     let rt = runtime(jobs)?;
     let mut findings = Vec::new();
@@ -30,19 +30,15 @@ pub fn run(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
         let prefix =
             crate::oci::naming::TargetPrefix::parse(ctx.manifest.target.kind.image_prefix()).ok();
         for step in &plan.steps {
-            let StepKind::Image { image } = &step.kind else {
+            let Some(image) = step.id.as_image() else {
                 continue;
             };
-            let Some(rec) = state.get(&step.id) else {
+            let Some(rec) = state.recorded(&step.name) else {
                 findings.push(format!("image {image} was never applied"));
                 continue;
             };
-            let (Some(digest), Some(prefix)) = (
-                rec.outputs
-                    .get("digest")
-                    .and_then(|d| d.parse::<crate::oci::digest::Digest>().ok()),
-                prefix.as_ref(),
-            ) else {
+            let landed = crate::steps::kind::from_wire::<ImageOut>(&rec.outputs).ok();
+            let (Some(ImageOut { digest, .. }), Some(prefix)) = (landed, prefix.as_ref()) else {
                 findings.push(format!("image {image}: apply recorded no digest"));
                 continue;
             };
@@ -68,7 +64,9 @@ pub fn run(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
                     findings.push(format!("image {target} is not at the target with {digest}"))
                 }
                 (Ok(true), Err(e)) => findings.push(format!("image {target}: {e}")),
-                (Ok(true), Ok(_)) => findings.extend(lock_findings(&ctx, image, &rec).await),
+                (Ok(true), Ok(_)) => {
+                    findings.extend(lock_findings(&ctx, image, &rec.outputs).await)
+                }
             }
         }
     });

@@ -197,6 +197,25 @@ pub struct LockedIndexImage {
 }
 
 impl Lockfile {
+    /// The projects declared by stack version (or sample) `owner` of `source`, in order: a
+    /// range of the sorted keys, not a scan of them all.
+    pub fn projects_of<'a>(
+        &'a self,
+        source: &'a str,
+        owner: &'a str,
+    ) -> impl Iterator<Item = &'a ProjectKey> + 'a {
+        let start = ProjectKey {
+            source: source.to_string(),
+            owner: owner.to_string(),
+            kind: ProjectKind::Starter,
+            name: String::new(),
+        };
+        self.projects
+            .range(start..)
+            .map(|(k, _)| k)
+            .take_while(move |k| k.source == source && k.owner == owner)
+    }
+
     /// Where a project's zip goes in the registry tree (relative to `registry/`): beside the
     /// devfile that declares it, as upstream's build (`dl_starter_projects.sh`) puts it. A starter
     /// project of a stack in the versioned layout (`stack.yaml`) with a single version goes into

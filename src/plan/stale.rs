@@ -6,7 +6,8 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::{Plan, Step, StepKind, id_words};
+use super::Plan;
+use crate::steps::Step;
 
 /// Why a step is stale. Each variant carries what its sentence names (a step's description,
 /// an image, a URL…); [`fmt::Display`] gives the sentence.
@@ -166,63 +167,36 @@ impl fmt::Display for StaleReason {
 
 /// Why a step whose key changed must run again.
 pub fn dirty_reason(step: &Step, old: &Value, new: &Value, plan: &Plan) -> StaleReason {
-    let describe = || step.describe.clone();
     if old["schema"] != new["schema"] {
         return StaleReason::FormatChanged;
     }
     if old["lock"] != new["lock"] {
-        return match &step.kind {
-            StepKind::Devfile { .. } => {
-                if old["lock"]["devfile"] != new["lock"]["devfile"] {
-                    StaleReason::Changed { step: describe() }
-                } else {
-                    StaleReason::UsesChanged { step: describe() }
-                }
-            }
-            StepKind::Archive { id, .. } => StaleReason::ArchiveFilesChanged {
-                stack: id_words(id),
-            },
-            StepKind::Image { image } => StaleReason::ImageRelocked {
-                image: image.clone(),
-            },
-            StepKind::Project { .. } => StaleReason::ProjectRelocked { step: describe() },
-            StepKind::Source { source } => StaleReason::SourceRelocked {
-                source: source.clone(),
-            },
-            StepKind::Download { url } => StaleReason::DownloadRelocked { url: url.clone() },
-            StepKind::Sample { .. } => StaleReason::SampleRelocked { step: describe() },
-            StepKind::StackYaml { .. } | StepKind::Extra | StepKind::StackArtifact { .. } => {
-                StaleReason::Changed { step: describe() }
-            }
-            StepKind::LastModified | StepKind::IndexJson => {
-                StaleReason::MembersChanged { step: describe() }
-            }
-            StepKind::IndexImage => StaleReason::IndexBaseRelocked { step: describe() },
-        };
+        return step.id.relocked(&old["lock"], &new["lock"], &step.describe);
     }
     if old["config"] != new["config"] {
-        return StaleReason::ConfigChanged { step: describe() };
+        return StaleReason::ConfigChanged {
+            step: step.describe.clone(),
+        };
     }
     if old["deps"] != new["deps"] {
         let empty = serde_json::Map::new();
         let o = old["deps"].as_object().unwrap_or(&empty);
         let n = new["deps"].as_object().unwrap_or(&empty);
-        let changed: Vec<String> = n
+        let changed: Vec<&String> = n
             .iter()
             .filter(|(k, v)| o.get(*k) != Some(*v))
-            .map(|(k, _)| k.clone())
-            .chain(o.keys().filter(|k| !n.contains_key(*k)).cloned())
+            .map(|(k, _)| k)
+            .chain(o.keys().filter(|k| !n.contains_key(*k)))
             .collect();
-        if step.kind == StepKind::IndexImage
-            && let Some(reason) = index_image_reason(&changed, plan)
-        {
+        let steps: Vec<&Step> = changed.iter().filter_map(|k| plan.step_named(k)).collect();
+        if let Some(reason) = step.id.deps_changed(&steps) {
             return reason;
         }
         if let Some(first) = changed.first() {
             let name = plan
-                .step(first)
+                .step_named(first)
                 .map(|s| s.describe.clone())
-                .unwrap_or_else(|| first.clone());
+                .unwrap_or_else(|| first.to_string());
             return StaleReason::InputChanged {
                 input: name,
                 more: changed.len() - 1,
@@ -230,117 +204,4 @@ pub fn dirty_reason(step: &Step, old: &Value, new: &Value, plan: &Plan) -> Stale
         }
     }
     StaleReason::InputsChanged
-}
-
-/// Why the devfile-index image is stale, from the dependencies whose outputs changed: its
-/// base image, or the registry tree (naming the first changed part).
-fn index_image_reason(changed: &[String], plan: &Plan) -> Option<StaleReason> {
-    let describe = |id: &String| {
-        plan.step(id)
-            .map(|s| s.describe.clone())
-            .unwrap_or_else(|| id.clone())
-    };
-    if let Some(base) = changed.iter().find(|id| id.starts_with("image:")) {
-        return Some(StaleReason::IndexBaseChanged {
-            base: describe(base),
-        });
-    }
-    let tree: Vec<&String> = changed
-        .iter()
-        .filter(|id| id.as_str() != "index-json")
-        .collect();
-    match tree.as_slice() {
-        [] if changed.is_empty() => None,
-        [] => Some(StaleReason::TreeChanged {
-            first: "index.json".into(),
-            more: 0,
-        }),
-        [first, rest @ ..] => Some(StaleReason::TreeChanged {
-            first: describe(first),
-            more: rest.len(),
-        }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use serde_json::json;
-
-    use super::super::{INDEX_IMAGE_STEP, key_input};
-    use super::*;
-
-    fn step(id: &str, kind: StepKind, describe: &str, deps: &[&str]) -> Step {
-        Step {
-            id: id.into(),
-            kind,
-            deps: deps.iter().map(|d| d.to_string()).collect(),
-            describe: describe.into(),
-            config: json!({}),
-            lock: json!({}),
-        }
-    }
-
-    #[test]
-    fn the_index_image_says_whether_the_tree_or_its_base_changed() {
-        let plan = Plan::from_steps(vec![
-            step(
-                "image:b",
-                StepKind::Image { image: "b".into() },
-                "image b",
-                &[],
-            ),
-            step("index-json", StepKind::IndexJson, "index.json", &[]),
-            step(
-                "devfile:s/go",
-                StepKind::Devfile {
-                    source: "s".into(),
-                    id: "go".into(),
-                },
-                "devfile of go",
-                &[],
-            ),
-            step(
-                "devfile:s/udi",
-                StepKind::Devfile {
-                    source: "s".into(),
-                    id: "udi".into(),
-                },
-                "devfile of udi",
-                &[],
-            ),
-            step(
-                INDEX_IMAGE_STEP,
-                StepKind::IndexImage,
-                "devfile-index image",
-                &["image:b", "index-json", "devfile:s/go", "devfile:s/udi"],
-            ),
-        ]);
-        let image = plan.step(INDEX_IMAGE_STEP).unwrap();
-        let deps = |go: &str, udi: &str, index: &str, base: &str| {
-            let out = |d: &str| BTreeMap::from([("digest".to_string(), d.to_string())]);
-            BTreeMap::from([
-                ("devfile:s/go".to_string(), out(go)),
-                ("devfile:s/udi".to_string(), out(udi)),
-                ("index-json".to_string(), out(index)),
-                ("image:b".to_string(), out(base)),
-            ])
-        };
-        let old = key_input(image, &deps("1", "1", "1", "1"));
-        let reason = |new| dirty_reason(image, &old, &key_input(image, &new), &plan).to_string();
-        assert_eq!(
-            reason(deps("2", "1", "2", "1")),
-            "the registry tree changed (devfile of go)"
-        );
-        assert_eq!(
-            reason(deps("2", "2", "2", "1")),
-            "the registry tree changed (devfile of go and 1 more)"
-        );
-        assert_eq!(
-            reason(deps("1", "1", "2", "1")),
-            "the registry tree changed (index.json)"
-        );
-        assert_eq!(reason(deps("2", "1", "2", "2")), "its base image b changed");
-    }
 }

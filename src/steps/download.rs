@@ -1,17 +1,71 @@
 //! Icons and parent devfiles: downloaded into the content-addressed cache, checked against
 //! the locked sha256 and size.
 
-use crate::context::{Ctx, StepOutput};
-use crate::lock::LockedDownload;
+use std::fmt;
 
-pub async fn run(ctx: &Ctx, url: &str) -> Result<StepOutput, String> {
-    bytes(ctx, url).await?;
-    let mut out = StepOutput::default();
-    out.outputs.insert(
-        "sha256".into(),
-        format!("sha256:{}", locked(ctx, url)?.sha256),
-    );
-    Ok(out)
+use serde_json::json;
+
+use super::kind::{Done, Inputs, Kind, PlanError, PlanInput, Step};
+use crate::context::Ctx;
+use crate::lock::LockedDownload;
+use crate::plan::stale::StaleReason;
+
+/// Download one icon or parent devfile into the cache, checked against its hash.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Download {
+    pub url: String,
+}
+
+impl fmt::Display for Download {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "download:{}", self.url)
+    }
+}
+
+/// The downloaded bytes' digest (`sha256:…`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DownloadOut {
+    pub sha256: String,
+}
+
+impl Kind for Download {
+    type Out = DownloadOut;
+
+    fn plan(p: &PlanInput<'_>, steps: &mut Vec<Step>) -> Result<(), PlanError> {
+        for (url, d) in &p.lock.downloads {
+            let id = Download { url: url.clone() };
+            steps.push(
+                Step::new(id, format!("download {url}"))
+                    .lock(json!({"sha256": d.sha256, "size": d.size})),
+            );
+        }
+        Ok(())
+    }
+
+    async fn run(&self, ctx: &Ctx, _: &Inputs) -> Result<Done<DownloadOut>, String> {
+        bytes(ctx, &self.url).await?;
+        Ok(Done::new(DownloadOut {
+            sha256: format!("sha256:{}", locked(ctx, &self.url)?.sha256),
+        }))
+    }
+
+    async fn present(&self, ctx: &Ctx, out: &DownloadOut) -> bool {
+        ctx.fetcher
+            .cached(out.sha256.trim_start_matches("sha256:"))
+            .is_some()
+    }
+
+    fn missing(&self, _: &str) -> StaleReason {
+        StaleReason::DownloadMissing {
+            url: self.url.clone(),
+        }
+    }
+
+    fn relocked(&self, _: &serde_json::Value, _: &serde_json::Value, _: &str) -> StaleReason {
+        StaleReason::DownloadRelocked {
+            url: self.url.clone(),
+        }
+    }
 }
 
 /// Bytes of a locked download: from the cache, else fetched; checked against the lock's

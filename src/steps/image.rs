@@ -6,9 +6,13 @@
 //! otherwise fails the step rather than being trusted.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::str::FromStr;
 
-use crate::context::{Ctx, StepOutput};
+use serde_json::json;
+
+use super::kind::{Done, Inputs, Kind, PlanError, PlanInput, Step};
+use crate::context::Ctx;
 use crate::lock::ResolvedDigest;
 use crate::oci::digest::Digest;
 use crate::oci::naming::{TargetPrefix, TargetRef};
@@ -16,7 +20,72 @@ use crate::oci::reference::ImageRef;
 use crate::oci::{
     Client, CopyRequest, Destination, PlatformManifest, Platforms, describe_manifest,
 };
-use crate::state::Record;
+use crate::plan::stale::StaleReason;
+
+/// Copy one image to the target, by digest.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Image {
+    /// The image's key in the lock.
+    pub image: String,
+}
+
+impl fmt::Display for Image {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "image:{}", self.image)
+    }
+}
+
+/// What landed: the digest and the pinned reference devfiles are rewritten to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ImageOut {
+    pub digest: Digest,
+    pub reference: String,
+}
+
+impl Kind for Image {
+    type Out = ImageOut;
+    const REPLAYED_IN_AUDIT: bool = true;
+
+    fn plan(p: &PlanInput<'_>, steps: &mut Vec<Step>) -> Result<(), PlanError> {
+        for (image, entry) in &p.lock.images {
+            let id = Image {
+                image: image.clone(),
+            };
+            steps.push(
+                Step::new(id, format!("image {image}"))
+                    .config(
+                        json!({"target": entry.target, "to": p.target, "platforms": p.platforms}),
+                    )
+                    .lock(json!(entry.resolved)),
+            );
+        }
+        Ok(())
+    }
+
+    async fn run(&self, ctx: &Ctx, _: &Inputs) -> Result<Done<ImageOut>, String> {
+        run(ctx, &self.image).await
+    }
+
+    /// Whether the image is still at the target with the digest the step recorded.
+    async fn present(&self, ctx: &Ctx, out: &ImageOut) -> bool {
+        let Ok(req) = request(ctx, &self.image) else {
+            return false;
+        };
+        super::target_holds(ctx, &req.target, &out.digest).await
+    }
+
+    fn missing(&self, _: &str) -> StaleReason {
+        StaleReason::ImageMissing {
+            image: self.image.clone(),
+        }
+    }
+
+    fn relocked(&self, _: &serde_json::Value, _: &serde_json::Value, _: &str) -> StaleReason {
+        StaleReason::ImageRelocked {
+            image: self.image.clone(),
+        }
+    }
+}
 
 /// The upstream image (pinned to its locked digest) and where it lands.
 pub(super) fn request(ctx: &Ctx, image: &str) -> Result<CopyRequest, String> {
@@ -55,7 +124,7 @@ pub(super) fn request(ctx: &Ctx, image: &str) -> Result<CopyRequest, String> {
     })
 }
 
-pub async fn run(ctx: &Ctx, image: &str) -> Result<StepOutput, String> {
+async fn run(ctx: &Ctx, image: &str) -> Result<Done<ImageOut>, String> {
     let req = request(ctx, image)?;
     let (client, destination) = ctx.oci().await?;
     let outcome = client
@@ -78,36 +147,24 @@ pub async fn run(ctx: &Ctx, image: &str) -> Result<StepOutput, String> {
             problems.join("; ")
         ));
     }
-    let mut out = StepOutput::default();
-    out.outputs
-        .insert("digest".into(), outcome.digest.to_string());
-    out.outputs
-        .insert("reference".into(), req.target.pinned(&outcome.digest));
-    Ok(out)
+    Ok(Done::new(ImageOut {
+        reference: req.target.pinned(&outcome.digest),
+        digest: outcome.digest,
+    }))
 }
 
-/// Whether the image is still at the target with the digest the step recorded.
-pub async fn present(ctx: &Ctx, image: &str, rec: &Record) -> bool {
-    let Ok(req) = request(ctx, image) else {
-        return false;
-    };
-    super::target_holds(ctx, &req.target, rec).await
-}
-
-/// [`lock_differences`] for the image whose landing apply recorded in `rec`.
+/// [`lock_differences`] for the image whose landing apply recorded (`outputs`, in the state
+/// file's form).
 pub async fn recorded_lock_differences(
     ctx: &Ctx,
     image: &str,
-    rec: &Record,
+    outputs: &BTreeMap<String, String>,
 ) -> Result<Vec<String>, String> {
     let req = request(ctx, image)?;
-    let digest = rec
-        .outputs
-        .get("digest")
-        .and_then(|d| Digest::from_str(d).ok())
-        .ok_or_else(|| format!("apply recorded no digest for image {image}"))?;
+    let out: ImageOut = super::kind::from_wire(outputs)
+        .map_err(|_| format!("apply recorded no digest for image {image}"))?;
     let (client, destination) = ctx.oci().await?;
-    lock_differences(ctx, client, destination, image, &req.target, &digest).await
+    lock_differences(ctx, client, destination, image, &req.target, &out.digest).await
 }
 
 /// What differs between the image that landed at `target` (its top manifest `digest`, read

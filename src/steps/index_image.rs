@@ -31,21 +31,138 @@
 //! repository.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::str::FromStr;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use super::StepId;
+use super::image::Image;
+use super::kind::{Done, Inputs, Kind, PlanError, PlanInput, Step};
 use crate::archive::{self, Entry};
-use crate::context::{Ctx, StepOutput};
+use crate::context::Ctx;
 use crate::lock::LockedIndexImage;
 use crate::oci::digest::Digest;
 use crate::oci::media::{self, Parsed};
 use crate::oci::naming::{TargetPrefix, TargetRef};
 use crate::oci::{BlobData, LocalBlob, LocalImage};
-use crate::plan::Step;
-use crate::state::{Record, State};
+use crate::plan::stale::StaleReason;
 use crate::tree_paths::{INDEX_JSON, in_registry};
+
+/// The `devfile-index` image: the mirrored base plus one layer holding `/registry`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct IndexImage;
+
+impl fmt::Display for IndexImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("index-image")
+    }
+}
+
+/// The image that landed, the digest of its tree layer, and the pinned reference.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct IndexImageOut {
+    pub digest: Digest,
+    pub layer: Digest,
+    pub reference: String,
+}
+
+impl Kind for IndexImage {
+    type Out = IndexImageOut;
+
+    /// The image reads every file of the tree (its layer is the tree), not only index.json:
+    /// a devfile can change without changing the index.
+    fn plan(p: &PlanInput<'_>, steps: &mut Vec<Step>) -> Result<(), PlanError> {
+        let Some(ii) = &p.lock.index_image else {
+            return Ok(());
+        };
+        let base = crate::lock::resolve::canonical_image(&ii.base).map_err(|_| {
+            PlanError::MissingEntry {
+                what: format!("image `{}`", ii.base),
+                user: "the index image".into(),
+            }
+        })?;
+        if !p.lock.images.contains_key(&base) {
+            return Err(PlanError::MissingEntry {
+                what: format!("image `{base}`"),
+                user: format!("the {} image", ii.name),
+            });
+        }
+        let prefix = p.manifest.target.kind.image_prefix();
+        if let Ok(prefix) = TargetPrefix::parse(prefix) {
+            let landing = prefix.named(&ii.name, Some(&ii.tag)).to_string();
+            if let Some((image, _)) = p.lock.images.iter().find(|(_, e)| e.target == landing) {
+                return Err(PlanError::IndexImageCollision {
+                    name: ii.name.clone(),
+                    target: landing,
+                    image: image.clone(),
+                });
+            }
+        }
+        let deps: Vec<StepId> = steps
+            .iter()
+            .filter(|s| s.id.writes_tree())
+            .map(|s| s.id.clone())
+            .chain([StepId::image(&base)])
+            .collect();
+        steps.push(
+            Step::new(IndexImage, format!("{} image", ii.name))
+                .deps(deps)
+                .config(json!({"to": p.target, "name": ii.name, "tag": ii.tag}))
+                .lock(json!({"base": base})),
+        );
+        Ok(())
+    }
+
+    async fn run(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Done<IndexImageOut>, String> {
+        run(ctx, inputs).await
+    }
+
+    /// Whether the target still holds the image under its tag, at the recorded digest.
+    async fn present(&self, ctx: &Ctx, out: &IndexImageOut) -> bool {
+        let Ok(target) = target(ctx) else {
+            return false;
+        };
+        super::target_holds(ctx, &target, &out.digest).await
+    }
+
+    fn missing(&self, describe: &str) -> StaleReason {
+        StaleReason::MissingAtTarget {
+            step: describe.to_string(),
+        }
+    }
+
+    fn relocked(&self, _: &Value, _: &Value, describe: &str) -> StaleReason {
+        StaleReason::IndexBaseRelocked {
+            step: describe.to_string(),
+        }
+    }
+
+    /// Its base image, or the registry tree (naming the first changed part).
+    fn deps_changed(&self, changed: &[&Step]) -> Option<StaleReason> {
+        if let Some(base) = changed.iter().find(|s| matches!(s.id, StepId::Image(_))) {
+            return Some(StaleReason::IndexBaseChanged {
+                base: base.describe.clone(),
+            });
+        }
+        let tree: Vec<&&Step> = changed
+            .iter()
+            .filter(|s| !matches!(s.id, StepId::IndexJson(_)))
+            .collect();
+        match tree.as_slice() {
+            [] if changed.is_empty() => None,
+            [] => Some(StaleReason::TreeChanged {
+                first: "index.json".into(),
+                more: 0,
+            }),
+            [first, rest @ ..] => Some(StaleReason::TreeChanged {
+                first: first.describe.clone(),
+                more: rest.len(),
+            }),
+        }
+    }
+}
 
 /// The layer media type that goes with a Docker schema 2 manifest.
 const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
@@ -79,21 +196,22 @@ pub fn target(ctx: &Ctx) -> Result<TargetRef, String> {
     Ok(prefix.named(&ii.name, Some(&ii.tag)))
 }
 
-pub async fn run(ctx: &Ctx, step: &Step, state: &State) -> Result<StepOutput, String> {
+async fn run(ctx: &Ctx, inputs: &Inputs) -> Result<Done<IndexImageOut>, String> {
     let ii = locked(ctx)?;
     let base_key = crate::lock::resolve::canonical_image(&ii.base)
         .map_err(|e| format!("the index image's base `{}`: {e}", ii.base))?;
     let base = super::image::request(ctx, &base_key)?;
-    let base_digest = state
-        .get(&format!("image:{base_key}"))
-        .and_then(|r| r.outputs.get("digest").cloned())
-        .ok_or_else(|| format!("the base image {base_key} has not been mirrored"))
-        .and_then(|d| Digest::from_str(&d).map_err(|e| e.to_string()))?;
+    let base_digest = inputs
+        .out(&Image {
+            image: base_key.clone(),
+        })
+        .map_err(|_| format!("the base image {base_key} has not been mirrored"))?
+        .digest;
     let target = target(ctx)?;
 
-    let files = tree_files(step, state)?;
+    let files = tree_files(inputs)?;
     let tmp_dir = ctx.ws.root.join("tmp");
-    let out_root = ctx.out_root.clone();
+    let out_root = ctx.out_root().to_path_buf();
     let (layer_file, layer) =
         super::blocking(move || write_layer(&tmp_dir, &out_root, &files)).await?;
 
@@ -178,14 +296,13 @@ pub async fn run(ctx: &Ctx, step: &Step, state: &State) -> Result<StepOutput, St
         mount_from: vec![repository.clone()],
         base: Some(base.source.clone()),
     };
-    let digest = super::push_built(ctx, client, destination, &image, &target).await?;
+    let digest = ctx.push_built(&image, &target).await?;
     drop(layer_file);
-    let mut out = StepOutput::default();
-    out.outputs.insert("digest".into(), digest.to_string());
-    out.outputs.insert("layer".into(), layer.digest.to_string());
-    out.outputs
-        .insert("reference".into(), target.pinned(&digest));
-    Ok(out)
+    Ok(Done::new(IndexImageOut {
+        reference: target.pinned(&digest),
+        digest,
+        layer: layer.digest,
+    }))
 }
 
 /// The config of one base image manifest, from the target.
@@ -217,26 +334,19 @@ fn add_config(built: Built, blobs: &mut Vec<LocalBlob>) -> Vec<u8> {
     built.manifest
 }
 
-/// Whether the target still holds the image under its tag, at the recorded digest.
-pub async fn present(ctx: &Ctx, rec: &Record) -> bool {
-    let Ok(target) = target(ctx) else {
-        return false;
-    };
-    super::target_holds(ctx, &target, rec).await
-}
-
 /// The files of the registry tree (relative to the output root, `registry/…`), as the steps
 /// this one depends on recorded them.
-fn tree_files(step: &Step, state: &State) -> Result<BTreeMap<String, u64>, String> {
+fn tree_files(inputs: &Inputs) -> Result<BTreeMap<String, u64>, String> {
     let mut files = BTreeMap::new();
-    for dep in step.deps.iter().filter(|d| !d.starts_with("image:")) {
-        let rec = state
-            .get(dep)
-            .ok_or_else(|| format!("step `{dep}` has not run"))?;
+    for (dep, rec) in inputs.iter() {
+        if matches!(dep, StepId::Image(_)) {
+            continue;
+        }
         files.extend(
             rec.files
-                .into_iter()
-                .filter(|(path, _)| path.starts_with(&in_registry(""))),
+                .iter()
+                .filter(|(path, _)| path.starts_with(&in_registry("")))
+                .map(|(p, s)| (p.clone(), *s)),
         );
     }
     if !files.contains_key(&in_registry(INDEX_JSON)) {
@@ -433,6 +543,59 @@ pub fn derive_index(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::Plan;
+    use crate::plan::stale::dirty_reason;
+    use crate::steps::devfile::Devfile;
+    use crate::steps::index_json::IndexJson;
+
+    #[test]
+    fn the_index_image_says_whether_the_tree_or_its_base_changed() {
+        let devfile = |id: &str| -> StepId {
+            Devfile {
+                source: "s".into(),
+                id: id.into(),
+            }
+            .into()
+        };
+        let plan = Plan::from_steps(vec![
+            Step::new(StepId::image("b"), "image b"),
+            Step::new(IndexJson, "index.json"),
+            Step::new(devfile("go"), "devfile of go"),
+            Step::new(devfile("udi"), "devfile of udi"),
+            Step::new(IndexImage, "devfile-index image").deps([
+                StepId::image("b"),
+                IndexJson.into(),
+                devfile("go"),
+                devfile("udi"),
+            ]),
+        ]);
+        let image = plan.step(&IndexImage.into()).unwrap();
+        let deps = |go: &str, udi: &str, index: &str, base: &str| {
+            let out = |d: &str| BTreeMap::from([("digest".to_string(), d.to_string())]);
+            BTreeMap::from([
+                ("devfile:s/go".to_string(), out(go)),
+                ("devfile:s/udi".to_string(), out(udi)),
+                ("index-json".to_string(), out(index)),
+                ("image:b".to_string(), out(base)),
+            ])
+        };
+        let key_input = crate::plan::key_input;
+        let old = key_input(image, &deps("1", "1", "1", "1"));
+        let reason = |new| dirty_reason(image, &old, &key_input(image, &new), &plan).to_string();
+        assert_eq!(
+            reason(deps("2", "1", "2", "1")),
+            "the registry tree changed (devfile of go)"
+        );
+        assert_eq!(
+            reason(deps("2", "2", "2", "1")),
+            "the registry tree changed (devfile of go and 1 more)"
+        );
+        assert_eq!(
+            reason(deps("1", "1", "2", "1")),
+            "the registry tree changed (index.json)"
+        );
+        assert_eq!(reason(deps("2", "1", "2", "2")), "its base image b changed");
+    }
 
     fn layer() -> Layer {
         Layer {

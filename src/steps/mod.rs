@@ -1,126 +1,184 @@
-//! One module per step kind; [`run`] dispatches on [`StepKind`].
+//! The step kinds of `airgap apply`, one file each, each implementing [`kind::Kind`]: its
+//! identity (a variant of [`StepId`]), how its steps enter the plan, its run, its presence
+//! check and its typed outputs.
+//!
+//! Adding a kind: a new file here with a type implementing `Kind`, plus one line in the
+//! [`step_kinds!`] list below (the order of that list is the order kinds are planned in: a
+//! kind's `plan` sees the steps of the kinds above it).
 
+mod archive;
+mod common;
 mod devfile;
 mod download;
+mod extra;
 mod image;
 mod index_image;
+mod index_json;
+pub mod kind;
+mod last_modified;
 mod project;
+mod sample;
 mod source;
 mod stack_artifact;
-mod tree;
+mod stack_yaml;
 
 pub use download::size_mismatch as download_size_mismatch;
-pub use image::recorded_lock_differences as image_lock_differences;
+pub use image::{ImageOut, recorded_lock_differences as image_lock_differences};
+pub use index_image::IndexImage;
+pub use kind::{Inputs, PlanError, PlanInput, Recorded, Step};
+pub use stack_artifact::{CATALOG, server_accepts_resource};
 
+use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
 
-use crate::context::{Ctx, StepOutput};
+use kind::{Kind, Written};
+
+use crate::context::Ctx;
 use crate::lock::LockedSource;
 use crate::oci::digest::Digest;
 use crate::oci::naming::TargetRef;
-use crate::oci::{Client, Destination, LocalImage};
 use crate::plan::stale::StaleReason;
-use crate::plan::{Step, StepKind};
-use crate::state::{Record, State};
 
-/// Runs one step. Errors are messages for the final report.
-pub async fn run(ctx: &Ctx, step: &Step, state: &State) -> Result<StepOutput, String> {
-    match &step.kind {
-        StepKind::Source { source } => source::run(ctx, source).await,
-        StepKind::Download { url } => download::run(ctx, url).await,
-        StepKind::Project { key } => project::run(ctx, key).await,
-        StepKind::LastModified => tree::last_modified(ctx).await,
-        StepKind::IndexJson => tree::index_json(ctx).await,
-        StepKind::Devfile { source, id } => devfile::stack_devfile(ctx, state, source, id).await,
-        StepKind::Archive { source, id } => devfile::archive(ctx, state, source, id).await,
-        StepKind::Sample { source, id } => devfile::sample(ctx, state, source, id).await,
-        StepKind::StackYaml { source, stack } => devfile::stack_yaml(ctx, source, stack).await,
-        StepKind::Extra => devfile::extra(ctx).await,
-        StepKind::Image { image } => match &ctx.replay {
-            Some(records) => records
-                .get(&step.id)
-                .map(|r| StepOutput {
-                    outputs: r.outputs.clone(),
-                    files: r.files.clone(),
-                })
-                .ok_or_else(|| format!("image {image} was never applied")),
-            None => image::run(ctx, image).await,
-        },
-        StepKind::StackArtifact { id, .. } => stack_artifact::run(ctx, step, state, id).await,
-        StepKind::IndexImage => index_image::run(ctx, step, state).await,
-    }
-}
+/// Declares [`StepId`], one variant per kind, and dispatches to each kind's [`Kind`] impl.
+macro_rules! step_kinds {
+    ($($variant:ident($ty:ty),)*) => {
+        /// Which step: its kind and what it works on. `Display` gives the name the state file
+        /// and the keys use (`image:quay.io/devfile/go:1`, `devfile:community/go/2.6.0`).
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum StepId {
+            $($variant($ty),)*
+        }
 
-/// Step-specific checks that a fresh step's outputs still exist (files are checked by the
-/// caller).
-pub async fn outputs_exist(ctx: &Ctx, step: &Step, rec: &Record) -> bool {
-    match &step.kind {
-        StepKind::Download { .. } => rec.outputs.get("sha256").is_some_and(|s| {
-            ctx.fetcher
-                .cached(s.trim_start_matches("sha256:"))
-                .is_some()
-        }),
-        StepKind::Source { source } => source::present(ctx, source, rec),
-        StepKind::Image { image } => ctx.replay.is_some() || image::present(ctx, image, rec).await,
-        StepKind::StackArtifact { id, .. } => stack_artifact::present(ctx, id, rec).await,
-        StepKind::IndexImage => index_image::present(ctx, rec).await,
-        _ => true,
-    }
-}
+        $(impl From<$ty> for StepId {
+            fn from(k: $ty) -> StepId {
+                StepId::$variant(k)
+            }
+        })*
 
-/// Why a recorded step with an unchanged key must run again: its outputs are gone.
-pub fn missing_reason(step: &Step) -> StaleReason {
-    match &step.kind {
-        StepKind::Image { image } => StaleReason::ImageMissing {
-            image: image.clone(),
-        },
-        StepKind::Download { url } => StaleReason::DownloadMissing { url: url.clone() },
-        StepKind::Source { source } => StaleReason::SourceMissing {
-            source: source.clone(),
-        },
-        StepKind::StackArtifact { .. } | StepKind::IndexImage => StaleReason::MissingAtTarget {
-            step: step.describe.clone(),
-        },
-        _ => StaleReason::OutputMissing {
-            step: step.describe.clone(),
-        },
-    }
-}
+        impl fmt::Display for StepId {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $(StepId::$variant(k) => k.fmt(f),)*
+                }
+            }
+        }
 
-/// Whether the target still holds `target` at the digest `rec` recorded; `false` when it cannot
-/// tell.
-async fn target_holds(ctx: &Ctx, target: &TargetRef, rec: &Record) -> bool {
-    let Some(digest) = rec
-        .outputs
-        .get("digest")
-        .and_then(|d| Digest::from_str(d).ok())
-    else {
-        return false;
+        impl StepId {
+            /// Every kind's steps, in the order of the list.
+            pub fn plan_all(p: &PlanInput<'_>) -> Result<Vec<Step>, PlanError> {
+                let mut steps = Vec::new();
+                $(<$ty as Kind>::plan(p, &mut steps)?;)*
+                Ok(steps)
+            }
+
+            pub fn key_skips_source(&self) -> bool {
+                match self {
+                    $(StepId::$variant(_) => <$ty as Kind>::KEY_SKIPS_SOURCE,)*
+                }
+            }
+
+            pub fn writes_tree(&self) -> bool {
+                match self {
+                    $(StepId::$variant(_) => <$ty as Kind>::WRITES_TREE,)*
+                }
+            }
+
+            pub fn replayed_in_audit(&self) -> bool {
+                match self {
+                    $(StepId::$variant(_) => <$ty as Kind>::REPLAYED_IN_AUDIT,)*
+                }
+            }
+
+            /// Runs the step; its outputs in the wire form.
+            pub async fn run(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Recorded, String> {
+                match self {
+                    $(StepId::$variant(k) => k.run(ctx, inputs).await.map(|d| d.recorded()),)*
+                }
+            }
+
+            /// Whether a recorded step's outputs outside the output folder are still there.
+            pub async fn present(&self, ctx: &Ctx, rec: &Recorded) -> bool {
+                match self {
+                    $(StepId::$variant(k) => match kind::from_wire(&rec.outputs) {
+                        Ok(out) => k.present(ctx, &out).await,
+                        Err(_) => false,
+                    },)*
+                }
+            }
+
+            pub fn missing(&self, describe: &str) -> StaleReason {
+                match self {
+                    $(StepId::$variant(k) => k.missing(describe),)*
+                }
+            }
+
+            pub fn relocked(
+                &self,
+                old: &serde_json::Value,
+                new: &serde_json::Value,
+                describe: &str,
+            ) -> StaleReason {
+                match self {
+                    $(StepId::$variant(k) => k.relocked(old, new, describe),)*
+                }
+            }
+
+            pub fn deps_changed(&self, changed: &[&Step]) -> Option<StaleReason> {
+                match self {
+                    $(StepId::$variant(k) => k.deps_changed(changed),)*
+                }
+            }
+        }
     };
+}
+
+step_kinds! {
+    Source(source::Source),
+    Image(image::Image),
+    Download(download::Download),
+    Project(project::Project),
+    Devfile(devfile::Devfile),
+    Archive(archive::Archive),
+    Sample(sample::Sample),
+    StackYaml(stack_yaml::StackYaml),
+    Extra(extra::Extra),
+    LastModified(last_modified::LastModified),
+    IndexJson(index_json::IndexJson),
+    StackArtifact(stack_artifact::StackArtifact),
+    IndexImage(index_image::IndexImage),
+}
+
+impl StepId {
+    /// The image step of `image` (a lock key).
+    pub fn image(image: &str) -> StepId {
+        StepId::Image(image::Image {
+            image: image.to_string(),
+        })
+    }
+
+    /// The image a step copies, for an image step.
+    pub fn as_image(&self) -> Option<&str> {
+        match self {
+            StepId::Image(i) => Some(&i.image),
+            _ => None,
+        }
+    }
+}
+
+/// "go/2.6.0" → "go 2.6.0": how messages name a stack version.
+pub(crate) fn id_words(id: &str) -> String {
+    id.replace('/', " ")
+}
+
+/// Whether the target still holds `target` at `digest`; `false` when it cannot tell.
+async fn target_holds(ctx: &Ctx, target: &TargetRef, digest: &Digest) -> bool {
     let Ok((client, destination)) = ctx.oci().await else {
         return false;
     };
     client
-        .holds(destination, target, &digest)
+        .holds(destination, target, digest)
         .await
         .unwrap_or(false)
-}
-
-/// Pushes an image built here to `target`; returns its digest. An audit builds to compare and
-/// never writes to the target: it only computes the digest.
-async fn push_built(
-    ctx: &Ctx,
-    client: &Client,
-    destination: &Destination,
-    image: &LocalImage,
-    target: &TargetRef,
-) -> Result<Digest, String> {
-    if ctx.replay.is_some() {
-        return Ok(Digest::of(&image.manifest));
-    }
-    let outcome = client.push_image(image, target, destination).await;
-    outcome.map(|o| o.digest).map_err(|e| e.to_string())
 }
 
 /// The lock's entry for `source`.
@@ -132,24 +190,21 @@ fn locked_source(ctx: &Ctx, source: &str) -> Result<LockedSource, String> {
         .ok_or_else(|| format!("source `{source}` is not in the lock"))
 }
 
-/// Writes `bytes` at `rel` under the output root (whole or not at all); returns its sha256
-/// output digest and records the file.
-pub fn write_output(
-    ctx: &Ctx,
-    rel: &str,
-    bytes: &[u8],
-    out: &mut StepOutput,
-) -> Result<(), String> {
-    let path = ctx.out_root.join(rel);
-    crate::staging::claim(&ctx.out_root, rel)
-        .map_err(|e| format!("cannot write in `{}`: {e}", ctx.out_root.display()))?;
-    write_staged(&ctx.out_root, &path, bytes)
+/// Writes `bytes` at `rel` under the output root (whole or not at all); records its sha256
+/// under its file name and the file with its size.
+pub fn write_output(ctx: &Ctx, rel: &str, bytes: &[u8], out: &mut Written) -> Result<(), String> {
+    let root = ctx.out_root();
+    let path = root.join(rel);
+    crate::staging::claim(root, rel)
+        .map_err(|e| format!("cannot write in `{}`: {e}", root.display()))?;
+    write_staged(root, &path, bytes)
         .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
     let name = Path::new(rel)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    out.outputs
+    out.out
+        .sha256
         .insert(name, format!("sha256:{}", crate::fetch::sha256_hex(bytes)));
     out.files.insert(rel.to_string(), bytes.len() as u64);
     Ok(())

@@ -8,18 +8,79 @@
 //! lands where [`Lockfile::project_zip_paths`](crate::lock::Lockfile::project_zip_paths) says (beside the devfile, and for a single-version stack
 //! in the versioned layout in the stack's folder too, where the registry server looks).
 
+use std::fmt;
 use std::io::Read;
 
 use git2::Oid;
+use serde_json::json;
 
+use super::kind::{Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
 use crate::archive::{self, Entry};
-use crate::context::{Ctx, StepOutput};
+use crate::context::Ctx;
 use crate::git::{CommitReader, FileKind};
-use crate::lock::{LockedProject, ProjectKey};
+use crate::lock::{LockedProject, ProjectKey, ProjectKind};
+use crate::plan::stale::StaleReason;
 use crate::tree_paths::in_registry;
 use crate::url_mirror::mirror_url;
 
-pub async fn run(ctx: &Ctx, key: &ProjectKey) -> Result<StepOutput, String> {
+/// Package one starter project (or `projects[]` entry) as `<name>-offline.zip`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Project {
+    pub key: ProjectKey,
+}
+
+impl fmt::Display for Project {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let k = &self.key;
+        write!(
+            f,
+            "{}:{}/{}/{}",
+            k.kind.node_name(),
+            k.source,
+            k.owner,
+            k.name
+        )
+    }
+}
+
+impl Kind for Project {
+    type Out = TreeOut;
+    const WRITES_TREE: bool = true;
+
+    fn plan(p: &PlanInput<'_>, steps: &mut Vec<Step>) -> Result<(), PlanError> {
+        for (key, locked) in &p.lock.projects {
+            let what = match key.kind {
+                ProjectKind::Starter => "starter project",
+                ProjectKind::Project => "project",
+            };
+            let describe = format!("{what} {} of {}", key.name, super::id_words(&key.owner));
+            let id = Project { key: key.clone() };
+            steps.push(
+                Step::new(id, describe)
+                    .config(json!({"files": p.lock.project_zip_paths(key)}))
+                    .lock(json!(locked)),
+            );
+        }
+        Ok(())
+    }
+
+    async fn run(&self, ctx: &Ctx, _: &Inputs) -> Result<Written, String> {
+        run(ctx, &self.key).await
+    }
+
+    fn relocked(
+        &self,
+        _: &serde_json::Value,
+        _: &serde_json::Value,
+        describe: &str,
+    ) -> StaleReason {
+        StaleReason::ProjectRelocked {
+            step: describe.to_string(),
+        }
+    }
+}
+
+async fn run(ctx: &Ctx, key: &ProjectKey) -> Result<Written, String> {
     let locked = ctx
         .lock
         .projects
@@ -88,7 +149,7 @@ pub async fn run(ctx: &Ctx, key: &ProjectKey) -> Result<StepOutput, String> {
             }
         }
     };
-    let mut out = StepOutput::default();
+    let mut out = Written::default();
     for rel in ctx.lock.project_zip_paths(key) {
         super::write_output(ctx, &in_registry(&rel), &bytes, &mut out)?;
     }

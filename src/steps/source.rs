@@ -1,42 +1,125 @@
 //! Sources: a git source's locked commit fetched into the cache; a path source checked
 //! against the hashes the lock recorded (a folder can change under us; a commit cannot).
 
-use git2::Oid;
+use std::fmt;
 
-use crate::context::{Ctx, StepOutput};
+use git2::Oid;
+use serde_json::json;
+
+use super::kind::{Done, Inputs, Kind, PlanError, PlanInput, Step};
+use crate::context::Ctx;
 use crate::lock::LockedSource;
+use crate::plan::stale::StaleReason;
 use crate::source::Files;
-use crate::state::Record;
 use crate::tree_paths::{DEVFILE_NAMES, stack_dir, stack_yaml_path, versioned_stack_of};
 use crate::url_mirror::mirror_url;
 
-pub async fn run(ctx: &Ctx, source: &str) -> Result<StepOutput, String> {
-    let locked = super::locked_source(ctx, source)?;
-    let mut out = StepOutput::default();
-    match locked {
-        LockedSource::Git { url, commit, .. } => {
-            let lock = ctx.repo_lock(&url);
-            let _held = lock.lock().await;
-            let git = ctx.git.clone();
-            let fetch_url = mirror_url(&ctx.manifest.url_mirrors, &url);
-            let c = commit.clone();
-            super::blocking(move || {
-                let oid = Oid::from_str(&c).map_err(|e| e.to_string())?;
-                git.ensure_commit(&url, &fetch_url, oid)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            })
-            .await?;
-            out.outputs.insert("commit".into(), commit);
+/// Make a source's locked content available: fetch its commit into the cache, or check a path
+/// source still matches the lock.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Source {
+    pub source: String,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "source:{}", self.source)
+    }
+}
+
+/// A git source's commit, or a path source's content digest.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SourceOut {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+impl Kind for Source {
+    type Out = SourceOut;
+
+    fn plan(p: &PlanInput<'_>, steps: &mut Vec<Step>) -> Result<(), PlanError> {
+        for (name, s) in &p.lock.sources {
+            let id = Source {
+                source: name.clone(),
+            };
+            steps.push(Step::new(id, format!("source {name}")).lock(json!(s)));
         }
-        LockedSource::Path { .. } => {
-            let (ctx_dir, entries) = path_inputs(ctx, source);
-            let source = source.to_string();
-            let digest = super::blocking(move || path_digest(&source, ctx_dir, &entries)).await?;
-            out.outputs.insert("content".into(), digest);
+        Ok(())
+    }
+
+    async fn run(&self, ctx: &Ctx, _: &Inputs) -> Result<Done<SourceOut>, String> {
+        let source = &self.source;
+        let locked = super::locked_source(ctx, source)?;
+        let out = match locked {
+            LockedSource::Git { url, commit, .. } => {
+                let lock = ctx.repo_lock(&url);
+                let _held = lock.lock().await;
+                let git = ctx.git.clone();
+                let fetch_url = mirror_url(&ctx.manifest.url_mirrors, &url);
+                let c = commit.clone();
+                super::blocking(move || {
+                    let oid = Oid::from_str(&c).map_err(|e| e.to_string())?;
+                    git.ensure_commit(&url, &fetch_url, oid)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                })
+                .await?;
+                SourceOut {
+                    commit: Some(commit),
+                    content: None,
+                }
+            }
+            LockedSource::Path { .. } => {
+                let (ctx_dir, entries) = path_inputs(ctx, source);
+                let source = source.to_string();
+                let digest =
+                    super::blocking(move || path_digest(&source, ctx_dir, &entries)).await?;
+                SourceOut {
+                    commit: None,
+                    content: Some(digest),
+                }
+            }
+        };
+        Ok(Done::new(out))
+    }
+
+    /// A git source is present when its commit is in the cache; a path source is re-checked
+    /// by running it (cheap: hashing a few files).
+    async fn present(&self, ctx: &Ctx, out: &SourceOut) -> bool {
+        let source = &self.source;
+        match ctx.lock.sources.get(source) {
+            Some(LockedSource::Git { url, .. }) => {
+                let Some(commit) = &out.commit else {
+                    return false;
+                };
+                let Ok(repo) = ctx.git.open(url) else {
+                    return false;
+                };
+                Oid::from_str(commit)
+                    .ok()
+                    .is_some_and(|oid| repo.find_commit(oid).is_ok())
+            }
+            Some(LockedSource::Path { .. }) => {
+                let (dir, entries) = path_inputs(ctx, source);
+                path_digest(source, dir, &entries).ok() == out.content
+            }
+            None => false,
         }
     }
-    Ok(out)
+
+    fn missing(&self, _: &str) -> StaleReason {
+        StaleReason::SourceMissing {
+            source: self.source.clone(),
+        }
+    }
+
+    fn relocked(&self, _: &serde_json::Value, _: &serde_json::Value, _: &str) -> StaleReason {
+        StaleReason::SourceRelocked {
+            source: self.source.clone(),
+        }
+    }
 }
 
 type PathEntries = Vec<(String, crate::lock::LockedStack)>;
@@ -112,27 +195,4 @@ fn check(source: &str, path: &str, bytes: &[u8], locked: &str) -> Result<(), Str
         ));
     }
     Ok(())
-}
-
-/// A git source is present when its commit is in the cache; a path source is re-checked by
-/// running it (cheap: hashing a few files).
-pub fn present(ctx: &Ctx, source: &str, rec: &Record) -> bool {
-    match ctx.lock.sources.get(source) {
-        Some(LockedSource::Git { url, .. }) => {
-            let Some(commit) = rec.outputs.get("commit") else {
-                return false;
-            };
-            let Ok(repo) = ctx.git.open(url) else {
-                return false;
-            };
-            Oid::from_str(commit)
-                .ok()
-                .is_some_and(|oid| repo.find_commit(oid).is_ok())
-        }
-        Some(LockedSource::Path { .. }) => {
-            let (dir, entries) = path_inputs(ctx, source);
-            path_digest(source, dir, &entries).ok().as_ref() == rec.outputs.get("content")
-        }
-        None => false,
-    }
 }

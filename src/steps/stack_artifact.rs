@@ -18,20 +18,107 @@
 //! multi-version stacks alike.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::str::FromStr;
 
 use bytes::Bytes;
 use serde_json::json;
 
-use crate::context::{Ctx, StepOutput};
+use super::archive::Archive;
+use super::devfile::Devfile;
+use super::kind::{Done, Inputs, Kind, PlanError, PlanInput, Step, TreeOut};
+use crate::context::Ctx;
 use crate::oci::digest::Digest;
 use crate::oci::media;
 use crate::oci::naming::{TargetPrefix, TargetRef};
 use crate::oci::reference::valid_tag;
 use crate::oci::{BlobData, LocalBlob, LocalImage};
-use crate::plan::{CATALOG, Step};
-use crate::state::{Record, State};
+use crate::plan::stale::StaleReason;
 use crate::tree_paths::{in_registry, stack_dir, stack_of};
+
+/// The repository (under the target prefix) that stack artifacts land in, one per stack:
+/// `devfile-catalog/<stack>:<version>`, as the index's `links.self` names them.
+pub const CATALOG: &str = "devfile-catalog";
+
+/// One stack version as the OCI artifact the devfile registry server pushes at start
+/// (`devfile-catalog/<stack>:<version>`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StackArtifact {
+    pub source: String,
+    pub id: String,
+}
+
+impl fmt::Display for StackArtifact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "stack-artifact:{}/{}", self.source, self.id)
+    }
+}
+
+/// The artifact that landed: its digest, its tag (the devfile's version) and the pinned
+/// reference.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ArtifactOut {
+    pub digest: Digest,
+    pub tag: String,
+    pub reference: String,
+}
+
+impl Kind for StackArtifact {
+    type Out = ArtifactOut;
+
+    /// What the registry server would push at start: one artifact per stack version, from
+    /// that version's devfile (and icon) and archive.
+    fn plan(p: &PlanInput<'_>, steps: &mut Vec<Step>) -> Result<(), PlanError> {
+        for ((source, id), entry) in &p.lock.stacks {
+            let mut deps = vec![
+                Devfile {
+                    source: source.clone(),
+                    id: id.clone(),
+                }
+                .into(),
+            ];
+            if !entry.files.is_empty() {
+                deps.push(
+                    Archive {
+                        source: source.clone(),
+                        id: id.clone(),
+                    }
+                    .into(),
+                );
+            }
+            let stack = stack_of(id);
+            let step = StackArtifact {
+                source: source.clone(),
+                id: id.clone(),
+            };
+            steps.push(
+                Step::new(step, format!("stack artifact of {}", super::id_words(id)))
+                    .deps(deps)
+                    .config(json!({"to": p.target, "repository": format!("{CATALOG}/{stack}")}))
+                    .lock(json!({})),
+            );
+        }
+        Ok(())
+    }
+
+    async fn run(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Done<ArtifactOut>, String> {
+        run(ctx, inputs, &self.id).await
+    }
+
+    /// Whether the target still holds the artifact under its tag, at the recorded digest.
+    async fn present(&self, ctx: &Ctx, out: &ArtifactOut) -> bool {
+        let Ok(target) = landing(ctx, &self.id, &out.tag) else {
+            return false;
+        };
+        super::target_holds(ctx, &target, &out.digest).await
+    }
+
+    fn missing(&self, describe: &str) -> StaleReason {
+        StaleReason::MissingAtTarget {
+            step: describe.to_string(),
+        }
+    }
+}
 
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.devfileio.devfile.config.v2+json";
 pub const DEVFILE_MEDIA_TYPE: &str = "application/vnd.devfileio.devfile.layer.v1";
@@ -60,7 +147,7 @@ pub fn server_accepts_resource(name: &str) -> bool {
         || name.ends_with("-offline.zip")
 }
 
-/// Whether `tag` is a valid OCI tag.
+/// Where the artifact of stack version `id` tagged `tag` lands.
 fn landing(ctx: &Ctx, id: &str, tag: &str) -> Result<TargetRef, String> {
     let stack = stack_of(id);
     let prefix =
@@ -109,15 +196,13 @@ pub fn manifest(files: &[LayerFile]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-pub async fn run(ctx: &Ctx, step: &Step, state: &State, id: &str) -> Result<StepOutput, String> {
+async fn run(ctx: &Ctx, inputs: &Inputs, id: &str) -> Result<Done<ArtifactOut>, String> {
     let dir = format!("{}/", in_registry(&stack_dir(id)));
     // The files of the version's folder that its devfile and archive steps wrote, with the
     // digests they recorded (the push checks the bytes against them as it streams).
     let mut files: BTreeMap<String, LayerFile> = BTreeMap::new();
-    for dep in &step.deps {
-        let rec = state
-            .get(dep)
-            .ok_or_else(|| format!("step `{dep}` has not run"))?;
+    for (dep, rec) in inputs.iter() {
+        let digests: TreeOut = super::kind::from_wire(&rec.outputs)?;
         for (path, size) in &rec.files {
             let Some(name) = path.strip_prefix(&dir) else {
                 continue;
@@ -125,8 +210,8 @@ pub async fn run(ctx: &Ctx, step: &Step, state: &State, id: &str) -> Result<Step
             if name.contains('/') || layer_media_type(name).is_none() {
                 continue;
             }
-            let digest = rec
-                .outputs
+            let digest = digests
+                .sha256
                 .get(name)
                 .ok_or_else(|| format!("step `{dep}` recorded no digest for `{path}`"))
                 .and_then(|d| Digest::from_str(d).map_err(|e| e.to_string()))?;
@@ -145,7 +230,7 @@ pub async fn run(ctx: &Ctx, step: &Step, state: &State, id: &str) -> Result<Step
         .find(|p| p.ends_with("devfile.yaml"))
         .cloned()
         .ok_or_else(|| format!("no devfile was written into `{dir}`"))?;
-    let text = tokio::fs::read_to_string(ctx.out_root.join(&devfile))
+    let text = tokio::fs::read_to_string(ctx.out_root().join(&devfile))
         .await
         .map_err(|e| format!("cannot read `{devfile}`: {e}"))?;
     let version = crate::devfile::parse(&devfile, &text)
@@ -170,7 +255,7 @@ pub async fn run(ctx: &Ctx, step: &Step, state: &State, id: &str) -> Result<Step
         .map(|(path, f)| LocalBlob {
             digest: f.digest.clone(),
             size: f.size,
-            data: BlobData::File(ctx.out_root.join(path)),
+            data: BlobData::File(ctx.out_root().join(path)),
         })
         .collect();
     let config = Bytes::from_static(b"{}");
@@ -186,25 +271,12 @@ pub async fn run(ctx: &Ctx, step: &Step, state: &State, id: &str) -> Result<Step
         mount_from: Vec::new(),
         base: None,
     };
-    let (client, destination) = ctx.oci().await?;
-    let digest = super::push_built(ctx, client, destination, &image, &target).await?;
-    let mut out = StepOutput::default();
-    out.outputs.insert("digest".into(), digest.to_string());
-    out.outputs.insert("tag".into(), version);
-    out.outputs
-        .insert("reference".into(), target.pinned(&digest));
-    Ok(out)
-}
-
-/// Whether the target still holds the artifact under its tag, at the recorded digest.
-pub async fn present(ctx: &Ctx, id: &str, rec: &Record) -> bool {
-    let Some(tag) = rec.outputs.get("tag") else {
-        return false;
-    };
-    let Ok(target) = landing(ctx, id, tag) else {
-        return false;
-    };
-    super::target_holds(ctx, &target, rec).await
+    let digest = ctx.push_built(&image, &target).await?;
+    Ok(Done::new(ArtifactOut {
+        reference: target.pinned(&digest),
+        digest,
+        tag: version,
+    }))
 }
 
 #[cfg(test)]

@@ -1,25 +1,83 @@
-//! The registry-wide files of the tree: `last_modified.json` (dates from git history at the
-//! locked commits, so they are reproducible) and `index.json` (generated offline from the
-//! tree, as upstream's index generator does).
+//! `registry/last_modified.json`: dates from git history at the locked commits, so they are
+//! reproducible.
 
+use std::fmt;
+
+use serde_json::json;
+
+use super::kind::{Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
+use crate::context::Ctx;
+use crate::plan::stale::StaleReason;
 use git2::Oid;
 
-use super::stack_artifact::server_accepts_resource;
-use crate::context::{Ctx, StepOutput};
 use crate::git::CommitReader;
-use crate::index::{self, EntryType, LastModifiedFile, LastModifiedRecord, Timestamp};
+use crate::index::{self, EntryType, LastModifiedRecord, Timestamp};
 use crate::lock::LockedSource;
-use crate::tree_paths::{
-    DEVFILE_NAMES, INDEX_JSON, LAST_MODIFIED_JSON, in_registry, sample_dir, stack_dir, stack_of,
-    versioned_stack_of,
-};
+use crate::tree_paths::{DEVFILE_NAMES, LAST_MODIFIED_JSON, in_registry, stack_dir, stack_of};
 use crate::url_mirror::mirror_url;
+
+use super::sample::Sample;
+use super::source::Source;
+
+/// `registry/last_modified.json`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LastModified;
+
+impl fmt::Display for LastModified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("last-modified")
+    }
+}
+
+impl Kind for LastModified {
+    type Out = TreeOut;
+    const WRITES_TREE: bool = true;
+
+    fn plan(p: &PlanInput<'_>, steps: &mut Vec<Step>) -> Result<(), PlanError> {
+        let deps = p
+            .lock
+            .sources
+            .keys()
+            .map(|s| Source { source: s.clone() }.into())
+            .chain(p.lock.samples.keys().map(|(s, id)| {
+                Sample {
+                    source: s.clone(),
+                    id: id.clone(),
+                }
+                .into()
+            }));
+        steps.push(
+            Step::new(LastModified, "last_modified.json")
+                .deps(deps)
+                .lock(json!({
+                    "stacks": p.lock.stacks.keys().collect::<Vec<_>>(),
+                    "samples": p.lock.samples.iter().map(|(k, v)| (k, &v.commit)).collect::<Vec<_>>(),
+                })),
+        );
+        Ok(())
+    }
+
+    async fn run(&self, ctx: &Ctx, _: &Inputs) -> Result<Written, String> {
+        last_modified(ctx).await
+    }
+
+    fn relocked(
+        &self,
+        _: &serde_json::Value,
+        _: &serde_json::Value,
+        describe: &str,
+    ) -> StaleReason {
+        StaleReason::MembersChanged {
+            step: describe.to_string(),
+        }
+    }
+}
 
 /// `registry/last_modified.json`: for each stack version of a git source, the author date of
 /// the newest commit (up to the locked one) that changed its devfile; for each sample, the
 /// date of its locked commit. Path sources have no history: their entries are left out (the
 /// index then has no `lastModified` for them).
-pub async fn last_modified(ctx: &Ctx) -> Result<StepOutput, String> {
+async fn last_modified(ctx: &Ctx) -> Result<Written, String> {
     let mut jobs = Vec::new();
     for (name, s) in &ctx.lock.sources {
         if let LockedSource::Git { url, commit, .. } = s {
@@ -111,68 +169,7 @@ pub async fn last_modified(ctx: &Ctx) -> Result<StepOutput, String> {
         Ok(index::last_modified_json(&records))
     })
     .await?;
-    let mut out = StepOutput::default();
+    let mut out = Written::default();
     super::write_output(ctx, &in_registry(LAST_MODIFIED_JSON), &bytes, &mut out)?;
     Ok(out)
-}
-
-/// `registry/index.json`, generated from the tree. Icons that are local files (rewritten
-/// devfiles say `logo.svg`, relative to the devfile) become paths relative to the registry
-/// root, so a server or client can find them from the index alone.
-///
-/// A version's `resources` keep only the names the registry server can start with
-/// ([`server_accepts_resource`]). The generator lists every file of the version's folder, and
-/// upstream's folders hold nothing else; the files airgap adds beside a devfile (an icon that
-/// is not `logo.svg`/`logo.png`, such as `logo.jpg`; `parent-devfile.yaml`) would stop the
-/// server at start. They stay in the tree, where the devfile names them, but are not pushed
-/// as layers of the stack's artifact (nor are they by airgap's own stack artifact step).
-pub async fn index_json(ctx: &Ctx) -> Result<StepOutput, String> {
-    let dir = ctx.registry_dir();
-    let multi: std::collections::BTreeSet<String> = ctx
-        .lock
-        .stacks
-        .keys()
-        .filter_map(|(_, id)| versioned_stack_of(id).map(str::to_string))
-        .collect();
-    let bytes = super::blocking(move || {
-        let mut entries = index::generate(&dir).map_err(|e| e.to_string())?;
-        if let Ok(bytes) = std::fs::read(dir.join(LAST_MODIFIED_JSON)) {
-            let file = LastModifiedFile::from_json(&bytes).map_err(|e| e.to_string())?;
-            index::apply_last_modified(&mut entries, &file);
-        }
-        for e in &mut entries {
-            let base = match e.entry_type {
-                Some(EntryType::Sample) => sample_dir(&e.name),
-                _ => stack_dir(&e.name),
-            };
-            let multi_version = multi.contains(&e.name);
-            if e.entry_type != Some(EntryType::Sample) {
-                for v in &mut e.versions {
-                    v.resources.retain(|r| server_accepts_resource(r));
-                }
-            }
-            e.icon = localize(&e.icon, &base);
-            for v in &mut e.versions {
-                let vbase = if multi_version && e.entry_type != Some(EntryType::Sample) {
-                    format!("{base}/{}", v.version)
-                } else {
-                    base.clone()
-                };
-                v.icon = localize(&v.icon, &vbase);
-            }
-        }
-        Ok(index::to_json_bytes(&entries))
-    })
-    .await?;
-    let mut out = StepOutput::default();
-    super::write_output(ctx, &in_registry(INDEX_JSON), &bytes, &mut out)?;
-    Ok(out)
-}
-
-fn localize(icon: &str, base: &str) -> String {
-    if icon.is_empty() || icon.contains("://") || icon.starts_with("data:") {
-        icon.to_string()
-    } else {
-        format!("{base}/{}", icon.trim_start_matches("./"))
-    }
 }

@@ -1,0 +1,136 @@
+//! Each sample's devfile, from its repository at the locked commit, rewritten like a stack's.
+
+use std::fmt;
+
+use serde_json::json;
+
+use super::kind::{Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
+use crate::context::Ctx;
+use git2::Oid;
+
+use crate::git::CommitReader;
+use crate::plan::stale::StaleReason;
+use crate::tree_paths::{DEVFILE_NAMES, sample_dir};
+use crate::url_mirror::mirror_url;
+
+use super::common::write_devfile;
+use super::devfile::uses_deps;
+
+/// Write one sample's devfile from its repository.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Sample {
+    pub source: String,
+    pub id: String,
+}
+
+impl fmt::Display for Sample {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sample:{}/{}", self.source, self.id)
+    }
+}
+
+impl Kind for Sample {
+    type Out = TreeOut;
+    const WRITES_TREE: bool = true;
+
+    fn plan(p: &PlanInput<'_>, steps: &mut Vec<Step>) -> Result<(), PlanError> {
+        for ((source, id), entry) in &p.lock.samples {
+            let user = format!("sample {} of source {source}", super::id_words(id));
+            let deps = uses_deps(p, &entry.uses, &user)?;
+            let step = Sample {
+                source: source.clone(),
+                id: id.clone(),
+            };
+            steps.push(
+                Step::new(step, format!("sample {}", super::id_words(id)))
+                    .deps(deps)
+                    .config(json!({"dir": sample_dir(id)}))
+                    .lock(json!({
+                        "remote": entry.remote,
+                        "commit": entry.commit,
+                        "sub-dir": entry.sub_dir,
+                        "devfile": entry.devfile,
+                    })),
+            );
+        }
+        Ok(())
+    }
+
+    async fn run(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Written, String> {
+        sample(ctx, inputs, &self.source, &self.id).await
+    }
+
+    fn relocked(
+        &self,
+        _: &serde_json::Value,
+        _: &serde_json::Value,
+        describe: &str,
+    ) -> StaleReason {
+        StaleReason::SampleRelocked {
+            step: describe.to_string(),
+        }
+    }
+}
+
+/// One sample's devfile, from its repository at the locked commit.
+async fn sample(ctx: &Ctx, inputs: &Inputs, source: &str, id: &str) -> Result<Written, String> {
+    let entry = ctx
+        .lock
+        .samples
+        .get(&(source.to_string(), id.to_string()))
+        .ok_or_else(|| format!("sample {id} is not in the lock"))?
+        .clone();
+    let git = ctx.git.clone();
+    let fetch_url = mirror_url(&ctx.manifest.url_mirrors, &entry.remote);
+    let lock = ctx.repo_lock(&entry.remote);
+    let held = lock.lock().await;
+    let (remote, commit, sub_dir) = (
+        entry.remote.clone(),
+        entry.commit.clone(),
+        entry.sub_dir.clone(),
+    );
+    let (path, bytes) = super::blocking(move || {
+        let oid = Oid::from_str(&commit).map_err(|e| e.to_string())?;
+        let repo = git
+            .ensure_commit(&remote, &fetch_url, oid)
+            .map_err(|e| e.to_string())?;
+        let reader = CommitReader::new(&repo, oid).map_err(|e| e.to_string())?;
+        let dir = sub_dir.unwrap_or_default();
+        for name in DEVFILE_NAMES {
+            let p = if dir.is_empty() {
+                name.to_string()
+            } else {
+                format!("{dir}/{name}")
+            };
+            if let Some(b) = reader.read(&p).map_err(|e| e.to_string())? {
+                return Ok((p, b));
+            }
+        }
+        Err(format!(
+            "the repository of the sample has no devfile.yaml at {commit}"
+        ))
+    })
+    .await?;
+    drop(held);
+    if blake3::hash(&bytes).to_hex().as_str() != entry.devfile {
+        return Err(format!(
+            "the devfile of sample {id} differs from the locked one"
+        ));
+    }
+    let text =
+        String::from_utf8(bytes).map_err(|_| format!("the devfile of sample {id} is not UTF-8"))?;
+    let mut out = Written::default();
+    let dir = sample_dir(id);
+    write_devfile(
+        ctx,
+        inputs,
+        &dir,
+        &format!("sample:{id}"),
+        source,
+        &path,
+        &text,
+        &mut out,
+    )
+    .await?;
+    Ok(out)
+}
