@@ -158,9 +158,6 @@ fn devfile_references(text: &str, hosts: &[&str]) -> Vec<(String, String)> {
 /// in text airgap does not rewrite: commands, env values, variables, samples' git remotes) of
 /// the registry tree.
 pub fn scan_tree(registry: &Path, hosts: &[&str]) -> (Vec<String>, Vec<String>) {
-    let mut findings = Vec::new();
-    let mut notes = Vec::new();
-    let mut files = Vec::new();
     fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return;
@@ -175,8 +172,13 @@ pub fn scan_tree(registry: &Path, hosts: &[&str]) -> (Vec<String>, Vec<String>) 
             }
         }
     }
+    let mut files = Vec::new();
     walk(registry, &mut files);
-    let upstream = |s: &str| names_upstream(s, hosts);
+    let mut scan = TreeScan {
+        hosts,
+        findings: Vec::new(),
+        notes: Vec::new(),
+    };
     for path in files {
         let rel = path
             .strip_prefix(registry)
@@ -189,112 +191,140 @@ pub fn scan_tree(registry: &Path, hosts: &[&str]) -> (Vec<String>, Vec<String>) 
         let Ok(bytes) = std::fs::read(&path) else {
             continue;
         };
-        let text_notes = |text: &str, notes: &mut Vec<String>, why: &str| {
-            for hit in crate::rewrite::upstream_hosts_outside_comments(text, hosts) {
-                notes.push(format!(
-                    "registry/{rel}:{} names `{}` ({why})",
-                    hit.line, hit.host
-                ));
+        let rel = format!("registry/{rel}");
+        match name.as_str() {
+            "devfile.yaml" => scan.devfile(&rel, &String::from_utf8_lossy(&bytes)),
+            "stack.yaml" | crate::discover::EXTRA_ENTRIES => {
+                scan.icons_of(&rel, &String::from_utf8_lossy(&bytes))
             }
+            "index.json" => scan.index(&rel, &bytes),
+            "archive.tar" => scan.archive(&rel, &bytes),
+            _ => {}
+        }
+    }
+    (scan.findings, scan.notes)
+}
+
+/// What [`scan_tree`] found so far.
+struct TreeScan<'a> {
+    hosts: &'a [&'a str],
+    findings: Vec<String>,
+    notes: Vec<String>,
+}
+
+impl TreeScan<'_> {
+    fn upstream(&self, s: &str) -> Option<String> {
+        names_upstream(s, self.hosts)
+    }
+
+    /// Notes for upstream hosts in `text` outside comments, with why they are left.
+    fn text_notes(&mut self, rel: &str, text: &str, why: &str) {
+        for hit in crate::rewrite::upstream_hosts_outside_comments(text, self.hosts) {
+            self.notes
+                .push(format!("{rel}:{} names `{}` ({why})", hit.line, hit.host));
+        }
+    }
+
+    fn devfile(&mut self, rel: &str, text: &str) {
+        let before = self.findings.len();
+        for (place, host) in devfile_references(text, self.hosts) {
+            self.findings.push(format!("{rel}: {place} names `{host}`"));
+        }
+        if self.findings.len() == before {
+            self.text_notes(
+                rel,
+                text,
+                "in text airgap does not rewrite: a command, an env value or a variable",
+            );
+        }
+    }
+
+    /// `stack.yaml` and `extraDevfileEntries.yaml`: their icons are rewritten; other hosts
+    /// are samples' repositories.
+    fn icons_of(&mut self, rel: &str, text: &str) {
+        let v: serde_json::Value = serde_saphyr::from_str(text).unwrap_or_default();
+        let mut icons = vec![v["icon"].as_str().unwrap_or("").to_string()];
+        icons.extend(
+            v["samples"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| s["icon"].as_str().unwrap_or("").to_string()),
+        );
+        for icon in icons {
+            if let Some(h) = self.upstream(&icon) {
+                self.findings
+                    .push(format!("{rel}: icon `{icon}` names `{h}`"));
+            }
+        }
+        self.text_notes(
+            rel,
+            text,
+            "a sample's upstream repository: nothing in the air gap serves git",
+        );
+    }
+
+    fn index(&mut self, rel: &str, bytes: &[u8]) {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+            self.findings.push(format!("{rel} is not valid JSON"));
+            return;
         };
-        if name == "devfile.yaml" {
-            let text = String::from_utf8_lossy(&bytes);
-            for (place, host) in devfile_references(&text, hosts) {
-                findings.push(format!("registry/{rel}: {place} names `{host}`"));
-            }
-            if findings
-                .iter()
-                .all(|f| !f.starts_with(&format!("registry/{rel}:")))
-            {
-                text_notes(
-                    &text,
-                    &mut notes,
-                    "in text airgap does not rewrite: a command, an env value or a variable",
-                );
-            }
-        } else if name == "stack.yaml" || name == crate::discover::EXTRA_ENTRIES {
-            let text = String::from_utf8_lossy(&bytes);
-            let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap_or_default();
-            let mut icons = vec![v["icon"].as_str().unwrap_or("").to_string()];
-            icons.extend(
-                v["samples"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|s| s["icon"].as_str().unwrap_or("").to_string()),
-            );
-            for icon in icons {
-                if let Some(h) = upstream(&icon) {
-                    findings.push(format!("registry/{rel}: icon `{icon}` names `{h}`"));
-                }
-            }
-            text_notes(
-                &text,
-                &mut notes,
-                "a sample's upstream repository: nothing in the air gap serves git",
-            );
-        } else if name == "index.json" {
-            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-                findings.push(format!("registry/{rel} is not valid JSON"));
-                continue;
-            };
-            for entry in v.as_array().into_iter().flatten() {
-                let is_sample = entry["type"] == "sample";
-                let mut strings = Vec::new();
-                collect_strings(entry, "", &mut strings);
-                for (at, s) in strings {
-                    if let Some(h) = upstream(&s) {
-                        let where_ = format!(
-                            "registry/{rel}: {}{at} names `{h}`",
-                            entry["name"].as_str().unwrap_or("?")
-                        );
-                        if is_sample && at.contains("git") {
-                            notes.push(format!("{where_} (a sample's upstream repository: nothing in the air gap serves git)"));
-                        } else {
-                            findings.push(where_);
-                        }
-                    }
-                }
-            }
-        } else if name == "archive.tar" {
-            // A tar.gz, as upstream's build makes it (see `steps::devfile::archive`).
-            let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_slice()));
-            let Ok(entries) = ar.entries() else { continue };
-            for e in entries.flatten() {
-                let mut e = e;
-                let inner = e
-                    .path()
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let mut content = Vec::new();
-                if e.read_to_end(&mut content).is_err() {
-                    continue;
-                }
-                let Ok(text) = String::from_utf8(content) else {
+        for entry in v.as_array().into_iter().flatten() {
+            let is_sample = entry["type"] == "sample";
+            let mut strings = Vec::new();
+            collect_strings(entry, "", &mut strings);
+            for (at, s) in strings {
+                let Some(h) = self.upstream(&s) else {
                     continue;
                 };
-                let base = inner.rsplit('/').next().unwrap_or(&inner);
-                if crate::devfile::is_dockerfile(base) {
-                    for from in crate::devfile::dockerfile_froms(&text) {
-                        if let Some(h) = upstream(&from.written) {
-                            findings.push(format!(
-                                "registry/{rel} → {inner}:{} FROM names `{h}`",
-                                from.line
-                            ));
-                        }
-                    }
-                } else if base.ends_with(".yaml") || base.ends_with(".yml") {
-                    for hit in crate::rewrite::upstream_hosts_outside_comments(&text, hosts) {
-                        notes.push(format!(
-                            "registry/{rel} → {inner}:{} names `{}`",
-                            hit.line, hit.host
-                        ));
-                    }
+                let where_ = format!(
+                    "{rel}: {}{at} names `{h}`",
+                    entry["name"].as_str().unwrap_or("?")
+                );
+                if is_sample && at.contains("git") {
+                    self.notes.push(format!(
+                        "{where_} (a sample's upstream repository: nothing in the air gap serves git)"
+                    ));
+                } else {
+                    self.findings.push(where_);
                 }
             }
         }
     }
-    (findings, notes)
+
+    /// A tar.gz, as upstream's build makes it (see `steps/archive.rs`): Dockerfiles' `FROM`
+    /// lines are rewritten; hosts in other YAML files are notes.
+    fn archive(&mut self, rel: &str, bytes: &[u8]) {
+        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
+        let Ok(entries) = ar.entries() else { return };
+        for mut e in entries.flatten() {
+            let inner = e
+                .path()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let mut content = Vec::new();
+            if e.read_to_end(&mut content).is_err() {
+                continue;
+            }
+            let Ok(text) = String::from_utf8(content) else {
+                continue;
+            };
+            let base = inner.rsplit('/').next().unwrap_or(&inner);
+            if crate::devfile::is_dockerfile(base) {
+                for from in crate::devfile::dockerfile_froms(&text) {
+                    if let Some(h) = self.upstream(&from.written) {
+                        self.findings
+                            .push(format!("{rel} → {inner}:{} FROM names `{h}`", from.line));
+                    }
+                }
+            } else if base.ends_with(".yaml") || base.ends_with(".yml") {
+                for hit in crate::rewrite::upstream_hosts_outside_comments(&text, self.hosts) {
+                    self.notes
+                        .push(format!("{rel} → {inner}:{} names `{}`", hit.line, hit.host));
+                }
+            }
+        }
+    }
 }
 
 fn collect_strings(v: &serde_json::Value, at: &str, out: &mut Vec<(String, String)>) {

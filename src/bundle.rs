@@ -312,7 +312,7 @@ pub enum BundleError {
     #[error(
         "the bundle at `{}` lists images that cannot be pushed to `{target}`:\n{}",
         dir.display(),
-        problems.iter().map(|p| format!("- {p}")).collect::<Vec<_>>().join("\n")
+        bullets(problems)
     )]
     #[diagnostic(
         code(airgap::bundle::unpushable),
@@ -329,7 +329,7 @@ pub enum BundleError {
     #[error(
         "the bundle at `{}` does not match what `airgap apply --bundle` recorded:\n{}",
         dir.display(),
-        problems.iter().map(|p| format!("- {p}")).collect::<Vec<_>>().join("\n")
+        bullets(problems)
     )]
     #[diagnostic(
         code(airgap::push::unrecorded),
@@ -360,12 +360,9 @@ pub enum BundleError {
     CaFileUnused { tls: Tls },
 
     #[error(
-        "the bundle at `{}` is damaged or incomplete: image `{}`: {}\n  (file `{}`){}",
+        "the bundle at `{}` is damaged or incomplete: {}",
         dir.display(),
-        first.image,
-        first.problem,
-        first.path.display(),
-        if *more > 0 { format!("\nand {more} more problems") } else { String::new() }
+        first_and_more(first, *more)
     )]
     #[diagnostic(
         code(airgap::push::damaged),
@@ -394,12 +391,9 @@ pub enum BundleError {
     },
 
     #[error(
-        "the bundle at `{}` is incomplete, so `{FILE_NAME}` was not written: image `{}`: {}\n  (file `{}`){}",
+        "the bundle at `{}` is incomplete, so `{FILE_NAME}` was not written: {}",
         dir.display(),
-        first.image,
-        first.problem,
-        first.path.display(),
-        if *more > 0 { format!("\nand {more} more problems") } else { String::new() }
+        first_and_more(first, *more)
     )]
     #[diagnostic(
         code(airgap::bundle::incomplete),
@@ -542,6 +536,30 @@ pub async fn finish(m: &Manifest, dir: &Path) -> Result<BundleInfo, BundleError>
         source,
     })?;
     Ok(info)
+}
+
+/// The first problem of a layout and how many more, for the errors above.
+fn first_and_more(first: &LayoutProblem, more: usize) -> String {
+    let more = if more > 0 {
+        format!("\nand {more} more problems")
+    } else {
+        String::new()
+    };
+    format!(
+        "image `{}`: {}\n  (file `{}`){more}",
+        first.image,
+        first.problem,
+        first.path.display()
+    )
+}
+
+/// One `- problem` line per problem, for the errors above.
+fn bullets(problems: &[String]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("- {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]

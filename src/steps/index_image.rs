@@ -70,6 +70,7 @@ pub struct IndexImageOut {
 
 impl Kind for IndexImage {
     type Out = IndexImageOut;
+    const RELOCKED: fn(String) -> StaleReason = |step| StaleReason::IndexBaseRelocked { step };
 
     /// The image reads every file of the tree (its layer is the tree), not only index.json:
     /// a devfile can change without changing the index.
@@ -129,12 +130,6 @@ impl Kind for IndexImage {
 
     fn missing(&self, describe: &str) -> StaleReason {
         StaleReason::MissingAtTarget {
-            step: describe.to_string(),
-        }
-    }
-
-    fn relocked(&self, _: &Value, _: &Value, describe: &str) -> StaleReason {
-        StaleReason::IndexBaseRelocked {
             step: describe.to_string(),
         }
     }

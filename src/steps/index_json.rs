@@ -26,6 +26,7 @@ impl fmt::Display for IndexJson {
 
 impl Kind for IndexJson {
     type Out = TreeOut;
+    const RELOCKED: fn(String) -> StaleReason = |step| StaleReason::MembersChanged { step };
     const WRITES_TREE: bool = true;
 
     /// The index reads the whole tree: every step that writes into it.
@@ -45,17 +46,6 @@ impl Kind for IndexJson {
 
     async fn run(&self, ctx: &Ctx, _: &Inputs) -> Result<Written, String> {
         index_json(ctx).await
-    }
-
-    fn relocked(
-        &self,
-        _: &serde_json::Value,
-        _: &serde_json::Value,
-        describe: &str,
-    ) -> StaleReason {
-        StaleReason::MembersChanged {
-            step: describe.to_string(),
-        }
     }
 }
 

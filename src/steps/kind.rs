@@ -58,11 +58,13 @@ pub(crate) trait Kind: Clone + fmt::Display + Into<StepId> {
         }
     }
 
+    /// Why a step of this kind must run again when the lock entries its key holds changed,
+    /// from its description.
+    const RELOCKED: fn(String) -> StaleReason = |step| StaleReason::Changed { step };
+
     /// Why the step must run again when the lock entries its key holds changed.
     fn relocked(&self, _old: &Value, _new: &Value, describe: &str) -> StaleReason {
-        StaleReason::Changed {
-            step: describe.to_string(),
-        }
+        Self::RELOCKED(describe.to_string())
     }
 
     /// A more precise reason than "its input changed" from the dependencies whose outputs

@@ -31,6 +31,7 @@ impl fmt::Display for LastModified {
 
 impl Kind for LastModified {
     type Out = TreeOut;
+    const RELOCKED: fn(String) -> StaleReason = |step| StaleReason::MembersChanged { step };
     const WRITES_TREE: bool = true;
 
     fn plan(p: &PlanInput<'_>, steps: &mut Vec<Step>) -> Result<(), PlanError> {
@@ -59,17 +60,6 @@ impl Kind for LastModified {
 
     async fn run(&self, ctx: &Ctx, _: &Inputs) -> Result<Written, String> {
         last_modified(ctx).await
-    }
-
-    fn relocked(
-        &self,
-        _: &serde_json::Value,
-        _: &serde_json::Value,
-        describe: &str,
-    ) -> StaleReason {
-        StaleReason::MembersChanged {
-            step: describe.to_string(),
-        }
     }
 }
 

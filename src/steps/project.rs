@@ -45,6 +45,7 @@ impl fmt::Display for Project {
 
 impl Kind for Project {
     type Out = TreeOut;
+    const RELOCKED: fn(String) -> StaleReason = |step| StaleReason::ProjectRelocked { step };
     const WRITES_TREE: bool = true;
 
     fn plan(p: &PlanInput<'_>, steps: &mut Vec<Step>) -> Result<(), PlanError> {
@@ -66,17 +67,6 @@ impl Kind for Project {
 
     async fn run(&self, ctx: &Ctx, _: &Inputs) -> Result<Written, String> {
         run(ctx, &self.key).await
-    }
-
-    fn relocked(
-        &self,
-        _: &serde_json::Value,
-        _: &serde_json::Value,
-        describe: &str,
-    ) -> StaleReason {
-        StaleReason::ProjectRelocked {
-            step: describe.to_string(),
-        }
     }
 }
 

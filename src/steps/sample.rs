@@ -31,6 +31,7 @@ impl fmt::Display for Sample {
 
 impl Kind for Sample {
     type Out = TreeOut;
+    const RELOCKED: fn(String) -> StaleReason = |step| StaleReason::SampleRelocked { step };
     const WRITES_TREE: bool = true;
 
     fn plan(p: &PlanInput<'_>, steps: &mut Vec<Step>) -> Result<(), PlanError> {
@@ -58,17 +59,6 @@ impl Kind for Sample {
 
     async fn run(&self, ctx: &Ctx, inputs: &Inputs) -> Result<Written, String> {
         sample(ctx, inputs, &self.source, &self.id).await
-    }
-
-    fn relocked(
-        &self,
-        _: &serde_json::Value,
-        _: &serde_json::Value,
-        describe: &str,
-    ) -> StaleReason {
-        StaleReason::SampleRelocked {
-            step: describe.to_string(),
-        }
     }
 }
 
