@@ -14,16 +14,8 @@ use crate::fetch::Fetcher;
 use crate::git::GitCache;
 use crate::lock::Lockfile;
 use crate::manifest::Manifest;
+use crate::state::Recorded;
 use crate::workspace::Workspace;
-
-/// A step's outputs in the state file's form: named digests and the files it wrote (relative
-/// to the output root) with their sizes. Each kind reads and writes its own typed form
-/// (`steps::kind::from_wire`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Recorded {
-    pub outputs: BTreeMap<String, String>,
-    pub files: BTreeMap<String, u64>,
-}
 
 /// What apply writes into, as far as step keys are concerned: the same image copied into the
 /// target registry or into a bundle for it are two different outputs.

@@ -16,6 +16,15 @@ use serde::{Deserialize, Serialize};
 
 pub const STATE_VERSION: u32 = 1;
 
+/// A step's outputs in the state file's form: named digests and the files it wrote (relative
+/// to the output root) with their sizes. Each kind reads and writes its own typed form
+/// (`steps::kind::from_wire`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recorded {
+    pub outputs: BTreeMap<String, String>,
+    pub files: BTreeMap<String, u64>,
+}
+
 /// One completed step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -34,8 +43,8 @@ pub struct Record {
 
 impl Record {
     /// The step's outputs, as dependents read them.
-    pub fn recorded(&self) -> crate::context::Recorded {
-        crate::context::Recorded {
+    pub fn recorded(&self) -> Recorded {
+        Recorded {
             outputs: self.outputs.clone(),
             files: self.files.clone(),
         }
@@ -108,7 +117,7 @@ impl State {
     }
 
     /// The outputs recorded for `step` (without the key input: cheaper than [`State::get`]).
-    pub fn recorded(&self, step: &str) -> Option<crate::context::Recorded> {
+    pub fn recorded(&self, step: &str) -> Option<Recorded> {
         self.steps
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -1,169 +1,13 @@
-//! Why a step must run: [`StaleReason`], typed where the staleness is found (a changed key
-//! input, a missing output, a dependency that will be rebuilt) and rendered in one sentence
-//! only at the edge (`airgap plan`, `apply --dry-run`), as cargo's `DirtyReason` is.
-
-use std::fmt;
+//! Why a step must run: the [`StaleReason`] of a step whose key changed, found by comparing
+//! the key input the state recorded with the current one. The reasons themselves are typed in
+//! [`crate::steps::stale`] (each kind names its own) and rendered in one sentence only at the
+//! edge (`airgap plan`, `apply --dry-run`), as cargo's `DirtyReason` is.
 
 use serde_json::Value;
 
 use super::Plan;
 use crate::steps::Step;
-
-/// Why a step is stale. Each variant carries what its sentence names (a step's description,
-/// an image, a URL…); [`fmt::Display`] gives the sentence.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StaleReason {
-    /// The state has no record of the step.
-    NeverBuilt,
-    /// The step's status was not computed (a step of no level).
-    NotEvaluated,
-    /// A dependency (named by its description) is stale, so this step's inputs will change.
-    InputWillBeRebuilt {
-        input: String,
-    },
-    /// The schema number of the key changed: airgap writes outputs differently now.
-    FormatChanged,
-    /// The lock entry a step reads (a devfile, a stack yaml, the extra entries, a stack
-    /// artifact) changed.
-    Changed {
-        step: String,
-    },
-    /// What a devfile uses (its icon, its parent) was locked differently.
-    UsesChanged {
-        step: String,
-    },
-    /// The files packed into a stack version's archive changed (the stack id in words).
-    ArchiveFilesChanged {
-        stack: String,
-    },
-    ImageRelocked {
-        image: String,
-    },
-    ProjectRelocked {
-        step: String,
-    },
-    SourceRelocked {
-        source: String,
-    },
-    DownloadRelocked {
-        url: String,
-    },
-    SampleRelocked {
-        step: String,
-    },
-    /// The stacks and samples `last_modified.json` or `index.json` list changed.
-    MembersChanged {
-        step: String,
-    },
-    /// The lock's base image of the index image changed.
-    IndexBaseRelocked {
-        step: String,
-    },
-    /// The target or the options in the step's configuration changed.
-    ConfigChanged {
-        step: String,
-    },
-    /// Dependencies' outputs changed: the first (by description) and how many more.
-    InputChanged {
-        input: String,
-        more: usize,
-    },
-    /// The index image's base image was rebuilt to other content.
-    IndexBaseChanged {
-        base: String,
-    },
-    /// The index image's registry tree changed: its first changed part and how many more.
-    TreeChanged {
-        first: String,
-        more: usize,
-    },
-    /// The key changed in no part that can be named.
-    InputsChanged,
-    /// A recorded image is not at the target anymore.
-    ImageMissing {
-        image: String,
-    },
-    /// A downloaded file is not in the cache anymore.
-    DownloadMissing {
-        url: String,
-    },
-    /// A source's content is not in the cache anymore.
-    SourceMissing {
-        source: String,
-    },
-    /// An image-like output of the step (a stack artifact, the index image) is not at the
-    /// target anymore.
-    MissingAtTarget {
-        step: String,
-    },
-    /// A file the step wrote is gone or has another size.
-    OutputMissing {
-        step: String,
-    },
-}
-
-impl fmt::Display for StaleReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StaleReason::NeverBuilt => write!(f, "never built"),
-            StaleReason::NotEvaluated => write!(f, "not evaluated"),
-            StaleReason::InputWillBeRebuilt { input } => {
-                write!(f, "its input {input} will be rebuilt")
-            }
-            StaleReason::FormatChanged => {
-                write!(f, "airgap's output format changed since it was built")
-            }
-            StaleReason::Changed { step } => write!(f, "{step} changed"),
-            StaleReason::UsesChanged { step } => write!(f, "what {step} uses changed"),
-            StaleReason::ArchiveFilesChanged { stack } => {
-                write!(f, "files packed with {stack} changed")
-            }
-            StaleReason::ImageRelocked { image } => {
-                write!(f, "image {image} was locked to a new digest")
-            }
-            StaleReason::ProjectRelocked { step } => {
-                write!(f, "{step} was locked to a new revision")
-            }
-            StaleReason::SourceRelocked { source } => {
-                write!(f, "source {source} was locked to a new commit")
-            }
-            StaleReason::DownloadRelocked { url } => write!(f, "{url} was locked to new content"),
-            StaleReason::SampleRelocked { step } => write!(f, "{step} was locked to a new commit"),
-            StaleReason::MembersChanged { step } => {
-                write!(f, "the set of stacks and samples of {step} changed")
-            }
-            StaleReason::IndexBaseRelocked { step } => write!(f, "the base of the {step} changed"),
-            StaleReason::ConfigChanged { step } => {
-                write!(f, "the target or options of {step} changed")
-            }
-            StaleReason::InputChanged { input, more: 0 } => write!(f, "its input {input} changed"),
-            StaleReason::InputChanged { input, more } => {
-                write!(f, "its input {input} and {more} more changed")
-            }
-            StaleReason::IndexBaseChanged { base } => write!(f, "its base {base} changed"),
-            StaleReason::TreeChanged { first, more: 0 } => {
-                write!(f, "the registry tree changed ({first})")
-            }
-            StaleReason::TreeChanged { first, more } => {
-                write!(f, "the registry tree changed ({first} and {more} more)")
-            }
-            StaleReason::InputsChanged => write!(f, "its inputs changed"),
-            StaleReason::ImageMissing { image } => {
-                write!(f, "image {image} is missing at the target")
-            }
-            StaleReason::DownloadMissing { url } => write!(f, "{url} is missing from the cache"),
-            StaleReason::SourceMissing { source } => {
-                write!(f, "source {source} is missing from the cache")
-            }
-            StaleReason::MissingAtTarget { step } => {
-                write!(f, "the {step} is missing at the target")
-            }
-            StaleReason::OutputMissing { step } => {
-                write!(f, "an output of {step} is missing or was changed")
-            }
-        }
-    }
-}
+pub use crate::steps::stale::StaleReason;
 
 /// Why a step whose key changed must run again.
 pub fn dirty_reason(step: &Step, old: &Value, new: &Value, plan: &Plan) -> StaleReason {
@@ -204,4 +48,61 @@ pub fn dirty_reason(step: &Step, old: &Value, new: &Value, plan: &Plan) -> Stale
         }
     }
     StaleReason::InputsChanged
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::steps::{Devfile, IndexImage, IndexJson, StepId};
+
+    #[test]
+    fn the_index_image_says_whether_the_tree_or_its_base_changed() {
+        let devfile = |id: &str| -> StepId {
+            Devfile {
+                source: "s".into(),
+                id: id.into(),
+            }
+            .into()
+        };
+        let plan = Plan::from_steps(vec![
+            Step::new(StepId::image("b"), "image b"),
+            Step::new(IndexJson, "index.json"),
+            Step::new(devfile("go"), "devfile of go"),
+            Step::new(devfile("udi"), "devfile of udi"),
+            Step::new(IndexImage, "devfile-index image").deps([
+                StepId::image("b"),
+                IndexJson.into(),
+                devfile("go"),
+                devfile("udi"),
+            ]),
+        ]);
+        let image = plan.step(&IndexImage.into()).unwrap();
+        let deps = |go: &str, udi: &str, index: &str, base: &str| {
+            let out = |d: &str| BTreeMap::from([("digest".to_string(), d.to_string())]);
+            BTreeMap::from([
+                ("devfile:s/go".to_string(), out(go)),
+                ("devfile:s/udi".to_string(), out(udi)),
+                ("index-json".to_string(), out(index)),
+                ("image:b".to_string(), out(base)),
+            ])
+        };
+        let key_input = crate::plan::key_input;
+        let old = key_input(image, &deps("1", "1", "1", "1"));
+        let reason = |new| dirty_reason(image, &old, &key_input(image, &new), &plan).to_string();
+        assert_eq!(
+            reason(deps("2", "1", "2", "1")),
+            "the registry tree changed (devfile of go)"
+        );
+        assert_eq!(
+            reason(deps("2", "2", "2", "1")),
+            "the registry tree changed (devfile of go and 1 more)"
+        );
+        assert_eq!(
+            reason(deps("1", "1", "2", "1")),
+            "the registry tree changed (index.json)"
+        );
+        assert_eq!(reason(deps("2", "1", "2", "2")), "its base image b changed");
+    }
 }

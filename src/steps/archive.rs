@@ -10,8 +10,8 @@ use crate::archive::{self as tar, Entry};
 use crate::context::Ctx;
 use crate::devfile;
 use crate::git::FileKind;
-use crate::plan::stale::StaleReason;
 use crate::rewrite;
+use crate::steps::stale::StaleReason;
 use crate::tree_paths::{in_registry, stack_dir};
 
 use super::common::{check_locked, image_map, locked_stack, plan_images, read_source};

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::kind::{Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
 use crate::context::Ctx;
 use crate::lock::Uses;
-use crate::plan::stale::StaleReason;
+use crate::steps::stale::StaleReason;
 use crate::tree_paths::{DEVFILE_NAMES, stack_dir};
 
 use super::common::{locked_stack, locked_text, write_devfile};

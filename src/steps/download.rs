@@ -8,7 +8,7 @@ use serde_json::json;
 use super::kind::{Done, Inputs, Kind, PlanError, PlanInput, Step};
 use crate::context::Ctx;
 use crate::lock::LockedDownload;
-use crate::plan::stale::StaleReason;
+use crate::steps::stale::StaleReason;
 
 /// Download one icon or parent devfile into the cache, checked against its hash.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

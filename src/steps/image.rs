@@ -20,7 +20,7 @@ use crate::oci::reference::ImageRef;
 use crate::oci::{
     Client, CopyRequest, Destination, PlatformManifest, Platforms, describe_manifest,
 };
-use crate::plan::stale::StaleReason;
+use crate::steps::stale::StaleReason;
 
 /// Copy one image to the target, by digest.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

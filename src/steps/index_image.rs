@@ -47,7 +47,7 @@ use crate::oci::digest::Digest;
 use crate::oci::media::{self, Parsed};
 use crate::oci::naming::{TargetPrefix, TargetRef};
 use crate::oci::{BlobData, LocalBlob, LocalImage};
-use crate::plan::stale::StaleReason;
+use crate::steps::stale::StaleReason;
 use crate::tree_paths::{INDEX_JSON, in_registry};
 
 /// The `devfile-index` image: the mirrored base plus one layer holding `/registry`.
@@ -538,59 +538,6 @@ pub fn derive_index(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Plan;
-    use crate::plan::stale::dirty_reason;
-    use crate::steps::devfile::Devfile;
-    use crate::steps::index_json::IndexJson;
-
-    #[test]
-    fn the_index_image_says_whether_the_tree_or_its_base_changed() {
-        let devfile = |id: &str| -> StepId {
-            Devfile {
-                source: "s".into(),
-                id: id.into(),
-            }
-            .into()
-        };
-        let plan = Plan::from_steps(vec![
-            Step::new(StepId::image("b"), "image b"),
-            Step::new(IndexJson, "index.json"),
-            Step::new(devfile("go"), "devfile of go"),
-            Step::new(devfile("udi"), "devfile of udi"),
-            Step::new(IndexImage, "devfile-index image").deps([
-                StepId::image("b"),
-                IndexJson.into(),
-                devfile("go"),
-                devfile("udi"),
-            ]),
-        ]);
-        let image = plan.step(&IndexImage.into()).unwrap();
-        let deps = |go: &str, udi: &str, index: &str, base: &str| {
-            let out = |d: &str| BTreeMap::from([("digest".to_string(), d.to_string())]);
-            BTreeMap::from([
-                ("devfile:s/go".to_string(), out(go)),
-                ("devfile:s/udi".to_string(), out(udi)),
-                ("index-json".to_string(), out(index)),
-                ("image:b".to_string(), out(base)),
-            ])
-        };
-        let key_input = crate::plan::key_input;
-        let old = key_input(image, &deps("1", "1", "1", "1"));
-        let reason = |new| dirty_reason(image, &old, &key_input(image, &new), &plan).to_string();
-        assert_eq!(
-            reason(deps("2", "1", "2", "1")),
-            "the registry tree changed (devfile of go)"
-        );
-        assert_eq!(
-            reason(deps("2", "2", "2", "1")),
-            "the registry tree changed (devfile of go and 1 more)"
-        );
-        assert_eq!(
-            reason(deps("1", "1", "2", "1")),
-            "the registry tree changed (index.json)"
-        );
-        assert_eq!(reason(deps("2", "1", "2", "2")), "its base image b changed");
-    }
 
     fn layer() -> Layer {
         Layer {

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::kind::{Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
 use crate::context::Ctx;
 use crate::index::{self, EntryType, LastModifiedFile};
-use crate::plan::stale::StaleReason;
+use crate::steps::stale::StaleReason;
 use crate::tree_paths::{
     INDEX_JSON, LAST_MODIFIED_JSON, in_registry, sample_dir, stack_dir, versioned_stack_of,
 };

@@ -16,10 +16,10 @@ use serde_json::Value;
 use super::StepId;
 use crate::context::Ctx;
 use crate::context::Output;
-pub use crate::context::Recorded;
 use crate::lock::Lockfile;
 use crate::manifest::Manifest;
-use crate::plan::stale::StaleReason;
+pub use crate::state::Recorded;
+use crate::steps::stale::StaleReason;
 
 /// One step kind: how its steps enter the plan, how one runs, and how its outputs are checked.
 /// Its value is the step's identity (which image, which stack version…): [`StepId`] has one

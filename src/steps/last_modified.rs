@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::kind::{Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
 use crate::context::Ctx;
-use crate::plan::stale::StaleReason;
+use crate::steps::stale::StaleReason;
 use git2::Oid;
 
 use crate::git::CommitReader;

@@ -21,12 +21,25 @@ mod sample;
 mod source;
 mod stack_artifact;
 mod stack_yaml;
+pub mod stale;
 
+pub use archive::Archive;
+pub use devfile::Devfile;
+pub use download::Download;
 pub use download::size_mismatch as download_size_mismatch;
+pub use extra::Extra;
+pub use image::Image;
 pub use image::{ImageOut, recorded_lock_differences as image_lock_differences};
 pub use index_image::IndexImage;
+pub use index_json::IndexJson;
 pub use kind::{Inputs, PlanError, PlanInput, Recorded, Step};
+pub use last_modified::LastModified;
+pub use project::Project;
+pub use sample::Sample;
+pub use source::Source;
+pub use stack_artifact::StackArtifact;
 pub use stack_artifact::{CATALOG, server_accepts_resource};
+pub use stack_yaml::StackYaml;
 
 use std::fmt;
 use std::path::Path;
@@ -37,7 +50,7 @@ use crate::context::Ctx;
 use crate::lock::LockedSource;
 use crate::oci::digest::Digest;
 use crate::oci::naming::TargetRef;
-use crate::plan::stale::StaleReason;
+use crate::steps::stale::StaleReason;
 
 /// Declares [`StepId`], one variant per kind, and dispatches to each kind's [`Kind`] impl.
 macro_rules! step_kinds {

@@ -19,7 +19,7 @@ use crate::archive::{self, Entry};
 use crate::context::Ctx;
 use crate::git::{CommitReader, FileKind};
 use crate::lock::{LockedProject, ProjectKey, ProjectKind};
-use crate::plan::stale::StaleReason;
+use crate::steps::stale::StaleReason;
 use crate::tree_paths::in_registry;
 use crate::url_mirror::mirror_url;
 

@@ -9,7 +9,7 @@ use crate::context::Ctx;
 use git2::Oid;
 
 use crate::git::CommitReader;
-use crate::plan::stale::StaleReason;
+use crate::steps::stale::StaleReason;
 use crate::tree_paths::{DEVFILE_NAMES, sample_dir};
 use crate::url_mirror::mirror_url;
 

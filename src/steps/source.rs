@@ -9,8 +9,8 @@ use serde_json::json;
 use super::kind::{Done, Inputs, Kind, PlanError, PlanInput, Step};
 use crate::context::Ctx;
 use crate::lock::LockedSource;
-use crate::plan::stale::StaleReason;
 use crate::source::Files;
+use crate::steps::stale::StaleReason;
 use crate::tree_paths::{DEVFILE_NAMES, stack_dir, stack_yaml_path, versioned_stack_of};
 use crate::url_mirror::mirror_url;
 

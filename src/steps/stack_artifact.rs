@@ -33,7 +33,7 @@ use crate::oci::media;
 use crate::oci::naming::{TargetPrefix, TargetRef};
 use crate::oci::reference::valid_tag;
 use crate::oci::{BlobData, LocalBlob, LocalImage};
-use crate::plan::stale::StaleReason;
+use crate::steps::stale::StaleReason;
 use crate::tree_paths::{in_registry, stack_dir, stack_of};
 
 /// The repository (under the target prefix) that stack artifacts land in, one per stack:
