@@ -36,3 +36,4 @@ for v in nodes:
 for v in nodes:
     print(f"{v} -> {', '.join(sorted(edges.get(v, ())))}")
 print("cycles:", sccs if sccs else "none")
+sys.exit(1 if sccs else 0)
