@@ -82,6 +82,12 @@ pub enum Command {
         /// `airgap push DIR` uploads it inside the air gap.
         #[arg(long, value_name = "DIR")]
         bundle: Option<PathBuf>,
+        /// Run steps whether they are stale or not: all of them, or those named (a step's id
+        /// as `plan --format json` gives it, its description as `plan` prints it, or a kind:
+        /// `image`, `devfile`, `archive`, `stack-artifact`, `index-image`…). A step rebuilt
+        /// to the same bytes leaves the steps after it fresh.
+        #[arg(long, value_name = "STEP", num_args = 0..)]
+        force: Option<Vec<String>>,
     },
     /// Upload a bundle made by `apply --bundle` to the registry it names.
     ///
@@ -198,7 +204,17 @@ pub fn main() -> ExitCode {
             locked,
             dry_run,
             bundle,
-        } => commands::apply::run(&cli.manifest, *locked, *dry_run, jobs, bundle.as_deref()),
+            force,
+        } => commands::apply::run(
+            &cli.manifest,
+            &commands::apply::ApplyOptions {
+                locked: *locked,
+                dry_run: *dry_run,
+                jobs,
+                bundle: bundle.as_deref(),
+                force: force.as_deref(),
+            },
+        ),
         Command::Push {
             dir,
             to,

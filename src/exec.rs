@@ -26,8 +26,8 @@ use futures::StreamExt;
 use crate::context::Ctx;
 use crate::plan::stale::StaleReason;
 use crate::plan::{self, Plan};
-use crate::state::{Record, State};
-use crate::steps::{Inputs, Recorded, Step};
+use crate::state::{Record, Recorded, Stamp, State};
+use crate::steps::{Inputs, Step};
 
 /// A step's failure, as shown to the user.
 #[derive(Debug, Clone)]
@@ -37,15 +37,70 @@ pub struct StepFailure {
     pub message: String,
 }
 
-/// Whether a recorded step's outputs are still where it left them.
-async fn outputs_exist(ctx: &Ctx, step: &Step, rec: &Recorded) -> bool {
+/// How a recorded step's outputs stand.
+enum Check {
+    /// Every file has its size and content, and the step's other outputs are present.
+    Intact,
+    /// Intact, but some files had to be read to tell (their inode or mtime changed, or the
+    /// state had no stamp for them): the new stamps, so the next run need not read them.
+    Restamped(BTreeMap<String, Stamp>),
+    Stale(StaleReason),
+}
+
+/// Whether a recorded step's outputs are still what it left: each file with its size and
+/// content (read only when its inode or mtime changed since it was stamped), then the kind's
+/// own presence check (images at the target, cached files).
+async fn check_outputs(ctx: &Ctx, step: &Step, rec: &Record) -> Check {
+    let mut restamped = BTreeMap::new();
     for (file, size) in &rec.files {
-        match std::fs::metadata(ctx.out_root().join(file)) {
-            Ok(m) if m.len() == *size => {}
-            _ => return false,
+        let path = ctx.out_root().join(file);
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) if m.len() == *size => m,
+            _ => return Check::Stale(step.id.missing(&step.describe)),
+        };
+        let stamp = rec.stamps.get(file);
+        if stamp.is_some_and(|s| s.matches(&meta)) {
+            continue;
+        }
+        // The digest the step recorded: its stamp's, else its output named after the file.
+        let name = file.rsplit('/').next().unwrap_or(file);
+        let Some(expected) = stamp
+            .map(|s| s.sha256.clone())
+            .or_else(|| rec.outputs.get(name).cloned())
+        else {
+            continue;
+        };
+        let read = path.clone();
+        let actual = tokio::task::spawn_blocking(move || std::fs::read(&read).ok())
+            .await
+            .ok()
+            .flatten()
+            .map(|b| format!("sha256:{}", crate::fetch::sha256_hex(&b)));
+        if actual.as_deref() != Some(expected.as_str()) {
+            return Check::Stale(StaleReason::OutputChanged { file: file.clone() });
+        }
+        if let Some(s) = Stamp::of(&path, &expected) {
+            restamped.insert(file.clone(), s);
         }
     }
-    step.id.present(ctx, rec).await
+    if !step.id.present(ctx, &rec.recorded()).await {
+        return Check::Stale(step.id.missing(&step.describe));
+    }
+    if restamped.is_empty() {
+        Check::Intact
+    } else {
+        Check::Restamped(restamped)
+    }
+}
+
+/// The stamps of the files a step just wrote.
+fn stamps_of(ctx: &Ctx, out: &Recorded) -> BTreeMap<String, Stamp> {
+    out.digests
+        .iter()
+        .filter_map(|(file, digest)| {
+            Some((file.clone(), Stamp::of(&ctx.out_root().join(file), digest)?))
+        })
+        .collect()
 }
 
 /// The status of one step before running.
@@ -128,13 +183,10 @@ async fn status_of(plan: &Plan, step: &Step, state: &State, ctx: &Ctx) -> Status
         Some(rec) if rec.key != key => {
             Status::Stale(plan::stale::dirty_reason(step, &rec.input, &input, plan))
         }
-        Some(rec) => {
-            if outputs_exist(ctx, step, &rec.recorded()).await {
-                Status::Fresh
-            } else {
-                Status::Stale(step.id.missing(&step.describe))
-            }
-        }
+        Some(rec) => match check_outputs(ctx, step, &rec).await {
+            Check::Intact | Check::Restamped(_) => Status::Fresh,
+            Check::Stale(reason) => Status::Stale(reason),
+        },
     }
 }
 
@@ -170,8 +222,15 @@ pub enum Event<'a> {
     Failed(&'a Step, &'a str),
 }
 
-/// Runs every stale step of the plan, level by level.
-pub async fn run(plan: &Plan, state: &State, ctx: &Ctx, progress: &dyn Fn(Event)) -> RunReport {
+/// Runs every stale step of the plan, level by level; a step for which `force` says so runs
+/// whether it is stale or not (`apply --force`).
+pub async fn run(
+    plan: &Plan,
+    state: &State,
+    ctx: &Ctx,
+    force: &dyn Fn(&Step) -> bool,
+    progress: &dyn Fn(Event),
+) -> RunReport {
     let mut report = RunReport::default();
     let mut failed: std::collections::HashSet<&crate::steps::StepId> = Default::default();
     // The unreachable hosts already reported by a failed step.
@@ -190,9 +249,20 @@ pub async fn run(plan: &Plan, state: &State, ctx: &Ctx, progress: &dyn Fn(Event)
                     let key = plan::key_of(&input);
                     if let Some(rec) = state.get(&step.name)
                         && rec.key == key
-                        && outputs_exist(ctx, step, &rec.recorded()).await
+                        && !force(step)
                     {
-                        return (i, Outcome::Fresh);
+                        match check_outputs(ctx, step, &rec).await {
+                            Check::Intact => return (i, Outcome::Fresh),
+                            Check::Restamped(stamps) => {
+                                let mut rec = rec;
+                                rec.stamps.extend(stamps);
+                                return match state.record(rec) {
+                                    Ok(()) => (i, Outcome::Fresh),
+                                    Err(e) => (i, Outcome::Failed(e.to_string())),
+                                };
+                            }
+                            Check::Stale(_) => {}
+                        }
                     }
                     progress(Event::Started(step));
                     let replayed = step
@@ -210,6 +280,7 @@ pub async fn run(plan: &Plan, state: &State, ctx: &Ctx, progress: &dyn Fn(Event)
                                 step: step.name.clone(),
                                 key,
                                 input,
+                                stamps: stamps_of(ctx, &out),
                                 outputs: out.outputs,
                                 files: out.files,
                             };

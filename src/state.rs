@@ -17,12 +17,14 @@ use serde::{Deserialize, Serialize};
 pub const STATE_VERSION: u32 = 1;
 
 /// A step's outputs in the state file's form: named digests and the files it wrote (relative
-/// to the output root) with their sizes. Each kind reads and writes its own typed form
+/// to the output root) with their sizes and content digests. Each kind reads and writes its own typed form
 /// (`steps::kind::from_wire`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Recorded {
     pub outputs: BTreeMap<String, String>,
     pub files: BTreeMap<String, u64>,
+    /// `sha256:…` of each file of `files` whose content is known.
+    pub digests: BTreeMap<String, String>,
 }
 
 /// One completed step.
@@ -39,6 +41,47 @@ pub struct Record {
     /// only while they all exist with these sizes.
     #[serde(default)]
     pub files: BTreeMap<String, u64>,
+    /// What each file was when written or last checked: its content digest and where it sat
+    /// on disk. Not part of the key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stamps: BTreeMap<String, Stamp>,
+}
+
+/// A file's content digest with the inode and modification time it had when its digest was
+/// last known: while those match, the content is taken as unchanged without reading it (the
+/// fast path of a no-op apply); when they differ, the file is hashed and compared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub sha256: String,
+    pub ino: u64,
+    pub mtime_ns: i128,
+}
+
+impl Stamp {
+    /// The stamp of the file at `path` whose content hashes to `sha256` (`sha256:…`).
+    pub fn of(path: &Path, sha256: &str) -> Option<Stamp> {
+        let (ino, mtime_ns) = disk_identity(&std::fs::metadata(path).ok()?)?;
+        Some(Stamp {
+            sha256: sha256.to_string(),
+            ino,
+            mtime_ns,
+        })
+    }
+
+    /// Whether `meta` is the file this stamp was taken of, unchanged since.
+    pub fn matches(&self, meta: &std::fs::Metadata) -> bool {
+        disk_identity(meta) == Some((self.ino, self.mtime_ns))
+    }
+}
+
+fn disk_identity(meta: &std::fs::Metadata) -> Option<(u64, i128)> {
+    use std::os::unix::fs::MetadataExt;
+    let mtime = meta.modified().ok()?;
+    let ns = match mtime.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    };
+    Some((meta.ino(), ns))
 }
 
 impl Record {
@@ -47,6 +90,11 @@ impl Record {
         Recorded {
             outputs: self.outputs.clone(),
             files: self.files.clone(),
+            digests: self
+                .stamps
+                .iter()
+                .map(|(f, s)| (f.clone(), s.sha256.clone()))
+                .collect(),
         }
     }
 }

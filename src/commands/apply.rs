@@ -7,8 +7,10 @@ use std::process::ExitCode;
 
 use super::lock::{OutdatedLock, satisfied_lock};
 use super::plan::{Format, plan_and_ctx, print_plan};
-use crate::error::Report;
+use crate::error::{Report, UsageError};
 use crate::exec::{self, Event};
+use crate::plan::Plan;
+use crate::steps::Step;
 use crate::workspace::{Workspace, load_manifest, load_state, runtime};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -24,14 +26,52 @@ pub struct ApplyFailed {
     pub failures: Vec<exec::StepFailure>,
 }
 
-/// `airgap apply [--locked] [--dry-run] [--bundle DIR]`.
-pub fn run(
-    manifest: &Path,
-    locked: bool,
-    dry_run: bool,
-    jobs: usize,
-    bundle: Option<&Path>,
-) -> Result<ExitCode, Report> {
+/// What `airgap apply` was asked.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApplyOptions<'a> {
+    pub locked: bool,
+    pub dry_run: bool,
+    pub jobs: usize,
+    pub bundle: Option<&'a Path>,
+    /// `--force`: every step (empty), or the steps named.
+    pub force: Option<&'a [String]>,
+}
+
+/// Which steps `--force` names: every one for `--force` alone; else those whose id,
+/// description or kind (the id up to `:`) is named. A name no step has is a usage error.
+fn forced(plan: &Plan, force: Option<&[String]>) -> Result<Vec<bool>, Report> {
+    let Some(names) = force else {
+        return Ok(vec![false; plan.steps.len()]);
+    };
+    if names.is_empty() {
+        return Ok(vec![true; plan.steps.len()]);
+    }
+    let kind = |s: &Step| s.name.split(':').next().unwrap_or("").to_string();
+    let hits = |n: &String, s: &Step| *n == s.name || *n == s.describe || *n == kind(s);
+    if let Some(unknown) = names
+        .iter()
+        .find(|n| !plan.steps.iter().any(|s| hits(n, s)))
+    {
+        return Err(Box::new(UsageError(format!(
+            "`--force {unknown}`: no step has that id, description or kind; `airgap plan` lists them"
+        ))));
+    }
+    Ok(plan
+        .steps
+        .iter()
+        .map(|s| names.iter().any(|n| hits(n, s)))
+        .collect())
+}
+
+/// `airgap apply [--locked] [--dry-run] [--bundle DIR] [--force [STEP…]]`.
+pub fn run(manifest: &Path, opts: &ApplyOptions<'_>) -> Result<ExitCode, Report> {
+    let ApplyOptions {
+        locked,
+        dry_run,
+        jobs,
+        bundle,
+        force,
+    } = *opts;
     let m = load_manifest(manifest)?;
     let ws = Workspace::new(&m);
     if let Some(dir) = bundle {
@@ -52,6 +92,7 @@ pub fn run(
         .transpose()
         .map_err(|e| Box::new(e) as Report)?;
     let (plan, ctx) = plan_and_ctx(m, lock, jobs, bundle)?;
+    let forced = forced(&plan, force)?;
     let state = load_state(&ctx.state_dir())?;
     let rt = runtime(jobs)?;
     if dry_run {
@@ -67,7 +108,8 @@ pub fn run(
     let multi = indicatif::MultiProgress::new();
     let ctx = ctx.with_progress(crate::oci::progress::Progress::new(multi.clone()));
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let report = rt.block_on(exec::run(&plan, &state, &ctx, &|event| {
+    let force = |s: &Step| plan.position(&s.id).is_some_and(|i| forced[i]);
+    let report = rt.block_on(exec::run(&plan, &state, &ctx, &force, &|event| {
         let line = match event {
             Event::Started(step) if step.id.as_image().is_some() => return,
             Event::Started(step) => format!("{:>12} {}", "Running", step.describe),

@@ -37,7 +37,7 @@ pub fn run(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
         "Rebuilding",
         scratch.path().display()
     );
-    let report = rt.block_on(exec::run(&plan, &state, &ctx, &|_| {}));
+    let report = rt.block_on(exec::run(&plan, &state, &ctx, &|_| false, &|_| {}));
     let mut findings: Vec<String> = report
         .failures
         .iter()

@@ -3,9 +3,7 @@
 
 use std::fmt;
 
-use serde_json::json;
-
-use super::kind::{Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
+use super::kind::{DirConfig, Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
 use crate::archive::{self as tar, Entry};
 use crate::context::Ctx;
 use crate::devfile;
@@ -29,6 +27,12 @@ impl fmt::Display for Archive {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "archive:{}/{}", self.source, self.id)
     }
+}
+
+/// The lock part of an archive's key: the packed files and their hashes.
+#[derive(serde::Serialize)]
+struct ArchiveLock<'a> {
+    files: &'a std::collections::BTreeMap<String, String>,
 }
 
 impl Kind for Archive {
@@ -62,8 +66,10 @@ impl Kind for Archive {
             steps.push(
                 Step::new(step, format!("archive of {}", super::id_words(id)))
                     .deps(deps)
-                    .config(json!({"dir": stack_dir(id)}))
-                    .lock(json!({"files": entry.files})),
+                    .config(DirConfig { dir: stack_dir(id) })
+                    .lock(ArchiveLock {
+                        files: &entry.files,
+                    }),
             );
         }
         Ok(())

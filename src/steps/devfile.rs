@@ -4,8 +4,6 @@
 
 use std::fmt;
 
-use serde_json::json;
-
 use super::kind::{Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
 use crate::context::Ctx;
 use crate::lock::Uses;
@@ -58,6 +56,21 @@ pub(super) fn uses_deps(
     Ok(deps)
 }
 
+/// The configuration part of a devfile's key: its folder and the projects packaged for it.
+#[derive(serde::Serialize)]
+struct DevfileConfig {
+    dir: String,
+    /// `starter:NAME` / `project:NAME`.
+    projects: Vec<String>,
+}
+
+/// The lock part of a devfile's key: its hash and what it uses.
+#[derive(serde::Serialize)]
+struct DevfileLock<'a> {
+    devfile: &'a str,
+    uses: &'a Uses,
+}
+
 impl Kind for Devfile {
     type Out = TreeOut;
     const KEY_SKIPS_SOURCE: bool = true;
@@ -85,8 +98,14 @@ impl Kind for Devfile {
             steps.push(
                 Step::new(step, format!("devfile of {}", super::id_words(id)))
                     .deps(deps)
-                    .config(json!({"dir": stack_dir(id), "projects": projects}))
-                    .lock(json!({"devfile": entry.devfile, "uses": entry.uses})),
+                    .config(DevfileConfig {
+                        dir: stack_dir(id),
+                        projects,
+                    })
+                    .lock(DevfileLock {
+                        devfile: &entry.devfile,
+                        uses: &entry.uses,
+                    }),
             );
         }
         Ok(())

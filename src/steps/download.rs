@@ -3,8 +3,6 @@
 
 use std::fmt;
 
-use serde_json::json;
-
 use super::kind::{Done, Inputs, Kind, PlanError, PlanInput, Step};
 use crate::context::Ctx;
 use crate::lock::LockedDownload;
@@ -28,16 +26,23 @@ pub struct DownloadOut {
     pub sha256: String,
 }
 
+/// The lock part of a download's key.
+#[derive(serde::Serialize)]
+struct DownloadLock<'a> {
+    sha256: &'a str,
+    size: u64,
+}
+
 impl Kind for Download {
     type Out = DownloadOut;
 
     fn plan(p: &PlanInput<'_>, steps: &mut Vec<Step>) -> Result<(), PlanError> {
         for (url, d) in &p.lock.downloads {
             let id = Download { url: url.clone() };
-            steps.push(
-                Step::new(id, format!("download {url}"))
-                    .lock(json!({"sha256": d.sha256, "size": d.size})),
-            );
+            steps.push(Step::new(id, format!("download {url}")).lock(DownloadLock {
+                sha256: &d.sha256,
+                size: d.size,
+            }));
         }
         Ok(())
     }

@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use serde_json::json;
-
 use super::kind::{Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
 use crate::context::Ctx;
 use std::collections::BTreeSet;
@@ -32,6 +30,13 @@ struct ExtraIcons {
     samples: Vec<IconOnly>,
 }
 
+/// The lock part of `extraDevfileEntries.yaml`'s key: the samples and each source's file hash.
+#[derive(serde::Serialize)]
+struct ExtraLock<'a> {
+    samples: Vec<&'a (String, String)>,
+    files: &'a std::collections::BTreeMap<String, String>,
+}
+
 impl Kind for Extra {
     type Out = TreeOut;
     const KEY_SKIPS_SOURCE: bool = true;
@@ -58,10 +63,10 @@ impl Kind for Extra {
         steps.push(
             Step::new(Extra, "extraDevfileEntries.yaml")
                 .deps(deps)
-                .lock(json!({
-                    "samples": p.lock.samples.keys().collect::<Vec<_>>(),
-                    "files": p.lock.extra_entries,
-                })),
+                .lock(ExtraLock {
+                    samples: p.lock.samples.keys().collect(),
+                    files: &p.lock.extra_entries,
+                }),
         );
         Ok(())
     }

@@ -9,8 +9,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use serde_json::json;
-
 use super::kind::{Done, Inputs, Kind, PlanError, PlanInput, Step};
 use crate::context::Ctx;
 use crate::lock::ResolvedDigest;
@@ -42,6 +40,14 @@ pub struct ImageOut {
     pub reference: String,
 }
 
+/// The configuration part of an image's key: where it lands and which platforms are kept.
+#[derive(serde::Serialize)]
+struct ImageConfig<'a> {
+    target: &'a str,
+    to: &'a serde_json::Value,
+    platforms: &'a [String],
+}
+
 impl Kind for Image {
     type Out = ImageOut;
     const REPLAYED_IN_AUDIT: bool = true;
@@ -53,10 +59,12 @@ impl Kind for Image {
             };
             steps.push(
                 Step::new(id, format!("image {image}"))
-                    .config(
-                        json!({"target": entry.target, "to": p.target, "platforms": p.platforms}),
-                    )
-                    .lock(json!(entry.resolved)),
+                    .config(ImageConfig {
+                        target: &entry.target,
+                        to: &p.target,
+                        platforms: &p.platforms,
+                    })
+                    .lock(&entry.resolved),
             );
         }
         Ok(())

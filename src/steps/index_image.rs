@@ -68,6 +68,20 @@ pub struct IndexImageOut {
     pub reference: String,
 }
 
+/// The configuration part of the index image's key: where it lands.
+#[derive(serde::Serialize)]
+struct IndexImageConfig<'a> {
+    to: &'a Value,
+    name: &'a str,
+    tag: &'a str,
+}
+
+/// The lock part of the index image's key: its base (a lock key).
+#[derive(serde::Serialize)]
+struct IndexImageLock<'a> {
+    base: &'a str,
+}
+
 impl Kind for IndexImage {
     type Out = IndexImageOut;
     const RELOCKED: fn(String) -> StaleReason = |step| StaleReason::IndexBaseRelocked { step };
@@ -110,8 +124,12 @@ impl Kind for IndexImage {
         steps.push(
             Step::new(IndexImage, format!("{} image", ii.name))
                 .deps(deps)
-                .config(json!({"to": p.target, "name": ii.name, "tag": ii.tag}))
-                .lock(json!({"base": base})),
+                .config(IndexImageConfig {
+                    to: &p.target,
+                    name: &ii.name,
+                    tag: &ii.tag,
+                })
+                .lock(IndexImageLock { base: &base }),
         );
         Ok(())
     }

@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use serde_json::json;
-
 use super::kind::{Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
 use crate::context::Ctx;
 use crate::index::{self, EntryType, LastModifiedFile};
@@ -36,11 +34,7 @@ impl Kind for IndexJson {
             .filter(|s| s.id.writes_tree())
             .map(|s| s.id.clone())
             .collect();
-        steps.push(
-            Step::new(IndexJson, "index.json")
-                .deps(deps)
-                .lock(json!({})),
-        );
+        steps.push(Step::new(IndexJson, "index.json").deps(deps));
         Ok(())
     }
 

@@ -127,6 +127,12 @@ impl Step {
     }
 }
 
+/// A key's configuration that names the step's folder in the tree.
+#[derive(serde::Serialize)]
+pub(super) struct DirConfig {
+    pub dir: String,
+}
+
 /// What the plan's kinds are built from.
 pub struct PlanInput<'a> {
     pub manifest: &'a Manifest,
@@ -175,7 +181,10 @@ pub enum PlanError {
 #[derive(Debug, Clone)]
 pub struct Done<O> {
     pub out: O,
+    /// The files it wrote, relative to the output root, with their sizes.
     pub files: BTreeMap<String, u64>,
+    /// `sha256:…` of each file it wrote.
+    pub digests: BTreeMap<String, String>,
 }
 
 impl<O: Serialize> Done<O> {
@@ -183,6 +192,7 @@ impl<O: Serialize> Done<O> {
         Done {
             out,
             files: BTreeMap::new(),
+            digests: BTreeMap::new(),
         }
     }
 
@@ -190,6 +200,7 @@ impl<O: Serialize> Done<O> {
         Recorded {
             outputs: to_wire(&self.out),
             files: self.files.clone(),
+            digests: self.digests.clone(),
         }
     }
 }

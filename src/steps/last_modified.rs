@@ -3,8 +3,6 @@
 
 use std::fmt;
 
-use serde_json::json;
-
 use super::kind::{Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
 use crate::context::Ctx;
 use crate::steps::stale::StaleReason;
@@ -29,6 +27,14 @@ impl fmt::Display for LastModified {
     }
 }
 
+/// The lock part of `last_modified.json`'s key: the members it dates, and the samples'
+/// commits.
+#[derive(serde::Serialize)]
+struct LastModifiedLock<'a> {
+    stacks: Vec<&'a (String, String)>,
+    samples: Vec<(&'a (String, String), &'a String)>,
+}
+
 impl Kind for LastModified {
     type Out = TreeOut;
     const RELOCKED: fn(String) -> StaleReason = |step| StaleReason::MembersChanged { step };
@@ -50,10 +56,10 @@ impl Kind for LastModified {
         steps.push(
             Step::new(LastModified, "last_modified.json")
                 .deps(deps)
-                .lock(json!({
-                    "stacks": p.lock.stacks.keys().collect::<Vec<_>>(),
-                    "samples": p.lock.samples.iter().map(|(k, v)| (k, &v.commit)).collect::<Vec<_>>(),
-                })),
+                .lock(LastModifiedLock {
+                    stacks: p.lock.stacks.keys().collect(),
+                    samples: p.lock.samples.iter().map(|(k, v)| (k, &v.commit)).collect(),
+                }),
         );
         Ok(())
     }

@@ -216,9 +216,9 @@ pub fn write_output(ctx: &Ctx, rel: &str, bytes: &[u8], out: &mut Written) -> Re
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    out.out
-        .sha256
-        .insert(name, format!("sha256:{}", crate::fetch::sha256_hex(bytes)));
+    let digest = format!("sha256:{}", crate::fetch::sha256_hex(bytes));
+    out.out.sha256.insert(name, digest.clone());
+    out.digests.insert(rel.to_string(), digest);
     out.files.insert(rel.to_string(), bytes.len() as u64);
     Ok(())
 }

@@ -12,7 +12,6 @@ use std::fmt;
 use std::io::Read;
 
 use git2::Oid;
-use serde_json::json;
 
 use super::kind::{Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
 use crate::archive::{self, Entry};
@@ -43,6 +42,12 @@ impl fmt::Display for Project {
     }
 }
 
+/// The configuration part of a project's key: where its zip goes.
+#[derive(serde::Serialize)]
+struct ProjectConfig {
+    files: Vec<String>,
+}
+
 impl Kind for Project {
     type Out = TreeOut;
     const RELOCKED: fn(String) -> StaleReason = |step| StaleReason::ProjectRelocked { step };
@@ -58,8 +63,10 @@ impl Kind for Project {
             let id = Project { key: key.clone() };
             steps.push(
                 Step::new(id, describe)
-                    .config(json!({"files": p.lock.project_zip_paths(key)}))
-                    .lock(json!(locked)),
+                    .config(ProjectConfig {
+                        files: p.lock.project_zip_paths(key),
+                    })
+                    .lock(locked),
             );
         }
         Ok(())

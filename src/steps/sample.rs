@@ -2,9 +2,7 @@
 
 use std::fmt;
 
-use serde_json::json;
-
-use super::kind::{Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
+use super::kind::{DirConfig, Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
 use crate::context::Ctx;
 use git2::Oid;
 
@@ -29,6 +27,16 @@ impl fmt::Display for Sample {
     }
 }
 
+/// The lock part of a sample's key.
+#[derive(serde::Serialize)]
+struct SampleLock<'a> {
+    remote: &'a str,
+    commit: &'a str,
+    #[serde(rename = "sub-dir")]
+    sub_dir: Option<&'a str>,
+    devfile: &'a str,
+}
+
 impl Kind for Sample {
     type Out = TreeOut;
     const RELOCKED: fn(String) -> StaleReason = |step| StaleReason::SampleRelocked { step };
@@ -45,13 +53,15 @@ impl Kind for Sample {
             steps.push(
                 Step::new(step, format!("sample {}", super::id_words(id)))
                     .deps(deps)
-                    .config(json!({"dir": sample_dir(id)}))
-                    .lock(json!({
-                        "remote": entry.remote,
-                        "commit": entry.commit,
-                        "sub-dir": entry.sub_dir,
-                        "devfile": entry.devfile,
-                    })),
+                    .config(DirConfig {
+                        dir: sample_dir(id),
+                    })
+                    .lock(SampleLock {
+                        remote: &entry.remote,
+                        commit: &entry.commit,
+                        sub_dir: entry.sub_dir.as_deref(),
+                        devfile: &entry.devfile,
+                    }),
             );
         }
         Ok(())

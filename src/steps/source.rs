@@ -4,7 +4,6 @@
 use std::fmt;
 
 use git2::Oid;
-use serde_json::json;
 
 use super::kind::{Done, Inputs, Kind, PlanError, PlanInput, Step};
 use crate::context::Ctx;
@@ -44,7 +43,7 @@ impl Kind for Source {
             let id = Source {
                 source: name.clone(),
             };
-            steps.push(Step::new(id, format!("source {name}")).lock(json!(s)));
+            steps.push(Step::new(id, format!("source {name}")).lock(s));
         }
         Ok(())
     }

@@ -63,6 +63,13 @@ pub struct ArtifactOut {
     pub reference: String,
 }
 
+/// The configuration part of a stack artifact's key: where it lands.
+#[derive(serde::Serialize)]
+struct ArtifactConfig<'a> {
+    to: &'a serde_json::Value,
+    repository: String,
+}
+
 impl Kind for StackArtifact {
     type Out = ArtifactOut;
 
@@ -94,8 +101,10 @@ impl Kind for StackArtifact {
             steps.push(
                 Step::new(step, format!("stack artifact of {}", super::id_words(id)))
                     .deps(deps)
-                    .config(json!({"to": p.target, "repository": format!("{CATALOG}/{stack}")}))
-                    .lock(json!({})),
+                    .config(ArtifactConfig {
+                        to: &p.target,
+                        repository: format!("{CATALOG}/{stack}"),
+                    }),
             );
         }
         Ok(())

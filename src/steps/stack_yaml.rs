@@ -2,9 +2,7 @@
 
 use std::fmt;
 
-use serde_json::json;
-
-use super::kind::{Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
+use super::kind::{DirConfig, Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
 use crate::context::Ctx;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,6 +25,13 @@ impl fmt::Display for StackYaml {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "stack-yaml:{}/{}", self.source, self.stack)
     }
+}
+
+/// The lock part of a `stack.yaml`'s key: its locked hash.
+#[derive(serde::Serialize)]
+struct StackYamlLock<'a> {
+    #[serde(rename = "stack.yaml")]
+    stack_yaml: Option<&'a str>,
 }
 
 impl Kind for StackYaml {
@@ -60,8 +65,10 @@ impl Kind for StackYaml {
             steps.push(
                 Step::new(step, format!("stack.yaml of {stack}"))
                     .deps(deps)
-                    .config(json!({"dir": stack_dir(stack)}))
-                    .lock(json!({"stack.yaml": hash})),
+                    .config(DirConfig {
+                        dir: stack_dir(stack),
+                    })
+                    .lock(StackYamlLock { stack_yaml: hash }),
             );
         }
         Ok(())

@@ -95,6 +95,10 @@ pub enum StaleReason {
     OutputMissing {
         step: String,
     },
+    /// A file the step wrote has other content than it wrote (same size).
+    OutputChanged {
+        file: String,
+    },
 }
 
 impl fmt::Display for StaleReason {
@@ -155,6 +159,9 @@ impl fmt::Display for StaleReason {
             }
             StaleReason::OutputMissing { step } => {
                 write!(f, "an output of {step} is missing or was changed")
+            }
+            StaleReason::OutputChanged { file } => {
+                write!(f, "`{file}` was changed since it was written")
             }
         }
     }

@@ -16,6 +16,7 @@ mod oci;
 mod parser_robust;
 mod quickstart;
 mod readme;
+mod repair;
 mod rewrite;
 mod schema;
 mod secrets_serve;

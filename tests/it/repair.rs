@@ -1,0 +1,131 @@
+//! Apply converges the output folder to what the lock builds: a file changed in place (same
+//! size) is found by its content and rewritten; a file only touched is not rebuilt, and its new
+//! stamp is kept so the next run need not read it; `--force` reruns steps on demand.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::quickstart::fresh_example;
+use super::support::{airgap, tree};
+
+/// The quickstart applied in a fresh workspace.
+fn applied() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().to_path_buf();
+    fresh_example(&ws);
+    airgap(&ws, &["apply"]).ok();
+    (dir, ws)
+}
+
+/// Flips one byte of the file in place, keeping its size.
+fn edit_in_place(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] = if bytes[i] == b'x' { b'y' } else { b'x' };
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// The `N ran` of apply's summary line.
+fn ran(stderr: &str) -> usize {
+    let line = stderr
+        .lines()
+        .rfind(|l| l.contains(" ran, "))
+        .unwrap_or_else(|| panic!("no summary line:\n{stderr}"));
+    let before = line.split(" ran, ").next().unwrap();
+    before.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_same_size_edit_is_found_by_content_and_only_its_step_reruns() {
+    let (_dir, ws) = applied();
+    let out = ws.join("out");
+    let clean = tree(&out);
+    let zip = clean
+        .keys()
+        .find(|k| k.ends_with("-offline.zip"))
+        .expect("the quickstart has a starter project zip")
+        .clone();
+    for rel in [
+        "registry/stacks/hello-go/devfile.yaml".to_string(),
+        "registry/index.json".to_string(),
+        zip,
+    ] {
+        edit_in_place(&out.join(&rel));
+        assert_ne!(tree(&out), clean, "{rel} was edited");
+        let plan = airgap(&ws, &["plan", "--stale"]).ok();
+        assert!(
+            plan.stdout
+                .contains(&format!("`{rel}` was changed since it was written")),
+            "{rel}:\n{}",
+            plan.stdout
+        );
+        let run = airgap(&ws, &["apply"]).ok();
+        // The step that wrote it runs again, to the same bytes: nothing after it reruns.
+        assert_eq!(ran(&run.stderr), 1, "{rel}:\n{}", run.stderr);
+        assert_eq!(tree(&out), clean, "{rel} is restored");
+        airgap(&ws, &["verify"]).ok();
+    }
+}
+
+#[test]
+fn a_touched_file_is_read_once_and_restamped() {
+    let (_dir, ws) = applied();
+    let rel = "registry/stacks/hello-go/devfile.yaml";
+    let path = ws.join("out").join(rel);
+    let stamp_of = |ws: &Path| -> Value {
+        let state: Value =
+            serde_json::from_slice(&std::fs::read(ws.join(".airgap/state.json")).unwrap())
+                .unwrap();
+        state["steps"]
+            .as_object()
+            .unwrap()
+            .values()
+            .find_map(|r| r["stamps"].get(rel).cloned())
+            .unwrap_or_else(|| panic!("no stamp for {rel}"))
+    };
+    let before = stamp_of(&ws);
+    // Same bytes, new mtime and inode: the content decides.
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let plan = airgap(&ws, &["plan", "--stale"]).ok();
+    assert!(plan.stdout.contains(", 0 stale"), "{}", plan.stdout);
+    let run = airgap(&ws, &["apply"]).ok();
+    assert_eq!(ran(&run.stderr), 0, "{}", run.stderr);
+    let after = stamp_of(&ws);
+    assert_eq!(after["sha256"], before["sha256"]);
+    assert_ne!(
+        (&after["ino"], &after["mtime_ns"]),
+        (&before["ino"], &before["mtime_ns"]),
+        "the state keeps the file's new identity"
+    );
+}
+
+#[test]
+fn force_reruns_the_named_steps_and_nothing_downstream_of_identical_outputs() {
+    let (_dir, ws) = applied();
+    let plan = airgap(&ws, &["plan", "--format", "json"]).ok();
+    let plan: Value = serde_json::from_str(&plan.stdout).unwrap();
+    let ids: Vec<&str> = plan["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    let devfiles = ids.iter().filter(|i| i.starts_with("devfile:")).count();
+    assert!(devfiles >= 2, "{ids:?}");
+    let clean = tree(&ws.join("out"));
+
+    let run = airgap(&ws, &["apply", "--force", "devfile"]).ok();
+    assert_eq!(ran(&run.stderr), devfiles, "{}", run.stderr);
+    let one = ids.iter().find(|i| i.starts_with("devfile:")).unwrap();
+    let run = airgap(&ws, &["apply", "--force", one]).ok();
+    assert_eq!(ran(&run.stderr), 1, "{}", run.stderr);
+    let run = airgap(&ws, &["apply", "--force"]).ok();
+    assert_eq!(ran(&run.stderr), ids.len(), "{}", run.stderr);
+    assert_eq!(tree(&ws.join("out")), clean);
+
+    let run = airgap(&ws, &["apply", "--force", "nosuch"]).fails(2);
+    assert!(run.stderr.contains("no step has that id"), "{}", run.stderr);
+}
