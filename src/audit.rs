@@ -360,6 +360,60 @@ pub async fn lock_findings(
     }
 }
 
+/// Every image apply placed at the target (mirrored images, stack artifacts, the devfile-index
+/// image): each must be there under its name (tag) at the digest apply recorded, with every
+/// manifest and blob whole; a mirrored image must also match the lock. Returns the findings and
+/// how many images were checked.
+pub async fn landed_findings(
+    ctx: &Ctx,
+    plan: &crate::plan::Plan,
+    state: &crate::state::State,
+) -> (Vec<String>, usize) {
+    let mut findings = Vec::new();
+    let mut checked = 0usize;
+    let (client, destination) = match ctx.oci().await {
+        Ok(x) => x,
+        Err(e) => return (vec![format!("the target: {e}")], 0),
+    };
+    for step in &plan.steps {
+        let rec = state.recorded(&step.name);
+        let Some((target, digest)) = rec.as_ref().and_then(|r| step.id.landed(ctx, r)) else {
+            if let Some(image) = step.id.as_image() {
+                findings.push(format!("image {image} was never applied"));
+            } else if rec.is_none() && step.id.places_image() {
+                findings.push(format!("the {} was never applied", step.describe));
+            }
+            continue;
+        };
+        checked += 1;
+        // A layout's image counts as held only when whole: ask what is missing either way,
+        // so a short blob is named rather than the whole image.
+        let held = client.holds(destination, &target, &digest).await;
+        let missing = client
+            .missing_blobs(destination, &target.repository, &digest)
+            .await;
+        match (held, missing) {
+            (Err(e), _) => findings.push(format!("image {target}: {e}")),
+            (Ok(_), Ok(missing)) if !missing.is_empty() => findings.extend(
+                missing
+                    .into_iter()
+                    .map(|m| format!("image {target}: {m} is missing or incomplete")),
+            ),
+            (Ok(false), _) => findings.push(format!(
+                "image {target} is not at the target with {digest} (the {})",
+                step.describe
+            )),
+            (Ok(true), Err(e)) => findings.push(format!("image {target}: {e}")),
+            (Ok(true), Ok(_)) => {
+                if let (Some(image), Some(rec)) = (step.id.as_image(), &rec) {
+                    findings.extend(lock_findings(ctx, image, &rec.outputs).await);
+                }
+            }
+        }
+    }
+    (findings, checked)
+}
+
 /// Downloads whose bytes (in the workspace's cache, what apply wrote into the tree) do not
 /// have the size the lock records. A download missing from the cache is not checked here:
 /// the files that hold it in the tree are checked by their steps' records.

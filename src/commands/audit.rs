@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::load_built;
-use crate::audit::{Findings, lock_findings};
+use crate::audit::{Findings, landed_findings};
 use crate::context::{Ctx, Mode};
 use crate::error::{IoError, Report};
 use crate::exec;
@@ -43,17 +43,11 @@ pub fn run(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
         .iter()
         .map(|f| format!("{} could not be rebuilt: {}", f.describe, f.message))
         .collect();
-    // Image copies are not rebuilt, but what landed must still be what the lock records.
-    rt.block_on(async {
-        for step in &plan.steps {
-            let Some(image) = step.id.as_image() else {
-                continue;
-            };
-            if let Some(rec) = recorded.recorded(&step.name) {
-                findings.extend(lock_findings(&ctx, image, &rec.outputs).await);
-            }
-        }
-    });
+    // Image copies are not rebuilt, but every image apply placed at the target (copies, stack
+    // artifacts, the index image) must still be there, whole, at the recorded digest, and
+    // copies must match the lock.
+    let (landed, _) = rt.block_on(landed_findings(&real, &plan, &recorded));
+    findings.extend(landed);
     let mut compared = 0usize;
     for step in &plan.steps {
         if step.id.replayed_in_audit() {

@@ -51,6 +51,7 @@ struct ImageConfig<'a> {
 impl Kind for Image {
     type Out = ImageOut;
     const REPLAYED_IN_AUDIT: bool = true;
+    const PLACES_IMAGE: bool = true;
 
     fn plan(p: &PlanInput<'_>, steps: &mut Vec<Step>) -> Result<(), PlanError> {
         for (image, entry) in &p.lock.images {
@@ -80,6 +81,10 @@ impl Kind for Image {
             return false;
         };
         super::target_holds(ctx, &req.target, &out.digest).await
+    }
+
+    fn landed(&self, ctx: &Ctx, out: &ImageOut) -> Option<(TargetRef, Digest)> {
+        Some((request(ctx, &self.image).ok()?.target, out.digest.clone()))
     }
 
     fn missing(&self, _: &str) -> StaleReason {

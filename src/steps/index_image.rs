@@ -84,6 +84,7 @@ struct IndexImageLock<'a> {
 
 impl Kind for IndexImage {
     type Out = IndexImageOut;
+    const PLACES_IMAGE: bool = true;
     const RELOCKED: fn(String) -> StaleReason = |step| StaleReason::IndexBaseRelocked { step };
 
     /// The image reads every file of the tree (its layer is the tree), not only index.json:
@@ -144,6 +145,10 @@ impl Kind for IndexImage {
             return false;
         };
         super::target_holds(ctx, &target, &out.digest).await
+    }
+
+    fn landed(&self, ctx: &Ctx, out: &IndexImageOut) -> Option<(TargetRef, Digest)> {
+        Some((target(ctx).ok()?, out.digest.clone()))
     }
 
     fn missing(&self, describe: &str) -> StaleReason {

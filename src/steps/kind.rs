@@ -18,6 +18,8 @@ use crate::context::Ctx;
 use crate::context::Output;
 use crate::lock::Lockfile;
 use crate::manifest::Manifest;
+use crate::oci::digest::Digest;
+use crate::oci::naming::TargetRef;
 pub use crate::state::Recorded;
 use crate::steps::stale::StaleReason;
 
@@ -38,6 +40,8 @@ pub(crate) trait Kind: Clone + fmt::Display + Into<StepId> {
     /// Whether `airgap audit` takes the step's outputs from what apply recorded instead of
     /// running it (a copy, not a build: `verify` checks those).
     const REPLAYED_IN_AUDIT: bool = false;
+    /// Whether the step places an image at the target ([`Kind::landed`] says where).
+    const PLACES_IMAGE: bool = false;
 
     /// Appends this kind's steps; `steps` holds the steps of the kinds registered before.
     fn plan(p: &PlanInput<'_>, steps: &mut Vec<Step>) -> Result<(), PlanError>;
@@ -49,6 +53,11 @@ pub(crate) trait Kind: Clone + fmt::Display + Into<StepId> {
     /// cached files) are still there; files it wrote are checked by the engine.
     async fn present(&self, _ctx: &Ctx, _out: &Self::Out) -> bool {
         true
+    }
+
+    /// The image this step placed at the target (where, and at which digest), for `verify`.
+    fn landed(&self, _ctx: &Ctx, _out: &Self::Out) -> Option<(TargetRef, Digest)> {
+        None
     }
 
     /// Why the step must run again although its key is unchanged: its outputs are gone.

@@ -96,6 +96,12 @@ macro_rules! step_kinds {
                 }
             }
 
+            pub fn places_image(&self) -> bool {
+                match self {
+                    $(StepId::$variant(_) => <$ty as Kind>::PLACES_IMAGE,)*
+                }
+            }
+
             pub fn replayed_in_audit(&self) -> bool {
                 match self {
                     $(StepId::$variant(_) => <$ty as Kind>::REPLAYED_IN_AUDIT,)*
@@ -116,6 +122,13 @@ macro_rules! step_kinds {
                         Ok(out) => k.present(ctx, &out).await,
                         Err(_) => false,
                     },)*
+                }
+            }
+
+            /// The image the step placed at the target, from its recorded outputs.
+            pub fn landed(&self, ctx: &Ctx, rec: &Recorded) -> Option<(TargetRef, Digest)> {
+                match self {
+                    $(StepId::$variant(k) => k.landed(ctx, &kind::from_wire(&rec.outputs).ok()?),)*
                 }
             }
 

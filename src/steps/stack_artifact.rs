@@ -72,6 +72,7 @@ struct ArtifactConfig<'a> {
 
 impl Kind for StackArtifact {
     type Out = ArtifactOut;
+    const PLACES_IMAGE: bool = true;
 
     /// What the registry server would push at start: one artifact per stack version, from
     /// that version's devfile (and icon) and archive.
@@ -120,6 +121,10 @@ impl Kind for StackArtifact {
             return false;
         };
         super::target_holds(ctx, &target, &out.digest).await
+    }
+
+    fn landed(&self, ctx: &Ctx, out: &ArtifactOut) -> Option<(TargetRef, Digest)> {
+        Some((landing(ctx, &self.id, &out.tag).ok()?, out.digest.clone()))
     }
 
     fn missing(&self, describe: &str) -> StaleReason {

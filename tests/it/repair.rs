@@ -75,8 +75,7 @@ fn a_touched_file_is_read_once_and_restamped() {
     let path = ws.join("out").join(rel);
     let stamp_of = |ws: &Path| -> Value {
         let state: Value =
-            serde_json::from_slice(&std::fs::read(ws.join(".airgap/state.json")).unwrap())
-                .unwrap();
+            serde_json::from_slice(&std::fs::read(ws.join(".airgap/state.json")).unwrap()).unwrap();
         state["steps"]
             .as_object()
             .unwrap()
@@ -128,4 +127,83 @@ fn force_reruns_the_named_steps_and_nothing_downstream_of_identical_outputs() {
 
     let run = airgap(&ws, &["apply", "--force", "nosuch"]).fails(2);
     assert!(run.stderr.contains("no step has that id"), "{}", run.stderr);
+}
+
+/// The entry of the `dir:` target's layout index named `name`.
+fn layout_entry(out: &Path, name: &str) -> Value {
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in the layout"))
+        .clone()
+}
+
+#[test]
+fn verify_and_audit_check_the_index_image_and_stack_artifacts_and_apply_repairs_them() {
+    let (_dir, ws) = applied();
+    let out = ws.join("out");
+    airgap(&ws, &["verify"]).ok();
+    airgap(&ws, &["audit"]).ok();
+    let clean = tree(&out);
+
+    // The devfile-index tag re-pointed at its base image.
+    let base = layout_entry(&out, "devfile-index-base:next");
+    let text = std::fs::read_to_string(out.join("index.json")).unwrap();
+    let mut index: Value = serde_json::from_str(&text).unwrap();
+    for m in index["manifests"].as_array_mut().unwrap() {
+        if m["annotations"]["org.opencontainers.image.ref.name"] == "devfile-index:latest" {
+            for k in ["digest", "size", "mediaType"] {
+                m[k] = base[k].clone();
+            }
+        }
+    }
+    std::fs::write(out.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    for cmd in ["verify", "audit"] {
+        let run = airgap(&ws, &[cmd]).fails(1);
+        assert!(
+            run.stderr
+                .contains("devfile-index:latest is not at the target"),
+            "{cmd}:\n{}",
+            run.stderr
+        );
+    }
+    let plan = airgap(&ws, &["plan", "--stale"]).ok();
+    assert!(
+        plan.stdout.contains("image is missing at the target"),
+        "{}",
+        plan.stdout
+    );
+    airgap(&ws, &["apply"]).ok();
+    airgap(&ws, &["verify"]).ok();
+    assert_eq!(tree(&out), clean);
+
+    // A layer blob of a stack artifact deleted.
+    let artifact = layout_entry(&out, "devfile-catalog/hello-go:1.0.0");
+    let blob = |d: &str| {
+        out.join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(blob(artifact["digest"].as_str().unwrap())).unwrap())
+            .unwrap();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::remove_file(blob(&layer)).unwrap();
+    for cmd in ["verify", "audit"] {
+        let run = airgap(&ws, &[cmd]).fails(1);
+        assert!(
+            run.stderr.contains("devfile-catalog/hello-go") && run.stderr.contains(&layer),
+            "{cmd}:\n{}",
+            run.stderr
+        );
+    }
+    airgap(&ws, &["apply"]).ok();
+    airgap(&ws, &["verify"]).ok();
+    assert_eq!(tree(&out), clean);
 }
