@@ -26,7 +26,7 @@ use futures::StreamExt;
 use crate::context::Ctx;
 use crate::plan::stale::StaleReason;
 use crate::plan::{self, Plan};
-use crate::state::{Record, Recorded, Stamp, State};
+use crate::state::{Placed, Record, Recorded, Stamp, State};
 use crate::steps::{Inputs, Step};
 
 /// A step's failure, as shown to the user.
@@ -222,6 +222,82 @@ pub enum Event<'a> {
     Failed(&'a Step, &'a str),
 }
 
+/// Runs one step unless it is fresh (or `forced`).
+async fn run_one(
+    plan: &Plan,
+    step: &Step,
+    state: &State,
+    ctx: &Ctx,
+    forced: bool,
+    progress: &dyn Fn(Event),
+) -> Outcome {
+    let inputs = inputs_of(plan, step, state);
+    let input = key_input(plan, step, &inputs);
+    let key = plan::key_of(&input);
+    if let Some(rec) = state.get(&step.name)
+        && rec.key == key
+        && !forced
+    {
+        let stamps = match check_outputs(ctx, step, &rec).await {
+            Check::Intact => Some(BTreeMap::new()),
+            Check::Restamped(stamps) => Some(stamps),
+            Check::Stale(_) => None,
+        };
+        if let Some(stamps) = stamps {
+            // A fresh step whose record lacks what this version records (new stamps, the
+            // image it placed) gets it without running.
+            let placed = placed_by(ctx, step, &rec.recorded());
+            if stamps.is_empty() && placed == rec.placed {
+                return Outcome::Fresh;
+            }
+            let mut rec = rec;
+            rec.stamps.extend(stamps);
+            rec.placed = placed;
+            return match state.record(rec) {
+                Ok(()) => Outcome::Fresh,
+                Err(e) => Outcome::Failed(e.to_string()),
+            };
+        }
+    }
+    progress(Event::Started(step));
+    let replayed = step
+        .id
+        .replayed_in_audit()
+        .then(|| ctx.replayed(&step.name, &step.describe))
+        .flatten();
+    let ran = match replayed {
+        Some(replay) => replay,
+        None => step.id.run(ctx, &inputs).await,
+    };
+    let out = match ran {
+        Ok(out) => out,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let rec = Record {
+        step: step.name.clone(),
+        key,
+        input,
+        stamps: stamps_of(ctx, &out),
+        placed: placed_by(ctx, step, &out),
+        outputs: out.outputs,
+        files: out.files,
+    };
+    match state.record(rec) {
+        Ok(()) => Outcome::Ran,
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+/// The image a step placed at the target, as the state records it.
+fn placed_by(ctx: &Ctx, step: &Step, out: &Recorded) -> Option<Placed> {
+    let (target, digest) = step.id.landed(ctx, out)?;
+    Some(Placed {
+        repository: target.repository,
+        tag: target.tag,
+        digest: digest.to_string(),
+    })
+}
+
 /// Runs every stale step of the plan, level by level; a step for which `force` says so runs
 /// whether it is stale or not (`apply --force`).
 pub async fn run(
@@ -244,53 +320,10 @@ pub async fn run(
                     if blocked {
                         return (i, Outcome::Skipped);
                     }
-                    let inputs = inputs_of(plan, step, state);
-                    let input = key_input(plan, step, &inputs);
-                    let key = plan::key_of(&input);
-                    if let Some(rec) = state.get(&step.name)
-                        && rec.key == key
-                        && !force(step)
-                    {
-                        match check_outputs(ctx, step, &rec).await {
-                            Check::Intact => return (i, Outcome::Fresh),
-                            Check::Restamped(stamps) => {
-                                let mut rec = rec;
-                                rec.stamps.extend(stamps);
-                                return match state.record(rec) {
-                                    Ok(()) => (i, Outcome::Fresh),
-                                    Err(e) => (i, Outcome::Failed(e.to_string())),
-                                };
-                            }
-                            Check::Stale(_) => {}
-                        }
-                    }
-                    progress(Event::Started(step));
-                    let replayed = step
-                        .id
-                        .replayed_in_audit()
-                        .then(|| ctx.replayed(&step.name, &step.describe))
-                        .flatten();
-                    let ran = match replayed {
-                        Some(replay) => replay,
-                        None => step.id.run(ctx, &inputs).await,
-                    };
-                    match ran {
-                        Ok(out) => {
-                            let rec = Record {
-                                step: step.name.clone(),
-                                key,
-                                input,
-                                stamps: stamps_of(ctx, &out),
-                                outputs: out.outputs,
-                                files: out.files,
-                            };
-                            match state.record(rec) {
-                                Ok(()) => (i, Outcome::Ran),
-                                Err(e) => (i, Outcome::Failed(e.to_string())),
-                            }
-                        }
-                        Err(e) => (i, Outcome::Failed(e)),
-                    }
+                    (
+                        i,
+                        run_one(plan, step, state, ctx, force(step), progress).await,
+                    )
                 }
             })
             .buffer_unordered(ctx.jobs)

@@ -45,6 +45,30 @@ pub struct Record {
     /// on disk. Not part of the key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub stamps: BTreeMap<String, Stamp>,
+    /// The image the step placed at the target, if it places one: what `airgap prune` may
+    /// remove once no step places it any more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placed: Option<Placed>,
+}
+
+/// An image a step placed at the target: its repository (under the target's host), its tag
+/// (none for an image copied by digest only) and the digest the tag pointed at.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Placed {
+    pub repository: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    pub digest: String,
+}
+
+impl std::fmt::Display for Placed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.repository)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        write!(f, "@{}", self.digest)
+    }
 }
 
 /// A file's content digest with the inode and modification time it had when its digest was
@@ -108,6 +132,10 @@ struct StateFile {
     /// remove. Anything else in the output folder is the user's.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     owned: BTreeSet<String>,
+    /// Images steps placed at the target that no step places any more (the step left the plan,
+    /// or placed another digest under the same name): what `airgap prune` removes.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    abandoned: BTreeSet<Placed>,
 }
 
 /// The loaded state, shared by the steps of one run.
@@ -116,6 +144,7 @@ pub struct State {
     dir: PathBuf,
     steps: Mutex<BTreeMap<String, Record>>,
     owned: Mutex<BTreeSet<String>>,
+    abandoned: Mutex<BTreeSet<Placed>>,
     journal: Mutex<Option<std::fs::File>>,
 }
 
@@ -133,9 +162,9 @@ impl State {
     /// Loads `state.json` and replays the journal of an interrupted run.
     pub fn load(dir: &Path) -> Result<State, StateError> {
         let state_path = dir.join("state.json");
-        let (mut steps, mut owned) = match std::fs::read(&state_path) {
+        let (mut steps, mut owned, mut abandoned) = match std::fs::read(&state_path) {
             Ok(bytes) => match serde_json::from_slice::<StateFile>(&bytes) {
-                Ok(f) if f.version == STATE_VERSION => (f.steps, f.owned),
+                Ok(f) if f.version == STATE_VERSION => (f.steps, f.owned, f.abandoned),
                 // An unreadable or older state only costs a rebuild: start empty.
                 _ => Default::default(),
             },
@@ -151,7 +180,8 @@ impl State {
         if let Ok(text) = std::fs::read_to_string(dir.join("state.journal")) {
             for line in text.lines() {
                 if let Ok(r) = serde_json::from_str::<Record>(line) {
-                    steps.insert(r.step.clone(), r);
+                    let old = steps.insert(r.step.clone(), r.clone());
+                    abandon_replaced(&mut abandoned, old.as_ref(), &r);
                 }
             }
         }
@@ -160,6 +190,7 @@ impl State {
             dir: dir.to_path_buf(),
             steps: Mutex::new(steps),
             owned: Mutex::new(owned),
+            abandoned: Mutex::new(abandoned),
             journal: Mutex::new(None),
         })
     }
@@ -197,6 +228,22 @@ impl State {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .extend(files);
+    }
+
+    /// Images no step places any more (see [`Placed`]).
+    pub fn abandoned(&self) -> BTreeSet<Placed> {
+        self.abandoned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Forgets abandoned images `airgap prune` removed (saved by [`State::compact`]).
+    pub fn forget_abandoned<'a>(&self, removed: impl IntoIterator<Item = &'a Placed>) {
+        let mut abandoned = self.abandoned.lock().unwrap_or_else(|e| e.into_inner());
+        for p in removed {
+            abandoned.remove(p);
+        }
     }
 
     /// Removes files apply deleted from [`State::owned`].
@@ -241,10 +288,13 @@ impl State {
             }
         }
         self.own(r.files.keys().cloned());
-        self.steps
+        let old = self
+            .steps
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(r.step.clone(), r);
+            .insert(r.step.clone(), r.clone());
+        let mut abandoned = self.abandoned.lock().unwrap_or_else(|e| e.into_inner());
+        abandon_replaced(&mut abandoned, old.as_ref(), &r);
         Ok(())
     }
 
@@ -259,6 +309,21 @@ impl State {
             .filter(|(k, _)| keep(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let mut abandoned = self.abandoned();
+        abandoned.extend(
+            self.steps
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .filter(|(k, _)| !keep(k))
+                .filter_map(|(_, r)| r.placed.clone()),
+        );
+        // What a kept step places now is not abandoned, whatever placed it before.
+        for r in steps.values() {
+            if let Some(p) = &r.placed {
+                abandoned.remove(p);
+            }
+        }
         let mut owned = self.owned();
         for r in steps.values() {
             for f in r.files.keys() {
@@ -269,6 +334,7 @@ impl State {
             version: STATE_VERSION,
             steps,
             owned,
+            abandoned: abandoned.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&file).unwrap_or_default();
         let path = self.dir.join("state.json");
@@ -277,8 +343,22 @@ impl State {
             path: path.clone(),
             source,
         })?;
+        *self.abandoned.lock().unwrap_or_else(|e| e.into_inner()) = abandoned;
         *self.journal.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let _ = std::fs::remove_file(self.dir.join("state.journal"));
         Ok(())
+    }
+}
+
+/// When a step's new record places another image than its old one did, the old one is
+/// abandoned; what it places now is not.
+fn abandon_replaced(abandoned: &mut BTreeSet<Placed>, old: Option<&Record>, new: &Record) {
+    if let Some(before) = old.and_then(|o| o.placed.as_ref())
+        && new.placed.as_ref() != Some(before)
+    {
+        abandoned.insert(before.clone());
+    }
+    if let Some(now) = &new.placed {
+        abandoned.remove(now);
     }
 }
