@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod audit;
 pub mod bundle;
+pub mod checkout;
 pub mod cli;
 pub mod commands;
 pub mod context;

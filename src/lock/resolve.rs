@@ -17,22 +17,20 @@
 //! download is collected and reported together, each naming its stack, its starter project and
 //! the URL. Nothing is written unless everything resolved.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
-use git2::Oid;
 
 use super::*;
 use crate::devfile::{self, ImageUse, ParentRef, ProjectRef, ProjectSource};
 use crate::diag::{SpanDiagnostic, did_you_mean};
 use crate::discover::{self, Discovered};
 use crate::fetch::Fetcher;
-use crate::git::{self, GitCache, RemoteRefs};
+use crate::checkout::{CheckoutError, Checkouts};
+use crate::git::{GitCache, RemoteRefs};
 use crate::manifest::{Manifest, Origin};
 use crate::source::Files;
-use crate::url_mirror::mirror_url;
 
 /// Which pins `airgap lock` may move.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,19 +227,14 @@ pub fn lock(
     runtime.block_on(Resolver::new(manifest, previous, update, mode, jobs, caches).run())
 }
 
-/// One `ls-remote` per fetch URL per run, shared by every starter project using the remote.
-type LsRemoteCell = tokio::sync::OnceCell<Result<RemoteRefs, String>>;
-
 struct Resolver<'a> {
     manifest: &'a Manifest,
     previous: Option<&'a Lockfile>,
     update: &'a Update,
     mode: Mode,
     jobs: usize,
-    git: GitCache,
+    checkouts: Checkouts,
     fetcher: Fetcher,
-    ls_memo: Arc<Mutex<HashMap<String, Arc<LsRemoteCell>>>>,
-    repo_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     problems: Vec<Problem>,
     unsatisfied: Vec<Problem>,
     resolved: usize,
@@ -266,14 +259,12 @@ impl<'a> Resolver<'a> {
             update,
             mode,
             jobs: jobs.max(1),
-            git: caches.git,
+            checkouts: Checkouts::new(caches.git, manifest.url_mirrors.clone()),
             fetcher: Fetcher::new(
                 manifest.url_mirrors.clone(),
                 manifest.url_credentials.clone(),
                 caches.files,
             ),
-            ls_memo: Default::default(),
-            repo_locks: Default::default(),
             problems: Vec::new(),
             unsatisfied: Vec::new(),
             resolved: 0,
@@ -561,28 +552,7 @@ impl<'a> Resolver<'a> {
     }
 
     async fn ls_remote(&self, url: &str) -> Result<RemoteRefs, String> {
-        let fetch_url = mirror_url(&self.manifest.url_mirrors, url);
-        let cell = {
-            let mut memo = self.ls_memo.lock().unwrap_or_else(|e| e.into_inner());
-            memo.entry(fetch_url.clone()).or_default().clone()
-        };
-        let shown = url.to_string();
-        let credentials = self.git.credentials().clone();
-        cell.get_or_init(|| async move {
-            tokio::task::spawn_blocking(move || {
-                git::ls_remote(&fetch_url, &shown, &credentials)
-                    .map_err(|e| describe_git(&e, &fetch_url, &shown))
-            })
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()))
-        })
-        .await
-        .clone()
-    }
-
-    fn repo_lock(&self, url: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut m = self.repo_locks.lock().unwrap_or_else(|e| e.into_inner());
-        m.entry(url.to_string()).or_default().clone()
+        self.checkouts.ls_remote(url).await
     }
 
     /// Fetches `commit` of `url` into the cache (when missing) and runs `f` on its files.
@@ -592,42 +562,11 @@ impl<'a> Resolver<'a> {
         commit: &str,
         f: impl FnOnce(&Files<'_>) -> Result<T, LockError> + Send + 'static,
     ) -> Result<T, LockError> {
-        let guard = self.repo_lock(url);
-        let _held = guard.lock().await;
-        let cache = self.git.clone();
-        let url = url.to_string();
-        let fetch_url = mirror_url(&self.manifest.url_mirrors, &url);
-        let commit = commit.to_string();
-        tokio::task::spawn_blocking(move || {
-            let oid = Oid::from_str(&commit).map_err(|e| LockError::Source {
-                what: format!("`{commit}` is not a commit id"),
-                cause: Box::new(crate::git::GitError::Read {
-                    commit: commit.clone(),
-                    path: String::new(),
-                    message: e.message().to_string(),
-                }),
-            })?;
-            let repo =
-                cache
-                    .ensure_commit(&url, &fetch_url, oid)
-                    .map_err(|e| LockError::Source {
-                        what: format!("cannot fetch commit {commit} of `{url}`"),
-                        cause: Box::new(e),
-                    })?;
-            let reader =
-                crate::git::CommitReader::new(&repo, oid).map_err(|e| LockError::Source {
-                    what: format!("cannot read commit {commit} of `{url}`"),
-                    cause: Box::new(e),
-                })?;
-            f(&Files::Git(reader))
-        })
-        .await
-        .map_err(|e| LockError::Resolve {
-            problems: vec![Problem {
-                what: "a background task".into(),
-                message: e.to_string(),
-            }],
-        })?
+        let read = self
+            .checkouts
+            .read_at(url, commit, move |reader| f(&Files::Git(reader)))
+            .await;
+        read.map_err(|e| checkout_error(e, url, commit))?
     }
 
     /// Discovers a source's stacks and samples; hashes every devfile and packed file; reads
@@ -1415,11 +1354,31 @@ fn is_remote(url: &str) -> bool {
     url.starts_with("https://") || url.starts_with("http://")
 }
 
-fn describe_git(e: &crate::git::GitError, fetch_url: &str, shown: &str) -> String {
-    if fetch_url != shown {
-        format!("{e} (fetched from `{fetch_url}`)")
-    } else {
-        e.to_string()
+/// A checkout's failure, worded by the step that failed.
+fn checkout_error(e: CheckoutError, url: &str, commit: &str) -> LockError {
+    match e {
+        CheckoutError::BadCommit { commit, source } => LockError::Source {
+            what: format!("`{commit}` is not a commit id"),
+            cause: Box::new(crate::git::GitError::Read {
+                commit: commit.clone(),
+                path: String::new(),
+                message: source.message().to_string(),
+            }),
+        },
+        CheckoutError::Fetch(e) => LockError::Source {
+            what: format!("cannot fetch commit {commit} of `{url}`"),
+            cause: Box::new(e),
+        },
+        CheckoutError::Read(e) => LockError::Source {
+            what: format!("cannot read commit {commit} of `{url}`"),
+            cause: Box::new(e),
+        },
+        CheckoutError::Task(e) => LockError::Resolve {
+            problems: vec![Problem {
+                what: "a background task".into(),
+                message: e.to_string(),
+            }],
+        },
     }
 }
 
