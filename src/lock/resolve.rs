@@ -23,11 +23,11 @@ use std::path::PathBuf;
 use futures::StreamExt;
 
 use super::*;
+use crate::checkout::{CheckoutError, Checkouts};
 use crate::devfile::{self, ImageUse, ParentRef, ProjectRef, ProjectSource};
 use crate::diag::{SpanDiagnostic, did_you_mean};
 use crate::discover::{self, Discovered};
 use crate::fetch::Fetcher;
-use crate::checkout::{CheckoutError, Checkouts};
 use crate::git::{GitCache, RemoteRefs};
 use crate::manifest::{Manifest, Origin};
 use crate::source::Files;
