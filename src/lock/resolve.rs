@@ -74,6 +74,15 @@ pub struct Caches {
     pub files: PathBuf,
 }
 
+/// What resolution does with one entry: keep the previous lock's pin, or resolve it.
+enum Pin<T> {
+    Keep(T),
+    /// `pinned`: a pin matched the request, but `--update` moves it.
+    Resolve {
+        pinned: bool,
+    },
+}
+
 /// One reason resolution failed, naming what needed it.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{what}: {message}")]
@@ -271,11 +280,48 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn updating(&self, name: &str) -> bool {
+    /// Whether `--update` moves the pins of an entry these sources, stacks or samples own
+    /// (`--update` with no names moves every pin, owned or not).
+    fn updating<'o>(&self, owners: impl IntoIterator<Item = &'o str>) -> bool {
         match self.update {
             Update::Nothing => false,
             Update::All => true,
-            Update::Names(n) => n.contains(name),
+            Update::Names(n) => owners.into_iter().any(|o| n.contains(o)),
+        }
+    }
+
+    /// The one rule of pins: the previous lock's entry is kept when it still matches the
+    /// request and `--update` names none of its owners; otherwise it is resolved again.
+    fn pin_or_resolve<'p, 'o, T>(
+        &self,
+        previous: Option<&'p T>,
+        matches_request: impl FnOnce(&T) -> bool,
+        owners: impl IntoIterator<Item = &'o str>,
+    ) -> Pin<&'p T> {
+        match previous.filter(|p| matches_request(p)) {
+            Some(p) if !self.updating(owners) => Pin::Keep(p),
+            pinned => Pin::Resolve {
+                pinned: pinned.is_some(),
+            },
+        }
+    }
+
+    /// Resolves a git revision over the network (one `ls-remote` per remote per run). A
+    /// failure is recorded against `what`: `None`.
+    async fn resolve_rev(&mut self, url: &str, rev: Option<&str>, what: String) -> Option<String> {
+        let resolved = self
+            .ls_remote(url)
+            .await
+            .and_then(|refs| refs.resolve(url, rev).map_err(|e| e.to_string()));
+        match resolved {
+            Ok(oid) => {
+                self.resolved += 1;
+                Some(oid.to_string())
+            }
+            Err(message) => {
+                self.problems.push(Problem { what, message });
+                None
+            }
         }
     }
 
@@ -311,52 +357,31 @@ impl<'a> Resolver<'a> {
             stats.sources += 1;
             let (locked, commit) = match &decl.origin {
                 Origin::Git { url, rev } => {
-                    let pinned = match self.previous.and_then(|p| p.sources.get(&name)) {
-                        Some(LockedSource::Git {
-                            url: u,
-                            rev: r,
-                            commit,
-                        }) if u == url && r == rev => Some(commit.clone()),
-                        _ => None,
-                    };
-                    let commit = match (pinned, self.updating(&name)) {
-                        (Some(c), false) => c,
-                        (pinned, _) => {
+                    let previous = self.previous.and_then(|p| p.sources.get(&name));
+                    let same = |p: &LockedSource| matches!(p, LockedSource::Git { url: u, rev: r, .. } if u == url && r == rev);
+                    let commit = match self.pin_or_resolve(previous, same, [name.as_str()]) {
+                        Pin::Keep(LockedSource::Git { commit, .. }) => commit.clone(),
+                        Pin::Keep(LockedSource::Path { .. }) => unreachable!("matched a git pin"),
+                        Pin::Resolve { pinned } => {
                             if self.mode == Mode::Locked {
-                                let msg = match pinned {
-                                    Some(_) => "is asked to update".to_string(),
-                                    None => format!(
+                                let msg = if pinned {
+                                    "is asked to update".to_string()
+                                } else {
+                                    format!(
                                         "has no pin in the lock for {url}{}",
                                         rev.as_ref()
                                             .map(|r| format!(" at `{r}`"))
                                             .unwrap_or_default()
-                                    ),
+                                    )
                                 };
                                 self.unsatisfied(format!("source `{name}`"), msg);
                                 continue;
                             }
                             progress(format!("source `{name}` ({url})"));
-                            match self.ls_remote(url).await {
-                                Ok(refs) => match refs.resolve(url, rev.as_deref()) {
-                                    Ok(oid) => {
-                                        self.resolved += 1;
-                                        oid.to_string()
-                                    }
-                                    Err(e) => {
-                                        self.problems.push(Problem {
-                                            what: format!("source `{name}`"),
-                                            message: e.to_string(),
-                                        });
-                                        continue;
-                                    }
-                                },
-                                Err(message) => {
-                                    self.problems.push(Problem {
-                                        what: format!("source `{name}`"),
-                                        message,
-                                    });
-                                    continue;
-                                }
+                            let what = format!("source `{name}`");
+                            match self.resolve_rev(url, rev.as_deref(), what).await {
+                                Some(c) => c,
+                                None => continue,
                             }
                         }
                     };
@@ -652,38 +677,23 @@ impl<'a> Resolver<'a> {
                 "sample `{id}` of source `{}` ({})",
                 decl.name.value, s.remote
             );
-            let pinned = self
+            let previous = self
                 .previous
-                .and_then(|p| p.samples.get(&(decl.name.value.clone(), id.clone())))
-                .filter(|p| {
-                    p.remote == s.remote && p.revision == s.revision && p.sub_dir == s.sub_dir
-                })
-                .map(|p| p.commit.clone());
-            let commit = match (pinned, self.updating(&s.name)) {
-                (Some(c), false) => c,
-                (_, _) => {
-                    if self.mode == Mode::Locked {
-                        self.unsatisfied(what, "has no pin in the lock");
-                        continue;
-                    }
-                    match self.ls_remote(&s.remote).await {
-                        Ok(refs) => match refs.resolve(&s.remote, s.revision.as_deref()) {
-                            Ok(oid) => {
-                                self.resolved += 1;
-                                oid.to_string()
-                            }
-                            Err(e) => {
-                                self.problems.push(Problem {
-                                    what,
-                                    message: e.to_string(),
-                                });
-                                continue;
-                            }
-                        },
-                        Err(message) => {
-                            self.problems.push(Problem { what, message });
-                            continue;
-                        }
+                .and_then(|p| p.samples.get(&(decl.name.value.clone(), id.clone())));
+            let same = |p: &LockedSample| {
+                p.remote == s.remote && p.revision == s.revision && p.sub_dir == s.sub_dir
+            };
+            let commit = match self.pin_or_resolve(previous, same, [s.name.as_str()]) {
+                Pin::Keep(p) => p.commit.clone(),
+                Pin::Resolve { .. } if self.mode == Mode::Locked => {
+                    self.unsatisfied(what, "has no pin in the lock");
+                    continue;
+                }
+                Pin::Resolve { .. } => {
+                    let rev = s.revision.as_deref();
+                    match self.resolve_rev(&s.remote, rev, what.clone()).await {
+                        Some(c) => c,
+                        None => continue,
                     }
                 }
             };
@@ -826,67 +836,58 @@ impl<'a> Resolver<'a> {
                     u.label,
                     u.source
                 );
-                let prev = self.previous.and_then(|l| l.projects.get(&key));
-                let updating = self.updating(&u.name);
-                match &p.source {
-                    ProjectSource::Git {
-                        remote, revision, ..
-                    } => {
-                        if remote.is_empty() {
-                            self.problems.push(Problem {
-                                what,
-                                message: "its git source names no remote".into(),
-                            });
-                            continue;
-                        }
-                        if let Some(LockedProject::Git {
+                let problem = match &p.source {
+                    ProjectSource::Git { remote, .. } if remote.is_empty() => {
+                        Some("its git source names no remote".to_string())
+                    }
+                    ProjectSource::Zip { location } if !is_remote(location) => {
+                        Some(format!("zip location `{location}` is not an http(s) URL"))
+                    }
+                    _ => None,
+                };
+                if let Some(message) = problem {
+                    self.problems.push(Problem { what, message });
+                    continue;
+                }
+                let previous = self.previous.and_then(|l| l.projects.get(&key));
+                let same = |l: &LockedProject| match (l, &p.source) {
+                    (
+                        LockedProject::Git {
                             remote: r,
                             revision: rv,
-                            sub_dir: sd,
+                            sub_dir,
                             ..
-                        }) = prev
-                            && r == remote
-                            && rv == revision
-                            && sd == &p.sub_dir
-                            && !updating
-                        {
-                            lock.projects
-                                .insert(key, prev.cloned().expect("checked above"));
-                            continue;
-                        }
-                        jobs.push(Job::Git {
-                            key,
-                            remote: remote.clone(),
-                            revision: revision.clone(),
-                            sub_dir: p.sub_dir.clone(),
-                            what: what.clone(),
-                        });
+                        },
+                        ProjectSource::Git {
+                            remote, revision, ..
+                        },
+                    ) => r == remote && rv == revision && sub_dir == &p.sub_dir,
+                    (LockedProject::Zip { url, sub_dir, .. }, ProjectSource::Zip { location }) => {
+                        url == location && sub_dir == &p.sub_dir
                     }
-                    ProjectSource::Zip { location } => {
-                        if !is_remote(location) {
-                            self.problems.push(Problem {
-                                what,
-                                message: format!("zip location `{location}` is not an http(s) URL"),
-                            });
-                            continue;
-                        }
-                        if let Some(LockedProject::Zip { url, sub_dir, .. }) = prev
-                            && url == location
-                            && sub_dir == &p.sub_dir
-                            && !updating
-                        {
-                            lock.projects
-                                .insert(key, prev.cloned().expect("checked above"));
-                            continue;
-                        }
-                        jobs.push(Job::Zip {
-                            key,
-                            url: location.clone(),
-                            sub_dir: p.sub_dir.clone(),
-                            what: what.clone(),
-                        });
-                    }
+                    _ => false,
+                };
+                if let Pin::Keep(l) = self.pin_or_resolve(previous, same, [u.name.as_str()]) {
+                    lock.projects.insert(key, l.clone());
+                    continue;
                 }
+                jobs.push(match &p.source {
+                    ProjectSource::Git {
+                        remote, revision, ..
+                    } => Job::Git {
+                        key,
+                        remote: remote.clone(),
+                        revision: revision.clone(),
+                        sub_dir: p.sub_dir.clone(),
+                        what,
+                    },
+                    ProjectSource::Zip { location } => Job::Zip {
+                        key,
+                        url: location.clone(),
+                        sub_dir: p.sub_dir.clone(),
+                        what,
+                    },
+                });
             }
         }
         if jobs.is_empty() {
@@ -1017,9 +1018,10 @@ impl<'a> Resolver<'a> {
         stats.downloads = wanted.len();
         let mut jobs = Vec::new();
         for (url, (kinds, owners, what)) in wanted {
-            let updating = owners.iter().any(|o| self.updating(o));
-            match self.previous.and_then(|l| l.downloads.get(&url)) {
-                Some(prev) if !updating => {
+            let previous = self.previous.and_then(|l| l.downloads.get(&url));
+            let owned = owners.iter().map(String::as_str);
+            match self.pin_or_resolve(previous, |_| true, owned) {
+                Pin::Keep(prev) => {
                     lock.downloads.insert(
                         url,
                         LockedDownload {
@@ -1029,7 +1031,7 @@ impl<'a> Resolver<'a> {
                         },
                     );
                 }
-                _ => jobs.push((url, kinds, what)),
+                Pin::Resolve { .. } => jobs.push((url, kinds, what)),
             }
         }
         if jobs.is_empty() {
@@ -1187,16 +1189,12 @@ impl<'a> Resolver<'a> {
         let mut to_resolve: Vec<(String, String)> = Vec::new(); // (key, what)
         for (c, w) in &wanted {
             let target = target_image(&prefix, m.images.naming, c);
-            let updating = match self.update {
-                Update::All => true,
-                Update::Nothing => false,
-                Update::Names(_) => w.owners.iter().any(|o| self.updating(o)),
+            let previous = self.previous.and_then(|l| l.images.get(c));
+            let owned = w.owners.iter().map(String::as_str);
+            let prev = match self.pin_or_resolve(previous, |p| p.resolved.is_some(), owned) {
+                Pin::Keep(p) => p.resolved.clone(),
+                Pin::Resolve { .. } => None,
             };
-            let prev = self
-                .previous
-                .and_then(|l| l.images.get(c))
-                .and_then(|p| p.resolved.clone())
-                .filter(|_| !updating);
             if prev.is_none() {
                 let users: Vec<&str> = w.users.iter().map(String::as_str).take(2).collect();
                 to_resolve.push((
