@@ -18,6 +18,7 @@ pub mod exec;
 pub mod fetch;
 pub mod git;
 pub mod index;
+pub mod kdl_read;
 pub mod kdl_text;
 pub mod lock;
 pub mod manifest;
