@@ -171,6 +171,23 @@ fn list_reasons(reasons: &[Problem]) -> String {
     out.join("\n")
 }
 
+/// A starter project or project to resolve.
+enum ProjectJob {
+    Git {
+        key: ProjectKey,
+        remote: String,
+        revision: Option<String>,
+        sub_dir: Option<String>,
+        what: String,
+    },
+    Zip {
+        key: ProjectKey,
+        url: String,
+        sub_dir: Option<String>,
+        what: String,
+    },
+}
+
 /// What one source holds, as the lock records it.
 struct SourceRead {
     discovered: Discovered,
@@ -355,51 +372,8 @@ impl<'a> Resolver<'a> {
             let name = decl.name.value.clone();
             known_names.insert(name.clone());
             stats.sources += 1;
-            let (locked, commit) = match &decl.origin {
-                Origin::Git { url, rev } => {
-                    let previous = self.previous.and_then(|p| p.sources.get(&name));
-                    let same = |p: &LockedSource| matches!(p, LockedSource::Git { url: u, rev: r, .. } if u == url && r == rev);
-                    let commit = match self.pin_or_resolve(previous, same, [name.as_str()]) {
-                        Pin::Keep(LockedSource::Git { commit, .. }) => commit.clone(),
-                        Pin::Keep(LockedSource::Path { .. }) => unreachable!("matched a git pin"),
-                        Pin::Resolve { pinned } => {
-                            if self.mode == Mode::Locked {
-                                let msg = if pinned {
-                                    "is asked to update".to_string()
-                                } else {
-                                    format!(
-                                        "has no pin in the lock for {url}{}",
-                                        rev.as_ref()
-                                            .map(|r| format!(" at `{r}`"))
-                                            .unwrap_or_default()
-                                    )
-                                };
-                                self.unsatisfied(format!("source `{name}`"), msg);
-                                continue;
-                            }
-                            progress(format!("source `{name}` ({url})"));
-                            let what = format!("source `{name}`");
-                            match self.resolve_rev(url, rev.as_deref(), what).await {
-                                Some(c) => c,
-                                None => continue,
-                            }
-                        }
-                    };
-                    (
-                        LockedSource::Git {
-                            url: url.clone(),
-                            rev: rev.clone(),
-                            commit: commit.clone(),
-                        },
-                        Some(commit),
-                    )
-                }
-                Origin::Path(p) => (
-                    LockedSource::Path {
-                        path: p.to_string_lossy().replace('\\', "/"),
-                    },
-                    None,
-                ),
+            let Some((locked, commit)) = self.pin_source(decl).await else {
+                continue;
             };
             lock.sources.insert(name.clone(), locked);
 
@@ -415,64 +389,7 @@ impl<'a> Resolver<'a> {
             if let Some(h) = extra {
                 lock.extra_entries.insert(name.clone(), h);
             }
-            // The stacks filter.
-            let stack_names: BTreeSet<&str> =
-                discovered.stacks.iter().map(|s| s.name.as_str()).collect();
-            if let Some(filter) = &decl.stacks {
-                let mut bad = Vec::new();
-                for f in filter {
-                    if !stack_names.contains(f.value.as_str()) {
-                        let help = match did_you_mean(&f.value, stack_names.iter().copied()) {
-                            Some(s) => format!("did you mean `{s}`?"),
-                            None => {
-                                let near: Vec<&str> = stack_names
-                                    .iter()
-                                    .copied()
-                                    .filter(|n| {
-                                        n.contains(f.value.as_str())
-                                            || f.value.contains(n)
-                                            || strsim::levenshtein(n, &f.value) <= 3
-                                    })
-                                    .collect();
-                                if near.is_empty() {
-                                    format!(
-                                        "source `{}` has {} stacks: {}",
-                                        crate::diag::literal(&name),
-                                        stack_names.len(),
-                                        stack_names.iter().copied().collect::<Vec<_>>().join(", ")
-                                    )
-                                } else {
-                                    format!(
-                                        "near names in source `{}`: {}",
-                                        crate::diag::literal(&name),
-                                        near.join(", ")
-                                    )
-                                }
-                            }
-                        };
-                        bad.push(
-                            SpanDiagnostic::new(
-                                &m.src,
-                                "airgap::manifest::unknown-stack",
-                                f.span,
-                                format!(
-                                    "source `{}` has no stack `{}`",
-                                    crate::diag::literal(&name),
-                                    crate::diag::literal(&f.value)
-                                ),
-                            )
-                            .label("no such stack")
-                            .help(help),
-                        );
-                    }
-                }
-                if !bad.is_empty() {
-                    return Err(LockError::Manifest(crate::diag::Diagnostics {
-                        file: m.src.name().to_string(),
-                        items: bad,
-                    }));
-                }
-            }
+            self.check_stacks_filter(decl, &discovered)?;
             let keep = |stack: &str| -> bool {
                 decl.stacks
                     .as_ref()
@@ -504,42 +421,7 @@ impl<'a> Resolver<'a> {
             );
         }
 
-        // `--update NAME…` must name something.
-        if let Update::Names(names) = self.update {
-            let unknown: Vec<String> = names
-                .iter()
-                .filter(|n| !known_names.contains(*n))
-                .map(|n| {
-                    let near = did_you_mean(n, known_names.iter().map(String::as_str))
-                        .map(|s| format!("; did you mean `{s}`?"))
-                        .unwrap_or_default();
-                    format!(
-                        "no source, stack or sample is named `{}`{near}",
-                        crate::diag::literal(n)
-                    )
-                })
-                .collect();
-            if !unknown.is_empty() {
-                let shown: Vec<String> = known_names
-                    .iter()
-                    .take(12)
-                    .map(|n| format!("`{n}`"))
-                    .collect();
-                let more = known_names.len().saturating_sub(shown.len());
-                return Err(LockError::UnknownUpdate {
-                    unknown,
-                    help: format!(
-                        "`--update` takes names of the manifest's sources, stacks and samples: {}{}",
-                        shown.join(", "),
-                        if more > 0 {
-                            format!(" and {more} more")
-                        } else {
-                            String::new()
-                        }
-                    ),
-                });
-            }
-        }
+        self.check_update_names(&known_names)?;
 
         if !self.problems.is_empty() {
             return Err(LockError::Resolve {
@@ -576,6 +458,173 @@ impl<'a> Resolver<'a> {
         Ok((lock, stats))
     }
 
+    /// A source's lock entry and commit (`None` for a path source): the previous pin, or
+    /// resolved now. `None` when it could not be (the problem is recorded).
+    async fn pin_source(
+        &mut self,
+        decl: &crate::manifest::SourceDecl,
+    ) -> Option<(LockedSource, Option<String>)> {
+        let name = decl.name.value.clone();
+        Some(match &decl.origin {
+            Origin::Git { url, rev } => {
+                let previous = self.previous.and_then(|p| p.sources.get(&name));
+                let same = |p: &LockedSource| match p {
+                    LockedSource::Git { url: u, rev: r, .. } => u == url && r == rev,
+                    LockedSource::Path { .. } => false,
+                };
+                let commit = match self.pin_or_resolve(previous, same, [name.as_str()]) {
+                    Pin::Keep(LockedSource::Git { commit, .. }) => commit.clone(),
+                    Pin::Keep(LockedSource::Path { .. }) => unreachable!("matched a git pin"),
+                    Pin::Resolve { pinned } => {
+                        if self.mode == Mode::Locked {
+                            let msg = if pinned {
+                                "is asked to update".to_string()
+                            } else {
+                                format!(
+                                    "has no pin in the lock for {url}{}",
+                                    rev.as_ref()
+                                        .map(|r| format!(" at `{r}`"))
+                                        .unwrap_or_default()
+                                )
+                            };
+                            self.unsatisfied(format!("source `{name}`"), msg);
+                            return None;
+                        }
+                        progress(format!("source `{name}` ({url})"));
+                        let what = format!("source `{name}`");
+                        match self.resolve_rev(url, rev.as_deref(), what).await {
+                            Some(c) => c,
+                            None => return None,
+                        }
+                    }
+                };
+                (
+                    LockedSource::Git {
+                        url: url.clone(),
+                        rev: rev.clone(),
+                        commit: commit.clone(),
+                    },
+                    Some(commit),
+                )
+            }
+            Origin::Path(p) => (
+                LockedSource::Path {
+                    path: p.to_string_lossy().replace('\\', "/"),
+                },
+                None,
+            ),
+        })
+    }
+
+    /// Every name of a source's `stacks` filter must be one of its stacks.
+    fn check_stacks_filter(
+        &self,
+        decl: &crate::manifest::SourceDecl,
+        discovered: &Discovered,
+    ) -> Result<(), LockError> {
+        let m = self.manifest;
+        let name = &decl.name.value;
+        let stack_names: BTreeSet<&str> =
+            discovered.stacks.iter().map(|s| s.name.as_str()).collect();
+        if let Some(filter) = &decl.stacks {
+            let mut bad = Vec::new();
+            for f in filter {
+                if !stack_names.contains(f.value.as_str()) {
+                    let help = match did_you_mean(&f.value, stack_names.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => {
+                            let near: Vec<&str> = stack_names
+                                .iter()
+                                .copied()
+                                .filter(|n| {
+                                    n.contains(f.value.as_str())
+                                        || f.value.contains(n)
+                                        || strsim::levenshtein(n, &f.value) <= 3
+                                })
+                                .collect();
+                            if near.is_empty() {
+                                format!(
+                                    "source `{}` has {} stacks: {}",
+                                    crate::diag::literal(name),
+                                    stack_names.len(),
+                                    stack_names.iter().copied().collect::<Vec<_>>().join(", ")
+                                )
+                            } else {
+                                format!(
+                                    "near names in source `{}`: {}",
+                                    crate::diag::literal(name),
+                                    near.join(", ")
+                                )
+                            }
+                        }
+                    };
+                    bad.push(
+                        SpanDiagnostic::new(
+                            &m.src,
+                            "airgap::manifest::unknown-stack",
+                            f.span,
+                            format!(
+                                "source `{}` has no stack `{}`",
+                                crate::diag::literal(name),
+                                crate::diag::literal(&f.value)
+                            ),
+                        )
+                        .label("no such stack")
+                        .help(help),
+                    );
+                }
+            }
+            if !bad.is_empty() {
+                return Err(LockError::Manifest(crate::diag::Diagnostics {
+                    file: m.src.name().to_string(),
+                    items: bad,
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// `--update NAME…` must name a source, stack or sample of the manifest.
+    fn check_update_names(&self, known_names: &BTreeSet<String>) -> Result<(), LockError> {
+        if let Update::Names(names) = self.update {
+            let unknown: Vec<String> = names
+                .iter()
+                .filter(|n| !known_names.contains(*n))
+                .map(|n| {
+                    let near = did_you_mean(n, known_names.iter().map(String::as_str))
+                        .map(|s| format!("; did you mean `{s}`?"))
+                        .unwrap_or_default();
+                    format!(
+                        "no source, stack or sample is named `{}`{near}",
+                        crate::diag::literal(n)
+                    )
+                })
+                .collect();
+            if !unknown.is_empty() {
+                let shown: Vec<String> = known_names
+                    .iter()
+                    .take(12)
+                    .map(|n| format!("`{n}`"))
+                    .collect();
+                let more = known_names.len().saturating_sub(shown.len());
+                return Err(LockError::UnknownUpdate {
+                    unknown,
+                    help: format!(
+                        "`--update` takes names of the manifest's sources, stacks and samples: {}{}",
+                        shown.join(", "),
+                        if more > 0 {
+                            format!(" and {more} more")
+                        } else {
+                            String::new()
+                        }
+                    ),
+                });
+            }
+        }
+
+        Ok(())
+    }
+
     async fn ls_remote(&self, url: &str) -> Result<RemoteRefs, String> {
         self.checkouts.ls_remote(url).await
     }
@@ -604,44 +653,7 @@ impl<'a> Resolver<'a> {
     ) -> Result<SourceRead, LockError> {
         let name = decl.name.value.clone();
         let samples = decl.samples;
-        let read = move |files: &Files<'_>| -> Result<_, LockError> {
-            let discovered =
-                discover::discover(&name, files, samples).map_err(|e| LockError::Source {
-                    what: format!("cannot read the stacks of source `{name}`"),
-                    cause: Box::new(e),
-                })?;
-            let mut units = Vec::new();
-            let mut entries = Vec::new();
-            let read_err = |e: crate::source::FilesError| LockError::Source {
-                what: format!("cannot read source `{name}`"),
-                cause: Box::new(e),
-            };
-            for stack in &discovered.stacks {
-                let stack_yaml = if stack.multi_version {
-                    files
-                        .read(&format!("stacks/{}/stack.yaml", stack.name))
-                        .map_err(read_err)?
-                        .map(|b| blake3::hash(&b).to_hex().to_string())
-                } else {
-                    None
-                };
-                for v in &stack.versions {
-                    let (unit, mut entry) = read_stack_version(&name, stack, v, files)?;
-                    entry.stack_yaml = stack_yaml.clone();
-                    units.push(unit);
-                    entries.push(((v.id.clone(), stack.name.clone()), entry));
-                }
-            }
-            let extra = if samples && !discovered.samples.is_empty() {
-                files
-                    .read(discover::EXTRA_ENTRIES)
-                    .map_err(read_err)?
-                    .map(|b| blake3::hash(&b).to_hex().to_string())
-            } else {
-                None
-            };
-            Ok((discovered, units, (entries, extra)))
-        };
+        let read = move |files: &Files<'_>| read_stacks(&name, samples, files);
         let (discovered, mut units, (entries, extra)) = match (&decl.origin, commit) {
             (Origin::Git { url, .. }, Some(commit)) => self.with_commit(url, commit, read).await?,
             (Origin::Path(p), _) => {
@@ -704,63 +716,7 @@ impl<'a> Resolver<'a> {
             let label = format!("sample `{id}`");
             let read = self
                 .with_commit(&s.remote, &commit, move |files| {
-                    let dir = sub_dir.clone().unwrap_or_default();
-                    let join = |n: &str| {
-                        if dir.is_empty() {
-                            n.to_string()
-                        } else {
-                            format!("{dir}/{n}")
-                        }
-                    };
-                    let (path, bytes) =
-                        match files
-                            .read(&join("devfile.yaml"))
-                            .map_err(|e| LockError::Source {
-                                what: format!("cannot read {label}"),
-                                cause: Box::new(e),
-                            })? {
-                            Some(b) => (join("devfile.yaml"), b),
-                            None => match files.read(&join(".devfile.yaml")).map_err(|e| {
-                                LockError::Source {
-                                    what: format!("cannot read {label}"),
-                                    cause: Box::new(e),
-                                }
-                            })? {
-                                Some(b) => (join(".devfile.yaml"), b),
-                                None => {
-                                    return Ok(Err(format!(
-                                        "its repository has no devfile.yaml{}",
-                                        if dir.is_empty() {
-                                            String::new()
-                                        } else {
-                                            format!(" in `{dir}`")
-                                        }
-                                    )));
-                                }
-                            },
-                        };
-                    let text = String::from_utf8_lossy(&bytes).into_owned();
-                    let d = match devfile::parse(&path, &text) {
-                        Ok(d) => d,
-                        Err(e) => return Ok(Err(e.to_string())),
-                    };
-                    let unit = Unit {
-                        source: source_name,
-                        owner,
-                        name: sample_name,
-                        label,
-                        images: d.images(),
-                        projects: d
-                            .starter_projects()
-                            .into_iter()
-                            .map(|p| (ProjectKind::Starter, p))
-                            .chain(d.projects().into_iter().map(|p| (ProjectKind::Project, p)))
-                            .collect(),
-                        parent: d.parent(),
-                        icons: d.icon().into_iter().filter(|i| is_remote(i)).collect(),
-                        files: d.metadata_files().into_iter().map(|(_, u)| u).collect(),
-                    };
-                    Ok(Ok((unit, blake3::hash(&bytes).to_hex().to_string())))
+                    read_sample(files, sub_dir, label, source_name, sample_name, owner)
                 })
                 .await;
             match read {
@@ -798,21 +754,6 @@ impl<'a> Resolver<'a> {
     }
 
     async fn resolve_projects(&mut self, units: &[Unit], lock: &mut Lockfile, stats: &mut Stats) {
-        enum Job {
-            Git {
-                key: ProjectKey,
-                remote: String,
-                revision: Option<String>,
-                sub_dir: Option<String>,
-                what: String,
-            },
-            Zip {
-                key: ProjectKey,
-                url: String,
-                sub_dir: Option<String>,
-                what: String,
-            },
-        }
         let mut jobs = Vec::new();
         for u in units {
             for (kind, p) in &u.projects {
@@ -874,14 +815,14 @@ impl<'a> Resolver<'a> {
                 jobs.push(match &p.source {
                     ProjectSource::Git {
                         remote, revision, ..
-                    } => Job::Git {
+                    } => ProjectJob::Git {
                         key,
                         remote: remote.clone(),
                         revision: revision.clone(),
                         sub_dir: p.sub_dir.clone(),
                         what,
                     },
-                    ProjectSource::Zip { location } => Job::Zip {
+                    ProjectSource::Zip { location } => ProjectJob::Zip {
                         key,
                         url: location.clone(),
                         sub_dir: p.sub_dir.clone(),
@@ -896,7 +837,7 @@ impl<'a> Resolver<'a> {
         if self.mode == Mode::Locked {
             for j in jobs {
                 let what = match j {
-                    Job::Git { what, .. } | Job::Zip { what, .. } => what,
+                    ProjectJob::Git { what, .. } | ProjectJob::Zip { what, .. } => what,
                 };
                 self.unsatisfied(what, "has no matching pin in the lock");
             }
@@ -905,63 +846,10 @@ impl<'a> Resolver<'a> {
         progress(format!("{} starter projects and projects", jobs.len()));
         let this = &*self;
         let results: Vec<Result<(ProjectKey, LockedProject), Problem>> =
-            futures::stream::iter(jobs.into_iter().map(|j| async move {
-                match j {
-                    Job::Git {
-                        key,
-                        remote,
-                        revision,
-                        sub_dir,
-                        what,
-                    } => {
-                        let refs = this.ls_remote(&remote).await.map_err(|message| Problem {
-                            what: what.clone(),
-                            message,
-                        })?;
-                        let commit =
-                            refs.resolve(&remote, revision.as_deref())
-                                .map_err(|e| Problem {
-                                    what: what.clone(),
-                                    message: e.to_string(),
-                                })?;
-                        Ok((
-                            key,
-                            LockedProject::Git {
-                                remote,
-                                revision,
-                                commit: commit.to_string(),
-                                sub_dir,
-                            },
-                        ))
-                    }
-                    Job::Zip {
-                        key,
-                        url,
-                        sub_dir,
-                        what,
-                    } => {
-                        let (sha256, _) =
-                            this.fetcher
-                                .get_and_store(&url)
-                                .await
-                                .map_err(|e| Problem {
-                                    what,
-                                    message: e.to_string(),
-                                })?;
-                        Ok((
-                            key,
-                            LockedProject::Zip {
-                                url,
-                                sha256,
-                                sub_dir,
-                            },
-                        ))
-                    }
-                }
-            }))
-            .buffer_unordered(self.jobs * 4)
-            .collect()
-            .await;
+            futures::stream::iter(jobs.into_iter().map(|j| this.resolve_project(j)))
+                .buffer_unordered(self.jobs * 4)
+                .collect()
+                .await;
         for r in results {
             match r {
                 Ok((k, v)) => {
@@ -969,6 +857,62 @@ impl<'a> Resolver<'a> {
                     lock.projects.insert(k, v);
                 }
                 Err(p) => self.problems.push(p),
+            }
+        }
+    }
+
+    /// Resolves one starter project or project: a git revision to a commit, or a zip's hash.
+    async fn resolve_project(&self, j: ProjectJob) -> Result<(ProjectKey, LockedProject), Problem> {
+        match j {
+            ProjectJob::Git {
+                key,
+                remote,
+                revision,
+                sub_dir,
+                what,
+            } => {
+                let refs = self.ls_remote(&remote).await.map_err(|message| Problem {
+                    what: what.clone(),
+                    message,
+                })?;
+                let commit = refs
+                    .resolve(&remote, revision.as_deref())
+                    .map_err(|e| Problem {
+                        what: what.clone(),
+                        message: e.to_string(),
+                    })?;
+                Ok((
+                    key,
+                    LockedProject::Git {
+                        remote,
+                        revision,
+                        commit: commit.to_string(),
+                        sub_dir,
+                    },
+                ))
+            }
+            ProjectJob::Zip {
+                key,
+                url,
+                sub_dir,
+                what,
+            } => {
+                let (sha256, _) = self
+                    .fetcher
+                    .get_and_store(&url)
+                    .await
+                    .map_err(|e| Problem {
+                        what,
+                        message: e.to_string(),
+                    })?;
+                Ok((
+                    key,
+                    LockedProject::Zip {
+                        url,
+                        sha256,
+                        sub_dir,
+                    },
+                ))
             }
         }
     }
@@ -1265,6 +1209,122 @@ impl<'a> Resolver<'a> {
         }
         Ok(())
     }
+}
+
+/// What a source's folder (or commit) holds: its stacks and samples as discovered, each
+/// stack version's unit and lock entry, and the hash of `extraDevfileEntries.yaml`.
+#[allow(clippy::type_complexity)]
+fn read_stacks(
+    name: &str,
+    samples: bool,
+    files: &Files<'_>,
+) -> Result<(Discovered, Vec<Unit>, (StackEntries, Option<String>)), LockError> {
+    let discovered = discover::discover(name, files, samples).map_err(|e| LockError::Source {
+        what: format!("cannot read the stacks of source `{name}`"),
+        cause: Box::new(e),
+    })?;
+    let mut units = Vec::new();
+    let mut entries = Vec::new();
+    let read_err = |e: crate::source::FilesError| LockError::Source {
+        what: format!("cannot read source `{name}`"),
+        cause: Box::new(e),
+    };
+    for stack in &discovered.stacks {
+        let stack_yaml = if stack.multi_version {
+            files
+                .read(&format!("stacks/{}/stack.yaml", stack.name))
+                .map_err(read_err)?
+                .map(|b| blake3::hash(&b).to_hex().to_string())
+        } else {
+            None
+        };
+        for v in &stack.versions {
+            let (unit, mut entry) = read_stack_version(name, stack, v, files)?;
+            entry.stack_yaml = stack_yaml.clone();
+            units.push(unit);
+            entries.push(((v.id.clone(), stack.name.clone()), entry));
+        }
+    }
+    let extra = if samples && !discovered.samples.is_empty() {
+        files
+            .read(discover::EXTRA_ENTRIES)
+            .map_err(read_err)?
+            .map(|b| blake3::hash(&b).to_hex().to_string())
+    } else {
+        None
+    };
+    Ok((discovered, units, (entries, extra)))
+}
+
+/// Each stack version's lock entry, keyed by (version id, stack name).
+type StackEntries = Vec<((String, String), LockedStack)>;
+
+/// A sample's devfile (`devfile.yaml` or `.devfile.yaml` in `sub_dir`) read into its unit,
+/// with the devfile's hash. The inner error is a problem of the sample, not of reading.
+fn read_sample(
+    files: &Files<'_>,
+    sub_dir: Option<String>,
+    label: String,
+    source_name: String,
+    sample_name: String,
+    owner: String,
+) -> Result<Result<(Unit, String), String>, LockError> {
+    let dir = sub_dir.clone().unwrap_or_default();
+    let join = |n: &str| {
+        if dir.is_empty() {
+            n.to_string()
+        } else {
+            format!("{dir}/{n}")
+        }
+    };
+    let (path, bytes) = match files
+        .read(&join("devfile.yaml"))
+        .map_err(|e| LockError::Source {
+            what: format!("cannot read {label}"),
+            cause: Box::new(e),
+        })? {
+        Some(b) => (join("devfile.yaml"), b),
+        None => match files
+            .read(&join(".devfile.yaml"))
+            .map_err(|e| LockError::Source {
+                what: format!("cannot read {label}"),
+                cause: Box::new(e),
+            })? {
+            Some(b) => (join(".devfile.yaml"), b),
+            None => {
+                return Ok(Err(format!(
+                    "its repository has no devfile.yaml{}",
+                    if dir.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" in `{dir}`")
+                    }
+                )));
+            }
+        },
+    };
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let d = match devfile::parse(&path, &text) {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let unit = Unit {
+        source: source_name,
+        owner,
+        name: sample_name,
+        label,
+        images: d.images(),
+        projects: d
+            .starter_projects()
+            .into_iter()
+            .map(|p| (ProjectKind::Starter, p))
+            .chain(d.projects().into_iter().map(|p| (ProjectKind::Project, p)))
+            .collect(),
+        parent: d.parent(),
+        icons: d.icon().into_iter().filter(|i| is_remote(i)).collect(),
+        files: d.metadata_files().into_iter().map(|(_, u)| u).collect(),
+    };
+    Ok(Ok((unit, blake3::hash(&bytes).to_hex().to_string())))
 }
 
 /// Reads one stack version: hashes, and the references of its devfile and Dockerfiles.
