@@ -1020,90 +1020,18 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    async fn collect_images(
+    /// Two upstream images that would land on one target reference: a problem naming both.
+    fn target_collisions<'w>(
         &mut self,
-        units: &[Unit],
-        lock: &mut Lockfile,
-        stats: &mut Stats,
-    ) -> Result<(), LockError> {
-        let m = self.manifest;
-        struct Wanted {
-            written: BTreeSet<String>,
-            users: BTreeSet<String>,
-            /// Names `--update` matches (stacks, samples).
-            owners: BTreeSet<String>,
-        }
-        let mut wanted: BTreeMap<String, Wanted> = BTreeMap::new();
-        let mut add = |c: String, written: &str, user: String, owner: Option<&str>| {
-            let e = wanted.entry(c).or_insert_with(|| Wanted {
-                written: BTreeSet::new(),
-                users: BTreeSet::new(),
-                owners: BTreeSet::new(),
-            });
-            e.written.insert(written.to_string());
-            e.users.insert(user);
-            if let Some(o) = owner {
-                e.owners.insert(o.to_string());
-            }
-        };
-        let mut problems = Vec::new();
-        for u in units {
-            for img in &u.images {
-                let what = format!(
-                    "image `{}` in {} of {} (source `{}`)",
-                    img.written, img.place, u.label, u.source
-                );
-                if img.resolved.contains("{{") || img.resolved.contains('$') {
-                    problems.push(Problem {
-                        what,
-                        message: "it uses a variable that has no value".into(),
-                    });
-                    continue;
-                }
-                match canonical_image(&img.resolved) {
-                    Ok(c) => add(
-                        c,
-                        &img.written,
-                        format!("{} {}", u.label, img.place),
-                        Some(&u.name),
-                    ),
-                    Err(message) => problems.push(Problem { what, message }),
-                }
-            }
-        }
-        for inc in &m.images.include {
-            if let Ok(c) = canonical_image(&inc.value) {
-                add(c, &inc.value, "images { include }".into(), None);
-            }
-        }
-        if let Ok(c) = canonical_image(&m.index_image.base.value) {
-            add(
-                c,
-                &m.index_image.base.value,
-                "index-image base".into(),
-                None,
-            );
-        }
-        self.problems.extend(problems);
-        stats.images = wanted.len();
-
-        // Two upstream images on one target reference: an error naming both.
-        let prefix = match crate::oci::naming::TargetPrefix::parse(&lock.target.prefix) {
-            Ok(p) => p,
-            Err(e) => {
-                self.problems.push(Problem {
-                    what: "the target".into(),
-                    message: e.to_string(),
-                });
-                return Ok(());
-            }
-        };
+        prefix: &crate::oci::naming::TargetPrefix,
+        wanted: impl Iterator<Item = (&'w String, &'w BTreeSet<String>)>,
+    ) {
         let mut by_target: BTreeMap<String, Vec<(&String, &BTreeSet<String>)>> = BTreeMap::new();
-        for (c, w) in &wanted {
+        for (c, users) in wanted {
             by_target
-                .entry(target_image(&prefix, m.images.naming, c))
+                .entry(target_image(prefix, self.manifest.images.naming, c))
                 .or_default()
-                .push((c, &w.users));
+                .push((c, users));
         }
         for (target, list) in &by_target {
             if list.len() > 1 {
@@ -1125,6 +1053,32 @@ impl<'a> Resolver<'a> {
                 });
             }
         }
+    }
+
+    async fn collect_images(
+        &mut self,
+        units: &[Unit],
+        lock: &mut Lockfile,
+        stats: &mut Stats,
+    ) -> Result<(), LockError> {
+        let m = self.manifest;
+        let (wanted, problems) = wanted_images(m, units);
+        self.problems.extend(problems);
+        stats.images = wanted.len();
+
+        // Two upstream images on one target reference: an error naming both.
+        let prefix = match crate::oci::naming::TargetPrefix::parse(&lock.target.prefix) {
+            Ok(p) => p,
+            Err(e) => {
+                self.problems.push(Problem {
+                    what: "the target".into(),
+                    message: e.to_string(),
+                });
+                return Ok(());
+            }
+        };
+        let users = wanted.iter().map(|(c, w)| (c, &w.users));
+        self.target_collisions(&prefix, users);
         if !self.problems.is_empty() {
             return Ok(());
         }
@@ -1180,25 +1134,7 @@ impl<'a> Resolver<'a> {
                 Ok(r) => {
                     self.resolved += 1;
                     if let Some(entry) = lock.images.get_mut(&key) {
-                        entry.resolved = Some(ResolvedDigest {
-                            digest: r.digest.to_string(),
-                            media_type: r.media_type,
-                            size: r.size,
-                            platforms: r
-                                .platforms
-                                .into_iter()
-                                .map(|p| {
-                                    (
-                                        p.platform,
-                                        PlatformDigest {
-                                            digest: p.digest.to_string(),
-                                            media_type: p.media_type,
-                                            size: p.size,
-                                        },
-                                    )
-                                })
-                                .collect(),
-                        });
+                        entry.resolved = Some(resolved_digest(r));
                     }
                 }
                 Err(e) => self.problems.push(Problem {
@@ -1208,6 +1144,94 @@ impl<'a> Resolver<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// An image the lock needs: as written, who uses it, and who owns its pin.
+struct Wanted {
+    written: BTreeSet<String>,
+    users: BTreeSet<String>,
+    /// Names `--update` matches (stacks, samples).
+    owners: BTreeSet<String>,
+}
+
+/// Every image the units, `images { include }` and the index image's base name, by
+/// canonical reference; and the problems of those that name no image.
+fn wanted_images(m: &Manifest, units: &[Unit]) -> (BTreeMap<String, Wanted>, Vec<Problem>) {
+    let mut wanted: BTreeMap<String, Wanted> = BTreeMap::new();
+    let mut add = |c: String, written: &str, user: String, owner: Option<&str>| {
+        let e = wanted.entry(c).or_insert_with(|| Wanted {
+            written: BTreeSet::new(),
+            users: BTreeSet::new(),
+            owners: BTreeSet::new(),
+        });
+        e.written.insert(written.to_string());
+        e.users.insert(user);
+        if let Some(o) = owner {
+            e.owners.insert(o.to_string());
+        }
+    };
+    let mut problems = Vec::new();
+    for u in units {
+        for img in &u.images {
+            let what = format!(
+                "image `{}` in {} of {} (source `{}`)",
+                img.written, img.place, u.label, u.source
+            );
+            if img.resolved.contains("{{") || img.resolved.contains('$') {
+                problems.push(Problem {
+                    what,
+                    message: "it uses a variable that has no value".into(),
+                });
+                continue;
+            }
+            match canonical_image(&img.resolved) {
+                Ok(c) => add(
+                    c,
+                    &img.written,
+                    format!("{} {}", u.label, img.place),
+                    Some(&u.name),
+                ),
+                Err(message) => problems.push(Problem { what, message }),
+            }
+        }
+    }
+    for inc in &m.images.include {
+        if let Ok(c) = canonical_image(&inc.value) {
+            add(c, &inc.value, "images { include }".into(), None);
+        }
+    }
+    if let Ok(c) = canonical_image(&m.index_image.base.value) {
+        add(
+            c,
+            &m.index_image.base.value,
+            "index-image base".into(),
+            None,
+        );
+    }
+    (wanted, problems)
+}
+
+/// A resolved image as the lock records it.
+fn resolved_digest(r: crate::oci::ResolvedImage) -> ResolvedDigest {
+    ResolvedDigest {
+        digest: r.digest.to_string(),
+        media_type: r.media_type,
+        size: r.size,
+        platforms: r
+            .platforms
+            .into_iter()
+            .map(|p| {
+                (
+                    p.platform,
+                    PlatformDigest {
+                        digest: p.digest.to_string(),
+                        media_type: p.media_type,
+                        size: p.size,
+                    },
+                )
+            })
+            .collect(),
     }
 }
 
