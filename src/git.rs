@@ -400,6 +400,16 @@ impl<'r> CommitReader<'r> {
         Ok(Self { repo, tree, commit })
     }
 
+    /// The cached repository the commit is read from (for history: [`last_modified`]).
+    pub fn repo(&self) -> &'r Repository {
+        self.repo
+    }
+
+    /// The commit being read.
+    pub fn commit(&self) -> Oid {
+        self.commit
+    }
+
     fn err(&self, path: &str, message: impl Into<String>) -> GitError {
         GitError::Read {
             commit: self.commit.to_string(),

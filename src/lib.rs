@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod audit;
 pub mod bundle;
+pub mod checkout;
 pub mod cli;
 pub mod commands;
 pub mod context;
@@ -17,6 +18,7 @@ pub mod exec;
 pub mod fetch;
 pub mod git;
 pub mod index;
+pub mod kdl_read;
 pub mod kdl_text;
 pub mod lock;
 pub mod manifest;

@@ -17,22 +17,20 @@
 //! download is collected and reported together, each naming its stack, its starter project and
 //! the URL. Nothing is written unless everything resolved.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
-use git2::Oid;
 
 use super::*;
+use crate::checkout::{CheckoutError, Checkouts};
 use crate::devfile::{self, ImageUse, ParentRef, ProjectRef, ProjectSource};
 use crate::diag::{SpanDiagnostic, did_you_mean};
 use crate::discover::{self, Discovered};
 use crate::fetch::Fetcher;
-use crate::git::{self, GitCache, RemoteRefs};
+use crate::git::{GitCache, RemoteRefs};
 use crate::manifest::{Manifest, Origin};
 use crate::source::Files;
-use crate::url_mirror::mirror_url;
 
 /// Which pins `airgap lock` may move.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +72,15 @@ pub struct Stats {
 pub struct Caches {
     pub git: GitCache,
     pub files: PathBuf,
+}
+
+/// What resolution does with one entry: keep the previous lock's pin, or resolve it.
+enum Pin<T> {
+    Keep(T),
+    /// `pinned`: a pin matched the request, but `--update` moves it.
+    Resolve {
+        pinned: bool,
+    },
 }
 
 /// One reason resolution failed, naming what needed it.
@@ -164,6 +171,23 @@ fn list_reasons(reasons: &[Problem]) -> String {
     out.join("\n")
 }
 
+/// A starter project or project to resolve.
+enum ProjectJob {
+    Git {
+        key: ProjectKey,
+        remote: String,
+        revision: Option<String>,
+        sub_dir: Option<String>,
+        what: String,
+    },
+    Zip {
+        key: ProjectKey,
+        url: String,
+        sub_dir: Option<String>,
+        what: String,
+    },
+}
+
 /// What one source holds, as the lock records it.
 struct SourceRead {
     discovered: Discovered,
@@ -229,19 +253,14 @@ pub fn lock(
     runtime.block_on(Resolver::new(manifest, previous, update, mode, jobs, caches).run())
 }
 
-/// One `ls-remote` per fetch URL per run, shared by every starter project using the remote.
-type LsRemoteCell = tokio::sync::OnceCell<Result<RemoteRefs, String>>;
-
 struct Resolver<'a> {
     manifest: &'a Manifest,
     previous: Option<&'a Lockfile>,
     update: &'a Update,
     mode: Mode,
     jobs: usize,
-    git: GitCache,
+    checkouts: Checkouts,
     fetcher: Fetcher,
-    ls_memo: Arc<Mutex<HashMap<String, Arc<LsRemoteCell>>>>,
-    repo_locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     problems: Vec<Problem>,
     unsatisfied: Vec<Problem>,
     resolved: usize,
@@ -266,25 +285,60 @@ impl<'a> Resolver<'a> {
             update,
             mode,
             jobs: jobs.max(1),
-            git: caches.git,
+            checkouts: Checkouts::new(caches.git, manifest.url_mirrors.clone()),
             fetcher: Fetcher::new(
                 manifest.url_mirrors.clone(),
                 manifest.url_credentials.clone(),
                 caches.files,
             ),
-            ls_memo: Default::default(),
-            repo_locks: Default::default(),
             problems: Vec::new(),
             unsatisfied: Vec::new(),
             resolved: 0,
         }
     }
 
-    fn updating(&self, name: &str) -> bool {
+    /// Whether `--update` moves the pins of an entry these sources, stacks or samples own
+    /// (`--update` with no names moves every pin, owned or not).
+    fn updating<'o>(&self, owners: impl IntoIterator<Item = &'o str>) -> bool {
         match self.update {
             Update::Nothing => false,
             Update::All => true,
-            Update::Names(n) => n.contains(name),
+            Update::Names(n) => owners.into_iter().any(|o| n.contains(o)),
+        }
+    }
+
+    /// The one rule of pins: the previous lock's entry is kept when it still matches the
+    /// request and `--update` names none of its owners; otherwise it is resolved again.
+    fn pin_or_resolve<'p, 'o, T>(
+        &self,
+        previous: Option<&'p T>,
+        matches_request: impl FnOnce(&T) -> bool,
+        owners: impl IntoIterator<Item = &'o str>,
+    ) -> Pin<&'p T> {
+        match previous.filter(|p| matches_request(p)) {
+            Some(p) if !self.updating(owners) => Pin::Keep(p),
+            pinned => Pin::Resolve {
+                pinned: pinned.is_some(),
+            },
+        }
+    }
+
+    /// Resolves a git revision over the network (one `ls-remote` per remote per run). A
+    /// failure is recorded against `what`: `None`.
+    async fn resolve_rev(&mut self, url: &str, rev: Option<&str>, what: String) -> Option<String> {
+        let resolved = self
+            .ls_remote(url)
+            .await
+            .and_then(|refs| refs.resolve(url, rev).map_err(|e| e.to_string()));
+        match resolved {
+            Ok(oid) => {
+                self.resolved += 1;
+                Some(oid.to_string())
+            }
+            Err(message) => {
+                self.problems.push(Problem { what, message });
+                None
+            }
         }
     }
 
@@ -318,72 +372,8 @@ impl<'a> Resolver<'a> {
             let name = decl.name.value.clone();
             known_names.insert(name.clone());
             stats.sources += 1;
-            let (locked, commit) = match &decl.origin {
-                Origin::Git { url, rev } => {
-                    let pinned = match self.previous.and_then(|p| p.sources.get(&name)) {
-                        Some(LockedSource::Git {
-                            url: u,
-                            rev: r,
-                            commit,
-                        }) if u == url && r == rev => Some(commit.clone()),
-                        _ => None,
-                    };
-                    let commit = match (pinned, self.updating(&name)) {
-                        (Some(c), false) => c,
-                        (pinned, _) => {
-                            if self.mode == Mode::Locked {
-                                let msg = match pinned {
-                                    Some(_) => "is asked to update".to_string(),
-                                    None => format!(
-                                        "has no pin in the lock for {url}{}",
-                                        rev.as_ref()
-                                            .map(|r| format!(" at `{r}`"))
-                                            .unwrap_or_default()
-                                    ),
-                                };
-                                self.unsatisfied(format!("source `{name}`"), msg);
-                                continue;
-                            }
-                            progress(format!("source `{name}` ({url})"));
-                            match self.ls_remote(url).await {
-                                Ok(refs) => match refs.resolve(url, rev.as_deref()) {
-                                    Ok(oid) => {
-                                        self.resolved += 1;
-                                        oid.to_string()
-                                    }
-                                    Err(e) => {
-                                        self.problems.push(Problem {
-                                            what: format!("source `{name}`"),
-                                            message: e.to_string(),
-                                        });
-                                        continue;
-                                    }
-                                },
-                                Err(message) => {
-                                    self.problems.push(Problem {
-                                        what: format!("source `{name}`"),
-                                        message,
-                                    });
-                                    continue;
-                                }
-                            }
-                        }
-                    };
-                    (
-                        LockedSource::Git {
-                            url: url.clone(),
-                            rev: rev.clone(),
-                            commit: commit.clone(),
-                        },
-                        Some(commit),
-                    )
-                }
-                Origin::Path(p) => (
-                    LockedSource::Path {
-                        path: p.to_string_lossy().replace('\\', "/"),
-                    },
-                    None,
-                ),
+            let Some((locked, commit)) = self.pin_source(decl).await else {
+                continue;
             };
             lock.sources.insert(name.clone(), locked);
 
@@ -399,64 +389,7 @@ impl<'a> Resolver<'a> {
             if let Some(h) = extra {
                 lock.extra_entries.insert(name.clone(), h);
             }
-            // The stacks filter.
-            let stack_names: BTreeSet<&str> =
-                discovered.stacks.iter().map(|s| s.name.as_str()).collect();
-            if let Some(filter) = &decl.stacks {
-                let mut bad = Vec::new();
-                for f in filter {
-                    if !stack_names.contains(f.value.as_str()) {
-                        let help = match did_you_mean(&f.value, stack_names.iter().copied()) {
-                            Some(s) => format!("did you mean `{s}`?"),
-                            None => {
-                                let near: Vec<&str> = stack_names
-                                    .iter()
-                                    .copied()
-                                    .filter(|n| {
-                                        n.contains(f.value.as_str())
-                                            || f.value.contains(n)
-                                            || strsim::levenshtein(n, &f.value) <= 3
-                                    })
-                                    .collect();
-                                if near.is_empty() {
-                                    format!(
-                                        "source `{}` has {} stacks: {}",
-                                        crate::diag::literal(&name),
-                                        stack_names.len(),
-                                        stack_names.iter().copied().collect::<Vec<_>>().join(", ")
-                                    )
-                                } else {
-                                    format!(
-                                        "near names in source `{}`: {}",
-                                        crate::diag::literal(&name),
-                                        near.join(", ")
-                                    )
-                                }
-                            }
-                        };
-                        bad.push(
-                            SpanDiagnostic::new(
-                                &m.src,
-                                "airgap::manifest::unknown-stack",
-                                f.span,
-                                format!(
-                                    "source `{}` has no stack `{}`",
-                                    crate::diag::literal(&name),
-                                    crate::diag::literal(&f.value)
-                                ),
-                            )
-                            .label("no such stack")
-                            .help(help),
-                        );
-                    }
-                }
-                if !bad.is_empty() {
-                    return Err(LockError::Manifest(crate::diag::Diagnostics {
-                        file: m.src.name().to_string(),
-                        items: bad,
-                    }));
-                }
-            }
+            self.check_stacks_filter(decl, &discovered)?;
             let keep = |stack: &str| -> bool {
                 decl.stacks
                     .as_ref()
@@ -488,42 +421,7 @@ impl<'a> Resolver<'a> {
             );
         }
 
-        // `--update NAME…` must name something.
-        if let Update::Names(names) = self.update {
-            let unknown: Vec<String> = names
-                .iter()
-                .filter(|n| !known_names.contains(*n))
-                .map(|n| {
-                    let near = did_you_mean(n, known_names.iter().map(String::as_str))
-                        .map(|s| format!("; did you mean `{s}`?"))
-                        .unwrap_or_default();
-                    format!(
-                        "no source, stack or sample is named `{}`{near}",
-                        crate::diag::literal(n)
-                    )
-                })
-                .collect();
-            if !unknown.is_empty() {
-                let shown: Vec<String> = known_names
-                    .iter()
-                    .take(12)
-                    .map(|n| format!("`{n}`"))
-                    .collect();
-                let more = known_names.len().saturating_sub(shown.len());
-                return Err(LockError::UnknownUpdate {
-                    unknown,
-                    help: format!(
-                        "`--update` takes names of the manifest's sources, stacks and samples: {}{}",
-                        shown.join(", "),
-                        if more > 0 {
-                            format!(" and {more} more")
-                        } else {
-                            String::new()
-                        }
-                    ),
-                });
-            }
-        }
+        self.check_update_names(&known_names)?;
 
         if !self.problems.is_empty() {
             return Err(LockError::Resolve {
@@ -560,29 +458,175 @@ impl<'a> Resolver<'a> {
         Ok((lock, stats))
     }
 
-    async fn ls_remote(&self, url: &str) -> Result<RemoteRefs, String> {
-        let fetch_url = mirror_url(&self.manifest.url_mirrors, url);
-        let cell = {
-            let mut memo = self.ls_memo.lock().unwrap_or_else(|e| e.into_inner());
-            memo.entry(fetch_url.clone()).or_default().clone()
-        };
-        let shown = url.to_string();
-        let credentials = self.git.credentials().clone();
-        cell.get_or_init(|| async move {
-            tokio::task::spawn_blocking(move || {
-                git::ls_remote(&fetch_url, &shown, &credentials)
-                    .map_err(|e| describe_git(&e, &fetch_url, &shown))
-            })
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()))
+    /// A source's lock entry and commit (`None` for a path source): the previous pin, or
+    /// resolved now. `None` when it could not be (the problem is recorded).
+    async fn pin_source(
+        &mut self,
+        decl: &crate::manifest::SourceDecl,
+    ) -> Option<(LockedSource, Option<String>)> {
+        let name = decl.name.value.clone();
+        Some(match &decl.origin {
+            Origin::Git { url, rev } => {
+                let previous = self.previous.and_then(|p| p.sources.get(&name));
+                let same = |p: &LockedSource| match p {
+                    LockedSource::Git { url: u, rev: r, .. } => u == url && r == rev,
+                    LockedSource::Path { .. } => false,
+                };
+                let commit = match self.pin_or_resolve(previous, same, [name.as_str()]) {
+                    Pin::Keep(LockedSource::Git { commit, .. }) => commit.clone(),
+                    Pin::Keep(LockedSource::Path { .. }) => unreachable!("matched a git pin"),
+                    Pin::Resolve { pinned } => {
+                        if self.mode == Mode::Locked {
+                            let msg = if pinned {
+                                "is asked to update".to_string()
+                            } else {
+                                format!(
+                                    "has no pin in the lock for {url}{}",
+                                    rev.as_ref()
+                                        .map(|r| format!(" at `{r}`"))
+                                        .unwrap_or_default()
+                                )
+                            };
+                            self.unsatisfied(format!("source `{name}`"), msg);
+                            return None;
+                        }
+                        progress(format!("source `{name}` ({url})"));
+                        let what = format!("source `{name}`");
+                        match self.resolve_rev(url, rev.as_deref(), what).await {
+                            Some(c) => c,
+                            None => return None,
+                        }
+                    }
+                };
+                (
+                    LockedSource::Git {
+                        url: url.clone(),
+                        rev: rev.clone(),
+                        commit: commit.clone(),
+                    },
+                    Some(commit),
+                )
+            }
+            Origin::Path(p) => (
+                LockedSource::Path {
+                    path: p.to_string_lossy().replace('\\', "/"),
+                },
+                None,
+            ),
         })
-        .await
-        .clone()
     }
 
-    fn repo_lock(&self, url: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut m = self.repo_locks.lock().unwrap_or_else(|e| e.into_inner());
-        m.entry(url.to_string()).or_default().clone()
+    /// Every name of a source's `stacks` filter must be one of its stacks.
+    fn check_stacks_filter(
+        &self,
+        decl: &crate::manifest::SourceDecl,
+        discovered: &Discovered,
+    ) -> Result<(), LockError> {
+        let m = self.manifest;
+        let name = &decl.name.value;
+        let stack_names: BTreeSet<&str> =
+            discovered.stacks.iter().map(|s| s.name.as_str()).collect();
+        if let Some(filter) = &decl.stacks {
+            let mut bad = Vec::new();
+            for f in filter {
+                if !stack_names.contains(f.value.as_str()) {
+                    let help = match did_you_mean(&f.value, stack_names.iter().copied()) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => {
+                            let near: Vec<&str> = stack_names
+                                .iter()
+                                .copied()
+                                .filter(|n| {
+                                    n.contains(f.value.as_str())
+                                        || f.value.contains(n)
+                                        || strsim::levenshtein(n, &f.value) <= 3
+                                })
+                                .collect();
+                            if near.is_empty() {
+                                format!(
+                                    "source `{}` has {} stacks: {}",
+                                    crate::diag::literal(name),
+                                    stack_names.len(),
+                                    stack_names.iter().copied().collect::<Vec<_>>().join(", ")
+                                )
+                            } else {
+                                format!(
+                                    "near names in source `{}`: {}",
+                                    crate::diag::literal(name),
+                                    near.join(", ")
+                                )
+                            }
+                        }
+                    };
+                    bad.push(
+                        SpanDiagnostic::new(
+                            &m.src,
+                            "airgap::manifest::unknown-stack",
+                            f.span,
+                            format!(
+                                "source `{}` has no stack `{}`",
+                                crate::diag::literal(name),
+                                crate::diag::literal(&f.value)
+                            ),
+                        )
+                        .label("no such stack")
+                        .help(help),
+                    );
+                }
+            }
+            if !bad.is_empty() {
+                return Err(LockError::Manifest(crate::diag::Diagnostics {
+                    file: m.src.name().to_string(),
+                    items: bad,
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// `--update NAME…` must name a source, stack or sample of the manifest.
+    fn check_update_names(&self, known_names: &BTreeSet<String>) -> Result<(), LockError> {
+        if let Update::Names(names) = self.update {
+            let unknown: Vec<String> = names
+                .iter()
+                .filter(|n| !known_names.contains(*n))
+                .map(|n| {
+                    let near = did_you_mean(n, known_names.iter().map(String::as_str))
+                        .map(|s| format!("; did you mean `{s}`?"))
+                        .unwrap_or_default();
+                    format!(
+                        "no source, stack or sample is named `{}`{near}",
+                        crate::diag::literal(n)
+                    )
+                })
+                .collect();
+            if !unknown.is_empty() {
+                let shown: Vec<String> = known_names
+                    .iter()
+                    .take(12)
+                    .map(|n| format!("`{n}`"))
+                    .collect();
+                let more = known_names.len().saturating_sub(shown.len());
+                return Err(LockError::UnknownUpdate {
+                    unknown,
+                    help: format!(
+                        "`--update` takes names of the manifest's sources, stacks and samples: {}{}",
+                        shown.join(", "),
+                        if more > 0 {
+                            format!(" and {more} more")
+                        } else {
+                            String::new()
+                        }
+                    ),
+                });
+            }
+        }
+
+        Ok(())
+    }
+
+    async fn ls_remote(&self, url: &str) -> Result<RemoteRefs, String> {
+        self.checkouts.ls_remote(url).await
     }
 
     /// Fetches `commit` of `url` into the cache (when missing) and runs `f` on its files.
@@ -592,42 +636,11 @@ impl<'a> Resolver<'a> {
         commit: &str,
         f: impl FnOnce(&Files<'_>) -> Result<T, LockError> + Send + 'static,
     ) -> Result<T, LockError> {
-        let guard = self.repo_lock(url);
-        let _held = guard.lock().await;
-        let cache = self.git.clone();
-        let url = url.to_string();
-        let fetch_url = mirror_url(&self.manifest.url_mirrors, &url);
-        let commit = commit.to_string();
-        tokio::task::spawn_blocking(move || {
-            let oid = Oid::from_str(&commit).map_err(|e| LockError::Source {
-                what: format!("`{commit}` is not a commit id"),
-                cause: Box::new(crate::git::GitError::Read {
-                    commit: commit.clone(),
-                    path: String::new(),
-                    message: e.message().to_string(),
-                }),
-            })?;
-            let repo =
-                cache
-                    .ensure_commit(&url, &fetch_url, oid)
-                    .map_err(|e| LockError::Source {
-                        what: format!("cannot fetch commit {commit} of `{url}`"),
-                        cause: Box::new(e),
-                    })?;
-            let reader =
-                crate::git::CommitReader::new(&repo, oid).map_err(|e| LockError::Source {
-                    what: format!("cannot read commit {commit} of `{url}`"),
-                    cause: Box::new(e),
-                })?;
-            f(&Files::Git(reader))
-        })
-        .await
-        .map_err(|e| LockError::Resolve {
-            problems: vec![Problem {
-                what: "a background task".into(),
-                message: e.to_string(),
-            }],
-        })?
+        let read = self
+            .checkouts
+            .read_at(url, commit, move |reader| f(&Files::Git(reader)))
+            .await;
+        read.map_err(|e| checkout_error(e, url, commit))?
     }
 
     /// Discovers a source's stacks and samples; hashes every devfile and packed file; reads
@@ -640,44 +653,7 @@ impl<'a> Resolver<'a> {
     ) -> Result<SourceRead, LockError> {
         let name = decl.name.value.clone();
         let samples = decl.samples;
-        let read = move |files: &Files<'_>| -> Result<_, LockError> {
-            let discovered =
-                discover::discover(&name, files, samples).map_err(|e| LockError::Source {
-                    what: format!("cannot read the stacks of source `{name}`"),
-                    cause: Box::new(e),
-                })?;
-            let mut units = Vec::new();
-            let mut entries = Vec::new();
-            let read_err = |e: crate::source::FilesError| LockError::Source {
-                what: format!("cannot read source `{name}`"),
-                cause: Box::new(e),
-            };
-            for stack in &discovered.stacks {
-                let stack_yaml = if stack.multi_version {
-                    files
-                        .read(&format!("stacks/{}/stack.yaml", stack.name))
-                        .map_err(read_err)?
-                        .map(|b| blake3::hash(&b).to_hex().to_string())
-                } else {
-                    None
-                };
-                for v in &stack.versions {
-                    let (unit, mut entry) = read_stack_version(&name, stack, v, files)?;
-                    entry.stack_yaml = stack_yaml.clone();
-                    units.push(unit);
-                    entries.push(((v.id.clone(), stack.name.clone()), entry));
-                }
-            }
-            let extra = if samples && !discovered.samples.is_empty() {
-                files
-                    .read(discover::EXTRA_ENTRIES)
-                    .map_err(read_err)?
-                    .map(|b| blake3::hash(&b).to_hex().to_string())
-            } else {
-                None
-            };
-            Ok((discovered, units, (entries, extra)))
-        };
+        let read = move |files: &Files<'_>| read_stacks(&name, samples, files);
         let (discovered, mut units, (entries, extra)) = match (&decl.origin, commit) {
             (Origin::Git { url, .. }, Some(commit)) => self.with_commit(url, commit, read).await?,
             (Origin::Path(p), _) => {
@@ -713,38 +689,23 @@ impl<'a> Resolver<'a> {
                 "sample `{id}` of source `{}` ({})",
                 decl.name.value, s.remote
             );
-            let pinned = self
+            let previous = self
                 .previous
-                .and_then(|p| p.samples.get(&(decl.name.value.clone(), id.clone())))
-                .filter(|p| {
-                    p.remote == s.remote && p.revision == s.revision && p.sub_dir == s.sub_dir
-                })
-                .map(|p| p.commit.clone());
-            let commit = match (pinned, self.updating(&s.name)) {
-                (Some(c), false) => c,
-                (_, _) => {
-                    if self.mode == Mode::Locked {
-                        self.unsatisfied(what, "has no pin in the lock");
-                        continue;
-                    }
-                    match self.ls_remote(&s.remote).await {
-                        Ok(refs) => match refs.resolve(&s.remote, s.revision.as_deref()) {
-                            Ok(oid) => {
-                                self.resolved += 1;
-                                oid.to_string()
-                            }
-                            Err(e) => {
-                                self.problems.push(Problem {
-                                    what,
-                                    message: e.to_string(),
-                                });
-                                continue;
-                            }
-                        },
-                        Err(message) => {
-                            self.problems.push(Problem { what, message });
-                            continue;
-                        }
+                .and_then(|p| p.samples.get(&(decl.name.value.clone(), id.clone())));
+            let same = |p: &LockedSample| {
+                p.remote == s.remote && p.revision == s.revision && p.sub_dir == s.sub_dir
+            };
+            let commit = match self.pin_or_resolve(previous, same, [s.name.as_str()]) {
+                Pin::Keep(p) => p.commit.clone(),
+                Pin::Resolve { .. } if self.mode == Mode::Locked => {
+                    self.unsatisfied(what, "has no pin in the lock");
+                    continue;
+                }
+                Pin::Resolve { .. } => {
+                    let rev = s.revision.as_deref();
+                    match self.resolve_rev(&s.remote, rev, what.clone()).await {
+                        Some(c) => c,
+                        None => continue,
                     }
                 }
             };
@@ -755,63 +716,7 @@ impl<'a> Resolver<'a> {
             let label = format!("sample `{id}`");
             let read = self
                 .with_commit(&s.remote, &commit, move |files| {
-                    let dir = sub_dir.clone().unwrap_or_default();
-                    let join = |n: &str| {
-                        if dir.is_empty() {
-                            n.to_string()
-                        } else {
-                            format!("{dir}/{n}")
-                        }
-                    };
-                    let (path, bytes) =
-                        match files
-                            .read(&join("devfile.yaml"))
-                            .map_err(|e| LockError::Source {
-                                what: format!("cannot read {label}"),
-                                cause: Box::new(e),
-                            })? {
-                            Some(b) => (join("devfile.yaml"), b),
-                            None => match files.read(&join(".devfile.yaml")).map_err(|e| {
-                                LockError::Source {
-                                    what: format!("cannot read {label}"),
-                                    cause: Box::new(e),
-                                }
-                            })? {
-                                Some(b) => (join(".devfile.yaml"), b),
-                                None => {
-                                    return Ok(Err(format!(
-                                        "its repository has no devfile.yaml{}",
-                                        if dir.is_empty() {
-                                            String::new()
-                                        } else {
-                                            format!(" in `{dir}`")
-                                        }
-                                    )));
-                                }
-                            },
-                        };
-                    let text = String::from_utf8_lossy(&bytes).into_owned();
-                    let d = match devfile::parse(&path, &text) {
-                        Ok(d) => d,
-                        Err(e) => return Ok(Err(e.to_string())),
-                    };
-                    let unit = Unit {
-                        source: source_name,
-                        owner,
-                        name: sample_name,
-                        label,
-                        images: d.images(),
-                        projects: d
-                            .starter_projects()
-                            .into_iter()
-                            .map(|p| (ProjectKind::Starter, p))
-                            .chain(d.projects().into_iter().map(|p| (ProjectKind::Project, p)))
-                            .collect(),
-                        parent: d.parent(),
-                        icons: d.icon().into_iter().filter(|i| is_remote(i)).collect(),
-                        files: d.metadata_files().into_iter().map(|(_, u)| u).collect(),
-                    };
-                    Ok(Ok((unit, blake3::hash(&bytes).to_hex().to_string())))
+                    read_sample(files, sub_dir, label, source_name, sample_name, owner)
                 })
                 .await;
             match read {
@@ -849,21 +754,6 @@ impl<'a> Resolver<'a> {
     }
 
     async fn resolve_projects(&mut self, units: &[Unit], lock: &mut Lockfile, stats: &mut Stats) {
-        enum Job {
-            Git {
-                key: ProjectKey,
-                remote: String,
-                revision: Option<String>,
-                sub_dir: Option<String>,
-                what: String,
-            },
-            Zip {
-                key: ProjectKey,
-                url: String,
-                sub_dir: Option<String>,
-                what: String,
-            },
-        }
         let mut jobs = Vec::new();
         for u in units {
             for (kind, p) in &u.projects {
@@ -887,67 +777,58 @@ impl<'a> Resolver<'a> {
                     u.label,
                     u.source
                 );
-                let prev = self.previous.and_then(|l| l.projects.get(&key));
-                let updating = self.updating(&u.name);
-                match &p.source {
-                    ProjectSource::Git {
-                        remote, revision, ..
-                    } => {
-                        if remote.is_empty() {
-                            self.problems.push(Problem {
-                                what,
-                                message: "its git source names no remote".into(),
-                            });
-                            continue;
-                        }
-                        if let Some(LockedProject::Git {
+                let problem = match &p.source {
+                    ProjectSource::Git { remote, .. } if remote.is_empty() => {
+                        Some("its git source names no remote".to_string())
+                    }
+                    ProjectSource::Zip { location } if !is_remote(location) => {
+                        Some(format!("zip location `{location}` is not an http(s) URL"))
+                    }
+                    _ => None,
+                };
+                if let Some(message) = problem {
+                    self.problems.push(Problem { what, message });
+                    continue;
+                }
+                let previous = self.previous.and_then(|l| l.projects.get(&key));
+                let same = |l: &LockedProject| match (l, &p.source) {
+                    (
+                        LockedProject::Git {
                             remote: r,
                             revision: rv,
-                            sub_dir: sd,
+                            sub_dir,
                             ..
-                        }) = prev
-                            && r == remote
-                            && rv == revision
-                            && sd == &p.sub_dir
-                            && !updating
-                        {
-                            lock.projects
-                                .insert(key, prev.cloned().expect("checked above"));
-                            continue;
-                        }
-                        jobs.push(Job::Git {
-                            key,
-                            remote: remote.clone(),
-                            revision: revision.clone(),
-                            sub_dir: p.sub_dir.clone(),
-                            what: what.clone(),
-                        });
+                        },
+                        ProjectSource::Git {
+                            remote, revision, ..
+                        },
+                    ) => r == remote && rv == revision && sub_dir == &p.sub_dir,
+                    (LockedProject::Zip { url, sub_dir, .. }, ProjectSource::Zip { location }) => {
+                        url == location && sub_dir == &p.sub_dir
                     }
-                    ProjectSource::Zip { location } => {
-                        if !is_remote(location) {
-                            self.problems.push(Problem {
-                                what,
-                                message: format!("zip location `{location}` is not an http(s) URL"),
-                            });
-                            continue;
-                        }
-                        if let Some(LockedProject::Zip { url, sub_dir, .. }) = prev
-                            && url == location
-                            && sub_dir == &p.sub_dir
-                            && !updating
-                        {
-                            lock.projects
-                                .insert(key, prev.cloned().expect("checked above"));
-                            continue;
-                        }
-                        jobs.push(Job::Zip {
-                            key,
-                            url: location.clone(),
-                            sub_dir: p.sub_dir.clone(),
-                            what: what.clone(),
-                        });
-                    }
+                    _ => false,
+                };
+                if let Pin::Keep(l) = self.pin_or_resolve(previous, same, [u.name.as_str()]) {
+                    lock.projects.insert(key, l.clone());
+                    continue;
                 }
+                jobs.push(match &p.source {
+                    ProjectSource::Git {
+                        remote, revision, ..
+                    } => ProjectJob::Git {
+                        key,
+                        remote: remote.clone(),
+                        revision: revision.clone(),
+                        sub_dir: p.sub_dir.clone(),
+                        what,
+                    },
+                    ProjectSource::Zip { location } => ProjectJob::Zip {
+                        key,
+                        url: location.clone(),
+                        sub_dir: p.sub_dir.clone(),
+                        what,
+                    },
+                });
             }
         }
         if jobs.is_empty() {
@@ -956,7 +837,7 @@ impl<'a> Resolver<'a> {
         if self.mode == Mode::Locked {
             for j in jobs {
                 let what = match j {
-                    Job::Git { what, .. } | Job::Zip { what, .. } => what,
+                    ProjectJob::Git { what, .. } | ProjectJob::Zip { what, .. } => what,
                 };
                 self.unsatisfied(what, "has no matching pin in the lock");
             }
@@ -965,63 +846,10 @@ impl<'a> Resolver<'a> {
         progress(format!("{} starter projects and projects", jobs.len()));
         let this = &*self;
         let results: Vec<Result<(ProjectKey, LockedProject), Problem>> =
-            futures::stream::iter(jobs.into_iter().map(|j| async move {
-                match j {
-                    Job::Git {
-                        key,
-                        remote,
-                        revision,
-                        sub_dir,
-                        what,
-                    } => {
-                        let refs = this.ls_remote(&remote).await.map_err(|message| Problem {
-                            what: what.clone(),
-                            message,
-                        })?;
-                        let commit =
-                            refs.resolve(&remote, revision.as_deref())
-                                .map_err(|e| Problem {
-                                    what: what.clone(),
-                                    message: e.to_string(),
-                                })?;
-                        Ok((
-                            key,
-                            LockedProject::Git {
-                                remote,
-                                revision,
-                                commit: commit.to_string(),
-                                sub_dir,
-                            },
-                        ))
-                    }
-                    Job::Zip {
-                        key,
-                        url,
-                        sub_dir,
-                        what,
-                    } => {
-                        let (sha256, _) =
-                            this.fetcher
-                                .get_and_store(&url)
-                                .await
-                                .map_err(|e| Problem {
-                                    what,
-                                    message: e.to_string(),
-                                })?;
-                        Ok((
-                            key,
-                            LockedProject::Zip {
-                                url,
-                                sha256,
-                                sub_dir,
-                            },
-                        ))
-                    }
-                }
-            }))
-            .buffer_unordered(self.jobs * 4)
-            .collect()
-            .await;
+            futures::stream::iter(jobs.into_iter().map(|j| this.resolve_project(j)))
+                .buffer_unordered(self.jobs * 4)
+                .collect()
+                .await;
         for r in results {
             match r {
                 Ok((k, v)) => {
@@ -1029,6 +857,62 @@ impl<'a> Resolver<'a> {
                     lock.projects.insert(k, v);
                 }
                 Err(p) => self.problems.push(p),
+            }
+        }
+    }
+
+    /// Resolves one starter project or project: a git revision to a commit, or a zip's hash.
+    async fn resolve_project(&self, j: ProjectJob) -> Result<(ProjectKey, LockedProject), Problem> {
+        match j {
+            ProjectJob::Git {
+                key,
+                remote,
+                revision,
+                sub_dir,
+                what,
+            } => {
+                let refs = self.ls_remote(&remote).await.map_err(|message| Problem {
+                    what: what.clone(),
+                    message,
+                })?;
+                let commit = refs
+                    .resolve(&remote, revision.as_deref())
+                    .map_err(|e| Problem {
+                        what: what.clone(),
+                        message: e.to_string(),
+                    })?;
+                Ok((
+                    key,
+                    LockedProject::Git {
+                        remote,
+                        revision,
+                        commit: commit.to_string(),
+                        sub_dir,
+                    },
+                ))
+            }
+            ProjectJob::Zip {
+                key,
+                url,
+                sub_dir,
+                what,
+            } => {
+                let (sha256, _) = self
+                    .fetcher
+                    .get_and_store(&url)
+                    .await
+                    .map_err(|e| Problem {
+                        what,
+                        message: e.to_string(),
+                    })?;
+                Ok((
+                    key,
+                    LockedProject::Zip {
+                        url,
+                        sha256,
+                        sub_dir,
+                    },
+                ))
             }
         }
     }
@@ -1078,9 +962,10 @@ impl<'a> Resolver<'a> {
         stats.downloads = wanted.len();
         let mut jobs = Vec::new();
         for (url, (kinds, owners, what)) in wanted {
-            let updating = owners.iter().any(|o| self.updating(o));
-            match self.previous.and_then(|l| l.downloads.get(&url)) {
-                Some(prev) if !updating => {
+            let previous = self.previous.and_then(|l| l.downloads.get(&url));
+            let owned = owners.iter().map(String::as_str);
+            match self.pin_or_resolve(previous, |_| true, owned) {
+                Pin::Keep(prev) => {
                     lock.downloads.insert(
                         url,
                         LockedDownload {
@@ -1090,7 +975,7 @@ impl<'a> Resolver<'a> {
                         },
                     );
                 }
-                _ => jobs.push((url, kinds, what)),
+                Pin::Resolve { .. } => jobs.push((url, kinds, what)),
             }
         }
         if jobs.is_empty() {
@@ -1135,90 +1020,18 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    async fn collect_images(
+    /// Two upstream images that would land on one target reference: a problem naming both.
+    fn target_collisions<'w>(
         &mut self,
-        units: &[Unit],
-        lock: &mut Lockfile,
-        stats: &mut Stats,
-    ) -> Result<(), LockError> {
-        let m = self.manifest;
-        struct Wanted {
-            written: BTreeSet<String>,
-            users: BTreeSet<String>,
-            /// Names `--update` matches (stacks, samples).
-            owners: BTreeSet<String>,
-        }
-        let mut wanted: BTreeMap<String, Wanted> = BTreeMap::new();
-        let mut add = |c: String, written: &str, user: String, owner: Option<&str>| {
-            let e = wanted.entry(c).or_insert_with(|| Wanted {
-                written: BTreeSet::new(),
-                users: BTreeSet::new(),
-                owners: BTreeSet::new(),
-            });
-            e.written.insert(written.to_string());
-            e.users.insert(user);
-            if let Some(o) = owner {
-                e.owners.insert(o.to_string());
-            }
-        };
-        let mut problems = Vec::new();
-        for u in units {
-            for img in &u.images {
-                let what = format!(
-                    "image `{}` in {} of {} (source `{}`)",
-                    img.written, img.place, u.label, u.source
-                );
-                if img.resolved.contains("{{") || img.resolved.contains('$') {
-                    problems.push(Problem {
-                        what,
-                        message: "it uses a variable that has no value".into(),
-                    });
-                    continue;
-                }
-                match canonical_image(&img.resolved) {
-                    Ok(c) => add(
-                        c,
-                        &img.written,
-                        format!("{} {}", u.label, img.place),
-                        Some(&u.name),
-                    ),
-                    Err(message) => problems.push(Problem { what, message }),
-                }
-            }
-        }
-        for inc in &m.images.include {
-            if let Ok(c) = canonical_image(&inc.value) {
-                add(c, &inc.value, "images { include }".into(), None);
-            }
-        }
-        if let Ok(c) = canonical_image(&m.index_image.base.value) {
-            add(
-                c,
-                &m.index_image.base.value,
-                "index-image base".into(),
-                None,
-            );
-        }
-        self.problems.extend(problems);
-        stats.images = wanted.len();
-
-        // Two upstream images on one target reference: an error naming both.
-        let prefix = match crate::oci::naming::TargetPrefix::parse(&lock.target.prefix) {
-            Ok(p) => p,
-            Err(e) => {
-                self.problems.push(Problem {
-                    what: "the target".into(),
-                    message: e.to_string(),
-                });
-                return Ok(());
-            }
-        };
+        prefix: &crate::oci::naming::TargetPrefix,
+        wanted: impl Iterator<Item = (&'w String, &'w BTreeSet<String>)>,
+    ) {
         let mut by_target: BTreeMap<String, Vec<(&String, &BTreeSet<String>)>> = BTreeMap::new();
-        for (c, w) in &wanted {
+        for (c, users) in wanted {
             by_target
-                .entry(target_image(&prefix, m.images.naming, c))
+                .entry(target_image(prefix, self.manifest.images.naming, c))
                 .or_default()
-                .push((c, &w.users));
+                .push((c, users));
         }
         for (target, list) in &by_target {
             if list.len() > 1 {
@@ -1240,6 +1053,32 @@ impl<'a> Resolver<'a> {
                 });
             }
         }
+    }
+
+    async fn collect_images(
+        &mut self,
+        units: &[Unit],
+        lock: &mut Lockfile,
+        stats: &mut Stats,
+    ) -> Result<(), LockError> {
+        let m = self.manifest;
+        let (wanted, problems) = wanted_images(m, units);
+        self.problems.extend(problems);
+        stats.images = wanted.len();
+
+        // Two upstream images on one target reference: an error naming both.
+        let prefix = match crate::oci::naming::TargetPrefix::parse(&lock.target.prefix) {
+            Ok(p) => p,
+            Err(e) => {
+                self.problems.push(Problem {
+                    what: "the target".into(),
+                    message: e.to_string(),
+                });
+                return Ok(());
+            }
+        };
+        let users = wanted.iter().map(|(c, w)| (c, &w.users));
+        self.target_collisions(&prefix, users);
         if !self.problems.is_empty() {
             return Ok(());
         }
@@ -1248,16 +1087,12 @@ impl<'a> Resolver<'a> {
         let mut to_resolve: Vec<(String, String)> = Vec::new(); // (key, what)
         for (c, w) in &wanted {
             let target = target_image(&prefix, m.images.naming, c);
-            let updating = match self.update {
-                Update::All => true,
-                Update::Nothing => false,
-                Update::Names(_) => w.owners.iter().any(|o| self.updating(o)),
+            let previous = self.previous.and_then(|l| l.images.get(c));
+            let owned = w.owners.iter().map(String::as_str);
+            let prev = match self.pin_or_resolve(previous, |p| p.resolved.is_some(), owned) {
+                Pin::Keep(p) => p.resolved.clone(),
+                Pin::Resolve { .. } => None,
             };
-            let prev = self
-                .previous
-                .and_then(|l| l.images.get(c))
-                .and_then(|p| p.resolved.clone())
-                .filter(|_| !updating);
             if prev.is_none() {
                 let users: Vec<&str> = w.users.iter().map(String::as_str).take(2).collect();
                 to_resolve.push((
@@ -1299,25 +1134,7 @@ impl<'a> Resolver<'a> {
                 Ok(r) => {
                     self.resolved += 1;
                     if let Some(entry) = lock.images.get_mut(&key) {
-                        entry.resolved = Some(ResolvedDigest {
-                            digest: r.digest.to_string(),
-                            media_type: r.media_type,
-                            size: r.size,
-                            platforms: r
-                                .platforms
-                                .into_iter()
-                                .map(|p| {
-                                    (
-                                        p.platform,
-                                        PlatformDigest {
-                                            digest: p.digest.to_string(),
-                                            media_type: p.media_type,
-                                            size: p.size,
-                                        },
-                                    )
-                                })
-                                .collect(),
-                        });
+                        entry.resolved = Some(resolved_digest(r));
                     }
                 }
                 Err(e) => self.problems.push(Problem {
@@ -1328,6 +1145,210 @@ impl<'a> Resolver<'a> {
         }
         Ok(())
     }
+}
+
+/// An image the lock needs: as written, who uses it, and who owns its pin.
+struct Wanted {
+    written: BTreeSet<String>,
+    users: BTreeSet<String>,
+    /// Names `--update` matches (stacks, samples).
+    owners: BTreeSet<String>,
+}
+
+/// Every image the units, `images { include }` and the index image's base name, by
+/// canonical reference; and the problems of those that name no image.
+fn wanted_images(m: &Manifest, units: &[Unit]) -> (BTreeMap<String, Wanted>, Vec<Problem>) {
+    let mut wanted: BTreeMap<String, Wanted> = BTreeMap::new();
+    let mut add = |c: String, written: &str, user: String, owner: Option<&str>| {
+        let e = wanted.entry(c).or_insert_with(|| Wanted {
+            written: BTreeSet::new(),
+            users: BTreeSet::new(),
+            owners: BTreeSet::new(),
+        });
+        e.written.insert(written.to_string());
+        e.users.insert(user);
+        if let Some(o) = owner {
+            e.owners.insert(o.to_string());
+        }
+    };
+    let mut problems = Vec::new();
+    for u in units {
+        for img in &u.images {
+            let what = format!(
+                "image `{}` in {} of {} (source `{}`)",
+                img.written, img.place, u.label, u.source
+            );
+            if img.resolved.contains("{{") || img.resolved.contains('$') {
+                problems.push(Problem {
+                    what,
+                    message: "it uses a variable that has no value".into(),
+                });
+                continue;
+            }
+            match canonical_image(&img.resolved) {
+                Ok(c) => add(
+                    c,
+                    &img.written,
+                    format!("{} {}", u.label, img.place),
+                    Some(&u.name),
+                ),
+                Err(message) => problems.push(Problem { what, message }),
+            }
+        }
+    }
+    for inc in &m.images.include {
+        if let Ok(c) = canonical_image(&inc.value) {
+            add(c, &inc.value, "images { include }".into(), None);
+        }
+    }
+    if let Ok(c) = canonical_image(&m.index_image.base.value) {
+        add(
+            c,
+            &m.index_image.base.value,
+            "index-image base".into(),
+            None,
+        );
+    }
+    (wanted, problems)
+}
+
+/// A resolved image as the lock records it.
+fn resolved_digest(r: crate::oci::ResolvedImage) -> ResolvedDigest {
+    ResolvedDigest {
+        digest: r.digest.to_string(),
+        media_type: r.media_type,
+        size: r.size,
+        platforms: r
+            .platforms
+            .into_iter()
+            .map(|p| {
+                (
+                    p.platform,
+                    PlatformDigest {
+                        digest: p.digest.to_string(),
+                        media_type: p.media_type,
+                        size: p.size,
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+/// What a source's folder (or commit) holds: its stacks and samples as discovered, each
+/// stack version's unit and lock entry, and the hash of `extraDevfileEntries.yaml`.
+#[allow(clippy::type_complexity)]
+fn read_stacks(
+    name: &str,
+    samples: bool,
+    files: &Files<'_>,
+) -> Result<(Discovered, Vec<Unit>, (StackEntries, Option<String>)), LockError> {
+    let discovered = discover::discover(name, files, samples).map_err(|e| LockError::Source {
+        what: format!("cannot read the stacks of source `{name}`"),
+        cause: Box::new(e),
+    })?;
+    let mut units = Vec::new();
+    let mut entries = Vec::new();
+    let read_err = |e: crate::source::FilesError| LockError::Source {
+        what: format!("cannot read source `{name}`"),
+        cause: Box::new(e),
+    };
+    for stack in &discovered.stacks {
+        let stack_yaml = if stack.multi_version {
+            files
+                .read(&format!("stacks/{}/stack.yaml", stack.name))
+                .map_err(read_err)?
+                .map(|b| blake3::hash(&b).to_hex().to_string())
+        } else {
+            None
+        };
+        for v in &stack.versions {
+            let (unit, mut entry) = read_stack_version(name, stack, v, files)?;
+            entry.stack_yaml = stack_yaml.clone();
+            units.push(unit);
+            entries.push(((v.id.clone(), stack.name.clone()), entry));
+        }
+    }
+    let extra = if samples && !discovered.samples.is_empty() {
+        files
+            .read(discover::EXTRA_ENTRIES)
+            .map_err(read_err)?
+            .map(|b| blake3::hash(&b).to_hex().to_string())
+    } else {
+        None
+    };
+    Ok((discovered, units, (entries, extra)))
+}
+
+/// Each stack version's lock entry, keyed by (version id, stack name).
+type StackEntries = Vec<((String, String), LockedStack)>;
+
+/// A sample's devfile (`devfile.yaml` or `.devfile.yaml` in `sub_dir`) read into its unit,
+/// with the devfile's hash. The inner error is a problem of the sample, not of reading.
+fn read_sample(
+    files: &Files<'_>,
+    sub_dir: Option<String>,
+    label: String,
+    source_name: String,
+    sample_name: String,
+    owner: String,
+) -> Result<Result<(Unit, String), String>, LockError> {
+    let dir = sub_dir.clone().unwrap_or_default();
+    let join = |n: &str| {
+        if dir.is_empty() {
+            n.to_string()
+        } else {
+            format!("{dir}/{n}")
+        }
+    };
+    let (path, bytes) = match files
+        .read(&join("devfile.yaml"))
+        .map_err(|e| LockError::Source {
+            what: format!("cannot read {label}"),
+            cause: Box::new(e),
+        })? {
+        Some(b) => (join("devfile.yaml"), b),
+        None => match files
+            .read(&join(".devfile.yaml"))
+            .map_err(|e| LockError::Source {
+                what: format!("cannot read {label}"),
+                cause: Box::new(e),
+            })? {
+            Some(b) => (join(".devfile.yaml"), b),
+            None => {
+                return Ok(Err(format!(
+                    "its repository has no devfile.yaml{}",
+                    if dir.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" in `{dir}`")
+                    }
+                )));
+            }
+        },
+    };
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    let d = match devfile::parse(&path, &text) {
+        Ok(d) => d,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    let unit = Unit {
+        source: source_name,
+        owner,
+        name: sample_name,
+        label,
+        images: d.images(),
+        projects: d
+            .starter_projects()
+            .into_iter()
+            .map(|p| (ProjectKind::Starter, p))
+            .chain(d.projects().into_iter().map(|p| (ProjectKind::Project, p)))
+            .collect(),
+        parent: d.parent(),
+        icons: d.icon().into_iter().filter(|i| is_remote(i)).collect(),
+        files: d.metadata_files().into_iter().map(|(_, u)| u).collect(),
+    };
+    Ok(Ok((unit, blake3::hash(&bytes).to_hex().to_string())))
 }
 
 /// Reads one stack version: hashes, and the references of its devfile and Dockerfiles.
@@ -1415,11 +1436,31 @@ fn is_remote(url: &str) -> bool {
     url.starts_with("https://") || url.starts_with("http://")
 }
 
-fn describe_git(e: &crate::git::GitError, fetch_url: &str, shown: &str) -> String {
-    if fetch_url != shown {
-        format!("{e} (fetched from `{fetch_url}`)")
-    } else {
-        e.to_string()
+/// A checkout's failure, worded by the step that failed.
+fn checkout_error(e: CheckoutError, url: &str, commit: &str) -> LockError {
+    match e {
+        CheckoutError::BadCommit { commit, source } => LockError::Source {
+            what: format!("`{commit}` is not a commit id"),
+            cause: Box::new(crate::git::GitError::Read {
+                commit: commit.clone(),
+                path: String::new(),
+                message: source.message().to_string(),
+            }),
+        },
+        CheckoutError::Fetch(e) => LockError::Source {
+            what: format!("cannot fetch commit {commit} of `{url}`"),
+            cause: Box::new(e),
+        },
+        CheckoutError::Read(e) => LockError::Source {
+            what: format!("cannot read commit {commit} of `{url}`"),
+            cause: Box::new(e),
+        },
+        CheckoutError::Task(e) => LockError::Resolve {
+            problems: vec![Problem {
+                what: "a background task".into(),
+                message: e.to_string(),
+            }],
+        },
     }
 }
 

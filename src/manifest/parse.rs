@@ -9,6 +9,7 @@ use miette::SourceSpan;
 use super::spec;
 use super::*;
 use crate::diag::{self, SpanDiagnostic, did_you_mean};
+use crate::kdl_read;
 use crate::kdl_text::Rejected;
 use crate::oci::reference::valid_tag;
 
@@ -124,16 +125,6 @@ impl Kind {
     }
 }
 
-fn describe_value(v: &KdlValue) -> &'static str {
-    match v {
-        KdlValue::String(_) => "a string",
-        KdlValue::Integer(_) => "an integer",
-        KdlValue::Float(_) => "a number",
-        KdlValue::Bool(_) => "a boolean",
-        KdlValue::Null => "#null",
-    }
-}
-
 impl Parser {
     fn push(&mut self, d: SpanDiagnostic) {
         self.errors.push(d);
@@ -151,25 +142,19 @@ impl Parser {
     /// Reports every type annotation (`(u8)"dir:out"`, `(t)source …`) in `doc`: nothing in the
     /// manifest has one, and ignoring one would accept a manifest that means something else.
     fn type_annotations(&mut self, doc: &KdlDocument) {
-        for node in doc.nodes() {
-            let entries = node.entries().iter().filter_map(|e| e.ty());
-            for ty in node.ty().into_iter().chain(entries) {
-                self.push(
-                    self.diag(
-                        "airgap::manifest::type-annotation",
-                        ty.span(),
-                        format!(
-                            "type annotation `({})` in the manifest",
-                            diag::literal(ty.value())
-                        ),
-                    )
-                    .label("type annotation")
-                    .help("remove it: airgap.kdl uses no type annotations"),
-                );
-            }
-            if let Some(children) = node.children() {
-                self.type_annotations(children);
-            }
+        for ty in kdl_read::type_annotations(doc) {
+            self.push(
+                self.diag(
+                    "airgap::manifest::type-annotation",
+                    ty.span(),
+                    format!(
+                        "type annotation `({})` in the manifest",
+                        diag::literal(ty.value())
+                    ),
+                )
+                .label("type annotation")
+                .help("remove it: airgap.kdl uses no type annotations"),
+            );
         }
     }
 
@@ -199,23 +184,7 @@ impl Parser {
                 }
                 "source" => {
                     if let Some(s) = self.source(node) {
-                        if let Some(first) = sources.iter().find(|o| o.name.value == s.name.value) {
-                            let first_line = line_of(&self.src, first.name.span);
-                            self.push(
-                                self.diag(
-                                    "airgap::manifest::duplicate-source",
-                                    s.name.span,
-                                    format!("two sources are named `{}`", diag::literal(&s.name.value)),
-                                )
-                                .label("second source with this name")
-                                .help(format!(
-                                    "source names must be unique; the first `{}` is on line {first_line}",
-                                    diag::literal(&s.name.value)
-                                )),
-                            );
-                        } else {
-                            sources.push(s);
-                        }
+                        self.add_source(&mut sources, s);
                     }
                 }
                 "registry-mirror" => {
@@ -303,6 +272,27 @@ impl Parser {
         }
     }
 
+    /// Adds a source, unless one of `sources` has its name.
+    fn add_source(&mut self, sources: &mut Vec<SourceDecl>, s: SourceDecl) {
+        if let Some(first) = sources.iter().find(|o| o.name.value == s.name.value) {
+            let first_line = line_of(&self.src, first.name.span);
+            self.push(
+                self.diag(
+                    "airgap::manifest::duplicate-source",
+                    s.name.span,
+                    format!("two sources are named `{}`", diag::literal(&s.name.value)),
+                )
+                .label("second source with this name")
+                .help(format!(
+                    "source names must be unique; the first `{}` is on line {first_line}",
+                    diag::literal(&s.name.value)
+                )),
+            );
+        } else {
+            sources.push(s);
+        }
+    }
+
     /// A URL of the manifest without its credentials, which are kept aside in memory for
     /// fetching (see [`crate::userinfo`]).
     fn without_credentials(&mut self, mut url: Spanned<String>) -> Spanned<String> {
@@ -357,46 +347,41 @@ impl Parser {
     ) -> Vec<&'a KdlEntry> {
         let node_name = diag::literal(node.name().value());
         let mut seen: BTreeMap<&str, SourceSpan> = BTreeMap::new();
-        let mut args = Vec::new();
-        for entry in node.entries() {
-            match entry.name() {
-                Some(key) => {
-                    let k = key.value();
-                    if !allowed.contains(&k) {
-                        let help = match did_you_mean(k, allowed.iter().copied()) {
-                            Some(s) => format!("did you mean `{s}`?"),
-                            None if allowed.is_empty() => {
-                                format!("`{node_name}` takes no properties")
-                            }
-                            None => format!(
-                                "`{node_name}` takes the properties {}",
-                                quoted_list(allowed)
-                            ),
-                        };
-                        self.push(
-                            self.diag(
-                                "airgap::manifest::unknown-property",
-                                key.span(),
-                                format!("unknown property `{}` on `{node_name}`", diag::literal(k)),
-                            )
-                            .label("not a known property")
-                            .help(help),
-                        );
-                    } else if let Some(first) = seen.insert(k, entry.span()) {
-                        let line = line_of(&self.src, first);
-                        self.push(
-                            self.diag(
-                                "airgap::manifest::duplicate-property",
-                                entry.span(),
-                                format!("property `{k}` given twice on `{node_name}`"),
-                            )
-                            .help(format!("keep one; the first is on line {line}")),
-                        );
+        for (key, entry) in kdl_read::props(node) {
+            let k = key.value();
+            if !allowed.contains(&k) {
+                let help = match did_you_mean(k, allowed.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None if allowed.is_empty() => {
+                        format!("`{node_name}` takes no properties")
                     }
-                }
-                None => args.push(entry),
+                    None => format!(
+                        "`{node_name}` takes the properties {}",
+                        quoted_list(allowed)
+                    ),
+                };
+                self.push(
+                    self.diag(
+                        "airgap::manifest::unknown-property",
+                        key.span(),
+                        format!("unknown property `{}` on `{node_name}`", diag::literal(k)),
+                    )
+                    .label("not a known property")
+                    .help(help),
+                );
+            } else if let Some(first) = seen.insert(k, entry.span()) {
+                let line = line_of(&self.src, first);
+                self.push(
+                    self.diag(
+                        "airgap::manifest::duplicate-property",
+                        entry.span(),
+                        format!("property `{k}` given twice on `{node_name}`"),
+                    )
+                    .help(format!("keep one; the first is on line {line}")),
+                );
             }
         }
+        let mut args = kdl_read::args(node);
         if args.len() > max_args {
             let extra = args[max_args];
             let help = if max_args == 0 {
@@ -484,7 +469,7 @@ impl Parser {
                 format!(
                     "{what} must be {}, found {}{hint}",
                     kind.describe(),
-                    describe_value(entry.value())
+                    kdl_read::describe_value(entry.value())
                 ),
             )
             .label(label)
@@ -493,15 +478,8 @@ impl Parser {
     }
 
     fn prop_string(&mut self, node: &KdlNode, key: &str) -> Option<Spanned<String>> {
-        let entry = self.prop_entry(node, key)?;
+        let entry = kdl_read::prop(node, key)?;
         self.typed_string(entry, &format!("`{key}`"))
-    }
-
-    fn prop_entry<'a>(&self, node: &'a KdlNode, key: &str) -> Option<&'a KdlEntry> {
-        node.entries()
-            .iter()
-            .rev()
-            .find(|e| e.name().map(|n| n.value()) == Some(key))
     }
 
     /// The required single string argument of a node.
@@ -572,7 +550,7 @@ impl Parser {
     /// `applies_to` instead.
     fn no_tls_for_dir(&mut self, node: &KdlNode, applies_to: &str) {
         for key in ["tls", "ca-file"] {
-            if let Some(e) = self.prop_entry(node, key) {
+            if let Some(e) = kdl_read::prop(node, key) {
                 self.push(
                     self.diag(
                         "airgap::manifest::property-not-for-dir",
@@ -674,7 +652,7 @@ impl Parser {
                 span: Some(node.span()),
             });
         }
-        if let Some(e) = self.prop_entry(node, "address") {
+        if let Some(e) = kdl_read::prop(node, "address") {
             self.push(
                 self.diag(
                     "airgap::manifest::property-not-for-registry",
@@ -738,6 +716,19 @@ impl Parser {
                 .help("use letters, digits, `-`, `_` and `.`, starting with a letter or digit"),
             );
         }
+        let origin = self.source_origin(node, &name)?;
+        let (stacks, samples) = self.source_children(node);
+        Some(SourceDecl {
+            name,
+            origin,
+            stacks,
+            samples,
+            span: node.span(),
+        })
+    }
+
+    /// Where a source is read from: `git` (and `ref`) or `path`, exactly one of them.
+    fn source_origin(&mut self, node: &KdlNode, name: &Spanned<String>) -> Option<Origin> {
         let git = self
             .prop_string(node, "git")
             .map(|g| self.without_credentials(g));
@@ -813,73 +804,69 @@ impl Parser {
                 return None;
             }
         };
+        Some(origin)
+    }
+
+    /// A source's `stacks` filter (`None`: every stack) and whether it takes samples.
+    fn source_children(&mut self, node: &KdlNode) -> (Option<Vec<Spanned<String>>>, bool) {
         let mut stacks: Option<Vec<Spanned<String>>> = None;
         let mut samples = true;
-        if let Some(children) = node.children() {
-            for child in children.nodes() {
-                match child.name().value() {
-                    "stacks" => {
-                        let args = self.shape(child, &[], usize::MAX, "stack names");
-                        self.no_children(child);
-                        if args.is_empty() {
-                            self.push(
-                                self.diag(
-                                    "airgap::manifest::missing-value",
-                                    child.name().span(),
-                                    "`stacks` names no stack",
-                                )
-                                .help("list stack names, e.g. stacks \"nodejs\" \"go\"; remove the node to take every stack"),
-                            );
-                        }
-                        let list = stacks.get_or_insert_with(Vec::new);
-                        for a in args {
-                            if let Some(s) = self.typed_string(a, "a stack name") {
-                                if list.iter().any(|o| o.value == s.value) {
-                                    self.push(
-                                        self.diag(
-                                            "airgap::manifest::duplicate-stack",
-                                            s.span,
-                                            format!(
-                                                "stack `{}` is listed twice",
-                                                diag::literal(&s.value)
-                                            ),
-                                        )
-                                        .help("remove one"),
-                                    );
-                                } else {
-                                    list.push(s);
-                                }
+        for child in kdl_read::children(node) {
+            match child.name().value() {
+                "stacks" => self.stacks_filter(child, stacks.get_or_insert_with(Vec::new)),
+                "samples" => {
+                    let args = self.shape(child, &[], 1, "one argument: #true or #false");
+                    self.no_children(child);
+                    match args.first() {
+                        Some(a) => {
+                            if let Some(b) = self.typed_bool(a, "`samples`") {
+                                samples = b;
                             }
                         }
+                        None => samples = true,
                     }
-                    "samples" => {
-                        let args = self.shape(child, &[], 1, "one argument: #true or #false");
-                        self.no_children(child);
-                        match args.first() {
-                            Some(a) => {
-                                if let Some(b) = self.typed_bool(a, "`samples`") {
-                                    samples = b;
-                                }
-                            }
-                            None => samples = true,
-                        }
-                    }
-                    other => self.unknown_node(
-                        child,
-                        other,
-                        &spec::names(spec::node("source").children),
-                        "in `source`",
-                    ),
+                }
+                other => self.unknown_node(
+                    child,
+                    other,
+                    &spec::names(spec::node("source").children),
+                    "in `source`",
+                ),
+            }
+        }
+        (stacks, samples)
+    }
+
+    /// A source's `stacks` child: its names, added to `list`.
+    fn stacks_filter(&mut self, child: &KdlNode, list: &mut Vec<Spanned<String>>) {
+        let args = self.shape(child, &[], usize::MAX, "stack names");
+        self.no_children(child);
+        if args.is_empty() {
+            self.push(
+                self.diag(
+                    "airgap::manifest::missing-value",
+                    child.name().span(),
+                    "`stacks` names no stack",
+                )
+                .help("list stack names, e.g. stacks \"nodejs\" \"go\"; remove the node to take every stack"),
+            );
+        }
+        for a in args {
+            if let Some(s) = self.typed_string(a, "a stack name") {
+                if list.iter().any(|o| o.value == s.value) {
+                    self.push(
+                        self.diag(
+                            "airgap::manifest::duplicate-stack",
+                            s.span,
+                            format!("stack `{}` is listed twice", diag::literal(&s.value)),
+                        )
+                        .help("remove one"),
+                    );
+                } else {
+                    list.push(s);
                 }
             }
         }
-        Some(SourceDecl {
-            name,
-            origin,
-            stacks,
-            samples,
-            span: node.span(),
-        })
     }
 
     fn registry_mirror(&mut self, node: &KdlNode) -> Option<RegistryMirror> {
