@@ -6,9 +6,9 @@
 //! It sits below both the engine ([`crate::exec`], which runs steps) and the steps
 //! ([`crate::steps`], which use it), so neither imports the other's layer upward.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::fetch::Fetcher;
 use crate::git::GitCache;
@@ -52,6 +52,8 @@ pub struct Ctx {
     pub lock: Lockfile,
     pub ws: Workspace,
     pub git: GitCache,
+    /// Git commits' files: the cache, the mirror rules and a lock per remote.
+    pub checkouts: crate::checkout::Checkouts,
     pub fetcher: Fetcher,
     mode: Mode,
     /// Where the registry tree (and, for a `dir:` target or a bundle, the OCI layout) is
@@ -60,7 +62,6 @@ pub struct Ctx {
     /// The `dir:` target's folder, where its OCI layout is: `out_root` except during an audit.
     target_root: PathBuf,
     pub jobs: usize,
-    repo_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     oci: tokio::sync::OnceCell<(crate::oci::Client, crate::oci::Destination)>,
     progress: crate::oci::progress::Progress,
 }
@@ -79,6 +80,10 @@ impl Ctx {
         };
         Ctx {
             git: ws.git_cache(),
+            checkouts: crate::checkout::Checkouts::new(
+                ws.git_cache(),
+                manifest.url_mirrors.clone(),
+            ),
             fetcher: Fetcher::new(
                 manifest.url_mirrors.clone(),
                 manifest.url_credentials.clone(),
@@ -91,7 +96,6 @@ impl Ctx {
             target_root,
             out_root,
             jobs: jobs.max(1),
-            repo_locks: Mutex::new(HashMap::new()),
             oci: tokio::sync::OnceCell::new(),
             progress: crate::oci::progress::Progress::hidden(),
         }
@@ -208,12 +212,6 @@ impl Ctx {
 
     pub fn registry_dir(&self) -> PathBuf {
         self.out_root.join(crate::tree_paths::REGISTRY)
-    }
-
-    /// A lock per git remote: two steps never fetch into one cache repository at once.
-    pub fn repo_lock(&self, url: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut m = self.repo_locks.lock().unwrap_or_else(|e| e.into_inner());
-        m.entry(url.to_string()).or_default().clone()
     }
 }
 

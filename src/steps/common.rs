@@ -4,19 +4,16 @@
 
 use std::collections::BTreeMap;
 
-use git2::Oid;
-
 use super::image::Image;
 use super::kind::{Inputs, Written};
 use crate::context::Ctx;
 use crate::devfile;
-use crate::git::{CommitReader, FileKind, TreeFile};
+use crate::git::{FileKind, TreeFile};
 use crate::lock::LockedSource;
 use crate::lock::{LockedStack, resolve::canonical_image};
 use crate::rewrite::{self, DevfilePlan, ImageMap};
 use crate::source::Files;
 use crate::tree_paths::{DEVFILE_NAMES, in_registry, project_zip_name};
-use crate::url_mirror::mirror_url;
 
 /// A file read from a source, with how it is stored.
 pub(super) struct SourceFile {
@@ -67,21 +64,11 @@ pub(super) async fn read_source(
         Ok((named, all))
     };
     match locked {
-        LockedSource::Git { url, commit, .. } => {
-            let git = ctx.git.clone();
-            let fetch_url = mirror_url(&ctx.manifest.url_mirrors, &url);
-            let lock = ctx.repo_lock(&url);
-            let _held = lock.lock().await;
-            super::blocking(move || {
-                let oid = Oid::from_str(&commit).map_err(|e| e.to_string())?;
-                let repo = git
-                    .ensure_commit(&url, &fetch_url, oid)
-                    .map_err(|e| e.to_string())?;
-                let reader = CommitReader::new(&repo, oid).map_err(|e| e.to_string())?;
-                read(&Files::Git(reader))
-            })
+        LockedSource::Git { url, commit, .. } => ctx
+            .checkouts
+            .read_at(&url, &commit, move |reader| read(&Files::Git(reader)))
             .await
-        }
+            .map_err(|e| e.to_string())?,
         LockedSource::Path { path } => {
             let root = ctx.manifest.resolve_path(std::path::Path::new(&path));
             super::blocking(move || read(&Files::Dir(root))).await

@@ -5,14 +5,11 @@ use std::fmt;
 
 use super::kind::{Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
 use crate::context::Ctx;
-use crate::steps::stale::StaleReason;
-use git2::Oid;
-
 use crate::git::CommitReader;
 use crate::index::{self, EntryType, LastModifiedRecord, Timestamp};
 use crate::lock::LockedSource;
+use crate::steps::stale::StaleReason;
 use crate::tree_paths::{DEVFILE_NAMES, LAST_MODIFIED_JSON, in_registry, stack_dir, stack_of};
-use crate::url_mirror::mirror_url;
 
 use super::sample::Sample;
 use super::source::Source;
@@ -93,79 +90,92 @@ async fn last_modified(ctx: &Ctx) -> Result<Written, String> {
         .iter()
         .map(|((_, id), s)| (id.clone(), s.remote.clone(), s.commit.clone()))
         .collect();
-    let git = ctx.git.clone();
-    let mirrors = ctx.manifest.url_mirrors.clone();
-    let bytes = super::blocking(move || {
-        let mut records = Vec::new();
-        for (url, commit, ids) in jobs {
-            let oid = Oid::from_str(&commit).map_err(|e| e.to_string())?;
-            let repo = git
-                .ensure_commit(&url, &mirror_url(&mirrors, &url), oid)
-                .map_err(|e| e.to_string())?;
-            let reader = CommitReader::new(&repo, oid).map_err(|e| e.to_string())?;
-            // The devfile of each stack version, and its name and version as the index has them.
-            let mut paths = Vec::new();
-            let mut meta = Vec::new();
-            for id in &ids {
-                let base = stack_dir(id);
-                let (path, text) = DEVFILE_NAMES
-                    .iter()
-                    .find_map(|n| {
-                        let p = format!("{base}/{n}");
-                        reader.read(&p).ok().flatten().map(|b| (p, b))
-                    })
-                    .ok_or_else(|| format!("no devfile in `{base}` at {commit}"))?;
-                let d = crate::devfile::parse(&path, &String::from_utf8_lossy(&text))
-                    .map_err(|e| e.to_string())?;
-                let m = d.metadata.unwrap_or_default();
-                let stack = stack_of(id).to_string();
-                meta.push((
-                    path.clone(),
-                    m.name.map(|n| n.0).unwrap_or(stack),
-                    m.version
-                        .map(|v| v.0)
-                        .unwrap_or_else(|| index::UNDEFINED_VERSION.to_string()),
-                ));
-                paths.push(path);
-            }
-            let dates = crate::git::last_modified(&repo, oid, &paths).map_err(|e| e.to_string())?;
-            // Upstream's order: devfile paths as `git ls-tree` lists them.
-            meta.sort_by(|a, b| a.0.cmp(&b.0));
-            for (path, name, version) in meta {
-                if let Some((secs, offset)) = dates.get(&path) {
-                    records.push(LastModifiedRecord {
-                        kind: EntryType::Stack,
-                        name,
-                        version,
-                        last_modified: Timestamp::from_unix(*secs, *offset)
-                            .map_err(|e| e.to_string())?,
-                    });
-                }
-            }
-        }
-        for (id, remote, commit) in samples {
-            let oid = Oid::from_str(&commit).map_err(|e| e.to_string())?;
-            let repo = git
-                .ensure_commit(&remote, &mirror_url(&mirrors, &remote), oid)
-                .map_err(|e| e.to_string())?;
-            let c = repo.find_commit(oid).map_err(|e| e.to_string())?;
-            let when = c.author().when();
-            let (name, version) = match id.split_once('/') {
-                Some((n, v)) => (n.to_string(), v.to_string()),
-                None => (id.clone(), index::UNDEFINED_VERSION.to_string()),
-            };
-            records.push(LastModifiedRecord {
-                kind: EntryType::Sample,
-                name,
-                version,
-                last_modified: Timestamp::from_unix(when.seconds(), when.offset_minutes())
-                    .map_err(|e| e.to_string())?,
-            });
-        }
-        Ok(index::last_modified_json(&records))
-    })
-    .await?;
+    let mut records = Vec::new();
+    for (url, commit, ids) in jobs {
+        let at = commit.clone();
+        let read = ctx
+            .checkouts
+            .read_at(&url, &commit, move |r| stack_records(&r, &at, &ids));
+        records.extend(read.await.map_err(|e| e.to_string())??);
+    }
+    for (id, remote, commit) in samples {
+        let read = ctx
+            .checkouts
+            .read_at(&remote, &commit, move |r| sample_record(&r, &id));
+        records.push(read.await.map_err(|e| e.to_string())??);
+    }
+    let bytes = index::last_modified_json(&records);
     let mut out = Written::default();
     super::write_output(ctx, &in_registry(LAST_MODIFIED_JSON), &bytes, &mut out)?;
     Ok(out)
+}
+
+/// The records of the stack versions `ids` of a source at `commit`: the author date of the
+/// newest commit that changed each devfile, with the name and version the index has.
+fn stack_records(
+    reader: &CommitReader<'_>,
+    commit: &str,
+    ids: &[String],
+) -> Result<Vec<LastModifiedRecord>, String> {
+    // The devfile of each stack version, and its name and version as the index has them.
+    let mut paths = Vec::new();
+    let mut meta = Vec::new();
+    for id in ids {
+        let base = stack_dir(id);
+        let (path, text) = DEVFILE_NAMES
+            .iter()
+            .find_map(|n| {
+                let p = format!("{base}/{n}");
+                reader.read(&p).ok().flatten().map(|b| (p, b))
+            })
+            .ok_or_else(|| format!("no devfile in `{base}` at {commit}"))?;
+        let d = crate::devfile::parse(&path, &String::from_utf8_lossy(&text))
+            .map_err(|e| e.to_string())?;
+        let m = d.metadata.unwrap_or_default();
+        let stack = stack_of(id).to_string();
+        meta.push((
+            path.clone(),
+            m.name.map(|n| n.0).unwrap_or(stack),
+            m.version
+                .map(|v| v.0)
+                .unwrap_or_else(|| index::UNDEFINED_VERSION.to_string()),
+        ));
+        paths.push(path);
+    }
+    let dates = crate::git::last_modified(reader.repo(), reader.commit(), &paths)
+        .map_err(|e| e.to_string())?;
+    // Upstream's order: devfile paths as `git ls-tree` lists them.
+    meta.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut records = Vec::new();
+    for (path, name, version) in meta {
+        if let Some((secs, offset)) = dates.get(&path) {
+            records.push(LastModifiedRecord {
+                kind: EntryType::Stack,
+                name,
+                version,
+                last_modified: Timestamp::from_unix(*secs, *offset).map_err(|e| e.to_string())?,
+            });
+        }
+    }
+    Ok(records)
+}
+
+/// The record of sample `id`: the author date of its locked commit.
+fn sample_record(reader: &CommitReader<'_>, id: &str) -> Result<LastModifiedRecord, String> {
+    let c = reader
+        .repo()
+        .find_commit(reader.commit())
+        .map_err(|e| e.to_string())?;
+    let when = c.author().when();
+    let (name, version) = match id.split_once('/') {
+        Some((n, v)) => (n.to_string(), v.to_string()),
+        None => (id.to_string(), index::UNDEFINED_VERSION.to_string()),
+    };
+    Ok(LastModifiedRecord {
+        kind: EntryType::Sample,
+        name,
+        version,
+        last_modified: Timestamp::from_unix(when.seconds(), when.offset_minutes())
+            .map_err(|e| e.to_string())?,
+    })
 }

@@ -11,16 +11,13 @@
 use std::fmt;
 use std::io::Read;
 
-use git2::Oid;
-
 use super::kind::{Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
 use crate::archive::{self, Entry};
 use crate::context::Ctx;
-use crate::git::{CommitReader, FileKind};
+use crate::git::FileKind;
 use crate::lock::{LockedProject, ProjectKey, ProjectKind};
 use crate::steps::stale::StaleReason;
 use crate::tree_paths::in_registry;
-use crate::url_mirror::mirror_url;
 
 /// Package one starter project (or `projects[]` entry) as `<name>-offline.zip`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -91,16 +88,8 @@ async fn run(ctx: &Ctx, key: &ProjectKey) -> Result<Written, String> {
             sub_dir,
             ..
         } => {
-            let lock = ctx.repo_lock(&remote);
-            let _held = lock.lock().await;
-            let git = ctx.git.clone();
-            let fetch_url = mirror_url(&ctx.manifest.url_mirrors, &remote);
-            super::blocking(move || {
-                let oid = Oid::from_str(&commit).map_err(|e| e.to_string())?;
-                let repo = git
-                    .ensure_commit(&remote, &fetch_url, oid)
-                    .map_err(|e| e.to_string())?;
-                let reader = CommitReader::new(&repo, oid).map_err(|e| e.to_string())?;
+            let (url, at) = (remote.clone(), commit.clone());
+            let read = ctx.checkouts.read_at(&url, &at, move |reader| {
                 let dir = sub_dir.clone().unwrap_or_default();
                 if !dir.is_empty() && reader.list(&dir).map_err(|e| e.to_string())?.is_none() {
                     return Err(format!(
@@ -127,8 +116,8 @@ async fn run(ctx: &Ctx, key: &ProjectKey) -> Result<Written, String> {
                     });
                 }
                 archive::zip_bytes(entries).map_err(|e| e.to_string())
-            })
-            .await?
+            });
+            read.await.map_err(|e| e.to_string())??
         }
         LockedProject::Zip {
             url,

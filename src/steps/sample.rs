@@ -4,12 +4,8 @@ use std::fmt;
 
 use super::kind::{DirConfig, Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
 use crate::context::Ctx;
-use git2::Oid;
-
-use crate::git::CommitReader;
 use crate::steps::stale::StaleReason;
 use crate::tree_paths::{DEVFILE_NAMES, sample_dir};
-use crate::url_mirror::mirror_url;
 
 use super::common::write_devfile;
 use super::devfile::uses_deps;
@@ -80,38 +76,26 @@ async fn sample(ctx: &Ctx, inputs: &Inputs, source: &str, id: &str) -> Result<Wr
         .get(&(source.to_string(), id.to_string()))
         .ok_or_else(|| format!("sample {id} is not in the lock"))?
         .clone();
-    let git = ctx.git.clone();
-    let fetch_url = mirror_url(&ctx.manifest.url_mirrors, &entry.remote);
-    let lock = ctx.repo_lock(&entry.remote);
-    let held = lock.lock().await;
-    let (remote, commit, sub_dir) = (
-        entry.remote.clone(),
-        entry.commit.clone(),
-        entry.sub_dir.clone(),
-    );
-    let (path, bytes) = super::blocking(move || {
-        let oid = Oid::from_str(&commit).map_err(|e| e.to_string())?;
-        let repo = git
-            .ensure_commit(&remote, &fetch_url, oid)
-            .map_err(|e| e.to_string())?;
-        let reader = CommitReader::new(&repo, oid).map_err(|e| e.to_string())?;
-        let dir = sub_dir.unwrap_or_default();
-        for name in DEVFILE_NAMES {
-            let p = if dir.is_empty() {
-                name.to_string()
-            } else {
-                format!("{dir}/{name}")
-            };
-            if let Some(b) = reader.read(&p).map_err(|e| e.to_string())? {
-                return Ok((p, b));
+    let (commit, sub_dir) = (entry.commit.clone(), entry.sub_dir.clone());
+    let read = ctx
+        .checkouts
+        .read_at(&entry.remote, &entry.commit, move |reader| {
+            let dir = sub_dir.unwrap_or_default();
+            for name in DEVFILE_NAMES {
+                let p = if dir.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{dir}/{name}")
+                };
+                if let Some(b) = reader.read(&p).map_err(|e| e.to_string())? {
+                    return Ok((p, b));
+                }
             }
-        }
-        Err(format!(
-            "the repository of the sample has no devfile.yaml at {commit}"
-        ))
-    })
-    .await?;
-    drop(held);
+            Err(format!(
+                "the repository of the sample has no devfile.yaml at {commit}"
+            ))
+        });
+    let (path, bytes) = read.await.map_err(|e| e.to_string())??;
     if blake3::hash(&bytes).to_hex().as_str() != entry.devfile {
         return Err(format!(
             "the devfile of sample {id} differs from the locked one"

@@ -11,7 +11,6 @@ use crate::lock::LockedSource;
 use crate::source::Files;
 use crate::steps::stale::StaleReason;
 use crate::tree_paths::{DEVFILE_NAMES, stack_dir, stack_yaml_path, versioned_stack_of};
-use crate::url_mirror::mirror_url;
 
 /// Make a source's locked content available: fetch its commit into the cache, or check a path
 /// source still matches the lock.
@@ -53,18 +52,10 @@ impl Kind for Source {
         let locked = super::locked_source(ctx, source)?;
         let out = match locked {
             LockedSource::Git { url, commit, .. } => {
-                let lock = ctx.repo_lock(&url);
-                let _held = lock.lock().await;
-                let git = ctx.git.clone();
-                let fetch_url = mirror_url(&ctx.manifest.url_mirrors, &url);
-                let c = commit.clone();
-                super::blocking(move || {
-                    let oid = Oid::from_str(&c).map_err(|e| e.to_string())?;
-                    git.ensure_commit(&url, &fetch_url, oid)
-                        .map(|_| ())
-                        .map_err(|e| e.to_string())
-                })
-                .await?;
+                ctx.checkouts
+                    .ensure(&url, &commit)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 SourceOut {
                     commit: Some(commit),
                     content: None,
