@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod cli;
 pub mod commands;
 pub mod context;
+pub mod deploy;
 pub mod devfile;
 pub mod diag;
 pub mod discover;

@@ -1,5 +1,7 @@
 //! `airgap verify`: ask the target whether it holds every locked image, whole, and whether its
-//! registry tree still names an upstream host (the checks are in [`crate::audit`]).
+//! registry tree still names an upstream host (the checks are in [`crate::audit`]); and
+//! whether `deploy/` names only those images and no host outside the air gap
+//! ([`crate::deploy::check`]).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -71,6 +73,7 @@ pub fn run(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
                 (Ok(true), Ok(_)) => findings.extend(lock_findings(&ctx, image, &rec).await),
             }
         }
+        findings.extend(deploy_findings(&ctx, &plan, &state, client, destination).await);
     });
     findings.extend(download_findings(&ctx));
     let hosts = upstream_hosts(&ctx);
@@ -87,6 +90,87 @@ pub fn run(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
     }
     .conclude(
         "Verified",
-        format!("{checked} images whole at the target; the registry tree names no upstream host"),
+        format!(
+            "{checked} images whole at the target; the registry tree{} names no upstream host",
+            if ctx.lock.deploy.is_some() { " and deploy/" } else { "" }
+        ),
     )
+}
+
+/// `deploy/` ([`crate::deploy::check`]): every image it names is one apply landed for the
+/// lock (the image steps' landings are checked above; the devfile-index image's is asked of
+/// the target here), and it names no host outside the air gap.
+async fn deploy_findings(
+    ctx: &Ctx,
+    plan: &crate::plan::Plan,
+    state: &crate::state::State,
+    client: &crate::oci::Client,
+    destination: &crate::oci::Destination,
+) -> Vec<String> {
+    let Some(d) = &ctx.lock.deploy else {
+        return Vec::new();
+    };
+    let Some(rec) = state.get(crate::plan::DEPLOY_STEP) else {
+        return vec!["deploy/ was never written: run `airgap apply`".into()];
+    };
+    let mut findings = Vec::new();
+    let mut files = std::collections::BTreeMap::new();
+    for rel in rec.files.keys() {
+        match std::fs::read(ctx.out_root.join(rel)) {
+            Ok(bytes) => {
+                files.insert(rel.clone(), bytes);
+            }
+            Err(e) => findings.push(format!("{rel}: {e}")),
+        }
+    }
+    let landing = |id: &str| {
+        state
+            .get(id)
+            .and_then(|r| r.outputs.get("reference").cloned())
+    };
+    let index_image = landing(crate::plan::INDEX_IMAGE_STEP);
+    let landed: std::collections::BTreeSet<String> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.kind, StepKind::Image { .. }))
+        .filter_map(|s| landing(&s.id))
+        .chain(index_image.clone())
+        .collect();
+    let prefix = ctx.manifest.target.kind.image_prefix();
+    let mut hosts: std::collections::BTreeSet<String> = [prefix
+        .split('/')
+        .next()
+        .unwrap_or(prefix)
+        .to_ascii_lowercase()]
+    .into();
+    hosts.extend(
+        d.config
+            .expose
+            .iter()
+            .map(|e| e.host().to_ascii_lowercase()),
+    );
+    let expected = crate::deploy::check::Expected {
+        landed: &landed,
+        hosts: &hosts,
+    };
+    let (found, named) = crate::deploy::check(&files, &expected);
+    findings.extend(found.iter().map(ToString::to_string));
+    if let (Some(reference), Some(ii)) = (index_image, &ctx.lock.index_image)
+        && named.contains(&reference)
+    {
+        let digest = reference.rsplit_once('@').and_then(|(_, d)| d.parse().ok());
+        let target = crate::oci::naming::TargetPrefix::parse(prefix)
+            .map(|p| p.named(&ii.name, Some(&ii.tag)));
+        match (target, digest) {
+            (Ok(target), Some(digest)) => match client.holds(destination, &target, &digest).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    findings.push(format!("image {target} is not at the target with {digest}"))
+                }
+                Err(e) => findings.push(format!("image {target}: {e}")),
+            },
+            _ => findings.push(format!("deploy/: cannot read the reference `{reference}`")),
+        }
+    }
+    findings
 }

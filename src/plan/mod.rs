@@ -61,6 +61,8 @@ pub enum StepKind {
     StackArtifact { source: String, id: String },
     /// The `devfile-index` image: the mirrored base plus one layer holding `/registry`.
     IndexImage,
+    /// `deploy/`: the cluster's manifests, naming the deployment's images by digest.
+    Deploy,
 }
 
 /// What apply writes into, as far as step keys are concerned: the same image copied into the
@@ -135,6 +137,9 @@ pub const CATALOG: &str = "devfile-catalog";
 
 /// The id of the devfile-index image step.
 pub const INDEX_IMAGE_STEP: &str = "index-image";
+
+/// The id of the step that writes `deploy/`.
+pub const DEPLOY_STEP: &str = "deploy";
 
 fn id_words(id: &str) -> String {
     id.replace('/', " ")
@@ -499,6 +504,23 @@ impl Plan {
                 describe: format!("{} image", ii.name),
                 config: json!({"to": target, "name": ii.name, "tag": ii.tag}),
                 lock: json!({"base": base}),
+            });
+        }
+
+        // deploy/: names the devfile-index image and the deployment's other images by the
+        // digests their steps landed, so those steps' outputs are its inputs.
+        if let Some(d) = &lock.deploy {
+            let mut deps = vec![INDEX_IMAGE_STEP.to_string()];
+            for (role, image) in &d.images {
+                deps.push(image_dep(image, &format!("the deployment's {role}"))?);
+            }
+            steps.push(Step {
+                id: DEPLOY_STEP.into(),
+                kind: StepKind::Deploy,
+                deps,
+                describe: "deployment manifests".into(),
+                config: json!({"deploy": d}),
+                lock: json!({}),
             });
         }
 

@@ -191,9 +191,10 @@ pub fn dirty_reason(step: &Step, old: &Value, new: &Value, plan: &Plan) -> Stale
             },
             StepKind::Download { url } => StaleReason::DownloadRelocked { url: url.clone() },
             StepKind::Sample { .. } => StaleReason::SampleRelocked { step: describe() },
-            StepKind::StackYaml { .. } | StepKind::Extra | StepKind::StackArtifact { .. } => {
-                StaleReason::Changed { step: describe() }
-            }
+            StepKind::StackYaml { .. }
+            | StepKind::Extra
+            | StepKind::StackArtifact { .. }
+            | StepKind::Deploy => StaleReason::Changed { step: describe() },
             StepKind::LastModified | StepKind::IndexJson => {
                 StaleReason::MembersChanged { step: describe() }
             }

@@ -1,5 +1,6 @@
 //! One module per step kind; [`run`] dispatches on [`StepKind`].
 
+mod deploy;
 mod devfile;
 mod download;
 mod image;
@@ -49,6 +50,7 @@ pub async fn run(ctx: &Ctx, step: &Step, state: &State) -> Result<StepOutput, St
         },
         StepKind::StackArtifact { id, .. } => stack_artifact::run(ctx, step, state, id).await,
         StepKind::IndexImage => index_image::run(ctx, step, state).await,
+        StepKind::Deploy => deploy::run(ctx, step, state),
     }
 }
 

@@ -110,7 +110,7 @@ fn fixture_samples() -> BTreeSet<String> {
 }
 
 /// Runs on CI (which sets `CI=true`): what cannot run there is a failure, not a skip.
-fn on_ci() -> bool {
+pub(crate) fn on_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
@@ -157,7 +157,7 @@ fn upstream_programs() -> &'static Result<PathBuf, String> {
 }
 
 /// The programs, or `None` (after saying why) when this machine cannot run them and is not CI.
-fn programs_or_skip(test: &str) -> Option<PathBuf> {
+pub(crate) fn programs_or_skip(test: &str) -> Option<PathBuf> {
     match upstream_programs() {
         Ok(dir) => Some(dir.clone()),
         Err(why) if on_ci() => panic!("upstream's server cannot run: {why}"),
@@ -169,7 +169,7 @@ fn programs_or_skip(test: &str) -> Option<PathBuf> {
 }
 
 /// Kills a process group when dropped (the check's, whatever state it ended in).
-struct KillGroup(u32);
+pub(crate) struct KillGroup(pub(crate) u32);
 
 impl Drop for KillGroup {
     fn drop(&mut self) {
@@ -182,7 +182,7 @@ impl Drop for KillGroup {
 
 /// The `/registry` tree of the devfile-index image `ref_name` of an OCI layout, extracted
 /// from the image's last layer with GNU tar.
-fn registry_tree_of(layout: &Path, ref_name: &str) -> tempfile::TempDir {
+pub(crate) fn registry_tree_of(layout: &Path, ref_name: &str) -> tempfile::TempDir {
     let (manifest, _) = layout_manifest(layout, ref_name);
     let last = layer_digests(&manifest).pop().unwrap();
     let extracted = extract_with_gnu_tar(&blob(layout, &last));
