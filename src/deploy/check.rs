@@ -60,10 +60,17 @@ pub fn check(
         // The strings of a YAML file as its readers see them (escapes undone); other files
         // as they are.
         let mut texts = vec![text.to_string()];
+        let mut hosts = BTreeSet::new();
         if file.ends_with(".yaml") {
             match serde_saphyr::from_str::<Value>(&text) {
                 Ok(doc) => {
                     texts = strings(&doc);
+                    // An image's registry, however it is spelled (`quay.io/…:next` too).
+                    collect_images(&doc, &mut |image| {
+                        if let Ok(r) = crate::oci::reference::ImageRef::parse(image) {
+                            hosts.insert(r.registry().to_ascii_lowercase());
+                        }
+                    });
                     collect_images(&doc, &mut |image| {
                         images.insert(image.to_string());
                         if !image.contains("@sha256:") {
@@ -85,7 +92,8 @@ pub fn check(
                 }),
             }
         }
-        for host in texts.iter().flat_map(|t| hosts_named(t)) {
+        hosts.extend(texts.iter().flat_map(|t| hosts_named(t)));
+        for host in hosts {
             if !inside(&host, expected.hosts) {
                 findings.push(Finding::OutsideHost {
                     file: file.clone(),

@@ -211,12 +211,8 @@ const PLAIN: &str = r#"deploy namespace="devfiles" {
 #[test]
 fn deploy_manifests_are_pinned_valid_and_rewritten_only_when_the_lock_moves() {
     let mut w = World::community();
-    let manifest = |deploy: &str| {
-        format!(
-            "{}{deploy}",
-            manifest_text(&w, "target \"dir:out\"", &["go", "nodejs"])
-        )
-    };
+    let base = manifest_text(&w, "target \"dir:out\"", &["go", "nodejs"]);
+    let manifest = |deploy: &str| format!("{base}{deploy}");
     std::fs::write(w.workspace.join("airgap.kdl"), manifest(PLAIN)).unwrap();
     airgap(&w.workspace, &["lock"]).ok();
     let lock_text = w.lock_text();
