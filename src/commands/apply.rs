@@ -111,6 +111,13 @@ pub fn run(
         },
     );
     if report.failures.is_empty() {
+        if ctx.lock.deploy.is_some() {
+            eprintln!(
+                "{:>12} kubectl apply -k {}",
+                "Deploy",
+                ctx.out_root.join(crate::deploy::DIR).display()
+            );
+        }
         if let Some(dir) = &ctx.bundle {
             let info = rt
                 .block_on(crate::bundle::finish(&ctx.manifest, dir))

@@ -568,3 +568,57 @@ fn the_rendered_pod_runs_as_the_kubelet_would() {
         );
     }
 }
+
+/// `apply --bundle` carries `deploy/` and the deployment's images: the manifests name the
+/// registry target, and after `airgap push` every image they name is there by digest.
+#[test]
+fn a_bundle_carries_the_deployment_and_push_lands_its_images() {
+    let w = World::community();
+    let target = crate::support::registry::TestRegistry::start();
+    let target_line = format!("target \"{}/devfiles\" tls=\"plain-http\"", target.host());
+    std::fs::write(
+        w.workspace.join("airgap.kdl"),
+        format!(
+            "{}deploy {{\n    headless #true\n}}\n",
+            manifest_text(&w, &target_line, &["go"])
+        ),
+    )
+    .unwrap();
+    let carried = tempfile::tempdir().unwrap();
+    let bundle = carried.path().join("bundle");
+    let run = airgap(
+        &w.workspace,
+        &["apply", "--bundle", bundle.to_str().unwrap()],
+    )
+    .ok();
+    assert!(run.stderr.contains("kubectl apply -k"), "{}", run.stderr);
+    let mut named = Vec::new();
+    images_in(&yaml_of(&bundle.join("deploy/deployment.yaml")), &mut named);
+    assert_eq!(named.len(), 2, "{named:?}");
+    for image in &named {
+        let rest = image
+            .strip_prefix(&format!("{}/devfiles/", target.host()))
+            .unwrap_or_else(|| panic!("{image} names the registry target"));
+        let digest: airgap::oci::digest::Digest = rest.rsplit_once('@').unwrap().1.parse().unwrap();
+        assert!(
+            crate::index_image::blob(&bundle, &digest).is_file(),
+            "{image} is in the bundle"
+        );
+    }
+    airgap(&w.workspace, &["push", bundle.to_str().unwrap()]).ok();
+    for image in &named {
+        // skopeo takes a tag or a digest, not both: the tag must name the digest.
+        let (tagged, digest) = image.rsplit_once('@').unwrap();
+        let raw = crate::support::registry::skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{tagged}"),
+        ]);
+        assert_eq!(
+            airgap::oci::digest::Digest::of(&raw).to_string(),
+            digest,
+            "{image}"
+        );
+    }
+}
