@@ -110,3 +110,48 @@ fn the_readme_main_job_runs_as_written() {
         "skopeo shows {digest}:\n{stdout}"
     );
 }
+
+/// The README's "Deploy into the cluster" section: its `deploy` node parses in a manifest, and
+/// its update loop is the one the deploy tests run (`lock --update`, `apply`, `kubectl apply -k`
+/// of `deploy/`, which they build with `kubectl kustomize`: no cluster runs here).
+#[test]
+fn the_readme_deploy_section_is_a_valid_manifest_and_its_loop_is_the_tested_one() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("## Deploy into the cluster")
+        .nth(1)
+        .expect("the README has a deploy section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let kdl = section
+        .split("```kdl\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let text = format!("source \"s\" path=\"registry\"\n{kdl}");
+    let m = airgap::manifest::parse("airgap.kdl", &text, std::path::PathBuf::from("."))
+        .unwrap_or_else(|e| panic!("{}", airgap::diag::render_plain(&e)));
+    let deploy = m.deploy.expect("a deploy node");
+    assert_eq!(deploy.config.namespace, "devfile-registry");
+    let sh = section
+        .split("```sh\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    assert!(
+        sh.contains("airgap lock --update && airgap apply && kubectl apply -k airgap-out/deploy"),
+        "{sh}"
+    );
+    for file in [
+        "clients/cluster-devfile-registries-list.yaml",
+        "clients/checluster-patch.yaml",
+    ] {
+        assert!(sh.contains(file), "{file}: {sh}");
+    }
+}
