@@ -11,7 +11,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -21,7 +20,7 @@ use serde_json::{Value, json};
 use crate::index_image::{change_upstream_file, layout_manifest, manifest_text};
 use crate::support::world::World;
 use crate::support::*;
-use crate::upstream_server::{KillGroup, on_ci, programs_or_skip, registry_tree_of};
+use crate::upstream_server::{on_ci, programs_or_skip, registry_tree_of, run_check};
 
 /// The Kubernetes version the core kinds are validated against.
 const KUBERNETES: &str = "1.32.0";
@@ -305,10 +304,16 @@ fn deploy_manifests_are_pinned_valid_and_rewritten_only_when_the_lock_moves() {
     assert!(run.stderr.contains(" 0 ran"), "{}", run.stderr);
     assert_eq!(stamps(&deploy), before);
 
-    // A changed devfile, relocked: only the devfile-index digest moves in the Deployment;
-    // the other manifests keep their bytes.
+    relock_moves_only_the_index_digest(&mut w, &images);
+    operator_form(&w, &manifest(OPERATOR));
+}
+
+/// A changed devfile, relocked: only the devfile-index digest moves in the Deployment (and
+/// the README's list of images); the other manifests keep their bytes.
+fn relock_moves_only_the_index_digest(w: &mut World, images: &BTreeMap<String, String>) {
+    let deploy = deploy_dir(w);
     let old = tree(&deploy);
-    change_upstream_file(&mut w, "stacks/go/2.6.0/devfile.yaml", |b| {
+    change_upstream_file(w, "stacks/go/2.6.0/devfile.yaml", |b| {
         String::from_utf8_lossy(b)
             .replace(
                 "A Go project with a simple HTTP server",
@@ -319,7 +324,7 @@ fn deploy_manifests_are_pinned_valid_and_rewritten_only_when_the_lock_moves() {
     airgap(&w.workspace, &["lock", "--update", "community"]).ok();
     airgap(&w.workspace, &["apply"]).ok();
     let new = tree(&deploy);
-    let new_images = expected_images(&w);
+    let new_images = expected_images(w);
     assert_ne!(new_images["devfile-index"], images["devfile-index"]);
     for (file, bytes) in &old {
         if file == "deployment.yaml" || file == "README.md" {
@@ -331,13 +336,18 @@ fn deploy_manifests_are_pinned_valid_and_rewritten_only_when_the_lock_moves() {
             assert_eq!(bytes, &new[file], "{file} changed");
         }
     }
+}
 
-    // The operator form: a DevfileRegistry CR the CRD accepts, and the operator's image pinned.
-    let operator = "deploy namespace=\"devfiles\" {\n    route host=\"registry.apps.internal\"\n    operator #true\n    headless #true\n}\n";
-    std::fs::write(w.workspace.join("airgap.kdl"), manifest(operator)).unwrap();
+const OPERATOR: &str = "deploy namespace=\"devfiles\" {\n    route host=\"registry.apps.internal\"\n    operator #true\n    headless #true\n}\n";
+
+/// The operator form: a DevfileRegistry CR the CRD accepts, the operator's image pinned, the
+/// plain form's files gone.
+fn operator_form(w: &World, manifest: &str) {
+    let deploy = deploy_dir(w);
+    std::fs::write(w.workspace.join("airgap.kdl"), manifest).unwrap();
     airgap(&w.workspace, &["lock"]).ok();
     airgap(&w.workspace, &["apply"]).ok();
-    let images = expected_images(&w);
+    let images = expected_images(w);
     assert!(images.contains_key("operator") && !images.contains_key("registry-viewer"));
     let files: BTreeSet<String> = tree(&deploy).into_keys().collect();
     assert!(
@@ -395,6 +405,59 @@ fn probes(c: &Value) -> Vec<(u64, String)> {
         .collect()
 }
 
+/// The sidecar's volumes, made as the kubelet makes them: a ConfigMap's items as files, an
+/// emptyDir empty. Returns (folder on this machine, mount path in the container).
+fn kubelet_volumes(
+    pod: &Value,
+    sidecar: &Value,
+    config_map: &Value,
+    work: &Path,
+) -> Vec<(PathBuf, String)> {
+    let mut mounts: Vec<(PathBuf, String)> = Vec::new();
+    for (i, m) in sidecar["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let volume = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == m["name"])
+            .unwrap();
+        let host = work.join(format!("volume-{i}"));
+        std::fs::create_dir_all(&host).unwrap();
+        if let Some(cm) = volume["configMap"].as_object() {
+            assert_eq!(cm["name"], config_map["metadata"]["name"]);
+            for item in cm["items"].as_array().unwrap() {
+                let data = config_map["data"][item["key"].as_str().unwrap()]
+                    .as_str()
+                    .unwrap();
+                std::fs::write(host.join(item["path"].as_str().unwrap()), data).unwrap();
+            }
+        } else {
+            assert!(volume["emptyDir"].is_object(), "{volume}");
+        }
+        mounts.push((host, m["mountPath"].as_str().unwrap().to_owned()));
+    }
+    mounts
+}
+
+/// Runs upstream_server.py on `plan` in a private mount and network namespace where each
+/// (folder, mount path) of `mounts` is bind-mounted; returns its results.
+fn run_pod(plan: &Value, mounts: &[(PathBuf, String)], work: &Path) -> Value {
+    // Mount points that do not exist on this machine get a tmpfs parent in the namespace.
+    let mut setup = String::from("set -e; mount --make-rprivate /; ip link set lo up");
+    for (host, path) in mounts {
+        setup.push_str(&format!(
+            "; if [ ! -d '{path}' ]; then mount -t tmpfs tmpfs \"$(dirname '{path}')\"; mkdir -p '{path}'; fi; mount --bind '{}' '{path}'",
+            host.display()
+        ));
+    }
+    run_check(&["-m", "-n"], &setup, plan, work)
+}
+
 /// The rendered pod, run as the kubelet would: the Deployment's containers' programs with
 /// exactly their env, ports and mounts. The OCI sidecar (`docker-registry`, the program of
 /// upstream's `oci-registry` image) runs `serve /etc/docker/registry/config.yml` with the
@@ -431,36 +494,8 @@ fn the_rendered_pod_runs_as_the_kubelet_would() {
     let index = container(&deployment, "devfile-registry");
     let sidecar = container(&deployment, "oci-registry");
 
-    // The volumes of the sidecar, made as the kubelet makes them.
     let work = tempfile::tempdir().unwrap();
-    let mut mounts: Vec<(PathBuf, String)> = Vec::new();
-    for (i, m) in sidecar["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-    {
-        let volume = pod["volumes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|v| v["name"] == m["name"])
-            .unwrap();
-        let host = work.path().join(format!("volume-{i}"));
-        std::fs::create_dir_all(&host).unwrap();
-        if let Some(cm) = volume["configMap"].as_object() {
-            assert_eq!(cm["name"], config_map["metadata"]["name"]);
-            for item in cm["items"].as_array().unwrap() {
-                let data = config_map["data"][item["key"].as_str().unwrap()]
-                    .as_str()
-                    .unwrap();
-                std::fs::write(host.join(item["path"].as_str().unwrap()), data).unwrap();
-            }
-        } else {
-            assert!(volume["emptyDir"].is_object(), "{volume}");
-        }
-        mounts.push((host, m["mountPath"].as_str().unwrap().to_owned()));
-    }
+    let mounts = kubelet_volumes(pod, sidecar, &config_map, work.path());
     assert!(mounts.iter().any(|(_, p)| p == "/etc/docker/registry"));
     assert!(mounts.iter().any(|(_, p)| p == "/var/lib/registry"));
 
@@ -510,38 +545,7 @@ fn the_rendered_pod_runs_as_the_kubelet_would() {
         "probes": all_probes,
         "stacks": {"go": {"versions": {}, "starters": []}, "nodejs": {"versions": {}, "starters": []}},
     });
-    let plan_path = work.path().join("plan.json");
-    std::fs::write(&plan_path, serde_json::to_vec(&plan).unwrap()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/upstream_server.py");
-    // Mount points that do not exist on this machine get a tmpfs parent in the namespace.
-    let mut setup = String::from("set -e; mount --make-rprivate /; ip link set lo up; ");
-    for (host, path) in &mounts {
-        setup.push_str(&format!(
-            "if [ ! -d '{path}' ]; then mount -t tmpfs tmpfs \"$(dirname '{path}')\"; mkdir -p '{path}'; fi; mount --bind '{}' '{path}'; ",
-            host.display()
-        ));
-    }
-    setup.push_str("exec python3 \"$0\" \"$1\"");
-    let child = Command::new("unshare")
-        .args(["-m", "-n", "bash", "-c", &setup])
-        .arg(&script)
-        .arg(&plan_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .expect("unshare runs");
-    let _group = KillGroup(child.id());
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "the pod's check failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let results: Value =
-        serde_json::from_slice(&std::fs::read(work.path().join("results.json")).unwrap()).unwrap();
+    let results = run_pod(&plan, &mounts, work.path());
     assert_eq!(
         results["started"],
         true,

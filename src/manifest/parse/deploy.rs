@@ -49,14 +49,8 @@ impl Parser {
                 "ingress" | "route" => {
                     self.shape(child, &props, 0, "");
                     self.no_children(child);
-                    let Some(host) = self.host(child) else {
+                    let Some(expose) = self.expose(child) else {
                         continue;
-                    };
-                    let expose = if child_name == "ingress" {
-                        let class = self.prop_string(child, "class").map(|c| c.value);
-                        Expose::Ingress { host, class }
-                    } else {
-                        Expose::Route { host }
                     };
                     if let Some(first) = expose_span {
                         let line = super::line_of(&self.src, first);
@@ -94,39 +88,10 @@ impl Parser {
                     }
                 }
                 _ if DEPLOY_ROLES.iter().any(|(_, n, _)| *n == child_name) => {
-                    let args = self.shape(child, &props, 1, "one argument: the image reference");
-                    self.no_children(child);
-                    let Some(image) = self.required_arg(
-                        child,
-                        &args,
-                        "an image reference",
-                        "oci-registry-image \"quay.io/devfile/oci-registry:next\"",
-                    ) else {
-                        continue;
-                    };
-                    if let Err(e) = crate::oci::reference::ImageRef::parse(&image.value) {
-                        self.push(
-                            self.diag(
-                                "airgap::manifest::invalid-image",
-                                image.span,
-                                format!(
-                                    "`{}` is not an image reference: {}",
-                                    diag::literal(&image.value),
-                                    e.reason
-                                ),
-                            )
-                            .label("invalid image reference")
-                            .help("write [registry/]repository[:tag][@sha256:digest]"),
-                        );
-                        continue;
+                    if let Some((role, image)) = self.deploy_image(child, &props) {
+                        written.retain(|(r, _)| *r != role);
+                        written.push((role, image));
                     }
-                    let role = DEPLOY_ROLES
-                        .iter()
-                        .find(|(_, n, _)| *n == child_name)
-                        .map(|(r, _, _)| *r)
-                        .unwrap_or_default();
-                    written.retain(|(r, _)| *r != role);
-                    written.push((role, image));
                 }
                 other => self.unknown_node(child, other, &allowed, "in `deploy`"),
             }
@@ -152,6 +117,54 @@ impl Parser {
             images,
             span: node.span(),
         }
+    }
+
+    /// An `ingress` or `route` child.
+    fn expose(&mut self, child: &KdlNode) -> Option<Expose> {
+        let host = self.host(child)?;
+        Some(if child.name().value() == "ingress" {
+            let class = self.prop_string(child, "class").map(|c| c.value);
+            Expose::Ingress { host, class }
+        } else {
+            Expose::Route { host }
+        })
+    }
+
+    /// An `…-image` child: its role and the image reference.
+    fn deploy_image(
+        &mut self,
+        child: &KdlNode,
+        props: &[&str],
+    ) -> Option<(&'static str, Spanned<String>)> {
+        let args = self.shape(child, props, 1, "one argument: the image reference");
+        self.no_children(child);
+        let image = self.required_arg(
+            child,
+            &args,
+            "an image reference",
+            "oci-registry-image \"quay.io/devfile/oci-registry:next\"",
+        )?;
+        if let Err(e) = crate::oci::reference::ImageRef::parse(&image.value) {
+            self.push(
+                self.diag(
+                    "airgap::manifest::invalid-image",
+                    image.span,
+                    format!(
+                        "`{}` is not an image reference: {}",
+                        diag::literal(&image.value),
+                        e.reason
+                    ),
+                )
+                .label("invalid image reference")
+                .help("write [registry/]repository[:tag][@sha256:digest]"),
+            );
+            return None;
+        }
+        let role = DEPLOY_ROLES
+            .iter()
+            .find(|(_, n, _)| *n == child.name().value())
+            .map(|(r, _, _)| *r)?;
+        Some((role, image))
     }
 
     /// A property that names a Kubernetes object (`namespace`, `name`): a DNS-1123 label.
