@@ -282,10 +282,30 @@ async fn run_one(
         outputs: out.outputs,
         files: out.files,
     };
-    match state.record(rec) {
-        Ok(()) => Outcome::Ran,
-        Err(e) => Outcome::Failed(e.to_string()),
+    let before = state.recorded(&step.name);
+    if let Err(e) = state.record(rec.clone()) {
+        return Outcome::Failed(e.to_string());
     }
+    // Files its previous run wrote and this one did not are airgap's and now wrong (a form
+    // switched, a stack's icon changed type): gone before anything reads the folder.
+    let dropped: Vec<String> = before
+        .map(|b| {
+            b.files
+                .into_keys()
+                .filter(|f| !rec.files.contains_key(f))
+                .collect()
+        })
+        .unwrap_or_default();
+    for rel in &dropped {
+        let path = ctx.out_root().join(rel);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Outcome::Failed(format!("cannot remove `{}`: {e}", path.display())),
+        }
+    }
+    state.disown(dropped.iter());
+    Outcome::Ran
 }
 
 /// The image a step placed at the target, as the state records it.

@@ -10,6 +10,7 @@ pub mod checkout;
 pub mod cli;
 pub mod commands;
 pub mod context;
+pub mod deploy;
 pub mod devfile;
 pub mod diag;
 pub mod discover;

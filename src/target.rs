@@ -2,9 +2,9 @@
 //!
 //! An output folder (a `dir:` target, a bundle, or the build folder of a registry target) is
 //! airgap's: an OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/<hex>`), the
-//! registry tree (`registry/`), a bundle's `airgap-bundle.json`, the staging folder and the
+//! registry tree (`registry/`), the cluster's manifests (`deploy/`), a bundle's `airgap-bundle.json`, the staging folder and the
 //! layout writer's `.tmp-*` files. Files of the registry tree are airgap's only when it recorded
-//! writing them: the files of the state's records and the workspace's `owned` list, plus the
+//! writing them (and so are those of `deploy/`): the files of the state's records and the workspace's `owned` list, plus the
 //! *claims* a step leaves in the staging folder just before it renames a file into place (so a
 //! file renamed in by a step that was killed before its record was written is still known).
 //!
@@ -112,9 +112,9 @@ pub fn prepare(plan: &Plan, state: &State, ctx: &Ctx) -> Result<(), TargetError>
     names.sort();
     for (name, is_dir) in names {
         match (name.as_str(), is_dir) {
-            ("registry", true) => walk_tree(
+            ("registry" | crate::deploy::DIR, true) => walk_tree(
                 root,
-                &root.join("registry"),
+                &root.join(&name),
                 &produced,
                 &owned,
                 &mut remove,
@@ -159,6 +159,7 @@ pub fn prepare(plan: &Plan, state: &State, ctx: &Ctx) -> Result<(), TargetError>
     }
     state.disown(remove.iter());
     remove_empty_dirs(&root.join("registry"));
+    remove_empty_dirs(&root.join(crate::deploy::DIR));
     // The staging folder of a killed run: only its claims are kept (until the state owns them).
     if let Ok(rd) = std::fs::read_dir(root.join(STAGING)) {
         for e in rd.flatten() {

@@ -152,6 +152,13 @@ pub fn run(manifest: &Path, opts: &ApplyOptions<'_>) -> Result<ExitCode, Report>
         },
     );
     if report.failures.is_empty() {
+        if ctx.lock.deploy.is_some() {
+            eprintln!(
+                "{:>12} kubectl apply -k {}",
+                "Deploy",
+                ctx.out_root().join(crate::deploy::DIR).display()
+            );
+        }
         if let Some(dir) = ctx.bundle_dir() {
             let info = rt
                 .block_on(crate::bundle::finish(&ctx.manifest, dir))

@@ -162,6 +162,20 @@ pub fn diff(old: &Lockfile, new: &Lockfile) -> Vec<Change> {
         |i| i.resolved.as_ref().map(|r| r.digest.clone()),
         &mut out,
     );
+    if old.deploy != new.deploy {
+        out.push(Change {
+            kind: match (&old.deploy, &new.deploy) {
+                (None, Some(_)) => ChangeKind::Added,
+                (Some(_), None) => ChangeKind::Removed,
+                _ => ChangeKind::Updated,
+            },
+            what: "deploy".into(),
+            detail: match (&old.deploy, &new.deploy) {
+                (Some(_), Some(_)) => "changed".into(),
+                _ => String::new(),
+            },
+        });
+    }
     if old.index_image != new.index_image {
         out.push(Change {
             kind: ChangeKind::Updated,

@@ -41,6 +41,8 @@ pub struct Lockfile {
     /// Keyed by the reference after variables, normalized.
     pub images: BTreeMap<String, LockedImage>,
     pub index_image: Option<LockedIndexImage>,
+    /// The deployment `apply` renders, when the manifest has a `deploy` node.
+    pub deploy: Option<LockedDeploy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -194,6 +196,16 @@ pub struct LockedIndexImage {
     pub tag: String,
     /// The base image reference (its digest is in `images`).
     pub base: String,
+}
+
+/// The `deploy` node as asked for, and the images its pod (or operator) runs besides the
+/// devfile-index image: each an ordinary entry of [`Lockfile::images`] (so apply mirrors it),
+/// named here by its role.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LockedDeploy {
+    pub config: crate::manifest::DeployConfig,
+    /// Role (`oci-registry`, `registry-viewer`, `operator`) → image entry key.
+    pub images: BTreeMap<String, String>,
 }
 
 impl Lockfile {

@@ -361,6 +361,14 @@ impl<'a> Resolver<'a> {
                 tag: m.index_image.tag.clone(),
                 base: m.index_image.base.value.clone(),
             }),
+            deploy: m.deploy.as_ref().map(|d| LockedDeploy {
+                config: d.config.clone(),
+                images: d
+                    .images
+                    .iter()
+                    .filter_map(|(role, i)| Some((role.to_string(), canonical_image(i).ok()?)))
+                    .collect(),
+            }),
             ..Default::default()
         };
         let mut stats = Stats::default();
@@ -421,6 +429,9 @@ impl<'a> Resolver<'a> {
             );
         }
 
+        if m.deploy.is_some() {
+            known_names.insert(DEPLOY_OWNER.to_string());
+        }
         self.check_update_names(&known_names)?;
 
         if !self.problems.is_empty() {
@@ -1209,6 +1220,11 @@ fn wanted_images(m: &Manifest, units: &[Unit]) -> (BTreeMap<String, Wanted>, Vec
             None,
         );
     }
+    for (role, image) in m.deploy.iter().flat_map(|d| &d.images) {
+        if let Ok(c) = canonical_image(image) {
+            add(c, image, format!("deploy {role}"), Some(DEPLOY_OWNER));
+        }
+    }
     (wanted, problems)
 }
 
@@ -1489,6 +1505,12 @@ fn compare_entries(prev: &Lockfile, now: &Lockfile, out: &mut Vec<Problem>) {
             message: "differs between the manifest and the lock".into(),
         });
     }
+    if prev.deploy != now.deploy {
+        out.push(Problem {
+            what: "deploy".into(),
+            message: "differs between the manifest and the lock".into(),
+        });
+    }
     for ((s, id), _) in prev
         .stacks
         .iter()
@@ -1546,6 +1568,10 @@ fn compare_entries(prev: &Lockfile, now: &Lockfile, out: &mut Vec<Problem>) {
         });
     }
 }
+
+/// The name `airgap lock --update NAME` moves the deployment's images by (the sidecar,
+/// viewer and operator images are pinned like any image, kept until asked).
+pub const DEPLOY_OWNER: &str = "deploy";
 
 /// The normalized form of an image reference, used as its key.
 pub fn canonical_image(s: &str) -> Result<String, String> {

@@ -59,6 +59,8 @@ pub struct Manifest {
     pub url_mirrors: Vec<UrlMirror>,
     pub images: ImagesDecl,
     pub index_image: IndexImageDecl,
+    /// The `deploy` node: the in-cluster deployment `apply` renders, when asked for.
+    pub deploy: Option<DeployDecl>,
     /// Credentials written in `git=` and `url-mirror` URLs, taken out of them: every URL
     /// above is without credentials, so nothing stores or prints them.
     pub url_credentials: crate::userinfo::UrlCredentials,
@@ -200,6 +202,68 @@ pub struct IndexImageDecl {
     pub tag: String,
     pub base: Spanned<String>,
 }
+
+/// What the `deploy` node asks for, without spans: the lock records it as it is, and the
+/// deployment's manifests are rendered from it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeployConfig {
+    /// The name of the Deployment, Service, ConfigMap… (and the `DevfileRegistry` CR).
+    pub name: String,
+    pub namespace: String,
+    /// No registry viewer: `REGISTRY_HEADLESS=true`, and its image is not pinned.
+    pub headless: bool,
+    /// The operator form: a `DevfileRegistry` CR instead of the plain manifests.
+    pub operator: bool,
+    /// A PersistentVolumeClaim of this size for the OCI sidecar's storage (else an emptyDir).
+    pub storage: Option<String>,
+    /// How the registry is reached from outside the cluster.
+    pub expose: Option<Expose>,
+}
+
+/// An Ingress (Kubernetes) or a Route (OpenShift) in front of the Service's port 8080.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum Expose {
+    Ingress { host: String, class: Option<String> },
+    Route { host: String },
+}
+
+impl Expose {
+    pub fn host(&self) -> &str {
+        match self {
+            Self::Ingress { host, .. } | Self::Route { host } => host,
+        }
+    }
+}
+
+/// The `deploy` node.
+#[derive(Debug, Clone)]
+pub struct DeployDecl {
+    pub config: DeployConfig,
+    /// The images the pod (or the operator) runs besides the devfile-index image, by role
+    /// ([`DEPLOY_ROLES`]): defaults filled in, the viewer left out when headless, the operator
+    /// only for the operator form.
+    pub images: Vec<(&'static str, Spanned<String>)>,
+    pub span: SourceSpan,
+}
+
+/// The deployment's image roles, their `deploy` child node, and their default image.
+pub const DEPLOY_ROLES: [(&str, &str, &str); 3] = [
+    (
+        "oci-registry",
+        "oci-registry-image",
+        "quay.io/devfile/oci-registry:next",
+    ),
+    (
+        "registry-viewer",
+        "viewer-image",
+        "quay.io/devfile/registry-viewer:next",
+    ),
+    (
+        "operator",
+        "operator-image",
+        "quay.io/devfile/registry-operator:next",
+    ),
+];
 
 pub const DEFAULT_INDEX_BASE: &str = "quay.io/devfile/devfile-index-base:next";
 pub const DEFAULT_DIR_ADDRESS: &str = "localhost:8080";

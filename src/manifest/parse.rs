@@ -13,6 +13,8 @@ use crate::kdl_read;
 use crate::kdl_text::Rejected;
 use crate::oci::reference::valid_tag;
 
+mod deploy;
+
 /// Parses the manifest text. `name` is the file name shown in diagnostics; `root` the folder
 /// that relative paths are resolved against.
 pub fn parse(name: &str, text: &str, root: PathBuf) -> Result<Manifest, Diagnostics> {
@@ -166,6 +168,7 @@ impl Parser {
         let mut url_mirrors = Vec::new();
         let mut images: Option<(ImagesDecl, SourceSpan)> = None;
         let mut index_image: Option<(IndexImageDecl, SourceSpan)> = None;
+        let mut deploy: Option<DeployDecl> = None;
 
         for node in doc.nodes() {
             let name = node.name().value();
@@ -220,6 +223,18 @@ impl Parser {
                         }
                     }
                 }
+                "deploy" => {
+                    let decl = self.deploy(node);
+                    match &deploy {
+                        Some(first) => {
+                            let d = self.second_node(node, first.span, |line| {
+                                format!("keep one; the first is on line {line}")
+                            });
+                            self.push(d);
+                        }
+                        None => deploy = Some(decl),
+                    }
+                }
                 other => self.unknown_node(
                     node,
                     other,
@@ -266,6 +281,7 @@ impl Parser {
             url_mirrors,
             images,
             index_image,
+            deploy,
             url_credentials: crate::userinfo::UrlCredentials::new(std::mem::take(
                 &mut self.credentials,
             )),

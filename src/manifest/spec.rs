@@ -61,6 +61,20 @@ pub const MANIFEST: &[NodeSpec] = &[
         children: &[leaf("platforms", &[]), leaf("include", &[])],
     },
     leaf("index-image", &[prop("tag"), prop("base")]),
+    NodeSpec {
+        name: "deploy",
+        props: &[prop("namespace"), prop("name")],
+        children: &[
+            leaf("ingress", &[prop("host"), prop("class")]),
+            leaf("route", &[prop("host")]),
+            leaf("storage", &[prop("size")]),
+            leaf("headless", &[]),
+            leaf("operator", &[]),
+            leaf("oci-registry-image", &[]),
+            leaf("viewer-image", &[]),
+            leaf("operator-image", &[]),
+        ],
+    },
 ];
 
 /// The spec of a top-level node, or of a child (`"source/stacks"`).

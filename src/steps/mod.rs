@@ -8,6 +8,7 @@
 
 mod archive;
 mod common;
+mod deploy;
 mod devfile;
 mod download;
 mod extra;
@@ -24,6 +25,7 @@ mod stack_yaml;
 pub mod stale;
 
 pub use archive::Archive;
+pub use deploy::Deploy;
 pub use devfile::Devfile;
 pub use download::Download;
 pub use download::size_mismatch as download_size_mismatch;
@@ -172,6 +174,7 @@ step_kinds! {
     IndexJson(index_json::IndexJson),
     StackArtifact(stack_artifact::StackArtifact),
     IndexImage(index_image::IndexImage),
+    Deploy(deploy::Deploy),
 }
 
 impl StepId {

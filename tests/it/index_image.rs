@@ -296,7 +296,7 @@ fn registry_blob(host: &str, repository: &str, digest: &str) -> Vec<u8> {
 }
 
 /// Replaces one file of the world's registry source on `main` (a new commit).
-fn change_upstream_file(w: &mut World, path: &str, edit: impl FnOnce(&[u8]) -> Vec<u8>) {
+pub(crate) fn change_upstream_file(w: &mut World, path: &str, edit: impl FnOnce(&[u8]) -> Vec<u8>) {
     let main = w.source.branch("main");
     let old = w
         .source

@@ -5,6 +5,7 @@ mod apply;
 mod archive;
 mod audit;
 mod bundle;
+mod deploy;
 mod index;
 mod index_image;
 mod init;

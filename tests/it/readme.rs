@@ -7,6 +7,15 @@ use std::process::Command;
 
 use crate::support::*;
 
+/// The first fenced block of language `lang` in `text`.
+fn fenced<'a>(text: &'a str, lang: &str) -> &'a str {
+    let after = text
+        .split(&format!("```{lang}\n"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {lang} block"));
+    after.split("```").next().unwrap()
+}
+
 /// The lines of the fenced block after the `main-job` marker.
 fn main_job_lines() -> Vec<String> {
     let readme =
@@ -15,14 +24,7 @@ fn main_job_lines() -> Vec<String> {
         .split("<!-- main-job")
         .nth(1)
         .expect("the README marks its main job");
-    let block = after
-        .split("```sh\n")
-        .nth(1)
-        .unwrap()
-        .split("```")
-        .next()
-        .unwrap();
-    block
+    fenced(after, "sh")
         .lines()
         .map(str::to_string)
         .filter(|l| !l.trim().is_empty())
@@ -109,4 +111,37 @@ fn the_readme_main_job_runs_as_written() {
         stdout.contains(&format!("\"Digest\": \"{digest}\"")),
         "skopeo shows {digest}:\n{stdout}"
     );
+}
+
+/// The README's "Deploy into the cluster" section: its `deploy` node parses in a manifest, and
+/// its update loop is the one the deploy tests run (`lock --update`, `apply`, `kubectl apply -k`
+/// of `deploy/`, which they build with `kubectl kustomize`: no cluster runs here).
+#[test]
+fn the_readme_deploy_section_is_a_valid_manifest_and_its_loop_is_the_tested_one() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("## Deploy into the cluster")
+        .nth(1)
+        .expect("the README has a deploy section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let kdl = fenced(section, "kdl");
+    let text = format!("source \"s\" path=\"registry\"\n{kdl}");
+    let m = airgap::manifest::parse("airgap.kdl", &text, std::path::PathBuf::from("."))
+        .unwrap_or_else(|e| panic!("{}", airgap::diag::render_plain(&e)));
+    let deploy = m.deploy.expect("a deploy node");
+    assert_eq!(deploy.config.namespace, "devfile-registry");
+    let sh = fenced(section, "sh");
+    assert!(
+        sh.contains("airgap lock --update && airgap apply && kubectl apply -k airgap-out/deploy"),
+        "{sh}"
+    );
+    for file in [
+        "clients/cluster-devfile-registries-list.yaml",
+        "clients/checluster-patch.yaml",
+    ] {
+        assert!(sh.contains(file), "{file}: {sh}");
+    }
 }

@@ -315,6 +315,20 @@ fn lockfile_schema_accepts_what_lock_writes_and_nothing_stale() {
             tag: "latest".into(),
             base: "quay.io/devfile/devfile-index-base:next".into(),
         }),
+        deploy: Some(LockedDeploy {
+            config: airgap::manifest::DeployConfig {
+                name: "devfile-registry".into(),
+                namespace: "devfile-registry".into(),
+                headless: false,
+                operator: false,
+                storage: Some("1Gi".into()),
+                expose: Some(airgap::manifest::Expose::Ingress {
+                    host: "registry.apps.internal".into(),
+                    class: Some("nginx".into()),
+                }),
+            },
+            images: [("oci-registry".to_string(), "quay.io/a/b:1".to_string())].into(),
+        }),
         ..Default::default()
     };
     lock.sources.insert(

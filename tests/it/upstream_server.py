@@ -3,6 +3,8 @@ network namespace (started by tests/it/upstream_server.rs as
 `unshare -n bash -c 'ip link set lo up && exec python3 upstream_server.py PLAN'`).
 
 PLAN is a JSON file: {"bin": folder with index-server and registry-library,
+optionally "env" (the index server's environment over the defaults below) and "probes" ([port,
+path] pairs asked on 127.0.0.1),
 "registry": the extracted /registry tree, "sidecar_config": docker-registry config listening on
 127.0.0.1:5000, "work": a scratch folder, "stacks": {stack: {"versions": {version: [its
 starter projects]}, "starters": [the default version's]}}}. It starts the OCI sidecar and the index server as the devfile-index pod does, then
@@ -25,8 +27,13 @@ HEALTH_DEADLINE = 60.0
 
 def get(path):
     """(status, body as text) of GET SERVER+path; status 0 when nothing answered."""
+    return get_url(SERVER + path)
+
+
+def get_url(url):
+    """(status, body as text) of GET url; status 0 when nothing answered."""
     try:
-        with urllib.request.urlopen(SERVER + path, timeout=20) as r:
+        with urllib.request.urlopen(url, timeout=20) as r:
             return r.status, r.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode("utf-8", "replace")
@@ -83,6 +90,8 @@ def main():
             "GIN_MODE": "release",
         })
         env.pop("TELEMETRY_KEY", None)
+        # A rendered Deployment's env for the container, when the test runs its pod.
+        env.update(plan.get("env", {}))
         server_log_path = os.path.join(work, "server.log")
         server_log = open(server_log_path, "wb")
         server = subprocess.Popen([os.path.join(plan["bin"], "index-server")], cwd=cache,
@@ -108,6 +117,11 @@ def main():
         if not results["started"]:
             return
 
+        # The probes of a rendered Deployment: (port, path) → status.
+        results["probes"] = {}
+        for port, path in plan.get("probes", []):
+            results["probes"]["%d%s" % (port, path)] = get_url(
+                "http://127.0.0.1:%d%s" % (port, path))[0]
         results["index"] = {p: get(p) for p in ["/index", "/v2index", "/index/all"]}
         results["devfiles"] = {}
         results["starters"] = {}

@@ -110,7 +110,7 @@ fn fixture_samples() -> BTreeSet<String> {
 }
 
 /// Runs on CI (which sets `CI=true`): what cannot run there is a failure, not a skip.
-fn on_ci() -> bool {
+pub(crate) fn on_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
@@ -157,7 +157,7 @@ fn upstream_programs() -> &'static Result<PathBuf, String> {
 }
 
 /// The programs, or `None` (after saying why) when this machine cannot run them and is not CI.
-fn programs_or_skip(test: &str) -> Option<PathBuf> {
+pub(crate) fn programs_or_skip(test: &str) -> Option<PathBuf> {
     match upstream_programs() {
         Ok(dir) => Some(dir.clone()),
         Err(why) if on_ci() => panic!("upstream's server cannot run: {why}"),
@@ -182,7 +182,7 @@ impl Drop for KillGroup {
 
 /// The `/registry` tree of the devfile-index image `ref_name` of an OCI layout, extracted
 /// from the image's last layer with GNU tar.
-fn registry_tree_of(layout: &Path, ref_name: &str) -> tempfile::TempDir {
+pub(crate) fn registry_tree_of(layout: &Path, ref_name: &str) -> tempfile::TempDir {
     let (manifest, _) = layout_manifest(layout, ref_name);
     let last = layer_digests(&manifest).pop().unwrap();
     let extracted = extract_with_gnu_tar(&blob(layout, &last));
@@ -242,6 +242,39 @@ fn files_below(dir: &Path) -> BTreeSet<String> {
     tree(dir).into_keys().collect()
 }
 
+/// Runs `upstream_server.py` on `plan` (written to `work/plan.json`) in new namespaces
+/// (`unshare` flags), after the shell commands `setup`, in a process group killed at the end;
+/// returns the answers it wrote to `work/results.json`.
+pub(crate) fn run_check(namespaces: &[&str], setup: &str, plan: &Value, work: &Path) -> Value {
+    let plan_path = work.join("plan.json");
+    std::fs::write(&plan_path, serde_json::to_vec(plan).unwrap()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/upstream_server.py");
+    let child = Command::new("unshare")
+        .args(namespaces)
+        .args([
+            "bash",
+            "-c",
+            &format!("{setup} && exec python3 \"$0\" \"$1\""),
+        ])
+        .arg(&script)
+        .arg(&plan_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("unshare runs");
+    let _group = KillGroup(child.id());
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "the check script failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(work.join("results.json")).unwrap()).unwrap()
+}
+
 /// Starts upstream's server on `registry` (an extracted `/registry` tree) with a sidecar, in a
 /// private network namespace, runs the client against it, and asserts what a cluster needs.
 fn check_under_upstream(bin: &Path, registry: &Path) {
@@ -275,36 +308,9 @@ fn check_under_upstream(bin: &Path, registry: &Path) {
             })
             .collect::<serde_json::Map<_, _>>(),
     });
-    let plan_path = work.path().join("plan.json");
-    std::fs::write(&plan_path, serde_json::to_vec(&plan).unwrap()).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/upstream_server.py");
     let started = std::time::Instant::now();
-    let child = Command::new("unshare")
-        .args([
-            "-n",
-            "bash",
-            "-c",
-            "ip link set lo up && exec python3 \"$0\" \"$1\"",
-        ])
-        .arg(&script)
-        .arg(&plan_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .expect("unshare runs");
-    let _group = KillGroup(child.id());
-    let output = child.wait_with_output().unwrap();
+    let results = run_check(&["-n"], "ip link set lo up", &plan, work.path());
     eprintln!("upstream check took {:?}", started.elapsed());
-    assert!(
-        output.status.success(),
-        "the check script failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let results: Value =
-        serde_json::from_slice(&std::fs::read(work.path().join("results.json")).unwrap()).unwrap();
 
     // The server starts: every stack version was pushed to the sidecar, /health answers.
     assert_eq!(

@@ -352,7 +352,12 @@ impl World {
         for e in samples_images() {
             wanted_images.insert(e);
         }
-        let (images, substitutions) = push_images(&upstream, &wanted_images);
+        let (mut images, substitutions) = push_images(&upstream, &wanted_images, 1000);
+        // The images the registry's pod runs (`deploy`), under their quay.io paths; seeded
+        // apart so the devfiles' images keep their digests.
+        let (deploy_images, _) =
+            push_images(&upstream, &DEPLOY_IMAGES.map(String::from).into(), 9000);
+        images.extend(deploy_images);
 
         // The registry source repository.
         for (_, bytes) in files.iter_mut() {
@@ -660,9 +665,18 @@ pub fn split_reference(r: &str) -> (String, String, Option<String>, Option<Strin
 /// Pushes a generated image for each reference to `upstream` under `<host>/<repository>`.
 /// Returns normalized reference → digest, and the (old digest, new digest) substitutions for
 /// pinned references. A few images are multi-platform indexes.
+/// The deployment's default images (`deploy` in a manifest): the OCI sidecar, the viewer, the
+/// operator.
+pub const DEPLOY_IMAGES: [&str; 3] = [
+    "quay.io/devfile/oci-registry:next",
+    "quay.io/devfile/registry-operator:next",
+    "quay.io/devfile/registry-viewer:next",
+];
+
 fn push_images(
     upstream: &TestRegistry,
     refs: &BTreeSet<String>,
+    seed_base: u64,
 ) -> (BTreeMap<String, Digest>, Vec<(String, String)>) {
     let client = reg::anonymous_client();
     let dest = airgap::oci::Destination::Registry(upstream.access());
@@ -671,7 +685,7 @@ fn push_images(
     super::block_on(async {
         for (i, r) in refs.iter().enumerate() {
             let (host, repo, tag, digest) = split_reference(r);
-            let seed = 1000 + i as u64;
+            let seed = seed_base + i as u64;
             let target = |tag: Option<String>| airgap::oci::naming::TargetRef {
                 host: upstream.host(),
                 repository: format!("{host}/{repo}"),
