@@ -162,27 +162,24 @@ impl Parser {
 
     fn document(&mut self, doc: &KdlDocument, root: PathBuf) -> Manifest {
         self.type_annotations(doc);
-        let mut target: Option<Target> = None;
+        let mut target: Option<(Target, SourceSpan)> = None;
         let mut sources: Vec<SourceDecl> = Vec::new();
         let mut registry_mirrors = Vec::new();
         let mut url_mirrors = Vec::new();
         let mut images: Option<(ImagesDecl, SourceSpan)> = None;
         let mut index_image: Option<(IndexImageDecl, SourceSpan)> = None;
-        let mut deploy: Option<DeployDecl> = None;
+        let mut deploy: Option<(DeployDecl, SourceSpan)> = None;
+        let keep_one = |line| format!("keep one; the first is on line {line}");
 
         for node in doc.nodes() {
             let name = node.name().value();
             match name {
                 "target" => {
                     if let Some(t) = self.target(node) {
-                        if let Some(first) = target.as_ref().and_then(|t| t.span) {
-                            let d = self.second_node(node, first, |line| {
-                                format!("a manifest has one target; the first is on line {line}")
-                            });
-                            self.push(d.label("second target"));
-                        } else {
-                            target = Some(t);
-                        }
+                        let second = |line| {
+                            format!("a manifest has one target; the first is on line {line}")
+                        };
+                        self.once(&mut target, node, t, second, Some("second target"));
                     }
                 }
                 "source" => {
@@ -190,50 +187,21 @@ impl Parser {
                         self.add_source(&mut sources, s);
                     }
                 }
-                "registry-mirror" => {
-                    if let Some(m) = self.registry_mirror(node) {
-                        registry_mirrors.push(m);
-                    }
-                }
-                "url-mirror" => {
-                    if let Some(m) = self.url_mirror(node, &root) {
-                        url_mirrors.push(m);
-                    }
-                }
+                "registry-mirror" => registry_mirrors.extend(self.registry_mirror(node)),
+                "url-mirror" => url_mirrors.extend(self.url_mirror(node, &root)),
                 "images" => {
                     let decl = self.images(node);
-                    if let Some((_, first)) = &images {
-                        let d = self.second_node(node, *first, |line| {
-                            format!("merge it into the `images` node on line {line}")
-                        });
-                        self.push(d);
-                    } else {
-                        images = Some((decl, node.span()));
-                    }
+                    let merge = |line| format!("merge it into the `images` node on line {line}");
+                    self.once(&mut images, node, decl, merge, None);
                 }
                 "index-image" => {
                     if let Some(decl) = self.index_image(node) {
-                        if let Some((_, first)) = &index_image {
-                            let d = self.second_node(node, *first, |line| {
-                                format!("keep one; the first is on line {line}")
-                            });
-                            self.push(d);
-                        } else {
-                            index_image = Some((decl, node.span()));
-                        }
+                        self.once(&mut index_image, node, decl, keep_one, None);
                     }
                 }
                 "deploy" => {
                     let decl = self.deploy(node);
-                    match &deploy {
-                        Some(first) => {
-                            let d = self.second_node(node, first.span, |line| {
-                                format!("keep one; the first is on line {line}")
-                            });
-                            self.push(d);
-                        }
-                        None => deploy = Some(decl),
-                    }
+                    self.once(&mut deploy, node, decl, keep_one, None);
                 }
                 other => self.unknown_node(
                     node,
@@ -254,37 +222,43 @@ impl Parser {
                 .help(r#"add one, e.g. `source "community" git="https://github.com/devfile/registry" ref="main"`"#),
             );
         }
-
-        let target = target.unwrap_or(Target {
-            kind: TargetKind::Dir {
-                path: PathBuf::from("airgap-out"),
-                address: DEFAULT_DIR_ADDRESS.to_string(),
-            },
-            span: None,
-        });
-        let images = images.map(|(i, _)| i).unwrap_or(ImagesDecl {
-            naming: Naming::Flat,
-            platforms: Vec::new(),
-            include: Vec::new(),
-        });
-        let index_image = index_image.map(|(i, _)| i).unwrap_or(IndexImageDecl {
-            name: "devfile-index".into(),
-            tag: "latest".into(),
-            base: Spanned::new(DEFAULT_INDEX_BASE.into(), SourceSpan::from(0..0)),
-        });
         Manifest {
             root,
             src: self.src.clone(),
-            target,
+            target: target.map(|(t, _)| t).unwrap_or_else(default_target),
             sources,
             registry_mirrors,
             url_mirrors,
-            images,
-            index_image,
-            deploy,
+            images: images.map(|(i, _)| i).unwrap_or_else(default_images),
+            index_image: index_image
+                .map(|(i, _)| i)
+                .unwrap_or_else(default_index_image),
+            deploy: deploy.map(|(d, _)| d),
             url_credentials: crate::userinfo::UrlCredentials::new(std::mem::take(
                 &mut self.credentials,
             )),
+        }
+    }
+
+    /// Keeps `value` of a node the manifest has at most once in `slot`; a second one is an
+    /// error whose help `second` words from the first one's line.
+    fn once<T>(
+        &mut self,
+        slot: &mut Option<(T, SourceSpan)>,
+        node: &KdlNode,
+        value: T,
+        second: impl FnOnce(usize) -> String,
+        label: Option<&str>,
+    ) {
+        match slot {
+            Some((_, first)) => {
+                let d = self.second_node(node, *first, second);
+                self.push(match label {
+                    Some(l) => d.label(l),
+                    None => d,
+                });
+            }
+            None => *slot = Some((value, node.span())),
         }
     }
 
@@ -1338,4 +1312,33 @@ fn check_platform(s: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The target of a manifest without a `target` node.
+fn default_target() -> Target {
+    Target {
+        kind: TargetKind::Dir {
+            path: PathBuf::from("airgap-out"),
+            address: DEFAULT_DIR_ADDRESS.to_string(),
+        },
+        span: None,
+    }
+}
+
+/// The `images` settings of a manifest without an `images` node.
+fn default_images() -> ImagesDecl {
+    ImagesDecl {
+        naming: Naming::Flat,
+        platforms: Vec::new(),
+        include: Vec::new(),
+    }
+}
+
+/// The index image of a manifest without an `index-image` node.
+fn default_index_image() -> IndexImageDecl {
+    IndexImageDecl {
+        name: "devfile-index".into(),
+        tag: "latest".into(),
+        base: Spanned::new(DEFAULT_INDEX_BASE.into(), SourceSpan::from(0..0)),
+    }
 }
