@@ -43,7 +43,9 @@ impl Findings {
     /// The command's result: these findings when there are any, else success, with `verb`
     /// and `summary` on stderr.
     pub fn conclude(self, verb: &str, summary: String) -> Result<ExitCode, Report> {
+        crate::machine::set("findings", &self.findings);
         if self.findings.is_empty() {
+            crate::machine::set("summary", &summary);
             eprintln!("{verb:>12} {summary}");
             Ok(ExitCode::SUCCESS)
         } else {

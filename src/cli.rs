@@ -11,8 +11,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::{self, plan::Format};
+use crate::commands;
 use crate::error::Report;
+use crate::machine::Format;
 use crate::manifest;
 
 #[derive(Debug, Parser)]
@@ -31,6 +32,11 @@ pub struct Cli {
     /// How many network requests or git operations run at once.
     #[arg(long, short = 'j', global = true, value_name = "N")]
     pub jobs: Option<usize>,
+    /// `text` (lines for people) or `json`: one document on stdout when the command ends,
+    /// for `lock`, `plan`, `apply`, `verify`, `audit` and `push` (schemas in
+    /// `schema/output/`). Exit codes are the same either way.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -56,9 +62,6 @@ pub enum Command {
     },
     /// Show every step of apply, fresh or stale, with the reason each stale step must run.
     Plan {
-        /// `text` (a line per step) or `json` (for scripts).
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
         /// Only list stale steps.
         #[arg(long)]
         stale: bool,
@@ -188,6 +191,7 @@ impl From<TlsFlag> for crate::oci::mirror::Tls {
 /// Runs the command line.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::machine::init(cli.format);
     let jobs = cli.jobs.unwrap_or_else(default_jobs);
     let result = match &cli.command {
         Command::Lock {
@@ -195,11 +199,9 @@ pub fn main() -> ExitCode {
             locked,
             check,
         } => commands::lock::run(&cli.manifest, update.as_deref(), *locked, *check, jobs),
-        Command::Plan {
-            format,
-            stale,
-            bundle,
-        } => commands::plan::run(&cli.manifest, *format, *stale, jobs, bundle.as_deref()),
+        Command::Plan { stale, bundle } => {
+            commands::plan::run(&cli.manifest, *stale, jobs, bundle.as_deref())
+        }
         Command::Apply {
             locked,
             dry_run,
@@ -254,16 +256,47 @@ pub fn main() -> ExitCode {
         Command::Verify => commands::verify::run(&cli.manifest, jobs),
         Command::Audit => commands::audit::run(&cli.manifest, jobs),
     };
+    let name = cli.command.name();
     match result {
-        Ok(code) => code,
+        Ok(code) => {
+            if let Some(name) = name {
+                crate::machine::finish(name, u8::from(code != ExitCode::SUCCESS), None);
+            }
+            code
+        }
         Err(report) => {
             eprintln!("{}", render(report.as_ref()));
             // Usage errors exit 2, as clap's own do; every other failure exits 1.
-            let usage = report
-                .code()
-                .is_some_and(|c| c.to_string() == "airgap::usage");
-            ExitCode::from(if usage { 2 } else { 1 })
+            let code = report.code().map(|c| c.to_string());
+            let exit = if code.as_deref() == Some("airgap::usage") {
+                2
+            } else {
+                1
+            };
+            if let Some(name) = name {
+                let error = (
+                    code.unwrap_or_default(),
+                    crate::diag::render_plain(report.as_ref()),
+                );
+                crate::machine::finish(name, exit, Some(error));
+            }
+            ExitCode::from(exit)
         }
+    }
+}
+
+impl Command {
+    /// The name of a command that has a `--format json` document.
+    fn name(&self) -> Option<&'static str> {
+        Some(match self {
+            Command::Lock { .. } => "lock",
+            Command::Plan { .. } => "plan",
+            Command::Apply { .. } => "apply",
+            Command::Push { .. } => "push",
+            Command::Verify => "verify",
+            Command::Audit => "audit",
+            _ => return None,
+        })
     }
 }
 

@@ -22,6 +22,7 @@ pub mod index;
 pub mod kdl_read;
 pub mod kdl_text;
 pub mod lock;
+pub mod machine;
 pub mod manifest;
 pub mod oci;
 pub mod plan;

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::lock::{OutdatedLock, satisfied_lock};
-use super::plan::{Format, plan_and_ctx, print_plan};
+use super::plan::{plan_and_ctx, print_plan};
 use crate::error::{Report, UsageError};
 use crate::exec::{self, Event};
 use crate::plan::Plan;
@@ -97,7 +97,7 @@ pub fn run(manifest: &Path, opts: &ApplyOptions<'_>) -> Result<ExitCode, Report>
     let rt = runtime(jobs)?;
     if dry_run {
         let statuses = rt.block_on(exec::statuses(&plan, &state, &ctx));
-        print_plan(&plan, &statuses, Format::Text, false);
+        print_plan(&plan, &statuses, false);
         return Ok(ExitCode::SUCCESS);
     }
     let started = std::time::Instant::now();
@@ -151,6 +151,26 @@ pub fn run(manifest: &Path, opts: &ApplyOptions<'_>) -> Result<ExitCode, Report>
             String::new()
         },
     );
+    crate::machine::set(
+        "steps",
+        serde_json::json!({
+            "total": plan.steps.len(), "ran": report.ran, "fresh": report.fresh,
+            "skipped": report.skipped, "failed": report.failures.len(),
+        }),
+    );
+    crate::machine::set(
+        "failures",
+        report
+            .failures
+            .iter()
+            .map(|f| serde_json::json!({"step": f.step, "describe": f.describe, "message": f.message}))
+            .collect::<Vec<_>>(),
+    );
+    crate::machine::set("seconds", started.elapsed().as_secs_f64());
+    crate::machine::set("output", ctx.out_root());
+    if ctx.lock.deploy.is_some() {
+        crate::machine::set("deploy", ctx.out_root().join(crate::deploy::DIR));
+    }
     if report.failures.is_empty() {
         if ctx.lock.deploy.is_some() {
             eprintln!(

@@ -45,6 +45,13 @@ pub fn run(
         .as_ref()
         .map(|p| lock::diff::diff(p, &new))
         .unwrap_or_default();
+    crate::machine::set(
+        "changes",
+        changes
+            .iter()
+            .map(|c| serde_json::json!({"change": c.kind.verb(), "what": c.to_string()}))
+            .collect::<Vec<_>>(),
+    );
     if check {
         return check_lock(previous.is_some(), &changes);
     }
@@ -64,6 +71,15 @@ pub fn run(
         stats.images,
         stats.downloads
     );
+    crate::machine::set(
+        "summary",
+        serde_json::json!({
+            "stacks": stats.stacks, "devfiles": stats.devfiles, "samples": stats.samples,
+            "starter_projects": stats.starter_projects, "projects": stats.projects,
+            "images": stats.images, "downloads": stats.downloads, "resolved": stats.resolved,
+        }),
+    );
+    crate::machine::set("written", changed && !locked);
     if changed {
         if locked {
             // Resolution under --locked succeeded but the text differs (an older writer):
@@ -88,8 +104,9 @@ pub fn run(
 
 /// `airgap lock --check`: the changes on stdout, exit 1 when there are any.
 fn check_lock(had_lock: bool, changes: &[lock::diff::Change]) -> Result<ExitCode, Report> {
+    crate::machine::set("up_to_date", had_lock && changes.is_empty());
     let mut out = std::io::stdout().lock();
-    for c in changes {
+    for c in changes.iter().filter(|_| !crate::machine::json()) {
         let _ = writeln!(out, "{} {c}", c.kind.verb());
     }
     if !had_lock {

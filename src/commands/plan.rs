@@ -14,17 +14,9 @@ use crate::manifest::Manifest;
 use crate::plan::Plan;
 use crate::workspace::{Workspace, load_manifest, load_state, runtime};
 
-/// How a plan is printed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-}
-
 /// `airgap plan [--format F] [--stale] [--bundle DIR]`.
 pub fn run(
     manifest: &Path,
-    format: Format,
     only_stale: bool,
     jobs: usize,
     bundle: Option<&Path>,
@@ -40,7 +32,7 @@ pub fn run(
     let state = load_state(&ctx.state_dir())?;
     let rt = runtime(jobs)?;
     let statuses = rt.block_on(exec::statuses(&plan, &state, &ctx));
-    print_plan(&plan, &statuses, format, only_stale);
+    print_plan(&plan, &statuses, only_stale);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -62,53 +54,48 @@ pub fn plan_and_ctx(
     Ok((plan, ctx))
 }
 
-/// Prints each step with its status (only the stale ones with `only_stale`), then a summary.
-pub fn print_plan(plan: &Plan, statuses: &[Status], format: Format, only_stale: bool) {
+/// Prints each step with its status (only the stale ones with `only_stale`), then a summary;
+/// with `--format json`, they are the `steps` and `summary` of the command's document.
+pub fn print_plan(plan: &Plan, statuses: &[Status], only_stale: bool) {
     let stale = statuses
         .iter()
         .filter(|s| matches!(s, Status::Stale(_)))
         .count();
+    if crate::machine::json() {
+        let steps: Vec<serde_json::Value> = plan
+            .steps
+            .iter()
+            .zip(statuses)
+            .filter(|(_, s)| !only_stale || matches!(s, Status::Stale(_)))
+            .map(|(step, status)| match status {
+                Status::Fresh => serde_json::json!({"id": step.name, "describe": step.describe, "status": "fresh"}),
+                Status::Stale(r) => serde_json::json!({"id": step.name, "describe": step.describe, "status": "stale", "reason": r.to_string()}),
+            })
+            .collect();
+        crate::machine::set("steps", steps);
+        let total = plan.steps.len();
+        crate::machine::set(
+            "summary",
+            serde_json::json!({"total": total, "fresh": total - stale, "stale": stale}),
+        );
+        return;
+    }
     let mut out = std::io::stdout().lock();
-    match format {
-        Format::Text => {
-            for (step, status) in plan.steps.iter().zip(statuses) {
-                match status {
-                    Status::Fresh if !only_stale => {
-                        let _ = writeln!(out, "fresh  {}", step.describe);
-                    }
-                    Status::Fresh => {}
-                    Status::Stale(reason) => {
-                        let _ = writeln!(out, "stale  {}: {reason}", step.describe);
-                    }
-                }
+    for (step, status) in plan.steps.iter().zip(statuses) {
+        match status {
+            Status::Fresh if !only_stale => {
+                let _ = writeln!(out, "fresh  {}", step.describe);
             }
-            let _ = writeln!(
-                out,
-                "{} steps: {} fresh, {stale} stale",
-                plan.steps.len(),
-                plan.steps.len() - stale
-            );
-        }
-        Format::Json => {
-            let steps: Vec<serde_json::Value> = plan
-                .steps
-                .iter()
-                .zip(statuses)
-                .filter(|(_, s)| !only_stale || matches!(s, Status::Stale(_)))
-                .map(|(step, status)| match status {
-                    Status::Fresh => serde_json::json!({"id": step.name, "describe": step.describe, "status": "fresh"}),
-                    Status::Stale(r) => serde_json::json!({"id": step.name, "describe": step.describe, "status": "stale", "reason": r.to_string()}),
-                })
-                .collect();
-            let doc = serde_json::json!({
-                "steps": steps,
-                "summary": {"total": plan.steps.len(), "fresh": plan.steps.len() - stale, "stale": stale},
-            });
-            let _ = writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&doc).unwrap_or_default()
-            );
+            Status::Fresh => {}
+            Status::Stale(reason) => {
+                let _ = writeln!(out, "stale  {}: {reason}", step.describe);
+            }
         }
     }
+    let _ = writeln!(
+        out,
+        "{} steps: {} fresh, {stale} stale",
+        plan.steps.len(),
+        plan.steps.len() - stale
+    );
 }

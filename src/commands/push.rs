@@ -147,6 +147,27 @@ pub fn run(dir: &Path, options: &PushOptions) -> Result<ExitCode, Report> {
                 " (blobs of the failed images not counted)"
             },
         );
+        crate::machine::set(
+            "images",
+            serde_json::json!({
+                "total": total, "pushed": pushed, "present": present, "failed": failures.len(),
+            }),
+        );
+        crate::machine::set(
+            "blobs",
+            serde_json::json!({
+                "uploaded": stats.blobs_uploaded, "bytes_uploaded": stats.bytes_uploaded,
+                "skipped": stats.blobs_skipped, "mounted": stats.blobs_mounted,
+            }),
+        );
+        crate::machine::set(
+            "failures",
+            failures
+                .iter()
+                .map(|(image, message)| serde_json::json!({"image": image, "message": message}))
+                .collect::<Vec<_>>(),
+        );
+        crate::machine::set("registry", &host);
         if failures.is_empty() {
             Ok(ExitCode::SUCCESS)
         } else {

@@ -31,6 +31,8 @@ pub fn run(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
     for n in &notes {
         eprintln!("{:>12} {n}", "Note");
     }
+    crate::machine::set("notes", &notes);
+    crate::machine::set("checked", checked);
     Findings {
         command: "airgap verify",
         findings,

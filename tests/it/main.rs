@@ -9,6 +9,7 @@ mod deploy;
 mod index;
 mod index_image;
 mod init;
+mod json_output;
 mod lock;
 mod manifest;
 mod network_faults;
