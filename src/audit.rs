@@ -46,7 +46,7 @@ impl Findings {
         crate::machine::set("findings", &self.findings);
         if self.findings.is_empty() {
             crate::machine::set("summary", &summary);
-            eprintln!("{verb:>12} {summary}");
+            crate::ui::status(verb, &summary);
             Ok(ExitCode::SUCCESS)
         } else {
             Err(Box::new(self))

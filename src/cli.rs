@@ -37,6 +37,16 @@ pub struct Cli {
     /// `schema/output/`). Exit codes are the same either way.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Print only errors (no progress or status lines).
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also print a line for each step that needed nothing, and other detail.
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
+    /// Colour on stderr: `auto` (on a terminal, unless NO_COLOR is set; CLICOLOR_FORCE forces
+    /// it), `always` or `never`.
+    #[arg(long, global = true, value_enum, default_value_t = crate::ui::Color::Auto, value_name = "WHEN")]
+    pub color: crate::ui::Color,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -192,6 +202,16 @@ impl From<TlsFlag> for crate::oci::mirror::Tls {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     crate::machine::init(cli.format);
+    crate::ui::init(
+        if cli.quiet {
+            crate::ui::Verbosity::Quiet
+        } else if cli.verbose {
+            crate::ui::Verbosity::Verbose
+        } else {
+            crate::ui::Verbosity::Normal
+        },
+        cli.color,
+    );
     let jobs = cli.jobs.unwrap_or_else(default_jobs);
     let result = match &cli.command {
         Command::Lock {
@@ -309,10 +329,9 @@ fn default_jobs() -> usize {
 
 /// Renders a diagnostic for stderr: graphical with colour on a terminal, plain otherwise.
 pub fn render(d: &dyn miette::Diagnostic) -> String {
-    use std::io::IsTerminal;
-    if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+    if crate::ui::colored() {
         let mut out = String::new();
-        let handler = miette::GraphicalReportHandler::new();
+        let handler = miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode());
         if handler.render_report(&mut out, d).is_ok() {
             return out;
         }

@@ -215,6 +215,8 @@ pub struct RunReport {
 /// What a run reports as it goes, for the command to show as it likes.
 #[derive(Debug, Clone, Copy)]
 pub enum Event<'a> {
+    /// A step was found fresh: nothing to do.
+    Fresh(&'a Step),
     /// A stale step starts running.
     Started(&'a Step),
     /// A step failed, with the message that goes in the final report (not sent for a
@@ -247,6 +249,7 @@ async fn run_one(
             // A fresh step whose record lacks what this version records (new stamps, the
             // image it placed) gets it without running.
             let placed = placed_by(ctx, step, &rec.recorded());
+            progress(Event::Fresh(step));
             if stamps.is_empty() && placed == rec.placed {
                 return Outcome::Fresh;
             }

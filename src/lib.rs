@@ -34,6 +34,7 @@ pub mod state;
 pub mod steps;
 pub mod target;
 pub mod tree_paths;
+pub mod ui;
 pub mod url_mirror;
 pub mod userinfo;
 pub mod workspace;

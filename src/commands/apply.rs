@@ -106,11 +106,23 @@ pub fn run(manifest: &Path, opts: &ApplyOptions<'_>) -> Result<ExitCode, Report>
     // bytes moved, one line per image in flight; plain lines otherwise); other steps print a
     // line when they start, above the bars.
     let multi = indicatif::MultiProgress::new();
-    let ctx = ctx.with_progress(crate::oci::progress::Progress::new(multi.clone()));
+    let verbosity = crate::ui::verbosity();
+    let ctx = ctx.with_progress(if verbosity == crate::ui::Verbosity::Quiet {
+        crate::oci::progress::Progress::hidden()
+    } else {
+        crate::oci::progress::Progress::new(multi.clone())
+    });
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let force = |s: &Step| plan.position(&s.id).is_some_and(|i| forced[i]);
     let report = rt.block_on(exec::run(&plan, &state, &ctx, &force, &|event| {
+        if verbosity == crate::ui::Verbosity::Quiet {
+            return;
+        }
         let line = match event {
+            Event::Fresh(step) if verbosity == crate::ui::Verbosity::Verbose => {
+                format!("{:>12} {}", "Fresh", step.describe)
+            }
+            Event::Fresh(_) => return,
             Event::Started(step) if step.id.as_image().is_some() => return,
             Event::Started(step) => format!("{:>12} {}", "Running", step.describe),
             Event::Failed(step, message) => {
@@ -129,27 +141,29 @@ pub fn run(manifest: &Path, opts: &ApplyOptions<'_>) -> Result<ExitCode, Report>
         .compact(&|id| ids.contains(id))
         .map_err(|e| Box::new(e) as Report)?;
     crate::staging::forget_claims(ctx.out_root());
-    eprintln!(
-        "{:>12} {} steps in {:.2}s: {} ran, {} fresh{}{}",
+    crate::ui::status(
         if report.failures.is_empty() {
             "Applied"
         } else {
             "Failed"
         },
-        plan.steps.len(),
-        started.elapsed().as_secs_f64(),
-        report.ran,
-        report.fresh,
-        if report.failures.is_empty() {
-            String::new()
-        } else {
-            format!(", {} failed", report.failures.len())
-        },
-        if report.skipped > 0 {
-            format!(", {} skipped", report.skipped)
-        } else {
-            String::new()
-        },
+        format!(
+            "{} steps in {:.2}s: {} ran, {} fresh{}{}",
+            plan.steps.len(),
+            started.elapsed().as_secs_f64(),
+            report.ran,
+            report.fresh,
+            if report.failures.is_empty() {
+                String::new()
+            } else {
+                format!(", {} failed", report.failures.len())
+            },
+            if report.skipped > 0 {
+                format!(", {} skipped", report.skipped)
+            } else {
+                String::new()
+            }
+        ),
     );
     crate::machine::set(
         "steps",
@@ -173,22 +187,26 @@ pub fn run(manifest: &Path, opts: &ApplyOptions<'_>) -> Result<ExitCode, Report>
     }
     if report.failures.is_empty() {
         if ctx.lock.deploy.is_some() {
-            eprintln!(
-                "{:>12} kubectl apply -k {}",
+            crate::ui::status(
                 "Deploy",
-                ctx.out_root().join(crate::deploy::DIR).display()
+                format!(
+                    "kubectl apply -k {}",
+                    ctx.out_root().join(crate::deploy::DIR).display()
+                ),
             );
         }
         if let Some(dir) = ctx.bundle_dir() {
             let info = rt
                 .block_on(crate::bundle::finish(&ctx.manifest, dir))
                 .map_err(|e| Box::new(e) as Report)?;
-            eprintln!(
-                "{:>12} `{}` for `{}`: carry it, then `airgap push {}`",
+            crate::ui::status(
                 "Bundled",
-                dir.display(),
-                info.target(),
-                dir.display()
+                format!(
+                    "`{}` for `{}`: carry it, then `airgap push {}`",
+                    dir.display(),
+                    info.target(),
+                    dir.display()
+                ),
             );
         }
         Ok(ExitCode::SUCCESS)

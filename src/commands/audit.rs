@@ -32,10 +32,12 @@ pub fn run(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
     let ctx = Ctx::new(m, lock, jobs, mode);
     let state = load_state(&scratch.path().join("state"))?;
     let rt = runtime(jobs)?;
-    eprintln!(
-        "{:>12} every output from airgap.lock in {}",
+    crate::ui::status(
         "Rebuilding",
-        scratch.path().display()
+        format!(
+            "every output from airgap.lock in {}",
+            scratch.path().display()
+        ),
     );
     let report = rt.block_on(exec::run(&plan, &state, &ctx, &|_| false, &|_| {}));
     let mut findings: Vec<String> = report

@@ -122,10 +122,12 @@ pub fn run(path: &Path, target: &str) -> Result<ExitCode, InitError> {
         crate::fetch::write_atomic(&gitignore, format!("{existing}{add}").as_bytes())
             .map_err(io(&gitignore))?;
     }
-    eprintln!(
-        "{:>12} `{}` for the community registry; then `airgap lock` and `airgap apply`",
+    crate::ui::status(
         "Created",
-        path.display()
+        format!(
+            "`{}` for the community registry; then `airgap lock` and `airgap apply`",
+            path.display()
+        ),
     );
     Ok(ExitCode::SUCCESS)
 }

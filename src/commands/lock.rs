@@ -56,7 +56,7 @@ pub fn run(
         return check_lock(previous.is_some(), &changes);
     }
     for c in &changes {
-        eprintln!("{:>12} {c}", c.kind.verb());
+        crate::ui::status(c.kind.verb(), format!("{c}"));
     }
     let text = lock::write(&new);
     let old_text = std::fs::read_to_string(ws.lock_path()).ok();
@@ -92,12 +92,15 @@ pub fn run(
             }));
         }
         ws.write_lock(&text)?;
-        eprintln!(
-            "{:>12} {summary}; {} resolved, airgap.lock written",
-            "Locked", stats.resolved
+        crate::ui::status(
+            "Locked",
+            format!(
+                "{summary}; {} resolved, airgap.lock written",
+                stats.resolved
+            ),
         );
     } else {
-        eprintln!("{:>12} {summary}; airgap.lock unchanged", "Locked");
+        crate::ui::status("Locked", format!("{summary}; airgap.lock unchanged"));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -110,26 +113,25 @@ fn check_lock(had_lock: bool, changes: &[lock::diff::Change]) -> Result<ExitCode
         let _ = writeln!(out, "{} {c}", c.kind.verb());
     }
     if !had_lock {
-        eprintln!(
-            "{:>12} there is no airgap.lock: run `airgap lock`",
-            "Outdated"
-        );
+        crate::ui::status("Outdated", "there is no airgap.lock: run `airgap lock`");
         return Ok(ExitCode::from(1));
     }
     if changes.is_empty() {
-        eprintln!("{:>12} airgap.lock is up to date with upstream", "Checked");
+        crate::ui::status("Checked", "airgap.lock is up to date with upstream");
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!(
-            "{:>12} airgap.lock is behind upstream: {} {}; `airgap lock --update` takes {}",
+        crate::ui::status(
             "Outdated",
-            changes.len(),
-            if changes.len() == 1 {
-                "change"
-            } else {
-                "changes"
-            },
-            if changes.len() == 1 { "it" } else { "them" },
+            format!(
+                "airgap.lock is behind upstream: {} {}; `airgap lock --update` takes {}",
+                changes.len(),
+                if changes.len() == 1 {
+                    "change"
+                } else {
+                    "changes"
+                },
+                if changes.len() == 1 { "it" } else { "them" }
+            ),
         );
         Ok(ExitCode::from(1))
     }
@@ -177,14 +179,16 @@ pub fn satisfied_lock(
     if outdated == OutdatedLock::Fail {
         return satisfied.map_err(|e| Box::new(e) as Report);
     }
-    eprintln!(
-        "{:>12} airgap.lock does not satisfy the manifest: resolving it first{}",
+    crate::ui::status(
         "Locking",
-        if outdated == OutdatedLock::Preview {
-            " (in memory: nothing is written)"
-        } else {
-            ""
-        }
+        format!(
+            "airgap.lock does not satisfy the manifest: resolving it first{}",
+            if outdated == OutdatedLock::Preview {
+                " (in memory: nothing is written)"
+            } else {
+                ""
+            }
+        ),
     );
     let (new, _) = resolve::lock(
         m,
@@ -197,7 +201,7 @@ pub fn satisfied_lock(
     .map_err(|e| Box::new(e) as Report)?;
     if let Some(previous) = &previous {
         for c in lock::diff::diff(previous, &new) {
-            eprintln!("{:>12} {c}", c.kind.verb());
+            crate::ui::status(c.kind.verb(), format!("{c}"));
         }
     }
     if outdated == OutdatedLock::Write {

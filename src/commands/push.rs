@@ -91,11 +91,13 @@ pub fn run(dir: &Path, options: &PushOptions) -> Result<ExitCode, Report> {
         } else {
             format!("`{host}` (names stay `{}/…`)", info.target())
         };
-        eprintln!(
-            "{:>12} {} images of `{}` to {sent_to}",
+        crate::ui::status(
             "Pushing",
-            images.len(),
-            dir.display()
+            format!(
+                "{} images of `{}` to {sent_to}",
+                images.len(),
+                dir.display()
+            ),
         );
         let started = std::time::Instant::now();
         let results = client.push_layout(&layout, &access).await;
@@ -123,29 +125,31 @@ pub fn run(dir: &Path, options: &PushOptions) -> Result<ExitCode, Report> {
                 }
             }
         }
-        eprintln!(
-            "{:>12} {total} images in {:.2}s: {pushed} pushed, {present} already there{}; \
-             {} blobs uploaded ({} bytes), {} skipped, {} mounted{}",
+        crate::ui::status(
             if failures.is_empty() {
                 "Pushed"
             } else {
                 "Failed"
             },
-            started.elapsed().as_secs_f64(),
-            if failures.is_empty() {
-                String::new()
-            } else {
-                format!(", {} failed", failures.len())
-            },
-            stats.blobs_uploaded,
-            stats.bytes_uploaded,
-            stats.blobs_skipped,
-            stats.blobs_mounted,
-            if failures.is_empty() {
-                ""
-            } else {
-                " (blobs of the failed images not counted)"
-            },
+            format!(
+                "{total} images in {:.2}s: {pushed} pushed, {present} already there{}; \
+             {} blobs uploaded ({} bytes), {} skipped, {} mounted{}",
+                started.elapsed().as_secs_f64(),
+                if failures.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} failed", failures.len())
+                },
+                stats.blobs_uploaded,
+                stats.bytes_uploaded,
+                stats.blobs_skipped,
+                stats.blobs_mounted,
+                if failures.is_empty() {
+                    ""
+                } else {
+                    " (blobs of the failed images not counted)"
+                }
+            ),
         );
         crate::machine::set(
             "images",

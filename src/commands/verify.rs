@@ -29,7 +29,7 @@ pub fn run(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
     let (tree_findings, notes) = scan_tree(&ctx.registry_dir(), &hosts);
     findings.extend(tree_findings);
     for n in &notes {
-        eprintln!("{:>12} {n}", "Note");
+        crate::ui::status("Note", n);
     }
     crate::machine::set("notes", &notes);
     crate::machine::set("checked", checked);

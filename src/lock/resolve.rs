@@ -267,7 +267,7 @@ struct Resolver<'a> {
 }
 
 fn progress(msg: impl AsRef<str>) {
-    eprintln!("{:>12} {}", "Locking", msg.as_ref());
+    crate::ui::status("Locking", msg.as_ref());
 }
 
 impl<'a> Resolver<'a> {

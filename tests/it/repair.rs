@@ -207,3 +207,41 @@ fn verify_and_audit_check_the_index_image_and_stack_artifacts_and_apply_repairs_
     airgap(&ws, &["verify"]).ok();
     assert_eq!(tree(&out), clean);
 }
+
+#[test]
+fn quiet_verbose_and_color() {
+    let (_dir, ws) = applied();
+    // -q: a successful apply says nothing.
+    let quiet = airgap(&ws, &["apply", "-q"]).ok();
+    assert_eq!(quiet.stderr, "", "-q printed something");
+    // -v: a line per step that needed nothing.
+    let verbose = airgap(&ws, &["apply", "-v"]).ok();
+    assert!(
+        verbose.stderr.contains("Fresh devfile of"),
+        "{}",
+        verbose.stderr
+    );
+    let normal = airgap(&ws, &["apply"]).ok();
+    assert!(!normal.stderr.contains("Fresh "), "{}", normal.stderr);
+    // Colour: never by default off a terminal; forced by --color always or CLICOLOR_FORCE.
+    let esc = |args: &[&str], force: bool| {
+        let mut cmd = super::support::airgap_cmd(&ws);
+        cmd.args(args);
+        if force {
+            cmd.env("CLICOLOR_FORCE", "1");
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        String::from_utf8_lossy(&out.stderr).contains('\u{1b}')
+    };
+    assert!(!esc(&["apply", "--force", "nosuch"], false));
+    assert!(esc(
+        &["apply", "--force", "nosuch", "--color", "always"],
+        false
+    ));
+    assert!(esc(&["apply", "--force", "nosuch"], true));
+    assert!(!esc(
+        &["apply", "--force", "nosuch", "--color", "never"],
+        true
+    ));
+}
