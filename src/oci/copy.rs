@@ -628,23 +628,19 @@ impl Client {
                     registry,
                     repository,
                 } => {
+                    // One GET: a manifest's presence and its bytes come together.
                     match self
                         .retrying(repository, |_| {
-                            registry.head_manifest(repository, d.as_str())
+                            registry.get_manifest(repository, d.as_str())
                         })
-                        .await?
+                        .await
                     {
-                        None => {
+                        Ok(fetched) => fetched.bytes,
+                        Err(OciError::NotFound { .. }) => {
                             missing.push(format!("manifest {d}"));
                             continue;
                         }
-                        Some(_) => {
-                            self.retrying(repository, |_| {
-                                registry.get_manifest(repository, d.as_str())
-                            })
-                            .await?
-                            .bytes
-                        }
+                        Err(e) => return Err(e),
                     }
                 }
                 Dest::Layout { layout, .. } => match layout.read_blob(&d).await {
