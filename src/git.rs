@@ -178,7 +178,11 @@ pub fn ls_remote(
     let mut remote =
         git2::Remote::create_detached(fetch_url).map_err(|e| unreachable(shown_url, e))?;
     let conn = remote
-        .connect_auth(Direction::Fetch, Some(callbacks(credentials)), None)
+        .connect_auth(
+            Direction::Fetch,
+            Some(callbacks(credentials)),
+            Some(proxy_options()),
+        )
         .map_err(|e| unreachable(shown_url, e))?;
     let mut refs = RemoteRefs::default();
     let mut peeled: BTreeMap<String, Oid> = BTreeMap::new();
@@ -347,6 +351,14 @@ fn fetch_all(
     )
 }
 
+/// libgit2's proxy detection: `http.proxy` from git's configuration, else `HTTPS_PROXY` /
+/// `HTTP_PROXY` and `NO_PROXY` from the environment (without it, libgit2 uses no proxy at all).
+fn proxy_options() -> git2::ProxyOptions<'static> {
+    let mut proxy = git2::ProxyOptions::new();
+    proxy.auto();
+    proxy
+}
+
 fn fetch_refspecs(
     repo: &Repository,
     fetch_url: &str,
@@ -360,6 +372,7 @@ fn fetch_refspecs(
     let mut opts = FetchOptions::new();
     opts.remote_callbacks(callbacks(credentials));
     opts.download_tags(AutotagOption::None);
+    opts.proxy_options(proxy_options());
     remote
         .fetch(refspecs, Some(&mut opts), None)
         .map_err(|e| unreachable(shown, e))

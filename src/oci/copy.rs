@@ -20,7 +20,7 @@ use super::mirror::{Endpoint, Mirrors, RegistryAccess, RegistryMirror, Upstream}
 use super::naming::TargetRef;
 use super::progress::{ImageProgress, Progress};
 use super::reference::ImageRef;
-use super::registry::{Registry, Scope, UploadStart};
+use super::registry::Registry;
 use super::retry::RetryPolicy;
 
 /// Settings of a [`Client`].
@@ -628,24 +628,19 @@ impl Client {
                     registry,
                     repository,
                 } => {
-                    let scope = Scope::Pull(repository.clone());
+                    // One GET: a manifest's presence and its bytes come together.
                     match self
                         .retrying(repository, |_| {
-                            registry.head_manifest(repository, d.as_str(), &scope)
+                            registry.get_manifest(repository, d.as_str())
                         })
-                        .await?
+                        .await
                     {
-                        None => {
+                        Ok(fetched) => fetched.bytes,
+                        Err(OciError::NotFound { .. }) => {
                             missing.push(format!("manifest {d}"));
                             continue;
                         }
-                        Some(_) => {
-                            self.retrying(repository, |_| {
-                                registry.get_manifest(repository, d.as_str())
-                            })
-                            .await?
-                            .bytes
-                        }
+                        Err(e) => return Err(e),
                     }
                 }
                 Dest::Layout { layout, .. } => match layout.read_blob(&d).await {
@@ -676,11 +671,8 @@ impl Client {
                         registry,
                         repository,
                     } => {
-                        let scope = Scope::Pull(repository.clone());
-                        self.retrying(repository, |_| {
-                            registry.has_blob(repository, &b.digest, &scope)
-                        })
-                        .await?
+                        self.retrying(repository, |_| registry.has_blob(repository, &b.digest))
+                            .await?
                     }
                     Dest::Layout { layout, .. } => layout.has_blob(&b.digest, b.size),
                 };
@@ -737,8 +729,9 @@ impl Client {
                 repository,
             } => {
                 self.retrying(&what, |_| async {
-                    let response = registry.get_blob(&repository, digest).await?;
-                    let stream = registry.body_stream(response, format!("the download of {what}"));
+                    let stream = registry
+                        .blob_stream(&repository, digest, format!("the download of {what}"))
+                        .await?;
                     let mut verifier = Verifier::new(digest.clone(), None);
                     let mut out = bytes::BytesMut::new();
                     let mut stream = std::pin::pin!(stream);
@@ -815,19 +808,16 @@ impl Client {
                 repository,
             } => {
                 let reference = tag.unwrap_or(digest.as_str());
-                let scope = Scope::Push(repository.clone());
                 let head = self
                     .retrying(repository, |_| {
-                        registry.head_manifest(repository, reference, &scope)
+                        registry.head_manifest(repository, reference)
                     })
                     .await?;
-                Ok(head.and_then(|h| {
-                    Some(CopyOutcome {
-                        digest: h.digest?,
-                        media_type: h.media_type.unwrap_or_default(),
-                        size: h.size.unwrap_or_default(),
-                        stats: CopyStats::default(),
-                    })
+                Ok(head.map(|h| CopyOutcome {
+                    digest: h.digest,
+                    media_type: h.media_type.unwrap_or_default(),
+                    size: h.size,
+                    stats: CopyStats::default(),
                 }))
             }
             Dest::Layout { layout, repository } => {
@@ -1012,15 +1002,12 @@ impl Client {
             Dest::Registry {
                 registry,
                 repository,
-            } => {
-                let scope = Scope::Push(repository.clone());
-                Ok(self
-                    .retrying(repository, |_| {
-                        registry.head_manifest(repository, digest.as_str(), &scope)
-                    })
-                    .await?
-                    .is_some())
-            }
+            } => Ok(self
+                .retrying(repository, |_| {
+                    registry.head_manifest(repository, digest.as_str())
+                })
+                .await?
+                .is_some()),
             Dest::Layout { layout, .. } => {
                 Ok(layout.is_whole(digest, child.size, &child.media_type).await)
             }
@@ -1045,7 +1032,7 @@ impl Client {
             } => {
                 let reference = tag.unwrap_or(digest.as_str());
                 self.retrying(repository, |_| {
-                    registry.put_manifest(repository, reference, media_type, bytes, digest)
+                    registry.put_manifest(repository, reference, media_type, bytes)
                 })
                 .await?;
             }
@@ -1160,11 +1147,8 @@ impl Client {
                     stats.skipped.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
-                let scope = Scope::Push(repository.clone());
                 let there = self
-                    .retrying(repository, |_| {
-                        registry.has_blob(repository, &blob.digest, &scope)
-                    })
+                    .retrying(repository, |_| registry.has_blob(repository, &blob.digest))
                     .await?;
                 if there {
                     self.remember(key, repository);
@@ -1182,58 +1166,27 @@ impl Client {
                             .cloned(),
                     );
                 }
-                let mut session = None;
-                for (i, from) in candidates.iter().enumerate() {
-                    let started = self
+                for from in &candidates {
+                    let mounted = self
                         .retrying(repository, |_| {
-                            registry.start_upload(repository, Some((&blob.digest, from)))
+                            registry.mount(repository, &blob.digest, from)
                         })
                         .await?;
-                    match started {
-                        UploadStart::Mounted => {
-                            self.remember(key, repository);
-                            stats.mounted.fetch_add(1, Ordering::Relaxed);
-                            return Ok(());
-                        }
-                        UploadStart::Session(url) if i + 1 == candidates.len() => {
-                            // Mount refused; the session it opened serves the upload.
-                            session = Some(url);
-                        }
-                        UploadStart::Session(url) => {
-                            registry.cancel_upload(repository, url).await;
-                        }
+                    if mounted {
+                        self.remember(key, repository);
+                        stats.mounted.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
                     }
                 }
                 let _permit = self.inner.transfers.acquire().await.map_err(|_| closed())?;
                 self.inner.progress.add_bytes_total(blob.size);
-                let session = Mutex::new(session);
                 self.retrying(blob.digest.as_str(), |_| async {
-                    let reused = session.lock().ok().and_then(|mut s| s.take());
-                    let url = match reused {
-                        Some(url) => url,
-                        None => match registry.start_upload(repository, None).await? {
-                            UploadStart::Session(url) => url,
-                            UploadStart::Mounted => return Ok(()),
-                        },
-                    };
                     let counted = Arc::new(AtomicU64::new(0));
                     let failure: Arc<Mutex<Option<OciError>>> = Arc::default();
-                    let stream = match self.blob_stream(source, blob, &counted).await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            registry.cancel_upload(repository, url).await;
-                            return Err(e);
-                        }
-                    };
+                    let stream = self.blob_stream(source, blob, &counted).await?;
                     let stream = hold_errors(stream, failure.clone());
                     let result = registry
-                        .put_upload(
-                            repository,
-                            url.clone(),
-                            &blob.digest,
-                            blob.size,
-                            reqwest::Body::wrap_stream(stream),
-                        )
+                        .upload(repository, &blob.digest, blob.size, stream)
                         .await;
                     let result = match failure.lock().ok().and_then(|mut f| f.take()) {
                         // What made the body stop matters more than how the PUT ended.
@@ -1242,7 +1195,6 @@ impl Client {
                     };
                     if result.is_err() {
                         self.inner.progress.unbytes(counted.load(Ordering::Relaxed));
-                        registry.cancel_upload(repository, url).await;
                     }
                     result
                 })
@@ -1281,10 +1233,9 @@ impl Client {
                 registry,
                 repository,
             } => {
-                let response = registry.get_blob(repository, &blob.digest).await?;
                 registry
-                    .body_stream(response, format!("the download of {what}"))
-                    .boxed()
+                    .blob_stream(repository, &blob.digest, format!("the download of {what}"))
+                    .await?
             }
             Source::Layout(layout) => layout.blob_stream(&blob.digest).await?.boxed(),
             Source::Mirror(layout) => layout.blob_stream(&blob.digest).await?.boxed(),

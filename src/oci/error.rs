@@ -66,6 +66,16 @@ pub enum OciError {
         body: Option<String>,
     },
 
+    /// The registry answered in a way the distribution protocol does not allow (or the
+    /// registry client could not make sense of): not retried.
+    #[error("`{host}` gave an answer airgap cannot use to {action}: {message}")]
+    #[diagnostic(code(airgap::oci::protocol))]
+    Protocol {
+        host: String,
+        action: String,
+        message: String,
+    },
+
     /// The registry wants credentials and none were found for it (so none were sent).
     #[error(
         "`{host}` asked for credentials for {action}, and airgap found none for it (it looked in {searched})"

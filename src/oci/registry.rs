@@ -1,10 +1,34 @@
-//! A small client for the OCI distribution API, on reqwest.
+//! One registry as contacted (host, TLS), on `oci_client::Client`: oci-client speaks the
+//! distribution protocol (the auth challenge and token exchange, manifests, blobs, mounts,
+//! uploads); this module adds what airgap needs around it and maps its errors to [`OciError`].
 //!
-//! Why not `oci_client::Client`: its raw manifest pull drops `Content-Type` and
-//! `Docker-Content-Digest`, a refused cross-repository mount (202) is an error rather than an
-//! upload session, its errors do not say which statuses are worth a retry, and a registry that
-//! omits `Location` hits an `expect`. Here every call is one request (plus the auth challenge
-//! once per host and scope), so the copy engine can count, bound and retry them itself.
+//! What oci-client 0.18 does here, and how it is used:
+//! - Manifests: `pull_manifest_raw` (bytes and digest; the digest is checked against
+//!   `Docker-Content-Digest` and a pinned reference; no `Content-Type`, so the media type is
+//!   read from the body) and `push_manifest_raw` (the bytes as given, so digests survive).
+//!   A presence check ([`Registry::head_manifest`]) is a GET too: oci-client's HEAD
+//!   (`fetch_manifest_digest`) gives neither the media type nor the size, and falls back to a
+//!   GET on a miss anyway.
+//! - Blobs: `blob_exists`, `pull_blob_stream` (it verifies the digest as well; airgap's own
+//!   [`super::digest::Verifier`] stays, because it holds the last chunk of an upload back
+//!   until the bytes are verified), `push_blob_stream` with `use_monolithic_push` (one
+//!   streamed PUT; the chunked mode sends a PATCH per frame), `mount_blob` (a refused mount,
+//!   202, is an error after which a normal upload works; its upload session is left to the
+//!   registry to expire: oci-client cannot cancel one).
+//! - Auth: credentials are looked up (see [`super::auth`]) on the first call to a host and
+//!   stored with `store_auth_if_needed`, since blob and mount calls take no auth argument.
+//!   oci-client asks `/v2/` for the challenge and fetches a token per repository and
+//!   operation (pull, or pull+push), cached until it expires. A mount's token has no pull
+//!   scope on the source repository, so a registry with token auth refuses cross-repository
+//!   mounts and the blob is uploaded instead. A docker identity (refresh) token cannot be
+//!   used by oci-client: such a host is contacted anonymously, with one warning.
+//! - TLS and proxies: `ClientProtocol::Http` for `tls=false`, the CA file's certificates as
+//!   extra roots, `accept_invalid_*` for `tls="insecure"`. `HTTPS_PROXY`, `HTTP_PROXY`,
+//!   `ALL_PROXY` and `NO_PROXY` are honoured by reqwest's system proxy (oci-client's proxy
+//!   settings are left unset), loopback addresses included.
+//! - Not in oci-client, so not here: retries (see [`super::retry`]), `Retry-After` (its errors
+//!   keep the status and body, not the headers: a 429 is retried after the backoff), the
+//!   digest the registry reports for a pushed manifest.
 //!
 //! Unreachable hosts: a request whose connection cannot be made (refused, a name that does not
 //! resolve, a failed TLS handshake) is [`OciError::Unreachable`], which is not retried; the
@@ -12,65 +36,31 @@
 //! error instead of knocking again. A stopped target so stops a run after the requests already
 //! in flight, not after minutes of retries; the caller reports the host once
 //! ([`Registry::unreachable`]).
-//!
-//! Auth: the first 401 of a host tells its scheme. Basic: the credential goes on every request
-//! from then on. Bearer: a token is fetched from the challenge's realm for the scope of the
-//! request (`repository:NAME:pull` or `:pull,push`, plus `repository:FROM:pull` for a mount),
-//! anonymously or with the credential, and cached per scope.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{self, HeaderMap, HeaderValue};
-use reqwest::{StatusCode, Url};
+use futures::stream::BoxStream;
+use futures::{StreamExt as _, TryStreamExt as _};
+use oci_client::Reference;
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::errors::{OciDistributionError, OciEnvelope, OciErrorCode};
+use oci_client::secrets::RegistryAuth;
 
 use super::auth::{Credential, Credentials};
-use super::digest::Digest;
+use super::digest::{Digest, Mismatch};
 use super::error::OciError;
 use super::media;
 use super::mirror::{RegistryAccess, Tls};
 
-/// Access a request needs; bearer tokens are scoped by it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) enum Scope {
-    Pull(String),
-    Push(String),
-    /// Push to the first repository, pull from the second (a cross-repository mount).
-    Mount(String, String),
-}
-
-impl Scope {
-    fn params(&self) -> Vec<String> {
-        match self {
-            Scope::Pull(r) => vec![format!("repository:{r}:pull")],
-            Scope::Push(r) => vec![format!("repository:{r}:pull,push")],
-            Scope::Mount(to, from) => vec![
-                format!("repository:{to}:pull,push"),
-                format!("repository:{from}:pull"),
-            ],
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-enum Scheme {
-    Unknown,
-    Anonymous,
-    Basic,
-    Bearer {
-        realm: String,
-        service: Option<String>,
-    },
-}
-
-/// What a HEAD of a manifest says.
+/// What a presence check of a manifest says.
 #[derive(Debug, Clone)]
 pub(crate) struct ManifestHead {
-    pub digest: Option<Digest>,
+    pub digest: Digest,
     pub media_type: Option<String>,
-    pub size: Option<u64>,
+    pub size: u64,
 }
 
 /// A manifest as fetched: raw bytes and what the registry said about them.
@@ -80,256 +70,134 @@ pub(crate) struct FetchedManifest {
     pub header_digest: Option<Digest>,
 }
 
-/// The start of a blob upload.
-pub(crate) enum UploadStart {
-    /// A cross-repository mount succeeded: nothing to upload.
-    Mounted,
-    /// An upload session to PUT the content to.
-    Session(Url),
+/// The credential stored in the client for this host, looked up once.
+#[derive(Clone)]
+struct HostAuth {
+    auth: RegistryAuth,
+    /// Whether a credential was found (so a refusal means it was refused, not missing).
+    found: bool,
 }
 
 /// One registry as contacted (host, TLS), shared by every copy of a run.
 pub(crate) struct Registry {
     pub(crate) host: String,
-    base: Url,
-    http: reqwest::Client,
+    client: oci_client::Client,
     credentials: Credentials,
-    credential: tokio::sync::OnceCell<Option<Credential>>,
-    scheme: Mutex<Scheme>,
-    tokens: Mutex<HashMap<Scope, String>>,
+    auth: tokio::sync::OnceCell<HostAuth>,
     /// Why the first connection that could not be made failed (see the module docs).
-    unreachable: std::sync::OnceLock<String>,
+    unreachable: OnceLock<String>,
 }
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Registry({})", self.base)
+        write!(f, "Registry({})", self.host)
     }
 }
 
 impl Registry {
     pub(crate) fn new(access: &RegistryAccess, credentials: Credentials) -> Result<Self, OciError> {
-        let scheme = match access.tls {
-            Tls::PlainHttp => "http",
-            Tls::Verify | Tls::Insecure => "https",
+        let insecure = access.tls == Tls::Insecure;
+        let config = ClientConfig {
+            protocol: match access.tls {
+                Tls::PlainHttp => ClientProtocol::Http,
+                Tls::Verify | Tls::Insecure => ClientProtocol::Https,
+            },
+            accept_invalid_certificates: insecure,
+            accept_invalid_hostnames: insecure,
+            use_monolithic_push: true,
+            extra_root_certificates: ca_certificates(access)?,
+            platform_resolver: None,
+            connect_timeout: Some(Duration::from_secs(30)),
+            read_timeout: Some(Duration::from_secs(300)),
+            user_agent: concat!("airgap/", env!("CARGO_PKG_VERSION")),
+            ..ClientConfig::default()
         };
-        let base = Url::parse(&format!("{scheme}://{}/", access.host)).map_err(|e| {
-            OciError::Connection {
-                host: access.host.clone(),
-                action: "parse its address".into(),
-                message: e.to_string(),
-            }
+        let client = oci_client::Client::try_from(config).map_err(|e| OciError::Connection {
+            host: access.host.clone(),
+            action: "set up TLS".into(),
+            message: error_chain(&e),
         })?;
-        let connector = tls_connector(access)?;
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("airgap/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(30))
-            .read_timeout(Duration::from_secs(300))
-            .pool_max_idle_per_host(64)
-            .use_preconfigured_tls(connector)
-            .build()
-            .map_err(|e| OciError::Connection {
-                host: access.host.clone(),
-                action: "set up TLS".into(),
-                message: error_chain(&e),
-            })?;
         Ok(Registry {
             host: access.host.clone(),
-            base,
-            http,
+            client,
             credentials,
-            credential: tokio::sync::OnceCell::new(),
-            scheme: Mutex::new(Scheme::Unknown),
-            tokens: Mutex::new(HashMap::new()),
-            unreachable: std::sync::OnceLock::new(),
+            auth: tokio::sync::OnceCell::new(),
+            unreachable: OnceLock::new(),
         })
     }
 
-    fn url(&self, path: &str) -> Result<Url, OciError> {
-        self.base.join(path).map_err(|e| OciError::Connection {
-            host: self.host.clone(),
-            action: format!("build the URL for `{path}`"),
-            message: e.to_string(),
-        })
+    /// `host/repository:tag` or `host/repository@digest` for oci-client.
+    fn reference(&self, repository: &str, reference: &str) -> Reference {
+        if reference.contains(':') {
+            Reference::with_digest(self.host.clone(), repository.into(), reference.into())
+        } else {
+            Reference::with_tag(self.host.clone(), repository.into(), reference.into())
+        }
     }
 
-    async fn credential(&self) -> Result<Option<Credential>, OciError> {
+    /// The credential for this host, looked up on first use and stored in the client (blob
+    /// and mount calls take none of their own).
+    async fn host_auth(&self) -> Result<HostAuth, OciError> {
         let credentials = self.credentials.clone();
         let host = self.host.clone();
-        self.credential
+        let found = self
+            .auth
             .get_or_try_init(|| async move {
-                tokio::task::spawn_blocking(move || credentials.lookup(&host))
+                let looked_up = tokio::task::spawn_blocking(move || credentials.lookup(&host))
                     .await
                     .map_err(|e| OciError::Connection {
                         host: String::new(),
                         action: "look up credentials".into(),
                         message: e.to_string(),
-                    })?
-                    .map_err(OciError::from)
-            })
-            .await
-            .cloned()
-    }
-
-    fn scheme(&self) -> Scheme {
-        self.scheme
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or(Scheme::Unknown)
-    }
-
-    /// The Authorization header for `scope`, fetching a token if the host uses bearer auth.
-    async fn authorization(&self, scope: &Scope) -> Result<Option<HeaderValue>, OciError> {
-        match self.scheme() {
-            Scheme::Unknown | Scheme::Anonymous => Ok(None),
-            Scheme::Basic => Ok(self.basic_header().await?),
-            Scheme::Bearer { realm, service } => {
-                let cached = self.tokens.lock().ok().and_then(|t| t.get(scope).cloned());
-                let token = match cached {
-                    Some(t) => t,
-                    None => {
-                        let t = self.fetch_token(&realm, service.as_deref(), scope).await?;
-                        if let Ok(mut tokens) = self.tokens.lock() {
-                            tokens.insert(scope.clone(), t.clone());
+                    })??;
+                Ok::<_, OciError>(match looked_up {
+                    Some(Credential::Basic { username, password }) => HostAuth {
+                        auth: RegistryAuth::Basic(username, password),
+                        found: true,
+                    },
+                    Some(Credential::IdentityToken(_)) => {
+                        eprintln!(
+                            "warning: the credential for `{}` is an identity token, which airgap cannot use; it is contacted anonymously (log in with a username and password or token instead)",
+                            self.host
+                        );
+                        HostAuth {
+                            auth: RegistryAuth::Anonymous,
+                            found: false,
                         }
-                        t
                     }
-                };
-                Ok(HeaderValue::from_str(&format!("Bearer {token}"))
-                    .ok()
-                    .map(sensitive))
-            }
-        }
-    }
-
-    async fn basic_header(&self) -> Result<Option<HeaderValue>, OciError> {
-        match self.credential().await? {
-            Some(Credential::Basic { username, password }) => {
-                use base64::Engine as _;
-                let encoded = base64::engine::general_purpose::STANDARD
-                    .encode(format!("{username}:{password}"));
-                Ok(HeaderValue::from_str(&format!("Basic {encoded}"))
-                    .ok()
-                    .map(sensitive))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    async fn fetch_token(
-        &self,
-        realm: &str,
-        service: Option<&str>,
-        scope: &Scope,
-    ) -> Result<String, OciError> {
-        let action = || format!("a token request for {}", scope.params().join(" "));
-        let mut url = Url::parse(realm).map_err(|e| OciError::Connection {
-            host: self.host.clone(),
-            action: action(),
-            message: format!("the token realm `{realm}` is not a URL: {e}"),
-        })?;
-        let credential = self.credential().await?;
-        let request = match &credential {
-            Some(Credential::IdentityToken(token)) => {
-                let mut form = Url::parse("http://form/").map_err(|e| OciError::Connection {
-                    host: self.host.clone(),
-                    action: action(),
-                    message: e.to_string(),
-                })?;
-                {
-                    let mut q = form.query_pairs_mut();
-                    q.append_pair("grant_type", "refresh_token");
-                    q.append_pair("refresh_token", token);
-                    q.append_pair("client_id", "airgap");
-                    if let Some(s) = service {
-                        q.append_pair("service", s);
-                    }
-                    for p in scope.params() {
-                        q.append_pair("scope", &p);
-                    }
-                }
-                let body = form.query().unwrap_or_default().to_owned();
-                self.http
-                    .post(url)
-                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                    .body(body)
-            }
-            other => {
-                {
-                    let mut q = url.query_pairs_mut();
-                    if let Some(s) = service {
-                        q.append_pair("service", s);
-                    }
-                    for p in scope.params() {
-                        q.append_pair("scope", &p);
-                    }
-                }
-                let r = self.http.get(url);
-                match other {
-                    Some(Credential::Basic { username, password }) => {
-                        r.basic_auth(username, Some(password))
-                    }
-                    _ => r,
-                }
-            }
-        };
-        let response = request
-            .send()
-            .await
-            .map_err(|e| self.connection(action(), &e))?;
-        let status = response.status();
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(match credential {
-                Some(_) => OciError::Unauthorized {
-                    host: self.host.clone(),
-                    action: action(),
-                },
-                None => self.no_credentials(action()),
-            });
-        }
-        if !status.is_success() {
-            return Err(OciError::Status {
-                host: self.host.clone(),
-                action: action(),
-                status: status.as_u16(),
-                body: None,
-            });
-        }
-        #[derive(serde::Deserialize)]
-        struct TokenResponse {
-            token: Option<String>,
-            access_token: Option<String>,
-        }
-        let body: TokenResponse = response
-            .json()
-            .await
-            .map_err(|e| self.connection(action(), &e))?;
-        body.token
-            .or(body.access_token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| OciError::Status {
-                host: self.host.clone(),
-                action: action(),
-                status: status.as_u16(),
-                body: Some("the token response has no token".into()),
+                    None => HostAuth {
+                        auth: RegistryAuth::Anonymous,
+                        found: false,
+                    },
+                })
             })
+            .await?
+            .clone();
+        let key = self.reference("v2", "latest");
+        self.client
+            .store_auth_if_needed(key.resolve_registry(), &found.auth)
+            .await;
+        Ok(found)
     }
 
-    /// The error of a request that got no response: [`OciError::Unreachable`] (remembered)
-    /// when no connection could be made, else a dropped connection worth a retry.
-    fn connection(&self, action: String, e: &reqwest::Error) -> OciError {
-        if e.is_connect() {
-            let message = self.unreachable.get_or_init(|| root_cause(e)).clone();
-            return OciError::Unreachable {
-                host: self.host.clone(),
-                message,
-            };
-        }
-        OciError::Connection {
-            host: self.host.clone(),
-            action,
-            message: error_chain(e),
-        }
+    /// Runs one oci-client call with the host's credential stored, mapping its error.
+    async fn call<T, Fut>(
+        &self,
+        action: &dyn Fn() -> String,
+        f: impl FnOnce(RegistryAuth) -> Fut,
+    ) -> Result<T, Failure>
+    where
+        Fut: Future<Output = Result<T, OciDistributionError>>,
+    {
+        self.check_reachable().map_err(Failure::Mapped)?;
+        let auth = self.host_auth().await.map_err(Failure::Mapped)?;
+        f(auth.auth).await.map_err(|e| {
+            if is_not_found(&e) {
+                Failure::NotFound
+            } else {
+                Failure::Mapped(self.error(action(), e, auth.found))
+            }
+        })
     }
 
     /// Why no connection to this host could be made, if that happened in this run.
@@ -348,205 +216,70 @@ impl Registry {
         }
     }
 
-    /// One `GET /v2/` without credentials: whether anything answers at the address (whatever
-    /// the status; a 401 is an answer).
+    /// One request without credentials: whether anything answers at the address (whatever
+    /// the status; a 401 or a 404 is an answer). A HEAD of a blob no repository has, as
+    /// oci-client has no bare `/v2/` call.
     pub(crate) async fn ping(&self) -> Result<(), OciError> {
         self.check_reachable()?;
-        let url = self.url("v2/")?;
-        self.http
-            .get(url)
-            .send()
+        let probe = self.reference("airgap/ping", "latest");
+        match self
+            .client
+            .blob_exists(&probe, Digest::of(b"").as_str())
             .await
-            .map(|_| ())
-            .map_err(|e| self.connection("a version check".into(), &e))
-    }
-
-    /// Sends a request built by `build` (called again after an auth challenge), with auth.
-    /// Returns the response whatever its status, except a 401 that auth cannot fix.
-    pub(crate) async fn send(
-        &self,
-        scope: &Scope,
-        action: &dyn Fn() -> String,
-        build: &dyn Fn(&reqwest::Client) -> reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, OciError> {
-        self.check_reachable()?;
-        let mut challenged = false;
-        loop {
-            let mut request = build(&self.http);
-            if let Some(auth) = self.authorization(scope).await? {
-                request = request.header(header::AUTHORIZATION, auth);
-            }
-            let response = request
-                .send()
-                .await
-                .map_err(|e| self.connection(action(), &e))?;
-            if response.status() != StatusCode::UNAUTHORIZED {
-                if matches!(self.scheme(), Scheme::Unknown)
-                    && let Ok(mut s) = self.scheme.lock()
-                {
-                    *s = Scheme::Anonymous;
-                }
-                return Ok(response);
-            }
-            if challenged {
-                return Err(self.denied(action()).await);
-            }
-            challenged = true;
-            let challenge = response
-                .headers()
-                .get(header::WWW_AUTHENTICATE)
-                .and_then(|v| v.to_str().ok())
-                .map(parse_challenge);
-            let new_scheme = match challenge {
-                Some(Some(Challenge::Bearer { realm, service })) => {
-                    Scheme::Bearer { realm, service }
-                }
-                Some(Some(Challenge::Basic)) => {
-                    if self.credential().await?.is_none() {
-                        return Err(self.denied(action()).await);
-                    }
-                    Scheme::Basic
-                }
-                _ => return Err(self.denied(action()).await),
-            };
-            if let Ok(mut tokens) = self.tokens.lock() {
-                // A token that got a 401 is stale or too narrow.
-                tokens.remove(scope);
-            }
-            if let Ok(mut s) = self.scheme.lock() {
-                *s = new_scheme;
-            }
-        }
-    }
-
-    /// A refusal of access: the credentials sent were refused, or none were found to send.
-    async fn denied(&self, action: String) -> OciError {
-        match self.credential().await {
-            Ok(Some(_)) => OciError::Unauthorized {
-                host: self.host.clone(),
-                action,
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match self.error("a version check".into(), e, false) {
+                e @ OciError::Unreachable { .. } => Err(e),
+                _ => Ok(()),
             },
-            Ok(None) => self.no_credentials(action),
-            Err(e) => e,
         }
     }
 
-    fn no_credentials(&self, action: String) -> OciError {
-        OciError::NoCredentials {
-            host: self.host.clone(),
-            action,
-            searched: self.credentials.searched(),
-        }
-    }
-
-    fn status_error(&self, action: String, status: StatusCode, body: Option<String>) -> OciError {
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            // Credentials are looked up only once a registry asks for them: none looked up,
-            // or none found, means none were sent.
-            return match self.credential.get() {
-                Some(Some(_)) => OciError::Unauthorized {
-                    host: self.host.clone(),
-                    action,
-                },
-                _ => self.no_credentials(action),
-            };
-        }
-        OciError::Status {
-            host: self.host.clone(),
-            action,
-            status: status.as_u16(),
-            body,
-        }
-    }
-
-    async fn fail(&self, action: String, response: reqwest::Response) -> OciError {
-        let status = response.status();
-        if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
-            // Delay-seconds only: registries send that; an HTTP date falls back to the backoff.
-            if let Some(seconds) = header_str(response.headers(), header::RETRY_AFTER.as_str())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-            {
-                return OciError::Throttled {
-                    host: self.host.clone(),
-                    action,
-                    status: status.as_u16(),
-                    retry_after: Duration::from_secs(seconds),
-                };
-            }
-        }
-        let body = response
-            .text()
-            .await
-            .ok()
-            .map(|b| b.trim().chars().take(300).collect::<String>())
-            .filter(|b| !b.is_empty());
-        self.status_error(action, status, body)
-    }
-
-    /// GET a manifest by tag or digest, accepting every manifest and index type.
+    /// GET a manifest by tag or digest, accepting every manifest and index type. The digest
+    /// is checked by oci-client against `Docker-Content-Digest` and a pinned reference.
     pub(crate) async fn get_manifest(
         &self,
         repository: &str,
         reference: &str,
     ) -> Result<FetchedManifest, OciError> {
-        let url = self.url(&format!("v2/{repository}/manifests/{reference}"))?;
+        let image = self.reference(repository, reference);
+        let accept: Vec<&str> = media::ACCEPT_MANIFESTS.split(", ").collect();
         let action = || format!("a manifest request for `{}`", named(repository, reference));
-        let response = self
-            .send(&Scope::Pull(repository.into()), &action, &|c| {
-                c.get(url.clone())
-                    .header(header::ACCEPT, media::ACCEPT_MANIFESTS)
+        let result = self
+            .call(&action, |auth| async move {
+                self.client.pull_manifest_raw(&image, &auth, &accept).await
             })
-            .await?;
-        match response.status() {
-            s if s.is_success() => {}
-            StatusCode::NOT_FOUND => {
-                return Err(OciError::NotFound {
-                    what: format!("{}/{}", self.host, named(repository, reference)),
-                });
-            }
-            _ => return Err(self.fail(action(), response).await),
+            .await;
+        match result {
+            Ok((bytes, digest)) => Ok(FetchedManifest {
+                bytes,
+                content_type: None,
+                header_digest: digest.parse().ok(),
+            }),
+            Err(Failure::NotFound) => Err(OciError::NotFound {
+                what: format!("{}/{}", self.host, named(repository, reference)),
+            }),
+            Err(Failure::Mapped(e)) => Err(e),
         }
-        let content_type = header_str(response.headers(), header::CONTENT_TYPE.as_str())
-            .map(|ct| ct.split(';').next().unwrap_or(ct).trim().to_owned());
-        let header_digest =
-            header_str(response.headers(), "docker-content-digest").and_then(|d| d.parse().ok());
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| self.connection(action(), &e))?;
-        Ok(FetchedManifest {
-            bytes,
-            content_type,
-            header_digest,
-        })
     }
 
-    /// HEAD a manifest: `None` when the registry does not have it.
+    /// Whether the registry has a manifest, and which: `None` when it does not. A GET (see
+    /// the module doc), so the digest, media type and size come from the bytes themselves.
     pub(crate) async fn head_manifest(
         &self,
         repository: &str,
         reference: &str,
-        scope: &Scope,
     ) -> Result<Option<ManifestHead>, OciError> {
-        let url = self.url(&format!("v2/{repository}/manifests/{reference}"))?;
-        let action = || format!("a manifest check for `{}`", named(repository, reference));
-        let response = self
-            .send(scope, &action, &|c| {
-                c.head(url.clone())
-                    .header(header::ACCEPT, media::ACCEPT_MANIFESTS)
-            })
-            .await?;
-        match response.status() {
-            s if s.is_success() => Ok(Some(ManifestHead {
-                digest: header_str(response.headers(), "docker-content-digest")
-                    .and_then(|d| d.parse().ok()),
-                media_type: header_str(response.headers(), header::CONTENT_TYPE.as_str())
-                    .map(|ct| ct.split(';').next().unwrap_or(ct).trim().to_owned()),
-                size: header_str(response.headers(), header::CONTENT_LENGTH.as_str())
-                    .and_then(|l| l.parse().ok()),
+        match self.get_manifest(repository, reference).await {
+            Ok(fetched) => Ok(Some(ManifestHead {
+                digest: Digest::of(&fetched.bytes),
+                media_type: media::detect(&fetched.bytes, None, repository)
+                    .ok()
+                    .map(|(m, _)| m),
+                size: fetched.bytes.len() as u64,
             })),
-            StatusCode::NOT_FOUND => Ok(None),
-            s => Err(self.status_error(action(), s, None)),
+            Err(OciError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -555,277 +288,312 @@ impl Registry {
         &self,
         repository: &str,
         digest: &Digest,
-        scope: &Scope,
     ) -> Result<bool, OciError> {
-        let url = self.url(&format!("v2/{repository}/blobs/{digest}"))?;
+        let image = self.reference(repository, digest.as_str());
         let action = || format!("a blob check for `{digest}` in `{repository}`");
-        let response = self.send(scope, &action, &|c| c.head(url.clone())).await?;
-        match response.status() {
-            s if s.is_success() => Ok(true),
-            StatusCode::NOT_FOUND => Ok(false),
-            s => Err(self.status_error(action(), s, None)),
+        match self
+            .call(&action, |_| {
+                self.client.blob_exists(&image, digest.as_str())
+            })
+            .await
+        {
+            Ok(there) => Ok(there),
+            Err(Failure::NotFound) => Ok(false),
+            Err(Failure::Mapped(e)) => Err(e),
         }
     }
 
-    /// GET a blob; the caller streams the body.
-    pub(crate) async fn get_blob(
+    /// A blob's bytes, as they arrive (oci-client checks them against the digest at the end;
+    /// the caller verifies them too).
+    pub(crate) async fn blob_stream(
         &self,
         repository: &str,
         digest: &Digest,
-    ) -> Result<reqwest::Response, OciError> {
-        let url = self.url(&format!("v2/{repository}/blobs/{digest}"))?;
+        what: String,
+    ) -> Result<BoxStream<'static, Result<Bytes, OciError>>, OciError> {
+        let image = self.reference(repository, digest.as_str());
         let action = || format!("a download of `{digest}` from `{repository}`");
-        let response = self
-            .send(&Scope::Pull(repository.into()), &action, &|c| {
-                c.get(url.clone())
+        let sized = match self
+            .call(&action, |_| {
+                self.client.pull_blob_stream(&image, digest.as_str())
             })
-            .await?;
-        match response.status() {
-            s if s.is_success() => Ok(response),
-            StatusCode::NOT_FOUND => Err(OciError::NotFound {
-                what: format!("{}/{repository}@{digest}", self.host),
-            }),
-            _ => Err(self.fail(action(), response).await),
-        }
+            .await
+        {
+            Ok(s) => s,
+            Err(Failure::NotFound) => {
+                return Err(OciError::NotFound {
+                    what: format!("{}/{repository}@{digest}", self.host),
+                });
+            }
+            Err(Failure::Mapped(e)) => return Err(e),
+        };
+        let host = self.host.clone();
+        let expected = digest.clone();
+        Ok(sized
+            .stream
+            .map_err(move |e| stream_error(&host, &what, &expected, e))
+            .boxed())
     }
 
-    /// Starts an upload to `repository`, as a mount of `digest` from `mount_from` when given.
-    pub(crate) async fn start_upload(
+    /// Mounts `digest` from `from` into `repository` (same registry): `false` when the
+    /// registry refused (it answered 202: the blob is uploaded instead).
+    pub(crate) async fn mount(
         &self,
         repository: &str,
-        mount: Option<(&Digest, &str)>,
-    ) -> Result<UploadStart, OciError> {
-        let mut url = self.url(&format!("v2/{repository}/blobs/uploads/"))?;
-        let scope = match mount {
-            Some((digest, from)) => {
-                url.query_pairs_mut()
-                    .append_pair("mount", digest.as_str())
-                    .append_pair("from", from);
-                Scope::Mount(repository.into(), from.into())
-            }
-            None => Scope::Push(repository.into()),
-        };
-        let action = || match mount {
-            Some((d, from)) => format!("a mount of `{d}` from `{from}` into `{repository}`"),
-            None => format!("an upload to `{repository}`"),
-        };
-        let response = self
-            .send(&scope, &action, &|c| {
-                c.post(url.clone()).header(header::CONTENT_LENGTH, "0")
-            })
-            .await?;
-        match response.status() {
-            StatusCode::CREATED if mount.is_some() => Ok(UploadStart::Mounted),
-            StatusCode::ACCEPTED | StatusCode::CREATED => {
-                Ok(UploadStart::Session(self.location(&response, &action)?))
-            }
-            _ => Err(self.fail(action(), response).await),
-        }
-    }
-
-    fn location(
-        &self,
-        response: &reqwest::Response,
-        action: &dyn Fn() -> String,
-    ) -> Result<Url, OciError> {
-        let location =
-            header_str(response.headers(), header::LOCATION.as_str()).ok_or_else(|| {
-                OciError::Status {
-                    host: self.host.clone(),
-                    action: action(),
-                    status: response.status().as_u16(),
-                    body: Some("the registry sent no `Location` for the upload".into()),
+        digest: &Digest,
+        from: &str,
+    ) -> Result<bool, OciError> {
+        let image = self.reference(repository, digest.as_str());
+        let source = self.reference(from, digest.as_str());
+        let action = || format!("a mount of `{digest}` from `{from}` into `{repository}`");
+        match self
+            .call(&action, |_| async {
+                match self
+                    .client
+                    .mount_blob(&image, &source, digest.as_str())
+                    .await
+                {
+                    Ok(()) => Ok(true),
+                    Err(OciDistributionError::SpecViolationError(_)) => Ok(false),
+                    Err(e) => Err(e),
                 }
-            })?;
-        self.base.join(location).map_err(|e| OciError::Status {
-            host: self.host.clone(),
-            action: action(),
-            status: response.status().as_u16(),
-            body: Some(format!("the upload `Location` is not a URL: {e}")),
-        })
+            })
+            .await
+        {
+            Ok(mounted) => Ok(mounted),
+            Err(Failure::NotFound) => Ok(false),
+            Err(Failure::Mapped(e)) => Err(e),
+        }
     }
 
-    /// Completes an upload session with the whole blob in one PUT (the body may be a stream).
-    pub(crate) async fn put_upload(
+    /// Uploads a blob in one streamed PUT (a POST opens the session first).
+    pub(crate) async fn upload(
         &self,
         repository: &str,
-        mut session: Url,
         digest: &Digest,
         size: u64,
-        body: reqwest::Body,
+        body: impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
     ) -> Result<(), OciError> {
-        session
-            .query_pairs_mut()
-            .append_pair("digest", digest.as_str());
+        let image = self.reference(repository, digest.as_str());
         let action = || format!("an upload of `{digest}` to `{repository}`");
-        self.check_reachable()?;
-        // Auth is already established by `start_upload`; the body cannot be replayed, so a
-        // challenge here is an error the caller retries from the start.
-        let mut request = self
-            .http
-            .put(session)
-            .header(header::CONTENT_TYPE, "application/octet-stream")
-            .header(header::CONTENT_LENGTH, size.to_string())
-            .body(body);
-        if let Some(auth) = self.authorization(&Scope::Push(repository.into())).await? {
-            request = request.header(header::AUTHORIZATION, auth);
-        }
-        let response = request
-            .send()
+        let body = body.map_err(OciDistributionError::IoError);
+        match self
+            .call(&action, |_| {
+                self.client
+                    .push_blob_stream(&image, body, digest.as_str(), Some(size))
+            })
             .await
-            .map_err(|e| self.connection(action(), &e))?;
-        match response.status() {
-            StatusCode::CREATED | StatusCode::NO_CONTENT | StatusCode::ACCEPTED => Ok(()),
-            StatusCode::UNAUTHORIZED => {
-                if let Ok(mut tokens) = self.tokens.lock() {
-                    tokens.remove(&Scope::Push(repository.into()));
-                }
-                Err(OciError::Status {
-                    host: self.host.clone(),
-                    action: action(),
-                    status: 503,
-                    body: Some("the token expired during the upload".into()),
-                })
-            }
-            _ => Err(self.fail(action(), response).await),
+        {
+            Ok(_) => Ok(()),
+            Err(Failure::NotFound) => Err(OciError::Status {
+                host: self.host.clone(),
+                action: action(),
+                status: 404,
+                body: None,
+            }),
+            Err(Failure::Mapped(e)) => Err(e),
         }
     }
 
-    /// Abandons an upload session (best effort).
-    pub(crate) async fn cancel_upload(&self, repository: &str, session: Url) {
-        let _ = self
-            .send(
-                &Scope::Push(repository.into()),
-                &|| "an upload cancel".into(),
-                &|c| c.delete(session.clone()),
-            )
-            .await;
-    }
-
-    /// PUT a manifest's raw bytes under a tag or its digest; checks the digest the registry
-    /// reports.
+    /// PUT a manifest's raw bytes under a tag or its digest.
     pub(crate) async fn put_manifest(
         &self,
         repository: &str,
         reference: &str,
         media_type: &str,
         bytes: &Bytes,
-        digest: &Digest,
     ) -> Result<(), OciError> {
-        let url = self.url(&format!("v2/{repository}/manifests/{reference}"))?;
+        let image = self.reference(repository, reference);
         let action = || format!("a manifest push to `{}`", named(repository, reference));
-        let response = self
-            .send(&Scope::Push(repository.into()), &action, &|c| {
-                c.put(url.clone())
-                    .header(header::CONTENT_TYPE, media_type)
-                    .body(bytes.clone())
+        let content_type =
+            reqwest::header::HeaderValue::from_str(media_type).map_err(|e| OciError::Manifest {
+                what: named(repository, reference),
+                reason: format!("its media type `{media_type}` is not a header value: {e}"),
+            })?;
+        match self
+            .call(&action, |_| {
+                self.client
+                    .push_manifest_raw(&image, bytes.clone(), content_type)
             })
-            .await?;
-        if !response.status().is_success() {
-            return Err(self.fail(action(), response).await);
-        }
-        if let Some(reported) = header_str(response.headers(), "docker-content-digest")
-            .and_then(|d| d.parse::<Digest>().ok())
-            && &reported != digest
+            .await
         {
-            return Err(OciError::Status {
+            Ok(_) => Ok(()),
+            Err(Failure::NotFound) => Err(OciError::Status {
                 host: self.host.clone(),
                 action: action(),
-                status: response.status().as_u16(),
-                body: Some(format!(
-                    "the registry stored it as `{reported}`, not `{digest}`"
-                )),
-            });
+                status: 404,
+                body: None,
+            }),
+            Err(Failure::Mapped(e)) => Err(e),
         }
-        Ok(())
     }
 
-    /// Streams the body of a GET, as `Bytes` chunks.
-    pub(crate) fn body_stream(
-        &self,
-        response: reqwest::Response,
-        action: String,
-    ) -> impl futures::Stream<Item = Result<Bytes, OciError>> + Send + 'static + use<> {
-        use futures::TryStreamExt as _;
-        let host = self.host.clone();
-        response
-            .bytes_stream()
-            .map_err(move |e| OciError::Connection {
-                host: host.clone(),
-                action: action.clone(),
-                message: error_chain(&e),
-            })
-    }
-}
-
-type ConnectorKey = (bool, Option<std::path::PathBuf>);
-
-/// TLS connectors, built once per process and per setup (verify, insecure, extra CA): building
-/// one loads the system CA bundle, which takes tens of milliseconds with OpenSSL 3, more than a
-/// whole no-op run. Each [`Registry`] still gets its own reqwest client (and connection pool),
-/// so nothing outlives the runtime that made it.
-static CONNECTORS: std::sync::LazyLock<Mutex<HashMap<ConnectorKey, native_tls::TlsConnector>>> =
-    std::sync::LazyLock::new(Mutex::default);
-static DEFAULT_CONNECTOR: std::sync::OnceLock<Result<native_tls::TlsConnector, String>> =
-    std::sync::OnceLock::new();
-
-fn default_connector() -> Result<native_tls::TlsConnector, String> {
-    DEFAULT_CONNECTOR
-        .get_or_init(|| {
-            native_tls::TlsConnector::builder()
-                .build()
-                .map_err(|e| error_chain(&e))
-        })
-        .clone()
-}
-
-fn tls_connector(access: &RegistryAccess) -> Result<native_tls::TlsConnector, OciError> {
-    let fail = |action: &str, message: String| OciError::Connection {
-        host: access.host.clone(),
-        action: action.into(),
-        message,
-    };
-    let insecure = access.tls == Tls::Insecure;
-    if !insecure && access.ca_file.is_none() {
-        return default_connector().map_err(|m| fail("set up TLS", m));
-    }
-    let key = (insecure, access.ca_file.clone());
-    if let Some(c) = CONNECTORS.lock().ok().and_then(|m| m.get(&key).cloned()) {
-        return Ok(c);
-    }
-    let mut builder = native_tls::TlsConnector::builder();
-    if insecure {
-        builder
-            .danger_accept_invalid_certs(true)
-            .danger_accept_invalid_hostnames(true);
-    }
-    if let Some(ca) = &access.ca_file {
-        let pem = std::fs::read(ca).map_err(OciError::io("cannot read the CA file", ca))?;
-        let mut found = false;
-        for block in pem_blocks(&pem) {
-            let cert = native_tls::Certificate::from_pem(block.as_bytes()).map_err(|e| {
-                OciError::Layout {
-                    path: ca.clone(),
-                    reason: format!("not a PEM certificate bundle: {e}"),
+    /// An oci-client error as an [`OciError`]: connections that could not be made are
+    /// remembered (see the module doc), refusals name the credentials, statuses keep their
+    /// code so the retry policy can judge them.
+    fn error(&self, action: String, e: OciDistributionError, found: bool) -> OciError {
+        match e {
+            OciDistributionError::RequestError(r) => {
+                if r.is_connect() {
+                    let message = self.unreachable.get_or_init(|| root_cause(&r)).clone();
+                    return OciError::Unreachable {
+                        host: self.host.clone(),
+                        message,
+                    };
                 }
-            })?;
-            builder.add_root_certificate(cert);
-            found = true;
-        }
-        if !found {
-            return Err(OciError::Layout {
-                path: ca.clone(),
-                reason: "no PEM certificate in it".into(),
-            });
+                match r.status() {
+                    Some(s) => self.status(action, s.as_u16(), None, found),
+                    None => OciError::Connection {
+                        host: self.host.clone(),
+                        action,
+                        message: error_chain(&r.without_url()),
+                    },
+                }
+            }
+            OciDistributionError::UnauthorizedError { .. } => self.status(action, 401, None, found),
+            OciDistributionError::ServerError { code, message, .. } => {
+                let body = message.trim().chars().take(300).collect::<String>();
+                self.status(action, code, Some(body).filter(|b| !b.is_empty()), found)
+            }
+            OciDistributionError::RegistryError { envelope, .. } => self.status(
+                action,
+                envelope_status(&envelope),
+                Some(envelope.to_string()),
+                found,
+            ),
+            OciDistributionError::RegistryNoLocationError => OciError::Status {
+                host: self.host.clone(),
+                action,
+                status: 202,
+                body: Some("the registry sent no `Location` for the upload".into()),
+            },
+            OciDistributionError::DigestError(
+                oci_client::errors::DigestError::VerificationError { expected, actual },
+            ) => mismatch(format!("{} ({action})", self.host), &expected, &actual),
+            OciDistributionError::IoError(io) => OciError::Connection {
+                host: self.host.clone(),
+                action,
+                message: error_chain(&io),
+            },
+            other => OciError::Protocol {
+                host: self.host.clone(),
+                action,
+                message: error_chain(&other),
+            },
         }
     }
-    let connector = builder
-        .build()
-        .map_err(|e| fail("set up TLS", error_chain(&e)))?;
-    if let Ok(mut m) = CONNECTORS.lock() {
-        m.insert(key, connector.clone());
+
+    fn status(&self, action: String, status: u16, body: Option<String>, found: bool) -> OciError {
+        match status {
+            401 | 403 if found => OciError::Unauthorized {
+                host: self.host.clone(),
+                action,
+            },
+            401 | 403 => OciError::NoCredentials {
+                host: self.host.clone(),
+                action,
+                searched: self.credentials.searched(),
+            },
+            _ => OciError::Status {
+                host: self.host.clone(),
+                action,
+                status,
+                body,
+            },
+        }
     }
-    Ok(connector)
+}
+
+/// How a call failed: what was asked for is not there (each caller says what that means),
+/// or an error.
+enum Failure {
+    NotFound,
+    Mapped(OciError),
+}
+
+fn is_not_found(e: &OciDistributionError) -> bool {
+    match e {
+        OciDistributionError::ServerError { code, .. } => *code == 404,
+        OciDistributionError::ImageManifestNotFoundError(_) => true,
+        OciDistributionError::RegistryError { envelope, .. } => envelope_status(envelope) == 404,
+        OciDistributionError::RequestError(r) => r.status().is_some_and(|s| s.as_u16() == 404),
+        _ => false,
+    }
+}
+
+/// The status an error envelope stands for (oci-client keeps the envelope of a 4xx, not its
+/// status): the codes of the distribution spec, 400 for the rest.
+fn envelope_status(envelope: &OciEnvelope) -> u16 {
+    let Some(first) = envelope.errors.first() else {
+        return 400;
+    };
+    match first.code {
+        OciErrorCode::BlobUnknown
+        | OciErrorCode::ManifestUnknown
+        | OciErrorCode::NameUnknown
+        | OciErrorCode::NotFound => 404,
+        OciErrorCode::Unauthorized => 401,
+        OciErrorCode::Denied => 403,
+        OciErrorCode::Toomanyrequests => 429,
+        _ => 400,
+    }
+}
+
+fn mismatch(what: String, expected: &str, actual: &str) -> OciError {
+    match (expected.parse::<Digest>(), actual.parse::<Digest>()) {
+        (Ok(expected), Ok(actual)) => OciError::DigestMismatch {
+            what,
+            expected,
+            mismatch: Mismatch::Digest { actual },
+        },
+        _ => OciError::Protocol {
+            host: what,
+            action: "a digest check".into(),
+            message: format!("expected `{expected}`, got `{actual}`"),
+        },
+    }
+}
+
+/// An error in the middle of a blob download: a digest mismatch oci-client found at the end,
+/// or a dropped connection (worth a retry).
+fn stream_error(host: &str, what: &str, expected: &Digest, e: std::io::Error) -> OciError {
+    if let Some(oci_client::errors::DigestError::VerificationError { actual, .. }) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<oci_client::errors::DigestError>())
+    {
+        return mismatch(what.to_owned(), expected.as_str(), actual);
+    }
+    OciError::Connection {
+        host: host.to_owned(),
+        action: format!("the download of {what}"),
+        message: error_chain(&e),
+    }
+}
+
+/// The CA file's certificates, each checked here so a bad file is named.
+fn ca_certificates(access: &RegistryAccess) -> Result<Vec<Certificate>, OciError> {
+    let Some(ca) = &access.ca_file else {
+        return Ok(Vec::new());
+    };
+    let pem = std::fs::read(ca).map_err(OciError::io("cannot read the CA file", ca))?;
+    let mut certificates = Vec::new();
+    for block in pem_blocks(&pem) {
+        native_tls::Certificate::from_pem(block.as_bytes()).map_err(|e| OciError::Layout {
+            path: ca.clone(),
+            reason: format!("not a PEM certificate bundle: {e}"),
+        })?;
+        certificates.push(Certificate {
+            encoding: CertificateEncoding::Pem,
+            data: block.into_bytes(),
+        });
+    }
+    if certificates.is_empty() {
+        return Err(OciError::Layout {
+            path: ca.clone(),
+            reason: "no PEM certificate in it".into(),
+        });
+    }
+    Ok(certificates)
 }
 
 /// The `-----BEGIN CERTIFICATE-----` blocks of a PEM bundle.
@@ -844,17 +612,6 @@ fn pem_blocks(pem: &[u8]) -> Vec<String> {
     blocks
 }
 
-fn sensitive(mut v: HeaderValue) -> HeaderValue {
-    v.set_sensitive(true);
-    v
-}
-
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// The error and its causes on one line (reqwest's own message is often just "error sending
-/// request").
 /// `repository:tag`, or `repository@sha256:…` when `reference` is a digest (a tag has no `:`).
 fn named(repository: &str, reference: &str) -> String {
     if reference.contains(':') {
@@ -877,6 +634,8 @@ fn root_cause(e: &dyn std::error::Error) -> String {
     last
 }
 
+/// The error and its causes on one line (reqwest's own message is often just "error sending
+/// request").
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut message = e.to_string();
     let mut source = e.source();
@@ -889,71 +648,4 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     message
-}
-
-enum Challenge {
-    Basic,
-    Bearer {
-        realm: String,
-        service: Option<String>,
-    },
-}
-
-/// `Bearer realm="https://auth.example/token",service="registry.example",scope="…"` or
-/// `Basic realm="…"`.
-fn parse_challenge(value: &str) -> Option<Challenge> {
-    let value = value.trim();
-    let (scheme, params) = value.split_once(' ').unwrap_or((value, ""));
-    if scheme.eq_ignore_ascii_case("basic") {
-        return Some(Challenge::Basic);
-    }
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let mut realm = None;
-    let mut service = None;
-    let mut rest = params.trim();
-    while !rest.is_empty() {
-        let (key, after) = rest.split_once('=')?;
-        let key = key.trim().trim_start_matches(',').trim();
-        let after = after.trim_start();
-        let (val, remaining) = if let Some(quoted) = after.strip_prefix('"') {
-            let end = quoted.find('"')?;
-            (&quoted[..end], &quoted[end + 1..])
-        } else {
-            let end = after.find(',').unwrap_or(after.len());
-            (&after[..end], &after[end..])
-        };
-        match key.to_ascii_lowercase().as_str() {
-            "realm" => realm = Some(val.to_owned()),
-            "service" => service = Some(val.to_owned()),
-            _ => {}
-        }
-        rest = remaining.trim_start().trim_start_matches(',').trim_start();
-    }
-    Some(Challenge::Bearer {
-        realm: realm?,
-        service,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn challenges() {
-        let c = parse_challenge(
-            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/node:pull""#,
-        );
-        assert!(
-            matches!(c, Some(Challenge::Bearer { realm, service: Some(s) })
-            if realm == "https://auth.docker.io/token" && s == "registry.docker.io")
-        );
-        assert!(matches!(
-            parse_challenge(r#"Basic realm="Registry""#),
-            Some(Challenge::Basic)
-        ));
-        assert!(parse_challenge("Negotiate").is_none());
-    }
 }

@@ -16,6 +16,7 @@ mod network_faults;
 mod noop;
 mod oci;
 mod parser_robust;
+mod proxy;
 mod quickstart;
 mod readme;
 mod repair;

@@ -101,6 +101,14 @@ fn clean_env(cmd: &mut Command, dir: &Path) {
         .env_remove("REGISTRY_AUTH_FILE")
         .env_remove("DOCKER_CONFIG")
         .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
         .env("GIT_CONFIG_NOSYSTEM", "1");
 }
 
@@ -182,6 +190,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 pub mod git;
 pub mod http;
 pub mod load;
+pub mod proxy;
 pub mod synthetic;
 pub mod world;
 
