@@ -78,6 +78,17 @@ pub enum Destination {
     Layout(Arc<Layout>),
 }
 
+impl Destination {
+    /// Makes what was copied here durable: a layout writes the `index.json` entries it
+    /// deferred ([`Layout::flush`]); a registry has nothing pending.
+    pub async fn flush(&self) -> Result<(), OciError> {
+        match self {
+            Destination::Registry(_) => Ok(()),
+            Destination::Layout(layout) => layout.flush().await,
+        }
+    }
+}
+
 /// One image to copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyRequest {
@@ -831,14 +842,7 @@ impl Client {
                 }))
             }
             Dest::Layout { layout, repository } => {
-                let images = layout.images().await;
-                let Some(i) = images.into_iter().find(|i| {
-                    &i.repository == repository
-                        && match tag {
-                            Some(t) => i.tag.as_deref() == Some(t),
-                            None => i.tag.is_none() && &i.digest == digest,
-                        }
-                }) else {
+                let Some(i) = layout.image(repository, tag, digest) else {
                     return Ok(None);
                 };
                 // Named is not enough: a blob left short (a full disk) must be written again.

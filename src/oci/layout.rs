@@ -26,7 +26,7 @@
 //! way (by repository, with sha512 digests allowed). Each words a [`TopFileError`] in its own
 //! diagnostics.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -141,11 +141,162 @@ struct IndexDoc {
     other: BTreeMap<String, Value>,
 }
 
+/// Where an entry sorts in `index.json`: by repository, ref name and digest (absent
+/// annotations first), then in the order the entries arrived (entries of other tools may
+/// repeat).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct EntryKey {
+    repository: Option<String>,
+    ref_name: Option<String>,
+    digest: Digest,
+    arrival: u64,
+}
+
+/// `index.json` in memory: its entries in the order they are written, a lookup by ref name,
+/// and how far the file on disk is behind.
+#[derive(Debug)]
+struct Index {
+    /// The document's other fields (`manifests` is empty: the entries are below).
+    head: IndexDoc,
+    entries: BTreeMap<EntryKey, Entry>,
+    /// Ref name → the entries that carry it.
+    by_ref: BTreeMap<String, BTreeSet<EntryKey>>,
+    arrivals: u64,
+    /// Changes made in memory, and how many of them the file on disk has.
+    changes: u64,
+    written: u64,
+}
+
+/// `index.json` is rewritten once the changes it lacks reach this share of its entries (one
+/// in `UNWRITTEN_SHARE`): adding N images rewrites it O(log N) times and writes O(N) bytes in
+/// all, where rewriting per image wrote O(N²). A small index is written on every change.
+const UNWRITTEN_SHARE: u64 = 8;
+
+impl Index {
+    fn new(mut doc: IndexDoc) -> Index {
+        let manifests = std::mem::take(&mut doc.manifests);
+        let mut index = Index {
+            head: doc,
+            entries: BTreeMap::new(),
+            by_ref: BTreeMap::new(),
+            arrivals: 0,
+            changes: 0,
+            written: 0,
+        };
+        for entry in manifests {
+            index.insert(entry);
+        }
+        index
+    }
+
+    fn insert(&mut self, entry: Entry) {
+        let key = EntryKey {
+            repository: entry.annotations.get(REPOSITORY).cloned(),
+            ref_name: entry.annotations.get(REF_NAME).cloned(),
+            digest: entry.digest.clone(),
+            arrival: self.arrivals,
+        };
+        self.arrivals += 1;
+        if let Some(name) = &key.ref_name {
+            self.by_ref
+                .entry(name.clone())
+                .or_default()
+                .insert(key.clone());
+        }
+        self.entries.insert(key, entry);
+    }
+
+    fn remove(&mut self, key: &EntryKey) {
+        self.entries.remove(key);
+        if let Some(name) = &key.ref_name
+            && let Some(keys) = self.by_ref.get_mut(name)
+        {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.by_ref.remove(name);
+            }
+        }
+    }
+
+    /// The entries named `ref_name`, in `index.json` order.
+    fn named(&self, ref_name: &str) -> impl Iterator<Item = (&EntryKey, &Entry)> {
+        self.by_ref
+            .get(ref_name)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.entries.get_key_value(k))
+    }
+
+    /// Our untagged entries of `repository` at `digest`.
+    fn untagged(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> impl Iterator<Item = (&EntryKey, &Entry)> {
+        let key = |arrival| EntryKey {
+            repository: Some(repository.to_owned()),
+            ref_name: None,
+            digest: digest.clone(),
+            arrival,
+        };
+        self.entries.range(key(0)..=key(u64::MAX))
+    }
+
+    /// Whether the file on disk lags enough to be rewritten now (see [`UNWRITTEN_SHARE`]).
+    fn write_due(&self) -> bool {
+        (self.changes - self.written) * UNWRITTEN_SHARE >= self.entries.len() as u64
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, OciError> {
+        /// `manifests` serialized from the map, without copying the entries.
+        struct Manifests<'a>(&'a BTreeMap<EntryKey, Entry>);
+        impl serde::Serialize for Manifests<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.values())
+            }
+        }
+        /// [`IndexDoc`] as written, borrowing.
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Doc<'a> {
+            schema_version: u32,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            media_type: &'a Option<String>,
+            manifests: Manifests<'a>,
+            #[serde(flatten)]
+            other: &'a BTreeMap<String, Value>,
+        }
+        let doc = Doc {
+            schema_version: self.head.schema_version,
+            media_type: &self.head.media_type,
+            manifests: Manifests(&self.entries),
+            other: &self.head.other,
+        };
+        let mut bytes = serde_json::to_vec_pretty(&doc).map_err(|e| OciError::Layout {
+            path: PathBuf::from(INDEX_FILE),
+            reason: e.to_string(),
+        })?;
+        bytes.push(b'\n');
+        Ok(bytes)
+    }
+}
+
 /// An OCI image layout on disk.
+///
+/// `index.json` is kept in memory and rewritten after [`Layout::add_image`] only when the
+/// changes it lacks reach a share of its size ([`UNWRITTEN_SHARE`]); [`Layout::flush`] writes
+/// the rest, and so does dropping the layout. That stays safe: an image is added only once
+/// every blob under it is on disk, so any `index.json` written names only whole images; the
+/// file is always replaced whole; and an image whose entry was not written yet when the process
+/// died is missing from the layout, so the next run's presence check copies it again (finding
+/// its blobs there).
 #[derive(Debug)]
 pub struct Layout {
     dir: PathBuf,
-    index: tokio::sync::Mutex<IndexDoc>,
+    index: std::sync::Mutex<Index>,
+    /// Held while `index.json` is written: writes happen one at a time, each newer than the
+    /// last.
+    writer: tokio::sync::Mutex<()>,
 }
 
 impl Layout {
@@ -192,7 +343,7 @@ impl Layout {
         }
         let index_path = dir.join(INDEX_FILE);
         let index = match read_index(&index_path) {
-            Ok(doc) => doc,
+            Ok(doc) => Index::new(doc),
             Err(TopFileError::NotJson(e) | TopFileError::Shape(e)) => {
                 return Err(bad(format!("`index.json` is not an OCI index: {e}")));
             }
@@ -203,7 +354,8 @@ impl Layout {
                     manifests: Vec::new(),
                     other: BTreeMap::new(),
                 };
-                write_atomic(&dir, &index_path, &index_bytes(&doc)?)?;
+                let doc = Index::new(doc);
+                write_atomic(&dir, &index_path, &doc.bytes()?)?;
                 doc
             }
             Err(TopFileError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -213,7 +365,8 @@ impl Layout {
         };
         Ok(Layout {
             dir,
-            index: tokio::sync::Mutex::new(index),
+            index: std::sync::Mutex::new(index),
+            writer: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -371,60 +524,84 @@ impl Layout {
         .map(|_| ())
     }
 
-    /// Records a top-level image in `index.json` (see the module doc for the convention), and
-    /// rewrites the file atomically.
+    /// The in-memory `index.json` (a panic elsewhere leaves it consistent: every change to it
+    /// is made whole under the lock).
+    fn index(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a top-level image in `index.json` (see the module doc for the convention). Call
+    /// it only once every blob under the image is written. The file is rewritten (atomically)
+    /// when enough changes are pending ([`UNWRITTEN_SHARE`]); [`Layout::flush`] writes the
+    /// rest.
     pub async fn add_image(&self, image: &LayoutImage) -> Result<(), OciError> {
-        let mut index = self.index.lock().await;
-        let ref_name = image
-            .tag
-            .as_ref()
-            .map(|t| format!("{}:{t}", image.repository));
-        index.manifests.retain(|e| match &ref_name {
-            Some(name) => e.annotations.get(REF_NAME) != Some(name),
-            None => {
-                !(!e.annotations.contains_key(REF_NAME)
-                    && e.annotations.get(REPOSITORY) == Some(&image.repository)
-                    && e.digest == image.digest)
-            }
-        });
-        let mut annotations = BTreeMap::new();
-        annotations.insert(REPOSITORY.to_owned(), image.repository.clone());
-        if let Some(name) = ref_name {
-            annotations.insert(REF_NAME.to_owned(), name);
-        }
-        index.manifests.push(Entry {
-            media_type: image.media_type.clone(),
-            digest: image.digest.clone(),
-            size: image.size,
-            annotations,
-            other: BTreeMap::new(),
-        });
-        index.manifests.sort_by(|a, b| {
-            let key = |e: &Entry| {
-                (
-                    e.annotations.get(REPOSITORY).cloned().unwrap_or_default(),
-                    e.annotations.get(REF_NAME).cloned().unwrap_or_default(),
-                    e.digest.clone(),
-                )
+        {
+            let mut index = self.index();
+            let ref_name = image
+                .tag
+                .as_ref()
+                .map(|t| format!("{}:{t}", image.repository));
+            let replaced: Vec<EntryKey> = match &ref_name {
+                Some(name) => index.named(name).map(|(k, _)| k.clone()).collect(),
+                None => index
+                    .untagged(&image.repository, &image.digest)
+                    .map(|(k, _)| k.clone())
+                    .collect(),
             };
-            key(a).cmp(&key(b))
-        });
-        let bytes = index_bytes(&index)?;
+            for key in &replaced {
+                index.remove(key);
+            }
+            let mut annotations = BTreeMap::new();
+            annotations.insert(REPOSITORY.to_owned(), image.repository.clone());
+            if let Some(name) = ref_name {
+                annotations.insert(REF_NAME.to_owned(), name);
+            }
+            index.insert(Entry {
+                media_type: image.media_type.clone(),
+                digest: image.digest.clone(),
+                size: image.size,
+                annotations,
+                other: BTreeMap::new(),
+            });
+            index.changes += 1;
+        }
+        self.write_index(false).await
+    }
+
+    /// Writes `index.json` with every image added so far (nothing when it has them all).
+    pub async fn flush(&self) -> Result<(), OciError> {
+        self.write_index(true).await
+    }
+
+    /// Rewrites `index.json` atomically when it lacks changes and the write is due (or
+    /// `force`d). Concurrent callers queue; each writes the newest state, so one write may
+    /// carry several additions.
+    async fn write_index(&self, force: bool) -> Result<(), OciError> {
+        let _writing = self.writer.lock().await;
+        let (bytes, changes) = {
+            let index = self.index();
+            if index.changes == index.written || !(force || index.write_due()) {
+                return Ok(());
+            }
+            (index.bytes()?, index.changes)
+        };
         let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || write_atomic(&dir, &dir.join("index.json"), &bytes))
+        tokio::task::spawn_blocking(move || write_atomic(&dir, &dir.join(INDEX_FILE), &bytes))
             .await
             .map_err(|e| OciError::Layout {
                 path: self.dir.clone(),
                 reason: e.to_string(),
-            })?
+            })??;
+        let mut index = self.index();
+        index.written = index.written.max(changes);
+        Ok(())
     }
 
     /// Every top-level entry of `index.json`, with or without our annotations.
     pub async fn entries(&self) -> Vec<IndexEntry> {
-        let index = self.index.lock().await;
-        index
-            .manifests
-            .iter()
+        self.index()
+            .entries
+            .values()
             .map(|e| IndexEntry {
                 media_type: e.media_type.clone(),
                 digest: e.digest.clone(),
@@ -436,37 +613,41 @@ impl Layout {
 
     /// The images `index.json` lists with our repository annotation.
     pub async fn images(&self) -> Vec<LayoutImage> {
-        let index = self.index.lock().await;
-        index
-            .manifests
-            .iter()
-            .filter_map(|e| {
-                let repository = e.annotations.get(REPOSITORY)?.clone();
-                let tag = e
-                    .annotations
-                    .get(REF_NAME)
-                    .and_then(|n| n.strip_prefix(&format!("{repository}:")).map(str::to_owned));
-                Some(LayoutImage {
-                    repository,
-                    tag,
-                    digest: e.digest.clone(),
-                    media_type: e.media_type.clone(),
-                    size: e.size,
-                })
-            })
+        self.index()
+            .entries
+            .values()
+            .filter_map(layout_image)
             .collect()
+    }
+
+    /// The image of `repository` that `index.json` lists under `tag`, or, for `None`, untagged
+    /// at `digest`: the first [`Layout::images`] would give, found in O(log N). (An entry with
+    /// our repository annotation and another repository's ref name, which no airgap writes, is
+    /// not found untagged.)
+    pub fn image(
+        &self,
+        repository: &str,
+        tag: Option<&str>,
+        digest: &Digest,
+    ) -> Option<LayoutImage> {
+        let index = self.index();
+        let found = match tag {
+            Some(tag) => index
+                .named(&format!("{repository}:{tag}"))
+                .find(|(k, _)| k.repository.as_deref() == Some(repository))
+                .map(|(_, e)| e),
+            None => index.untagged(repository, digest).next().map(|(_, e)| e),
+        };
+        found.and_then(layout_image)
     }
 
     /// The top-level entry named `ref_name` (`org.opencontainers.image.ref.name`, e.g.
     /// `airgap-example/go-toolset:1.22`), whoever wrote it; entries of other tools count.
     /// Two entries of one name with different digests are an error: which one is meant?
     pub async fn find_ref(&self, ref_name: &str) -> Result<Option<LayoutImage>, OciError> {
-        let index = self.index.lock().await;
+        let index = self.index();
         let mut found: Option<&Entry> = None;
-        for e in &index.manifests {
-            if e.annotations.get(REF_NAME).map(String::as_str) != Some(ref_name) {
-                continue;
-            }
+        for (_, e) in index.named(ref_name) {
             match found {
                 Some(f) if f.digest != e.digest => {
                     return Err(OciError::Layout {
@@ -635,13 +816,40 @@ impl Layout {
     }
 }
 
-fn index_bytes(doc: &IndexDoc) -> Result<Vec<u8>, OciError> {
-    let mut bytes = serde_json::to_vec_pretty(doc).map_err(|e| OciError::Layout {
-        path: PathBuf::from("index.json"),
-        reason: e.to_string(),
-    })?;
-    bytes.push(b'\n');
-    Ok(bytes)
+/// An entry as an image, when it has our repository annotation; its tag is what its ref name
+/// has after `<repository>:`.
+fn layout_image(e: &Entry) -> Option<LayoutImage> {
+    let repository = e.annotations.get(REPOSITORY)?.clone();
+    let tag = e
+        .annotations
+        .get(REF_NAME)
+        .and_then(|n| n.strip_prefix(repository.as_str())?.strip_prefix(':'))
+        .map(str::to_owned);
+    Some(LayoutImage {
+        repository,
+        tag,
+        digest: e.digest.clone(),
+        media_type: e.media_type.clone(),
+        size: e.size,
+    })
+}
+
+impl Drop for Layout {
+    /// Writes what `index.json` still lacks (the explicit [`Layout::flush`] reports errors;
+    /// here one can only be printed, and the next run copies the unrecorded images again).
+    fn drop(&mut self) {
+        let index = self.index.get_mut().unwrap_or_else(|e| e.into_inner());
+        if index.changes == index.written {
+            return;
+        }
+        let written = index
+            .bytes()
+            .and_then(|bytes| write_atomic(&self.dir, &self.dir.join(INDEX_FILE), &bytes));
+        match written {
+            Ok(()) => index.written = index.changes,
+            Err(e) => eprintln!("warning: {e}"),
+        }
+    }
 }
 
 /// Temp file in `dir`, written, fsync'd, size checked, renamed over `dest`.
