@@ -165,6 +165,9 @@ struct Index {
     /// Changes made in memory, and how many of them the file on disk has.
     changes: u64,
     written: u64,
+    /// How many times `index.json` was written (what the tests bound).
+    #[cfg(test)]
+    writes: u64,
 }
 
 /// `index.json` is rewritten once the changes it lacks reach this share of its entries (one
@@ -182,6 +185,8 @@ impl Index {
             arrivals: 0,
             changes: 0,
             written: 0,
+            #[cfg(test)]
+            writes: 0,
         };
         for entry in manifests {
             index.insert(entry);
@@ -594,6 +599,10 @@ impl Layout {
             })??;
         let mut index = self.index();
         index.written = index.written.max(changes);
+        #[cfg(test)]
+        {
+            index.writes += 1;
+        }
         Ok(())
     }
 
@@ -885,5 +894,140 @@ mod chunks {
             buf.truncate(filled);
             Ok(Some((buf.freeze(), file)))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(repository: &str, tag: Option<&str>, n: usize) -> LayoutImage {
+        LayoutImage {
+            repository: repository.into(),
+            tag: tag.map(str::to_owned),
+            digest: Digest::of(format!("{repository} {n}").as_bytes()),
+            media_type: media::OCI_MANIFEST.into(),
+            size: n as u64,
+        }
+    }
+
+    fn on_disk(dir: &Path) -> Vec<LayoutImage> {
+        let reopened = Layout::open_existing(dir).expect("index.json is valid");
+        futures::executor::block_on(reopened.images())
+    }
+
+    #[tokio::test]
+    async fn adding_many_images_writes_the_index_a_logarithmic_number_of_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open(dir.path()).unwrap();
+        let n = 2000;
+        for i in 0..n {
+            let tag = format!("v{i}");
+            layout
+                .add_image(&image(&format!("repo{}", i % 7), Some(&tag), i))
+                .await
+                .unwrap();
+            if i % 250 == 0 {
+                // Whatever is on disk is a valid index naming only images added so far.
+                assert!(on_disk(dir.path()).len() <= i + 1);
+            }
+        }
+        let writes = layout.index().writes;
+        // 8 · ln(2000) ≈ 61, plus the first small writes.
+        assert!(writes < 100, "{writes} writes for {n} images");
+        assert!(
+            on_disk(dir.path()).len() < n,
+            "the last additions are pending"
+        );
+        layout.flush().await.unwrap();
+        let images = on_disk(dir.path());
+        assert_eq!(images.len(), n);
+        assert_eq!(images, layout.images().await);
+        let mut sorted = images.clone();
+        sorted.sort_by(|a, b| {
+            let key = |i: &LayoutImage| {
+                (
+                    i.repository.clone(),
+                    format!("{}:{}", i.repository, i.tag.clone().unwrap_or_default()),
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+        assert_eq!(images, sorted, "entries are written sorted");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_layout_writes_what_is_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open(dir.path()).unwrap();
+        for i in 0..100 {
+            layout
+                .add_image(&image("r", Some(&format!("t{i}")), i))
+                .await
+                .unwrap();
+        }
+        assert!(on_disk(dir.path()).len() < 100);
+        drop(layout);
+        assert_eq!(on_disk(dir.path()).len(), 100);
+    }
+
+    #[tokio::test]
+    async fn a_tag_names_one_entry_and_untagged_entries_are_kept_once_per_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open(dir.path()).unwrap();
+        let first = image("r", Some("1.0"), 1);
+        let second = image("r", Some("1.0"), 2);
+        let untagged = image("r", None, 3);
+        for i in [&first, &second, &untagged, &untagged] {
+            layout.add_image(i).await.unwrap();
+        }
+        assert_eq!(
+            layout.images().await,
+            vec![untagged.clone(), second.clone()]
+        );
+        assert_eq!(
+            layout.image("r", Some("1.0"), &first.digest),
+            Some(second.clone())
+        );
+        assert_eq!(
+            layout.image("r", None, &untagged.digest),
+            Some(untagged.clone())
+        );
+        assert_eq!(layout.image("r", None, &second.digest), None);
+        assert_eq!(layout.image("other", Some("1.0"), &second.digest), None);
+        let found = layout.find_ref("r:1.0").await.unwrap().unwrap();
+        assert_eq!(found, second);
+    }
+
+    #[tokio::test]
+    async fn entries_of_other_tools_are_kept_and_found_by_ref_name() {
+        let dir = tempfile::tempdir().unwrap();
+        Layout::open(dir.path()).unwrap();
+        let digest = Digest::of(b"skopeo");
+        let foreign = serde_json::json!({
+            "schemaVersion": 2,
+            "manifests": [{
+                "mediaType": media::OCI_MANIFEST,
+                "digest": digest.as_str(),
+                "size": 6,
+                "annotations": {REF_NAME: "x:1"},
+                "platform": {"os": "linux"},
+            }],
+        });
+        std::fs::write(dir.path().join(INDEX_FILE), foreign.to_string()).unwrap();
+        let layout = Layout::open_existing(dir.path()).unwrap();
+        layout.add_image(&image("r", Some("1"), 1)).await.unwrap();
+        layout.flush().await.unwrap();
+        let written: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join(INDEX_FILE)).unwrap()).unwrap();
+        assert_eq!(written["manifests"][0]["platform"]["os"], "linux");
+        assert_eq!(written["manifests"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            layout.find_ref("x:1").await.unwrap().unwrap().digest,
+            digest
+        );
+        // Written by this tag, the foreign entry of the same name is replaced.
+        layout.add_image(&image("x", Some("1"), 2)).await.unwrap();
+        assert_eq!(layout.entries().await.len(), 2);
     }
 }
