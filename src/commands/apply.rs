@@ -47,14 +47,14 @@ pub fn run(
     } else {
         OutdatedLock::Write
     };
-    let lock = satisfied_lock(&m, &ws, outdated, jobs)?;
+    let rt = runtime(jobs)?;
+    let lock = satisfied_lock(&m, &ws, outdated, jobs, &rt)?;
     let bundle = bundle
         .map(|dir| crate::bundle::prepare(&m, dir, !dry_run))
         .transpose()
         .map_err(|e| Box::new(e) as Report)?;
     let (plan, ctx) = plan_and_ctx(m, lock, jobs, bundle)?;
     let state = load_state(&ctx.state_dir())?;
-    let rt = runtime(jobs)?;
     if dry_run {
         let statuses = rt.block_on(exec::statuses(&plan, &state, &ctx));
         print_plan(&plan, &statuses, Format::Text, false);
