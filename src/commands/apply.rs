@@ -83,14 +83,6 @@ pub fn run(
             eprintln!("{line}");
         }
     }));
-    // A layout defers rewriting its `index.json` (oci::layout): write it before the bundle is
-    // checked below, and so that a failed write fails the apply.
-    if report.ran > 0
-        && let Ok((_, destination)) = rt.block_on(ctx.oci())
-    {
-        rt.block_on(destination.flush())
-            .map_err(|e| Box::new(e) as Report)?;
-    }
     let ids: std::collections::BTreeSet<&str> = plan.steps.iter().map(|s| s.id.as_str()).collect();
     state
         .compact(&|id| ids.contains(id))

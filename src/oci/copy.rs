@@ -78,17 +78,6 @@ pub enum Destination {
     Layout(Arc<Layout>),
 }
 
-impl Destination {
-    /// Makes what was copied here durable: a layout writes the `index.json` entries it
-    /// deferred ([`Layout::flush`]); a registry has nothing pending.
-    pub async fn flush(&self) -> Result<(), OciError> {
-        match self {
-            Destination::Registry(_) => Ok(()),
-            Destination::Layout(layout) => layout.flush().await,
-        }
-    }
-}
-
 /// One image to copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyRequest {
