@@ -11,7 +11,8 @@
 //! (libgit2 cannot fetch by depth or by commit over them); network transports do too, which
 //! keeps one code path, at the cost of bytes on first use.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use git2::{AutotagOption, Direction, FetchOptions, Oid, RemoteCallbacks, Repository};
@@ -393,10 +394,16 @@ pub enum FileKind {
 }
 
 /// Reads files of one commit of a cached repository.
+///
+/// Folders are looked up once: each tree read is kept by its path, so reading every stack's
+/// devfile parses `stacks/` once rather than once per file (libgit2 caches no tree larger
+/// than 4 KiB, and a registry's `stacks/` is far larger).
 pub struct CommitReader<'r> {
     repo: &'r Repository,
     tree: git2::Tree<'r>,
     commit: Oid,
+    /// Folder path (no leading or trailing `/`) → its tree, `None` when there is no folder.
+    trees: RefCell<HashMap<String, Option<git2::Tree<'r>>>>,
 }
 
 impl<'r> CommitReader<'r> {
@@ -410,7 +417,12 @@ impl<'r> CommitReader<'r> {
             .find_commit(commit)
             .and_then(|c| c.tree())
             .map_err(read_err)?;
-        Ok(Self { repo, tree, commit })
+        Ok(Self {
+            repo,
+            tree,
+            commit,
+            trees: RefCell::new(HashMap::new()),
+        })
     }
 
     /// The cached repository the commit is read from (for history: [`last_modified`]).
@@ -433,10 +445,13 @@ impl<'r> CommitReader<'r> {
 
     /// The bytes of a file, `None` when there is no file at `path`.
     pub fn read(&self, path: &str) -> Result<Option<Vec<u8>>, GitError> {
-        let entry = match self.tree.get_path(Path::new(path)) {
-            Ok(e) => e,
-            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
-            Err(e) => return Err(self.err(path, e.message())),
+        let path = path.trim_matches('/');
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let Some(tree) = self.subtree(dir)? else {
+            return Ok(None);
+        };
+        let Some(entry) = tree.get_name(name) else {
+            return Ok(None);
         };
         if entry.kind() != Some(git2::ObjectType::Blob) {
             return Ok(None);
@@ -448,22 +463,32 @@ impl<'r> CommitReader<'r> {
         Ok(Some(blob.content().to_vec()))
     }
 
+    /// The tree of the folder `dir` (`""` or `.` for the root), `None` when there is none;
+    /// found from its parent's, each kept for the next lookup.
     fn subtree(&self, dir: &str) -> Result<Option<git2::Tree<'r>>, GitError> {
+        let dir = dir.trim_matches('/');
         if dir.is_empty() || dir == "." {
             return Ok(Some(self.tree.clone()));
         }
-        let entry = match self.tree.get_path(Path::new(dir)) {
-            Ok(e) => e,
-            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
-            Err(e) => return Err(self.err(dir, e.message())),
-        };
-        if entry.kind() != Some(git2::ObjectType::Tree) {
-            return Ok(None);
+        if let Some(known) = self.trees.borrow().get(dir) {
+            return Ok(known.clone());
         }
-        self.repo
-            .find_tree(entry.id())
-            .map(Some)
-            .map_err(|e| self.err(dir, e.message()))
+        let (parent, name) = dir.rsplit_once('/').unwrap_or(("", dir));
+        let found = match self.subtree(parent)? {
+            Some(parent) => match parent.get_name(name) {
+                Some(entry) if entry.kind() == Some(git2::ObjectType::Tree) => Some(
+                    self.repo
+                        .find_tree(entry.id())
+                        .map_err(|e| self.err(dir, e.message()))?,
+                ),
+                _ => None,
+            },
+            None => None,
+        };
+        self.trees
+            .borrow_mut()
+            .insert(dir.to_owned(), found.clone());
+        Ok(found)
     }
 
     /// The names of a folder's entries, `(name, is_dir)`, sorted; `None` when not a folder.
@@ -560,4 +585,98 @@ pub fn last_modified(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A repository with one commit of `files` (path, content).
+    fn repo_with(dir: &Path, files: &[(&str, &str)]) -> (Repository, Oid) {
+        let repo = Repository::init_bare(dir).unwrap();
+        let mut index = git2::Index::new().unwrap();
+        for (path, content) in files {
+            let blob = repo.blob(content.as_bytes()).unwrap();
+            let mut entry = git2::IndexEntry {
+                ctime: git2::IndexTime::new(0, 0),
+                mtime: git2::IndexTime::new(0, 0),
+                dev: 0,
+                ino: 0,
+                mode: 0o100644,
+                uid: 0,
+                gid: 0,
+                file_size: content.len() as u32,
+                id: blob,
+                flags: 0,
+                flags_extended: 0,
+                path: path.as_bytes().to_vec(),
+            };
+            entry.flags = (path.len() as u16) & 0xfff;
+            index.add(&entry).unwrap();
+        }
+        let tree = index.write_tree_to(&repo).unwrap();
+        let sig = git2::Signature::new("t", "t@example.com", &git2::Time::new(0, 0)).unwrap();
+        let commit = {
+            let tree = repo.find_tree(tree).unwrap();
+            repo.commit(None, &sig, &sig, "one", &tree, &[]).unwrap()
+        };
+        (repo, commit)
+    }
+
+    #[test]
+    fn files_and_folders_are_read_through_the_kept_trees() {
+        let dir = tempfile::tempdir().unwrap();
+        let (repo, commit) = repo_with(
+            dir.path(),
+            &[
+                ("README.md", "top"),
+                ("stacks/go/devfile.yaml", "go"),
+                ("stacks/go/1.0.0/devfile.yaml", "go 1"),
+                ("stacks/java/devfile.yaml", "java"),
+                ("stacks/file", "not a folder"),
+            ],
+        );
+        let reader = CommitReader::new(&repo, commit).unwrap();
+        let read = |p: &str| {
+            reader
+                .read(p)
+                .unwrap()
+                .map(|b| String::from_utf8(b).unwrap())
+        };
+        // Twice each: the second goes through the kept trees.
+        for _ in 0..2 {
+            assert_eq!(read("README.md").as_deref(), Some("top"));
+            assert_eq!(read("stacks/go/devfile.yaml").as_deref(), Some("go"));
+            assert_eq!(
+                read("stacks/go/1.0.0/devfile.yaml").as_deref(),
+                Some("go 1")
+            );
+            assert_eq!(read("stacks/java/devfile.yaml").as_deref(), Some("java"));
+            assert_eq!(read("stacks/go"), None, "a folder is not a file");
+            assert_eq!(
+                read("stacks/file/devfile.yaml"),
+                None,
+                "a file is not a folder"
+            );
+            assert_eq!(read("stacks/rust/devfile.yaml"), None);
+            assert_eq!(read("nothing"), None);
+        }
+        assert_eq!(
+            reader.list("stacks").unwrap().unwrap(),
+            [
+                ("file".to_string(), false),
+                ("go".to_string(), true),
+                ("java".to_string(), true)
+            ]
+        );
+        assert_eq!(reader.list("stacks/file").unwrap(), None);
+        assert_eq!(reader.list("stacks/rust").unwrap(), None);
+        let walked: Vec<String> = reader
+            .walk("stacks/go")
+            .unwrap()
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        assert_eq!(walked, ["1.0.0/devfile.yaml", "devfile.yaml"]);
+    }
 }

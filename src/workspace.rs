@@ -66,11 +66,16 @@ impl Workspace {
 
     /// Reads the lockfile next to the manifest, `None` when there is none.
     pub fn read_lock(&self) -> Result<Option<Lockfile>, Report> {
+        Ok(self.read_lock_and_text()?.map(|(lock, _)| lock))
+    }
+
+    /// The lockfile next to the manifest with its text, `None` when there is none.
+    pub fn read_lock_and_text(&self) -> Result<Option<(Lockfile, String)>, Report> {
         use crate::kdl_text::{ReadError, TooLarge};
         let path = self.lock_path();
         match crate::kdl_text::read_limited(&path, lock::MAX_SIZE) {
             Ok(text) => lock::read(lock::FILE_NAME, &text)
-                .map(Some)
+                .map(|lock| Some((lock, text)))
                 .map_err(|e| Box::new(e) as Report),
             Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(ReadError::Io(e)) => Err(IoError::report(
@@ -90,6 +95,12 @@ impl Workspace {
         let path = self.lock_path();
         crate::fetch::write_atomic(&path, text.as_bytes())
             .map_err(|e| IoError::report(format!("cannot write `{}`", path.display()), e))
+    }
+
+    /// Where [`crate::commands::lock::satisfied_lock`] records that the lock satisfied the
+    /// manifest (a stamp of both texts and of this build).
+    pub fn satisfied_stamp_path(&self) -> PathBuf {
+        self.root.join("lock-satisfied")
     }
 
     /// Takes the workspace's exclusive lock, for the whole apply.

@@ -86,7 +86,8 @@ pub fn run(manifest: &Path, opts: &ApplyOptions<'_>) -> Result<ExitCode, Report>
     } else {
         OutdatedLock::Write
     };
-    let lock = satisfied_lock(&m, &ws, outdated, jobs)?;
+    let rt = runtime(jobs)?;
+    let lock = satisfied_lock(&m, &ws, outdated, jobs, &rt)?;
     let bundle = bundle
         .map(|dir| crate::bundle::prepare(&m, dir, !dry_run))
         .transpose()
@@ -94,7 +95,6 @@ pub fn run(manifest: &Path, opts: &ApplyOptions<'_>) -> Result<ExitCode, Report>
     let (plan, ctx) = plan_and_ctx(m, lock, jobs, bundle)?;
     let forced = forced(&plan, force)?;
     let state = load_state(&ctx.state_dir())?;
-    let rt = runtime(jobs)?;
     if dry_run {
         let statuses = rt.block_on(exec::statuses(&plan, &state, &ctx));
         print_plan(&plan, &statuses, false);

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use crate::error::{Report, UsageError};
 use crate::lock::{self, Lockfile, resolve};
 use crate::manifest::Manifest;
-use crate::workspace::{Workspace, load_manifest};
+use crate::workspace::{Workspace, load_manifest, runtime};
 
 /// `airgap lock [--update [NAME…]] [--locked] [--check]`.
 pub fn run(
@@ -38,7 +38,8 @@ pub fn run(
     } else {
         resolve::Mode::Resolve
     };
-    let (new, stats) = resolve::lock(&m, previous.as_ref(), &update, mode, jobs, ws.caches())
+    let rt = runtime(jobs)?;
+    let (new, stats) = resolve::lock(&m, previous.as_ref(), &update, mode, jobs, ws.caches(), &rt)
         .map_err(|e| Box::new(e) as Report)?;
     // A first lock lists nothing: every entry would be new.
     let changes = previous
@@ -150,14 +151,31 @@ pub enum OutdatedLock {
 }
 
 /// The lock, checked against the manifest; resolved first when it does not satisfy it, as
-/// `outdated` says.
+/// `outdated` says. Resolution runs on the command's `rt`.
+///
+/// Checking means resolving under `--locked` (reading every devfile at its locked commit) and
+/// comparing, the largest cost of a no-op `apply` or `plan`. So a success is stamped
+/// ([`satisfaction_stamp`]): while the manifest, the lock and this build are the ones stamped,
+/// the check is not repeated. A manifest with a folder source is always checked (a folder
+/// changes without its lock entry changing).
 pub fn satisfied_lock(
     m: &Manifest,
     ws: &Workspace,
     outdated: OutdatedLock,
     jobs: usize,
+    rt: &tokio::runtime::Runtime,
 ) -> Result<Lockfile, Report> {
-    let previous = ws.read_lock()?;
+    let (previous, stamp) = match ws.read_lock_and_text()? {
+        Some((lock, text)) => (Some(lock), satisfaction_stamp(m, &text)),
+        None => (None, None),
+    };
+    let stamp_path = ws.satisfied_stamp_path();
+    if let Some(stamp) = &stamp
+        && std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == *stamp)
+        && let Some(previous) = previous
+    {
+        return Ok(previous);
+    }
     let satisfied = match resolve::lock(
         m,
         previous.as_ref(),
@@ -165,8 +183,16 @@ pub fn satisfied_lock(
         resolve::Mode::Locked,
         jobs,
         ws.caches(),
+        rt,
     ) {
-        Ok((l, _)) if previous.as_ref() == Some(&l) => return Ok(l),
+        Ok((l, _)) if previous.as_ref() == Some(&l) => {
+            if let Some(stamp) = &stamp {
+                // A cache: when it cannot be written, the next command checks again.
+                let _ = std::fs::create_dir_all(&ws.root)
+                    .and_then(|()| crate::fetch::write_atomic(&stamp_path, stamp.as_bytes()));
+            }
+            return Ok(l);
+        }
         Ok(_) => Err(resolve::LockError::Unsatisfied {
             reasons: vec![resolve::Problem {
                 what: "airgap.lock".into(),
@@ -197,6 +223,7 @@ pub fn satisfied_lock(
         resolve::Mode::Resolve,
         jobs,
         ws.caches(),
+        rt,
     )
     .map_err(|e| Box::new(e) as Report)?;
     if let Some(previous) = &previous {
@@ -208,4 +235,39 @@ pub fn satisfied_lock(
         ws.write_lock(&lock::write(&new))?;
     }
     Ok(new)
+}
+
+/// What [`satisfied_lock`] records after a successful check: a hash of everything the check
+/// read that can change without the lock changing: this build of airgap (its path, size,
+/// modification time), the manifest's folder and text, and the lock's text. (A git source's
+/// content is named by the commit the lock pins; downloads and images by their digests.)
+/// `None` when the manifest has a folder source, whose files are read as they are now.
+fn satisfaction_stamp(m: &Manifest, lock_text: &str) -> Option<String> {
+    if m.sources
+        .iter()
+        .any(|s| matches!(s.origin, crate::manifest::Origin::Path(_)))
+    {
+        return None;
+    }
+    let exe = std::env::current_exe().ok()?;
+    let meta = std::fs::metadata(&exe).ok()?;
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let mut h = blake3::Hasher::new();
+    h.update(b"airgap lock-satisfied 1\0");
+    h.update(&meta.len().to_le_bytes());
+    h.update(&modified.as_nanos().to_le_bytes());
+    for part in [
+        exe.as_os_str().as_encoded_bytes(),
+        m.root.as_os_str().as_encoded_bytes(),
+        m.src.inner().as_bytes(),
+        lock_text.as_bytes(),
+    ] {
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part);
+    }
+    Some(h.finalize().to_hex().to_string())
 }

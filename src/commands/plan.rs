@@ -27,10 +27,10 @@ pub fn run(
         .map(|dir| crate::bundle::prepare(&m, dir, false))
         .transpose()
         .map_err(|e| Box::new(e) as Report)?;
-    let lock = satisfied_lock(&m, &ws, OutdatedLock::Preview, jobs)?;
+    let rt = runtime(jobs)?;
+    let lock = satisfied_lock(&m, &ws, OutdatedLock::Preview, jobs, &rt)?;
     let (plan, ctx) = plan_and_ctx(m, lock, jobs, bundle)?;
     let state = load_state(&ctx.state_dir())?;
-    let rt = runtime(jobs)?;
     let statuses = rt.block_on(exec::statuses(&plan, &state, &ctx));
     print_plan(&plan, &statuses, only_stale);
     Ok(ExitCode::SUCCESS)

@@ -245,18 +245,82 @@ impl Lockfile {
             && !key.owner.starts_with("sample:")
             && let Some(stack) = crate::tree_paths::versioned_stack_of(&key.owner)
         {
+            // The versions of `stack` are the ids `<stack>/…`: one range of the sorted keys
+            // (`0` follows `/`), not a scan of every stack.
             let versions = self
                 .stacks
-                .keys()
-                .filter(|(source, id)| {
-                    source == &key.source
-                        && crate::tree_paths::versioned_stack_of(id) == Some(stack)
-                })
+                .range(
+                    (key.source.clone(), format!("{stack}/"))
+                        ..(key.source.clone(), format!("{stack}0")),
+                )
+                .take(2)
                 .count();
             if versions == 1 {
                 paths.push(format!("{}/{file}", crate::tree_paths::stack_dir(stack)));
             }
         }
         paths
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lock_with(stacks: &[(&str, &str)]) -> Lockfile {
+        let mut lock = Lockfile::default();
+        for (source, id) in stacks {
+            lock.stacks.insert(
+                (source.to_string(), id.to_string()),
+                LockedStack {
+                    devfile: String::new(),
+                    files: BTreeMap::new(),
+                    uses: Uses::default(),
+                    stack_yaml: None,
+                },
+            );
+        }
+        lock
+    }
+
+    fn starter(source: &str, owner: &str) -> ProjectKey {
+        ProjectKey {
+            source: source.into(),
+            owner: owner.into(),
+            kind: ProjectKind::Starter,
+            name: "s".into(),
+        }
+    }
+
+    #[test]
+    fn a_single_version_of_a_versioned_stack_gets_its_zip_in_the_stack_folder_too() {
+        // Neighbours in key order (`go-x`, `go.y`, `go`, `gp`) and another source's `go`
+        // versions must not count as versions of `go`.
+        let lock = lock_with(&[
+            ("a", "go/1.0.0"),
+            ("a", "go-x/1.0.0"),
+            ("a", "go-x/2.0.0"),
+            ("a", "go.y/1.0.0"),
+            ("a", "go"),
+            ("a", "gp/1.0.0"),
+            ("b", "go/1.0.0"),
+            ("b", "go/2.0.0"),
+        ]);
+        assert_eq!(
+            lock.project_zip_paths(&starter("a", "go/1.0.0")),
+            ["stacks/go/1.0.0/s-offline.zip", "stacks/go/s-offline.zip"]
+        );
+        assert_eq!(
+            lock.project_zip_paths(&starter("b", "go/1.0.0")),
+            ["stacks/go/1.0.0/s-offline.zip"]
+        );
+        assert_eq!(
+            lock.project_zip_paths(&starter("a", "go-x/1.0.0")),
+            ["stacks/go-x/1.0.0/s-offline.zip"]
+        );
+        assert_eq!(
+            lock.project_zip_paths(&starter("a", "go")),
+            ["stacks/go/s-offline.zip"]
+        );
     }
 }

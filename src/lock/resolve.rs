@@ -231,7 +231,7 @@ impl Unit {
     }
 }
 
-/// Resolves the manifest into a lockfile.
+/// Resolves the manifest into a lockfile, on the command's `runtime` (one per process).
 pub fn lock(
     manifest: &Manifest,
     previous: Option<&Lockfile>,
@@ -239,17 +239,8 @@ pub fn lock(
     mode: Mode,
     jobs: usize,
     caches: Caches,
+    runtime: &tokio::runtime::Runtime,
 ) -> Result<(Lockfile, Stats), LockError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(jobs.clamp(1, 8))
-        .enable_all()
-        .build()
-        .map_err(|e| LockError::Resolve {
-            problems: vec![Problem {
-                what: "the async runtime".into(),
-                message: e.to_string(),
-            }],
-        })?;
     runtime.block_on(Resolver::new(manifest, previous, update, mode, jobs, caches).run())
 }
 

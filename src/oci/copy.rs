@@ -821,14 +821,7 @@ impl Client {
                 }))
             }
             Dest::Layout { layout, repository } => {
-                let images = layout.images().await;
-                let Some(i) = images.into_iter().find(|i| {
-                    &i.repository == repository
-                        && match tag {
-                            Some(t) => i.tag.as_deref() == Some(t),
-                            None => i.tag.is_none() && &i.digest == digest,
-                        }
-                }) else {
+                let Some(i) = layout.image(repository, tag, digest) else {
                     return Ok(None);
                 };
                 // Named is not enough: a blob left short (a full disk) must be written again.

@@ -42,3 +42,50 @@ fn a_no_op_apply_sends_no_request_upstream() {
     assert!(seen.is_empty(), "upstream registry asked: {seen:?}");
     assert_eq!(w.http.requests(), files_before, "the file server was asked");
 }
+
+/// The check that the lock satisfies the manifest reads every devfile at its locked commit;
+/// once it passed, it is stamped and skipped while the manifest, the lock and the binary are
+/// the stamped ones. Seen from outside: with the git cache gone and the remote unreachable,
+/// `plan` still works under the stamp, and fails as soon as either text changes.
+#[test]
+fn a_passed_lock_check_is_skipped_until_the_manifest_or_the_lock_changes() {
+    let w = World::community();
+    w.write_manifest("");
+    let manifest = w.workspace.join("airgap.kdl");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text.replace("ref=\"main\"\n", "ref=\"main\" {\n    stacks \"go\"\n}\n");
+    std::fs::write(&manifest, &text).unwrap();
+    airgap(&w.workspace, &["lock"]).ok();
+    airgap(&w.workspace, &["plan"]).ok();
+    assert!(w.workspace.join(".airgap/lock-satisfied").is_file());
+
+    // Nothing the check needs is reachable any more.
+    std::fs::remove_dir_all(w.workspace.join(".airgap/cache/git")).unwrap();
+    let away = w.dir.path().join("git-away");
+    std::fs::rename(&w.git_root, &away).unwrap();
+
+    airgap(&w.workspace, &["plan"]).ok();
+
+    std::fs::write(&manifest, format!("{text}// a comment changes the text\n")).unwrap();
+    let run = airgap(&w.workspace, &["plan"]);
+    assert!(
+        !run.success(),
+        "the changed manifest is checked: {}",
+        run.stderr
+    );
+
+    std::fs::write(&manifest, &text).unwrap();
+    airgap(&w.workspace, &["plan"]).ok();
+
+    let lock = w.lock_text();
+    std::fs::write(w.workspace.join("airgap.lock"), format!("{lock}// noted\n")).unwrap();
+    let run = airgap(&w.workspace, &["plan"]);
+    assert!(
+        !run.success(),
+        "the changed lock is checked: {}",
+        run.stderr
+    );
+
+    std::fs::rename(&away, &w.git_root).unwrap();
+    airgap(&w.workspace, &["plan"]).ok();
+}
