@@ -102,6 +102,18 @@ pub enum Command {
         #[arg(long, value_name = "STEP", num_args = 0..)]
         force: Option<Vec<String>>,
     },
+    /// Remove from the target the images airgap placed that no step places any more.
+    ///
+    /// A stack dropped from the manifest leaves its images and stack artifacts at the target,
+    /// and a rebuilt index image leaves its old manifest: prune removes them — only images
+    /// airgap recorded placing, never others in a shared target. A `dir:` target also loses
+    /// the blobs no image uses; a registry needs deletes enabled (its garbage collection frees
+    /// the blobs). `plan` lists what prune would remove.
+    Prune {
+        /// List what would be removed and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Upload a bundle made by `apply --bundle` to the registry it names.
     ///
     /// Blobs the registry has are skipped, so a re-run after an interruption sends only what
@@ -274,6 +286,7 @@ pub fn main() -> ExitCode {
         }
         Command::Man => commands::docs::man(<Cli as clap::CommandFactory>::command()),
         Command::Verify => commands::verify::run(&cli.manifest, jobs),
+        Command::Prune { dry_run } => commands::prune::run(&cli.manifest, *dry_run, jobs),
         Command::Audit => commands::audit::run(&cli.manifest, jobs),
     };
     let name = cli.command.name();
@@ -315,6 +328,7 @@ impl Command {
             Command::Push { .. } => "push",
             Command::Verify => "verify",
             Command::Audit => "audit",
+            Command::Prune { .. } => "prune",
             _ => return None,
         })
     }

@@ -98,93 +98,19 @@ pub fn run(manifest: &Path, opts: &ApplyOptions<'_>) -> Result<ExitCode, Report>
     if dry_run {
         let statuses = rt.block_on(exec::statuses(&plan, &state, &ctx));
         print_plan(&plan, &statuses, false);
+        super::plan::print_removals(&super::prune::removals(&plan, &state));
         return Ok(ExitCode::SUCCESS);
     }
     let started = std::time::Instant::now();
     crate::target::prepare(&plan, &state, &ctx).map_err(|e| Box::new(e) as Report)?;
-    // Image copies report through the image layer's progress (bars on a terminal: images done,
-    // bytes moved, one line per image in flight; plain lines otherwise); other steps print a
-    // line when they start, above the bars.
-    let multi = indicatif::MultiProgress::new();
-    let verbosity = crate::ui::verbosity();
-    let ctx = ctx.with_progress(if verbosity == crate::ui::Verbosity::Quiet {
-        crate::oci::progress::Progress::hidden()
-    } else {
-        crate::oci::progress::Progress::new(multi.clone())
-    });
-    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let force = |s: &Step| plan.position(&s.id).is_some_and(|i| forced[i]);
-    let report = rt.block_on(exec::run(&plan, &state, &ctx, &force, &|event| {
-        if verbosity == crate::ui::Verbosity::Quiet {
-            return;
-        }
-        let line = match event {
-            Event::Fresh(step) if verbosity == crate::ui::Verbosity::Verbose => {
-                format!("{:>12} {}", "Fresh", step.describe)
-            }
-            Event::Fresh(_) => return,
-            Event::Started(step) if step.id.as_image().is_some() => return,
-            Event::Started(step) => format!("{:>12} {}", "Running", step.describe),
-            Event::Failed(step, message) => {
-                format!("{:>12} {}: {message}", "Failed", step.describe)
-            }
-        };
-        if tty {
-            let _ = multi.println(line);
-        } else {
-            eprintln!("{line}");
-        }
-    }));
+    let (report, ctx) = run_steps(&plan, &state, ctx, &forced, &rt);
     let ids: std::collections::BTreeSet<&str> =
         plan.steps.iter().map(|s| s.name.as_str()).collect();
     state
         .compact(&|id| ids.contains(id))
         .map_err(|e| Box::new(e) as Report)?;
     crate::staging::forget_claims(ctx.out_root());
-    crate::ui::status(
-        if report.failures.is_empty() {
-            "Applied"
-        } else {
-            "Failed"
-        },
-        format!(
-            "{} steps in {:.2}s: {} ran, {} fresh{}{}",
-            plan.steps.len(),
-            started.elapsed().as_secs_f64(),
-            report.ran,
-            report.fresh,
-            if report.failures.is_empty() {
-                String::new()
-            } else {
-                format!(", {} failed", report.failures.len())
-            },
-            if report.skipped > 0 {
-                format!(", {} skipped", report.skipped)
-            } else {
-                String::new()
-            }
-        ),
-    );
-    crate::machine::set(
-        "steps",
-        serde_json::json!({
-            "total": plan.steps.len(), "ran": report.ran, "fresh": report.fresh,
-            "skipped": report.skipped, "failed": report.failures.len(),
-        }),
-    );
-    crate::machine::set(
-        "failures",
-        report
-            .failures
-            .iter()
-            .map(|f| serde_json::json!({"step": f.step, "describe": f.describe, "message": f.message}))
-            .collect::<Vec<_>>(),
-    );
-    crate::machine::set("seconds", started.elapsed().as_secs_f64());
-    crate::machine::set("output", ctx.out_root());
-    if ctx.lock.deploy.is_some() {
-        crate::machine::set("deploy", ctx.out_root().join(crate::deploy::DIR));
-    }
+    summarize(&plan, &report, started, &ctx);
     if report.failures.is_empty() {
         if ctx.lock.deploy.is_some() {
             crate::ui::status(
@@ -215,5 +141,101 @@ pub fn run(manifest: &Path, opts: &ApplyOptions<'_>) -> Result<ExitCode, Report>
             total: plan.steps.len(),
             failures: report.failures,
         }))
+    }
+}
+
+/// Runs the plan's stale steps (and the forced ones), printing a line as each starts:
+/// image copies report through the image layer's progress (bars on a terminal: images done,
+/// bytes moved, one line per image in flight; plain lines otherwise); other steps print a
+/// line when they start, above the bars.
+fn run_steps(
+    plan: &Plan,
+    state: &crate::state::State,
+    ctx: crate::context::Ctx,
+    forced: &[bool],
+    rt: &tokio::runtime::Runtime,
+) -> (exec::RunReport, crate::context::Ctx) {
+    let multi = indicatif::MultiProgress::new();
+    let verbosity = crate::ui::verbosity();
+    let ctx = ctx.with_progress(if verbosity == crate::ui::Verbosity::Quiet {
+        crate::oci::progress::Progress::hidden()
+    } else {
+        crate::oci::progress::Progress::new(multi.clone())
+    });
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let force = |s: &Step| plan.position(&s.id).is_some_and(|i| forced[i]);
+    let report = rt.block_on(exec::run(plan, state, &ctx, &force, &|event| {
+        if verbosity == crate::ui::Verbosity::Quiet {
+            return;
+        }
+        let line = match event {
+            Event::Fresh(step) if verbosity == crate::ui::Verbosity::Verbose => {
+                format!("{:>12} {}", "Fresh", step.describe)
+            }
+            Event::Fresh(_) => return,
+            Event::Started(step) if step.id.as_image().is_some() => return,
+            Event::Started(step) => format!("{:>12} {}", "Running", step.describe),
+            Event::Failed(step, message) => {
+                format!("{:>12} {}: {message}", "Failed", step.describe)
+            }
+        };
+        if tty {
+            let _ = multi.println(line);
+        } else {
+            eprintln!("{line}");
+        }
+    }));
+    (report, ctx)
+}
+
+/// The summary line of a run, and the `--format json` fields.
+fn summarize(
+    plan: &Plan,
+    report: &exec::RunReport,
+    started: std::time::Instant,
+    ctx: &crate::context::Ctx,
+) {
+    let more = |n: usize, what: &str| {
+        if n > 0 {
+            format!(", {n} {what}")
+        } else {
+            String::new()
+        }
+    };
+    crate::ui::status(
+        if report.failures.is_empty() {
+            "Applied"
+        } else {
+            "Failed"
+        },
+        format!(
+            "{} steps in {:.2}s: {} ran, {} fresh{}{}",
+            plan.steps.len(),
+            started.elapsed().as_secs_f64(),
+            report.ran,
+            report.fresh,
+            more(report.failures.len(), "failed"),
+            more(report.skipped, "skipped"),
+        ),
+    );
+    crate::machine::set(
+        "steps",
+        serde_json::json!({
+            "total": plan.steps.len(), "ran": report.ran, "fresh": report.fresh,
+            "skipped": report.skipped, "failed": report.failures.len(),
+        }),
+    );
+    crate::machine::set(
+        "failures",
+        report
+            .failures
+            .iter()
+            .map(|f| serde_json::json!({"step": f.step, "describe": f.describe, "message": f.message}))
+            .collect::<Vec<_>>(),
+    );
+    crate::machine::set("seconds", started.elapsed().as_secs_f64());
+    crate::machine::set("output", ctx.out_root());
+    if ctx.lock.deploy.is_some() {
+        crate::machine::set("deploy", ctx.out_root().join(crate::deploy::DIR));
     }
 }

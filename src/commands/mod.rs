@@ -17,6 +17,7 @@ pub mod docs;
 pub mod init;
 pub mod lock;
 pub mod plan;
+pub mod prune;
 pub mod push;
 pub mod serve;
 pub mod verify;

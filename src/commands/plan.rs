@@ -33,6 +33,7 @@ pub fn run(
     let state = load_state(&ctx.state_dir())?;
     let statuses = rt.block_on(exec::statuses(&plan, &state, &ctx));
     print_plan(&plan, &statuses, only_stale);
+    print_removals(&super::prune::removals(&plan, &state));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -98,4 +99,23 @@ pub fn print_plan(plan: &Plan, statuses: &[Status], only_stale: bool) {
         plan.steps.len(),
         plan.steps.len() - stale
     );
+}
+
+/// The images `airgap prune` would remove, after the steps: one line each, or the document's
+/// `removals`.
+pub fn print_removals(removals: &[crate::state::Placed]) {
+    crate::machine::set(
+        "removals",
+        removals.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    );
+    if crate::machine::json() {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    for p in removals {
+        let _ = writeln!(
+            out,
+            "remove image {p}: no step places it any more (`airgap prune`)"
+        );
+    }
 }

@@ -777,6 +777,26 @@ impl Client {
             .is_some_and(|o| &o.digest == digest))
     }
 
+    /// Removes an image airgap placed: a layout's entry (`tag`, or untagged, at `digest`), or
+    /// a registry's manifest by digest (with the tags that name it). `Ok(false)` when it was
+    /// not there any more.
+    pub async fn delete_image(
+        &self,
+        destination: &Destination,
+        repository: &str,
+        tag: Option<&str>,
+        digest: &Digest,
+    ) -> Result<bool, OciError> {
+        match destination {
+            Destination::Layout(layout) => layout.remove_image(repository, tag, digest).await,
+            Destination::Registry(access) => {
+                self.registry(access)?
+                    .delete_manifest(access, repository, digest)
+                    .await
+            }
+        }
+    }
+
     fn dest<'a>(
         &self,
         destination: &'a Destination,

@@ -639,6 +639,111 @@ impl Layout {
         found.and_then(layout_image)
     }
 
+    /// Removes the entry of `repository` that `tag` names (or, untagged, the one) at `digest`,
+    /// and writes `index.json`; `false` when there was none (or the tag now names another
+    /// digest: then it is left). Blobs stay until [`Layout::collect_garbage`].
+    pub async fn remove_image(
+        &self,
+        repository: &str,
+        tag: Option<&str>,
+        digest: &Digest,
+    ) -> Result<bool, OciError> {
+        let change = {
+            let mut index = self.index();
+            let keys: Vec<EntryKey> = match tag {
+                Some(tag) => index
+                    .named(&format!("{repository}:{tag}"))
+                    .filter(|(k, _)| k.repository.as_deref() == Some(repository))
+                    .filter(|(_, e)| &e.digest == digest)
+                    .map(|(k, _)| k.clone())
+                    .collect(),
+                None => index
+                    .untagged(repository, digest)
+                    .map(|(k, _)| k.clone())
+                    .collect(),
+            };
+            if keys.is_empty() {
+                return Ok(false);
+            }
+            for k in &keys {
+                index.remove(k);
+            }
+            index.changes += 1;
+            index.changes
+        };
+        self.write_through(change).await?;
+        Ok(true)
+    }
+
+    /// The blobs no entry of `index.json` reaches (through indexes, manifests, configs and
+    /// layers): what a removal left behind. With `delete`, they are removed from disk.
+    /// Returns their digests and total size.
+    pub async fn collect_garbage(&self, delete: bool) -> Result<(Vec<Digest>, u64), OciError> {
+        let mut reachable: BTreeSet<Digest> = BTreeSet::new();
+        let mut pending: Vec<(Digest, Option<String>)> = self
+            .index()
+            .entries
+            .values()
+            .map(|e| (e.digest.clone(), Some(e.media_type.clone())))
+            .collect();
+        while let Some((digest, media_type)) = pending.pop() {
+            if !reachable.insert(digest.clone()) {
+                continue;
+            }
+            let Ok(bytes) = self.read_blob(&digest).await else {
+                continue;
+            };
+            let Ok((_, parsed)) =
+                super::media::detect(&bytes, media_type.as_deref(), digest.as_str())
+            else {
+                continue;
+            };
+            match parsed {
+                super::media::Parsed::Index { manifests } => pending.extend(
+                    manifests
+                        .into_iter()
+                        .map(|d| (d.digest, Some(d.media_type))),
+                ),
+                super::media::Parsed::Image { config, layers } => {
+                    reachable.insert(config.digest);
+                    reachable.extend(layers.into_iter().map(|l| l.digest));
+                }
+            }
+        }
+        let dir = self.dir.join("blobs").join("sha256");
+        let mut garbage = Vec::new();
+        let mut bytes = 0u64;
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((garbage, 0)),
+            Err(e) => {
+                return Err(OciError::Layout {
+                    path: dir,
+                    reason: e.to_string(),
+                });
+            }
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(digest) = format!("sha256:{name}").parse::<Digest>() else {
+                continue;
+            };
+            if reachable.contains(&digest) {
+                continue;
+            }
+            bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            if delete {
+                std::fs::remove_file(entry.path()).map_err(|e| OciError::Layout {
+                    path: entry.path(),
+                    reason: e.to_string(),
+                })?;
+            }
+            garbage.push(digest);
+        }
+        garbage.sort();
+        Ok((garbage, bytes))
+    }
+
     /// The top-level entry named `ref_name` (`org.opencontainers.image.ref.name`, e.g.
     /// `airgap-example/go-toolset:1.22`), whoever wrote it; entries of other tools count.
     /// Two entries of one name with different digests are an error: which one is meant?

@@ -395,6 +395,63 @@ impl Registry {
         }
     }
 
+    /// DELETE a manifest by digest (distribution removes the tags that point at it too).
+    /// `Ok(false)` when it was not there. oci-client has no delete call, so this one request
+    /// is made here, with the host's basic credential when it has one; a registry that wants a
+    /// bearer token for deletes refuses it, and says so.
+    pub(crate) async fn delete_manifest(
+        &self,
+        access: &RegistryAccess,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<bool, OciError> {
+        let action = format!("delete `{repository}@{digest}`");
+        let scheme = if access.tls == Tls::PlainHttp {
+            "http"
+        } else {
+            "https"
+        };
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("airgap/", env!("CARGO_PKG_VERSION")))
+            .danger_accept_invalid_certs(access.tls == Tls::Insecure);
+        for c in ca_certificates(access)? {
+            if let Ok(cert) = reqwest::Certificate::from_pem(&c.data) {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder.build().map_err(|e| OciError::Connection {
+            host: self.host.clone(),
+            action: "set up TLS".into(),
+            message: error_chain(&e),
+        })?;
+        let url = format!(
+            "{scheme}://{}/v2/{repository}/manifests/{digest}",
+            self.host
+        );
+        let mut request = client.delete(url);
+        if let Ok(Some(Credential::Basic { username, password })) =
+            self.credentials.lookup(&self.host)
+        {
+            request = request.basic_auth(username, Some(password));
+        }
+        let response = request.send().await.map_err(|e| OciError::Connection {
+            host: self.host.clone(),
+            action: action.clone(),
+            message: error_chain(&e),
+        })?;
+        let status = response.status().as_u16();
+        match status {
+            200..=299 => Ok(true),
+            404 => Ok(false),
+            _ => Err(OciError::Status {
+                host: self.host.clone(),
+                action,
+                status,
+                body: response.text().await.ok().filter(|b| !b.is_empty()),
+            }),
+        }
+    }
+
     /// PUT a manifest's raw bytes under a tag or its digest.
     pub(crate) async fn put_manifest(
         &self,

@@ -65,6 +65,8 @@ fn every_command_prints_one_document_its_schema_accepts() {
         let doc = document(&json(&[command]).ok(), command);
         assert_eq!(doc["findings"], serde_json::json!([]));
     }
+    let prune = document(&json(&["prune", "--dry-run"]).ok(), "prune");
+    assert_eq!(prune["images"], serde_json::json!([]));
     let check = document(&json(&["lock", "--check"]).ok(), "lock");
     assert_eq!(check["up_to_date"], true);
 

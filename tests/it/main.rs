@@ -17,6 +17,7 @@ mod noop;
 mod oci;
 mod parser_robust;
 mod proxy;
+mod prune;
 mod quickstart;
 mod readme;
 mod repair;

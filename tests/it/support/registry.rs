@@ -30,6 +30,8 @@ pub struct RegistryOptions {
     pub basic_auth: Option<(String, String)>,
     /// Serve HTTPS with a self-signed certificate for 127.0.0.1 (see [`TestRegistry::ca_file`]).
     pub tls: bool,
+    /// Refuse `DELETE` (distribution's default; the tests' registries allow it otherwise).
+    pub deletes_disabled: bool,
 }
 
 impl TestRegistry {
@@ -103,7 +105,13 @@ impl TestRegistry {
                 key.display()
             );
         }
-        let config = config(&storage, &format!("127.0.0.1:{port}"), &tls, &auth);
+        let mut config = config(&storage, &format!("127.0.0.1:{port}"), &tls, &auth);
+        if options.deletes_disabled {
+            config = config.replace(
+                "  delete:\n    enabled: true\n",
+                "  delete:\n    enabled: false\n",
+            );
+        }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
         let log =
