@@ -62,24 +62,34 @@ async fn check_outputs(ctx: &Ctx, step: &Step, rec: &Record) -> Check {
         if stamp.is_some_and(|s| s.matches(&meta)) {
             continue;
         }
-        // The digest the step recorded: its stamp's, else its output named after the file.
+        // The digest the step recorded: its stamp's, else its output named after the file
+        // (a state written before stamps) when no other file of the step has that name.
         let name = file.rsplit('/').next().unwrap_or(file);
-        let Some(expected) = stamp
-            .map(|s| s.sha256.clone())
-            .or_else(|| rec.outputs.get(name).cloned())
-        else {
-            continue;
+        let unique = || {
+            rec.files
+                .keys()
+                .filter(|f| f.rsplit('/').next() == Some(name))
+                .count()
+                == 1
         };
+        let expected = stamp
+            .map(|s| s.sha256.clone())
+            .or_else(|| rec.outputs.get(name).filter(|_| unique()).cloned());
         let read = path.clone();
         let actual = tokio::task::spawn_blocking(move || std::fs::read(&read).ok())
             .await
             .ok()
             .flatten()
             .map(|b| format!("sha256:{}", crate::fetch::sha256_hex(&b)));
-        if actual.as_deref() != Some(expected.as_str()) {
+        let Some(actual) = actual else {
+            return Check::Stale(step.id.missing(&step.describe));
+        };
+        // Without a recorded digest, the size matched: what is there is taken as written (as
+        // before stamps existed) and stamped from now on.
+        if expected.as_ref().is_some_and(|e| *e != actual) {
             return Check::Stale(StaleReason::OutputChanged { file: file.clone() });
         }
-        if let Some(s) = Stamp::of(&path, &expected) {
+        if let Some(s) = Stamp::of(&path, &actual) {
             restamped.insert(file.clone(), s);
         }
     }

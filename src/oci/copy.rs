@@ -573,11 +573,8 @@ impl Client {
             media_type: image.media_type.clone(),
             digest: image.digest.clone(),
         };
-        let outcome = self
-            .copy_tree(&source, &dest, top, tag, &Platforms::All, &what, None)
-            .await?;
-        progress.done(&summary(&outcome));
-        Ok(outcome)
+        self.copy_whole(&source, &dest, top, tag, &what, progress)
+            .await
     }
 
     /// Pushes an image built here to a registry or a layout, under `target`'s repository and
@@ -603,8 +600,22 @@ impl Client {
             digest,
         };
         let tag = target.tag.as_deref();
+        self.copy_whole(&source, &dest, top, tag, &what, progress)
+            .await
+    }
+
+    /// Copies a whole image (every platform) and reports it done.
+    async fn copy_whole(
+        &self,
+        source: &Source<'_>,
+        dest: &Dest<'_>,
+        top: Top,
+        tag: Option<&str>,
+        what: &str,
+        progress: ImageProgress,
+    ) -> Result<CopyOutcome, OciError> {
         let outcome = self
-            .copy_tree(&source, &dest, top, tag, &Platforms::All, &what, None)
+            .copy_tree(source, dest, top, tag, &Platforms::All, what, None)
             .await?;
         progress.done(&summary(&outcome));
         Ok(outcome)

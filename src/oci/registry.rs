@@ -200,6 +200,23 @@ impl Registry {
         })
     }
 
+    /// [`Registry::call`], with `not_found` as the answer when the registry says 404.
+    async fn call_or<T, Fut>(
+        &self,
+        action: &dyn Fn() -> String,
+        not_found: T,
+        f: impl FnOnce(RegistryAuth) -> Fut,
+    ) -> Result<T, OciError>
+    where
+        Fut: Future<Output = Result<T, OciDistributionError>>,
+    {
+        match self.call(action, f).await {
+            Ok(v) => Ok(v),
+            Err(Failure::NotFound) => Ok(not_found),
+            Err(Failure::Mapped(e)) => Err(e),
+        }
+    }
+
     /// Why no connection to this host could be made, if that happened in this run.
     pub(crate) fn unreachable(&self) -> Option<OciError> {
         self.unreachable.get().map(|message| OciError::Unreachable {
@@ -291,16 +308,10 @@ impl Registry {
     ) -> Result<bool, OciError> {
         let image = self.reference(repository, digest.as_str());
         let action = || format!("a blob check for `{digest}` in `{repository}`");
-        match self
-            .call(&action, |_| {
-                self.client.blob_exists(&image, digest.as_str())
-            })
-            .await
-        {
-            Ok(there) => Ok(there),
-            Err(Failure::NotFound) => Ok(false),
-            Err(Failure::Mapped(e)) => Err(e),
-        }
+        self.call_or(&action, false, |_| {
+            self.client.blob_exists(&image, digest.as_str())
+        })
+        .await
     }
 
     /// A blob's bytes, as they arrive (oci-client checks them against the digest at the end;
@@ -346,24 +357,18 @@ impl Registry {
         let image = self.reference(repository, digest.as_str());
         let source = self.reference(from, digest.as_str());
         let action = || format!("a mount of `{digest}` from `{from}` into `{repository}`");
-        match self
-            .call(&action, |_| async {
-                match self
-                    .client
-                    .mount_blob(&image, &source, digest.as_str())
-                    .await
-                {
-                    Ok(()) => Ok(true),
-                    Err(OciDistributionError::SpecViolationError(_)) => Ok(false),
-                    Err(e) => Err(e),
-                }
-            })
-            .await
-        {
-            Ok(mounted) => Ok(mounted),
-            Err(Failure::NotFound) => Ok(false),
-            Err(Failure::Mapped(e)) => Err(e),
-        }
+        self.call_or(&action, false, |_| async {
+            match self
+                .client
+                .mount_blob(&image, &source, digest.as_str())
+                .await
+            {
+                Ok(()) => Ok(true),
+                Err(OciDistributionError::SpecViolationError(_)) => Ok(false),
+                Err(e) => Err(e),
+            }
+        })
+        .await
     }
 
     /// Uploads a blob in one streamed PUT (a POST opens the session first).
