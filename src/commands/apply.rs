@@ -157,11 +157,12 @@ fn run_steps(
 ) -> (exec::RunReport, crate::context::Ctx) {
     let multi = indicatif::MultiProgress::new();
     let verbosity = crate::ui::verbosity();
-    let ctx = ctx.with_progress(if verbosity == crate::ui::Verbosity::Quiet {
+    let progress = if verbosity == crate::ui::Verbosity::Quiet {
         crate::oci::progress::Progress::hidden()
     } else {
         crate::oci::progress::Progress::new(multi.clone())
-    });
+    };
+    let ctx = ctx.with_progress(progress.clone());
     let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let force = |s: &Step| plan.position(&s.id).is_some_and(|i| forced[i]);
     let report = rt.block_on(exec::run(plan, state, &ctx, &force, &|event| {
@@ -185,6 +186,7 @@ fn run_steps(
             eprintln!("{line}");
         }
     }));
+    progress.finish();
     (report, ctx)
 }
 

@@ -1363,9 +1363,20 @@ fn expect_digest(
 
 fn summary(o: &CopyOutcome) -> String {
     let s = &o.stats;
+    let blobs = |n: u64| {
+        if n == 1 {
+            "1 blob".to_string()
+        } else {
+            format!("{n} blobs")
+        }
+    };
     format!(
-        "{} ({} blobs uploaded, {} skipped, {} mounted, {} bytes)",
-        o.digest, s.blobs_uploaded, s.blobs_skipped, s.blobs_mounted, s.bytes_uploaded
+        "{} ({} sent, {} already there, {} mounted; {})",
+        o.digest,
+        blobs(s.blobs_uploaded),
+        blobs(s.blobs_skipped),
+        blobs(s.blobs_mounted),
+        indicatif::HumanBytes(s.bytes_uploaded)
     )
 }
 

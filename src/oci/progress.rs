@@ -1,11 +1,19 @@
 //! Progress on stderr: indicatif bars (images done, bytes moved, one line per image in flight)
 //! on a terminal; plain lines otherwise. stdout is never written.
+//!
+//! As cargo does it: the bars appear only once there is work (a no-op shows none) and are
+//! cleared by [`Progress::finish`], so the command's summary is the last line on screen; lines
+//! have one status column (`     Copying …`, `      Copied …`); in plain mode a long copy prints
+//! a `Transferred` line with bytes and throughput every few seconds.
 
 use std::io::IsTerminal as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// How often plain mode says how far a copy is.
+const TICK: Duration = Duration::from_secs(5);
 
 /// Where progress goes. Cheap to clone; `Progress::hidden()` reports nothing.
 #[derive(Clone, Default)]
@@ -18,6 +26,11 @@ struct Inner {
     images: ProgressBar,
     bytes: ProgressBar,
     plain: bool,
+    /// Whether the bars were added to the display (on the first image).
+    shown: std::sync::Once,
+    /// Set by [`Progress::finish`]: the plain-mode throughput ticker stops.
+    done: Arc<std::sync::atomic::AtomicBool>,
+    ticker: std::sync::Once,
 }
 
 impl std::fmt::Debug for Progress {
@@ -42,14 +55,14 @@ impl Progress {
         if plain {
             multi.set_draw_target(ProgressDrawTarget::hidden());
         }
-        let images = multi.add(ProgressBar::new(0));
+        let images = ProgressBar::hidden();
         images.set_style(
             ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} images")
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
         );
         images.set_prefix("images");
-        let bytes = multi.add(ProgressBar::new(0));
+        let bytes = ProgressBar::hidden();
         bytes.set_style(
             ProgressStyle::with_template(
                 "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
@@ -64,6 +77,9 @@ impl Progress {
                 images,
                 bytes,
                 plain,
+                shown: std::sync::Once::new(),
+                done: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+                ticker: std::sync::Once::new(),
             })),
         }
     }
@@ -75,8 +91,55 @@ impl Progress {
 
     pub(crate) fn add_images(&self, n: u64) {
         if let Some(i) = &self.inner {
+            i.shown.call_once(|| {
+                if !i.plain {
+                    i.images.set_draw_target(ProgressDrawTarget::hidden());
+                    i.multi.add(i.images.clone());
+                    i.multi.add(i.bytes.clone());
+                }
+            });
             i.images.inc_length(n);
         }
+    }
+
+    /// Clears the bars (the command's summary is printed after): nothing stays on screen.
+    pub fn finish(&self) {
+        if let Some(i) = &self.inner {
+            i.done.store(true, std::sync::atomic::Ordering::Relaxed);
+            i.images.finish_and_clear();
+            i.bytes.finish_and_clear();
+            let _ = i.multi.clear();
+        }
+    }
+
+    /// In plain mode, a `Transferred` line every few seconds while bytes are moving.
+    fn start_ticker(&self) {
+        let Some(i) = &self.inner else { return };
+        if !i.plain {
+            return;
+        }
+        i.ticker.call_once(|| {
+            let bytes = i.bytes.clone();
+            let done = i.done.clone();
+            std::thread::spawn(move || {
+                let mut last = (bytes.position(), std::time::Instant::now());
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    let now = (bytes.position(), std::time::Instant::now());
+                    if now.0 > last.0 && !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        let rate = (now.0 - last.0) as f64 / (now.1 - last.1).as_secs_f64();
+                        eprintln!(
+                            "{:>12} {} of {} ({}/s)",
+                            "Transferred",
+                            indicatif::HumanBytes(now.0),
+                            indicatif::HumanBytes(bytes.length().unwrap_or(0)),
+                            indicatif::HumanBytes(rate as u64)
+                        );
+                    }
+                    last = now;
+                }
+            });
+        });
     }
 
     /// One image starts: a spinner line until it is done.
@@ -89,7 +152,7 @@ impl Progress {
             };
         };
         if inner.plain {
-            eprintln!("copying {what}");
+            eprintln!("{:>12} {what}", "Copying");
             return ImageProgress {
                 bar: None,
                 progress: self.clone(),
@@ -114,6 +177,7 @@ impl Progress {
         if let Some(i) = &self.inner {
             i.bytes.inc_length(n);
         }
+        self.start_ticker();
     }
 
     pub(crate) fn bytes(&self, n: u64) {
@@ -155,7 +219,7 @@ impl ImageProgress {
         if let Some(inner) = &self.progress.inner {
             inner.images.inc(1);
             if inner.plain {
-                eprintln!("copied {}: {summary}", self.what);
+                eprintln!("{:>12} {}: {summary}", "Copied", self.what);
             }
         }
     }

@@ -753,3 +753,81 @@ fn the_same_lock_gives_the_same_index_and_image_digest_anywhere() {
     let (_, second) = layout_manifest(&two.join("out"), "devfile-catalog/java-springboot:2.1.0");
     assert_eq!(first, second, "a stack artifact's digest");
 }
+
+// TEMPORARY (not committed): the community registry applied by a base binary and by this one.
+#[test]
+#[ignore]
+fn compare_with_base_binary() {
+    let base_bin = std::env::var("AIRGAP_BASE_BIN").expect("AIRGAP_BASE_BIN");
+    let w = World::community();
+    push_base(&w, true);
+    std::fs::write(
+        w.workspace.join("airgap.kdl"),
+        manifest_text(&w, "target \"dir:out\"", &[]),
+    )
+    .unwrap();
+    let base = |args: &[&str]| {
+        let o = std::process::Command::new(&base_bin)
+            .args(args)
+            .current_dir(&w.workspace)
+            .env("NO_COLOR", "1")
+            .env("HOME", &w.workspace)
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("XDG_RUNTIME_DIR")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let timed = |f: &dyn Fn()| {
+        let t = std::time::Instant::now();
+        f();
+        t.elapsed().as_secs_f64()
+    };
+    let median3 = |f: &dyn Fn()| {
+        let mut v = [timed(f), timed(f), timed(f)];
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[1]
+    };
+    base(&["lock"]);
+    let base_lock = w.lock_text();
+    let base_cold = timed(&|| base(&["apply"]));
+    let base_noop = median3(&|| base(&["apply"]));
+    let base_plan = median3(&|| base(&["plan"]));
+    let out = w.workspace.join("out");
+    let base_tree = tree(&out);
+    // The new binary finds the base's state fresh: same keys.
+    let plan = airgap(&w.workspace, &["plan", "--format", "json"]).ok();
+    let v: Value = serde_json::from_str(&plan.stdout).unwrap();
+    eprintln!("plan over base state: {}", v["summary"]);
+    // A fresh apply by the new binary.
+    std::fs::remove_dir_all(&out).unwrap();
+    std::fs::remove_dir_all(w.workspace.join(".airgap")).unwrap();
+    airgap(&w.workspace, &["lock"]).ok();
+    assert_eq!(w.lock_text(), base_lock, "lockfiles differ");
+    let new = |args: &[&str]| {
+        airgap(&w.workspace, args).ok();
+    };
+    let new_cold = timed(&|| new(&["apply"]));
+    let new_noop = median3(&|| new(&["apply"]));
+    let new_plan = median3(&|| new(&["plan"]));
+    eprintln!(
+        "cold apply: base {base_cold:.2}s new {new_cold:.2}s; no-op apply (median of 3): base {base_noop:.3}s new {new_noop:.3}s; plan: base {base_plan:.3}s new {new_plan:.3}s"
+    );
+    let new_tree = tree(&out);
+    let bk: Vec<_> = base_tree.keys().collect();
+    let nk: Vec<_> = new_tree.keys().collect();
+    assert_eq!(bk, nk, "file lists differ");
+    let differ: Vec<_> = base_tree
+        .iter()
+        .filter(|(k, b)| new_tree.get(*k) != Some(b))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(differ.is_empty(), "files differ: {differ:?}");
+    eprintln!("identical: {} files", base_tree.len());
+    assert_eq!(
+        v["summary"]["stale"], 0,
+        "the base state is not fresh for this binary"
+    );
+}

@@ -245,3 +245,66 @@ fn quiet_verbose_and_color() {
         true
     ));
 }
+
+/// The screen a command leaves on a terminal: run in a pseudo-terminal by `script(1)`, its
+/// output fed to a terminal emulator.
+fn screen_after(ws: &Path, args: &str) -> String {
+    let bin = env!("CARGO_BIN_EXE_airgap");
+    let output = std::process::Command::new("script")
+        .args([
+            "-qec",
+            &format!("stty cols 120 rows 40; exec {bin} {args}"),
+            "/dev/null",
+        ])
+        .current_dir(ws)
+        .env("HOME", ws)
+        .env("TERM", "xterm-256color")
+        .env("NO_COLOR", "1")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("DOCKER_CONFIG")
+        .output()
+        .expect("script(1) runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let mut parser = vt100::Parser::new(40, 120, 0);
+    parser.process(&output.stdout);
+    // Row by row: a line that fills the width is a row of its own, not joined to the next.
+    parser
+        .screen()
+        .rows(0, 120)
+        .map(|r| r.trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn on_a_terminal_the_summary_is_the_last_line_and_no_bar_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().to_path_buf();
+    fresh_example(&ws);
+    // A cold apply copies images (the bars show while it does), then a no-op.
+    for run in ["cold", "no-op"] {
+        let screen = screen_after(&ws, "apply");
+        let lines: Vec<&str> = screen.lines().filter(|l| !l.trim().is_empty()).collect();
+        let last = lines.last().copied().unwrap_or("");
+        assert!(
+            last.trim_start().starts_with("Applied"),
+            "{run}: the last line is {last:?}:\n{screen}"
+        );
+        // The bars: `images [====>   ] 2/5 images`, `bytes [=====  ] 1 KiB/2 KiB`.
+        let bar = |l: &&str| {
+            let t = l.trim_start();
+            t.starts_with("images [")
+                || t.starts_with("bytes [")
+                || t.ends_with(" images") && t.contains('/')
+        };
+        assert!(
+            !lines.iter().any(bar),
+            "{run}: a progress bar is left on screen:\n{screen}"
+        );
+    }
+}
