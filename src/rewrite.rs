@@ -76,6 +76,7 @@ use serde_saphyr::Spanned;
 
 use crate::devfile::{self, DevfileError, ParentRef, Project, ProjectSource};
 use crate::diag::{self, Source};
+use crate::escape;
 
 /// Upstream image as resolved (variables substituted) → mirrored reference
 /// (`registry.internal/devfiles/nodejs-18:1-140@sha256:…`, or `…/name@sha256:…` for an upstream
@@ -672,21 +673,7 @@ fn single_quoted(s: &str) -> String {
 }
 
 fn double_quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    escape::double_quoted(s, escape::yaml_unicode)
 }
 
 /// Whether `s` written as a plain scalar reads back as the string `s`.
