@@ -191,11 +191,9 @@ pub fn discover(
     files: &Files<'_>,
     samples: bool,
 ) -> Result<Discovered, DiscoverError> {
-    let invalid = |path: &str, message: String, help: Option<String>| DiscoverError::Invalid {
-        source_name: source_name.to_string(),
-        path: path.to_string(),
-        message,
-        help,
+    let src = Source {
+        name: source_name,
+        files,
     };
     let Some(entries) = files.list(STACKS)? else {
         return Err(DiscoverError::NoStacks {
@@ -207,154 +205,192 @@ pub fn discover(
         if !is_dir {
             continue;
         }
+        let stack = match files.read(&stack_yaml_path(&name))? {
+            Some(bytes) => Some(src.multi_version_stack(name, &bytes)?),
+            None => src.single_version_stack(name)?,
+        };
+        out.stacks.extend(stack);
+    }
+    if samples && let Some(bytes) = files.read(EXTRA_ENTRIES)? {
+        out.samples = src.samples(&bytes)?;
+    }
+    Ok(out)
+}
+
+/// The source being discovered: its name (for errors) and its files.
+struct Source<'a, 'f> {
+    name: &'a str,
+    files: &'a Files<'f>,
+}
+
+impl Source<'_, '_> {
+    fn invalid(&self, path: &str, message: String, help: Option<String>) -> DiscoverError {
+        DiscoverError::Invalid {
+            source_name: self.name.to_string(),
+            path: path.to_string(),
+            message,
+            help,
+        }
+    }
+
+    /// `stacks/<name>/stack.yaml` (given as `bytes`) and its version folders.
+    fn multi_version_stack(&self, name: String, bytes: &[u8]) -> Result<Stack, DiscoverError> {
         let dir = stack_dir(&name);
         let stack_yaml_path = stack_yaml_path(&name);
-        if let Some(bytes) = files.read(&stack_yaml_path)? {
-            let text = String::from_utf8_lossy(&bytes);
-            let sy: StackYaml = serde_saphyr::from_str(&text)
-                .map_err(|e| invalid(&stack_yaml_path, first_line(&e.to_string()), None))?;
-            let listed: Vec<&StackYamlVersion> =
-                sy.versions.iter().filter(|v| v.git.is_none()).collect();
-            let defaults: Vec<&str> = listed
-                .iter()
-                .filter(|v| v.default)
-                .map(|v| v.version.as_str())
-                .collect();
-            if defaults.len() != 1 {
-                let message = if defaults.is_empty() {
-                    "no version is marked `default: true`".to_string()
-                } else {
-                    format!(
-                        "{} versions are marked `default: true` ({})",
-                        defaults.len(),
-                        defaults.join(", ")
+        let text = String::from_utf8_lossy(bytes);
+        let sy: StackYaml = serde_saphyr::from_str(&text)
+            .map_err(|e| self.invalid(&stack_yaml_path, first_line(&e.to_string()), None))?;
+        let listed: Vec<&StackYamlVersion> =
+            sy.versions.iter().filter(|v| v.git.is_none()).collect();
+        let defaults: Vec<&str> = listed
+            .iter()
+            .filter(|v| v.default)
+            .map(|v| v.version.as_str())
+            .collect();
+        if defaults.len() != 1 {
+            let message = if defaults.is_empty() {
+                "no version is marked `default: true`".to_string()
+            } else {
+                format!(
+                    "{} versions are marked `default: true` ({})",
+                    defaults.len(),
+                    defaults.join(", ")
+                )
+            };
+            return Err(self.invalid(
+                &stack_yaml_path,
+                message,
+                Some("a multi-version stack has exactly one default version".into()),
+            ));
+        }
+        let mut versions = Vec::new();
+        for v in listed {
+            let vdir = format!("{dir}/{}", v.version.as_str());
+            let devfile_name = devfile_name_in(self.files, &vdir)
+                .map_err(|e| self.invalid(&vdir, e, None))?
+                .ok_or_else(|| {
+                    self.invalid(
+                        &stack_yaml_path,
+                        format!(
+                            "version `{}` is listed but `{vdir}/devfile.yaml` does not exist",
+                            v.version.as_str()
+                        ),
+                        None,
                     )
-                };
-                return Err(invalid(
-                    &stack_yaml_path,
-                    message,
-                    Some("a multi-version stack has exactly one default version".into()),
-                ));
-            }
-            let mut versions = Vec::new();
-            for v in listed {
-                let vdir = format!("{dir}/{}", v.version.as_str());
-                let devfile_name = devfile_name_in(files, &vdir)
-                    .map_err(|e| invalid(&vdir, e, None))?
-                    .ok_or_else(|| {
-                        invalid(
-                            &stack_yaml_path,
+                })?;
+            versions.push(StackVersion {
+                stack: name.clone(),
+                version_dir: Some(v.version.as_str().to_string()),
+                id: format!("{name}/{}", v.version.as_str()),
+                dir: vdir.clone(),
+                devfile_name,
+                default: v.default,
+                packed: packed_files(self.files, &vdir)?,
+            });
+        }
+        Ok(Stack {
+            name,
+            icon: sy.icon.map(|i| i.0),
+            multi_version: true,
+            versions,
+        })
+    }
+
+    /// `stacks/<name>/devfile.yaml`; `None` when the folder holds no devfile (not a stack:
+    /// upstream skips these as well).
+    fn single_version_stack(&self, name: String) -> Result<Option<Stack>, DiscoverError> {
+        let dir = stack_dir(&name);
+        let Some(devfile_name) =
+            devfile_name_in(self.files, &dir).map_err(|e| self.invalid(&dir, e, None))?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Stack {
+            name: name.clone(),
+            icon: None,
+            multi_version: false,
+            versions: vec![StackVersion {
+                stack: name.clone(),
+                version_dir: None,
+                id: name,
+                dir: dir.clone(),
+                devfile_name,
+                default: true,
+                packed: packed_files(self.files, &dir)?,
+            }],
+        }))
+    }
+
+    /// The samples of `extraDevfileEntries.yaml` (given as `bytes`), one per sample version.
+    fn samples(&self, bytes: &[u8]) -> Result<Vec<Sample>, DiscoverError> {
+        let text = String::from_utf8_lossy(bytes);
+        let extra: ExtraEntries = serde_saphyr::from_str(&text)
+            .map_err(|e| self.invalid(EXTRA_ENTRIES, first_line(&e.to_string()), None))?;
+        let mut out = Vec::new();
+        for s in extra.samples {
+            let name = s.name.0.as_str();
+            let icon = s.icon.as_ref().map(|i| i.0.clone());
+            if s.versions.is_empty() {
+                let git = s.git.as_ref().ok_or_else(|| {
+                    self.invalid(
+                        EXTRA_ENTRIES,
+                        format!("sample `{name}` has neither `git` nor `versions`"),
+                        None,
+                    )
+                })?;
+                out.push(self.sample(name, None, git, &icon)?);
+            } else {
+                for v in &s.versions {
+                    let git = v.git.as_ref().ok_or_else(|| {
+                        self.invalid(
+                            EXTRA_ENTRIES,
                             format!(
-                                "version `{}` is listed but `{vdir}/devfile.yaml` does not exist",
+                                "sample `{name}` version `{}` has no `git`",
                                 v.version.as_str()
                             ),
                             None,
                         )
                     })?;
-                versions.push(StackVersion {
-                    stack: name.clone(),
-                    version_dir: Some(v.version.as_str().to_string()),
-                    id: format!("{name}/{}", v.version.as_str()),
-                    dir: vdir.clone(),
-                    devfile_name,
-                    default: v.default,
-                    packed: packed_files(files, &vdir)?,
-                });
-            }
-            out.stacks.push(Stack {
-                name,
-                icon: sy.icon.map(|i| i.0),
-                multi_version: true,
-                versions,
-            });
-        } else {
-            let Some(devfile_name) =
-                devfile_name_in(files, &dir).map_err(|e| invalid(&dir, e, None))?
-            else {
-                // Not a stack folder (upstream skips these as well).
-                continue;
-            };
-            out.stacks.push(Stack {
-                name: name.clone(),
-                icon: None,
-                multi_version: false,
-                versions: vec![StackVersion {
-                    stack: name.clone(),
-                    version_dir: None,
-                    id: name.clone(),
-                    dir: dir.clone(),
-                    devfile_name,
-                    default: true,
-                    packed: packed_files(files, &dir)?,
-                }],
-            });
-        }
-    }
-    if samples && let Some(bytes) = files.read(EXTRA_ENTRIES)? {
-        let text = String::from_utf8_lossy(&bytes);
-        let extra: ExtraEntries = serde_saphyr::from_str(&text)
-            .map_err(|e| invalid(EXTRA_ENTRIES, first_line(&e.to_string()), None))?;
-        for s in extra.samples {
-            let name = s.name.0.clone();
-            let icon = s.icon.map(|i| i.0);
-            let mut push = |version: Option<String>, git: &ExtraGit| -> Result<(), DiscoverError> {
-                let where_ = match &version {
-                    Some(v) => format!("sample `{name}` version `{v}`"),
-                    None => format!("sample `{name}`"),
-                };
-                let (remote_name, remote) = pick_remote(git).ok_or_else(|| {
-                    invalid(
-                        EXTRA_ENTRIES,
-                        format!("{where_} has no git remote"),
-                        Some("give it git.remotes: {origin: URL}".into()),
-                    )
-                })?;
-                out.samples.push(Sample {
-                    name: name.clone(),
-                    version,
-                    remote_name,
-                    remote,
-                    revision: git.revision.as_ref().map(|r| r.0.clone()),
-                    sub_dir: git
-                        .sub_dir
-                        .as_ref()
-                        .map(|d| d.0.trim_matches('/').to_string())
-                        .filter(|d| !d.is_empty()),
-                    icon: icon.clone(),
-                });
-                Ok(())
-            };
-            if s.versions.is_empty() {
-                match &s.git {
-                    Some(git) => push(None, git)?,
-                    None => {
-                        return Err(invalid(
-                            EXTRA_ENTRIES,
-                            format!("sample `{name}` has neither `git` nor `versions`"),
-                            None,
-                        ));
-                    }
-                }
-            } else {
-                for v in &s.versions {
-                    match &v.git {
-                        Some(git) => push(Some(v.version.0.clone()), git)?,
-                        None => {
-                            return Err(invalid(
-                                EXTRA_ENTRIES,
-                                format!(
-                                    "sample `{name}` version `{}` has no `git`",
-                                    v.version.as_str()
-                                ),
-                                None,
-                            ));
-                        }
-                    }
+                    let version = Some(v.version.0.clone());
+                    out.push(self.sample(name, version, git, &icon)?);
                 }
             }
         }
+        Ok(out)
     }
-    Ok(out)
+
+    fn sample(
+        &self,
+        name: &str,
+        version: Option<String>,
+        git: &ExtraGit,
+        icon: &Option<String>,
+    ) -> Result<Sample, DiscoverError> {
+        let where_ = match &version {
+            Some(v) => format!("sample `{name}` version `{v}`"),
+            None => format!("sample `{name}`"),
+        };
+        let (remote_name, remote) = pick_remote(git).ok_or_else(|| {
+            self.invalid(
+                EXTRA_ENTRIES,
+                format!("{where_} has no git remote"),
+                Some("give it git.remotes: {origin: URL}".into()),
+            )
+        })?;
+        Ok(Sample {
+            name: name.to_string(),
+            version,
+            remote_name,
+            remote,
+            revision: git.revision.as_ref().map(|r| r.0.clone()),
+            sub_dir: git
+                .sub_dir
+                .as_ref()
+                .map(|d| d.0.trim_matches('/').to_string())
+                .filter(|d| !d.is_empty()),
+            icon: icon.clone(),
+        })
+    }
 }
 
 fn pick_remote(git: &ExtraGit) -> Option<(String, String)> {

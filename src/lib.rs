@@ -15,6 +15,7 @@ pub mod devfile;
 pub mod diag;
 pub mod discover;
 pub mod error;
+pub mod escape;
 pub mod exec;
 pub mod fetch;
 pub mod git;

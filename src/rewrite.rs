@@ -76,6 +76,7 @@ use serde_saphyr::Spanned;
 
 use crate::devfile::{self, DevfileError, ParentRef, Project, ProjectSource};
 use crate::diag::{self, Source};
+use crate::escape;
 
 /// Upstream image as resolved (variables substituted) → mirrored reference
 /// (`registry.internal/devfiles/nodejs-18:1-140@sha256:…`, or `…/name@sha256:…` for an upstream
@@ -260,152 +261,209 @@ impl Doc<'_> {
 
 /// Rewrites a devfile's text by the plan. `path` names the file in errors.
 pub fn rewrite_devfile(path: &str, text: &str, plan: &DevfilePlan) -> Result<String, RewriteError> {
-    let doc = Doc { path, text };
     let d = devfile::parse(path, text)?;
-    let mut edits = Vec::new();
-    let mut expect = Expected::default();
-
-    // Container images.
-    for (image, range) in d.images_with_ranges() {
-        let place = &image.place;
-        let Some(range) = range.filter(|r| text.get(r.clone()).is_some()) else {
-            return Err(doc.bug(format!("no usable byte span for {place}")));
-        };
-        let Some(target) = plan.images.get(&image.resolved) else {
-            return Err(doc.unplanned(place, range, format!("`{}`", image.resolved)));
-        };
-        let new = mirrored_reference(&image.written, target).map_err(|name_len| {
-            // The written value inside the scalar (after a quote or leading blanks).
-            let at = text
-                .get(range.clone())
-                .and_then(|raw| raw.find(image.written.as_str()))
-                .map_or(range.start, |i| range.start + i);
-            RewriteError::VariableInRepository {
-                path: path.to_string(),
-                place: place.clone(),
-                written: image.written.clone(),
-                src: doc.src(),
-                span: Doc::span(&(at..at + name_len)),
-            }
-        })?;
-        edits.push(scalar_edit(&doc, range, &new, place)?);
-        expect.images.push(new);
-    }
-
-    // Starter projects and projects.
-    let mut locations: BTreeMap<String, String> = BTreeMap::new();
-    for (list, kind, planned) in [
-        (
-            &d.starter_projects,
-            "starterProjects",
-            &plan.starter_projects,
-        ),
-        (&d.projects, "projects", &plan.projects),
-    ] {
-        for item in list.iter().flatten() {
-            let name = item.value.name.as_str();
-            let place = format!("{kind}[{name}]");
-            let start = doc.range(item, &place)?.start;
-            let Some(location) = planned.get(name) else {
-                if let Some(what) = remote_project(&item.value) {
-                    let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-                    return Err(doc.unplanned(&place, start..end, what));
-                }
-                continue;
-            };
-            if let Some(first) = locations.insert(location.clone(), place.clone()) {
-                return Err(RewriteError::SharedLocation {
-                    path: path.to_string(),
-                    first,
-                    second: place,
-                    location: location.clone(),
-                });
-            }
-            let p = &item.value;
-            let mut present = Vec::new();
-            if p.git.is_some() {
-                present.push("git");
-            }
-            if p.zip.is_some() {
-                present.push("zip");
-            }
-            if p.sub_dir.is_some() {
-                present.push("subDir");
-            }
-            if !present.contains(&"git") && !present.contains(&"zip") {
-                return Err(doc.unsupported(
-                    &place,
-                    start..start,
-                    "it has neither `git` nor `zip`",
-                    "a project needs a `git` or a `zip` source",
-                ));
-            }
-            edits.extend(replace_keys(
-                &doc,
-                &place,
-                start,
-                &["git", "zip", "subDir"],
-                &present,
-                NewValue::Map("zip", "location", location),
-            )?);
-            expect
-                .projects
-                .push((kind, name.to_string(), location.clone()));
-        }
-    }
-
-    // Parent devfile.
+    let mut r = Rewrite {
+        doc: Doc { path, text },
+        edits: Vec::new(),
+        expect: Expected::default(),
+    };
+    r.images(&d, &plan.images)?;
+    r.projects(&d, plan)?;
     if let Some(parent) = &d.parent {
+        r.parent(&d, parent, plan.parent.as_ref())?;
+    }
+    r.metadata(&d, plan)?;
+    let out = apply_edits(&r.doc, r.edits)?;
+    r.expect.check(&r.doc, &out)?;
+    Ok(out)
+}
+
+/// A devfile rewrite under way: the edits so far, and what the result must then hold.
+struct Rewrite<'a> {
+    doc: Doc<'a>,
+    edits: Vec<Edit>,
+    expect: Expected,
+}
+
+impl Rewrite<'_> {
+    /// Container images.
+    fn images(&mut self, d: &devfile::Devfile, planned: &ImageMap) -> Result<(), RewriteError> {
+        let doc = &self.doc;
+        for (image, range) in d.images_with_ranges() {
+            let place = &image.place;
+            let Some(range) = range.filter(|r| doc.text.get(r.clone()).is_some()) else {
+                return Err(doc.bug(format!("no usable byte span for {place}")));
+            };
+            let Some(target) = planned.get(&image.resolved) else {
+                return Err(doc.unplanned(place, range, format!("`{}`", image.resolved)));
+            };
+            let new = mirrored_reference(&image.written, target).map_err(|name_len| {
+                // The written value inside the scalar (after a quote or leading blanks).
+                let at = doc
+                    .text
+                    .get(range.clone())
+                    .and_then(|raw| raw.find(image.written.as_str()))
+                    .map_or(range.start, |i| range.start + i);
+                RewriteError::VariableInRepository {
+                    path: doc.path.to_string(),
+                    place: place.clone(),
+                    written: image.written.clone(),
+                    src: doc.src(),
+                    span: Doc::span(&(at..at + name_len)),
+                }
+            })?;
+            self.edits.push(scalar_edit(doc, range, &new, place)?);
+            self.expect.images.push(new);
+        }
+        Ok(())
+    }
+
+    /// Starter projects and projects.
+    fn projects(&mut self, d: &devfile::Devfile, plan: &DevfilePlan) -> Result<(), RewriteError> {
+        let mut locations: BTreeMap<String, String> = BTreeMap::new();
+        for (list, kind, planned) in [
+            (
+                &d.starter_projects,
+                "starterProjects",
+                &plan.starter_projects,
+            ),
+            (&d.projects, "projects", &plan.projects),
+        ] {
+            for item in list.iter().flatten() {
+                self.project(item, kind, planned, &mut locations)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One entry of `starterProjects` or `projects` (`kind`); `locations` are the zip
+    /// locations written so far, each with the place that has it.
+    fn project(
+        &mut self,
+        item: &Spanned<Project>,
+        kind: &'static str,
+        planned: &BTreeMap<String, String>,
+        locations: &mut BTreeMap<String, String>,
+    ) -> Result<(), RewriteError> {
+        let doc = &self.doc;
+        let name = item.value.name.as_str();
+        let place = format!("{kind}[{name}]");
+        let start = doc.range(item, &place)?.start;
+        let Some(location) = planned.get(name) else {
+            if let Some(what) = remote_project(&item.value) {
+                let end = doc.text[start..]
+                    .find('\n')
+                    .map_or(doc.text.len(), |i| start + i);
+                return Err(doc.unplanned(&place, start..end, what));
+            }
+            return Ok(());
+        };
+        if let Some(first) = locations.insert(location.clone(), place.clone()) {
+            return Err(RewriteError::SharedLocation {
+                path: doc.path.to_string(),
+                first,
+                second: place,
+                location: location.clone(),
+            });
+        }
+        let p = &item.value;
+        let mut present = Vec::new();
+        if p.git.is_some() {
+            present.push("git");
+        }
+        if p.zip.is_some() {
+            present.push("zip");
+        }
+        if p.sub_dir.is_some() {
+            present.push("subDir");
+        }
+        if !present.contains(&"git") && !present.contains(&"zip") {
+            return Err(doc.unsupported(
+                &place,
+                start..start,
+                "it has neither `git` nor `zip`",
+                "a project needs a `git` or a `zip` source",
+            ));
+        }
+        self.edits.extend(replace_keys(
+            doc,
+            &place,
+            start,
+            &["git", "zip", "subDir"],
+            &present,
+            NewValue::Map("zip", "location", location),
+        )?);
+        self.expect
+            .projects
+            .push((kind, name.to_string(), location.clone()));
+        Ok(())
+    }
+
+    /// The parent devfile: `parent.uri`, or the registry form, which becomes `parent.uri`.
+    fn parent(
+        &mut self,
+        d: &devfile::Devfile,
+        parent: &devfile::Parent,
+        planned: Option<&String>,
+    ) -> Result<(), RewriteError> {
+        let doc = &self.doc;
         let place = "parent";
         if let Some(uri) = &parent.uri {
-            if let Some(edit) = url_edit(&doc, uri, plan.parent.as_deref(), "parent.uri")? {
-                edits.push(edit);
-                expect.parent = plan.parent.clone();
+            if let Some(edit) = url_edit(doc, uri, planned.map(String::as_str), "parent.uri")? {
+                self.edits.push(edit);
+                self.expect.parent = planned.cloned();
             }
-        } else if parent.id.is_some() {
-            match &plan.parent {
-                Some(new) => {
-                    let view = View::parse(path, text)?;
-                    let Some(mapping) = &view.parent else {
-                        return Err(doc.bug("the parent has no span"));
-                    };
-                    let start = doc.range(mapping, place)?.start;
-                    let mut present = vec!["id"];
-                    if parent.registry_url.is_some() {
-                        present.push("registryUrl");
-                    }
-                    if parent.version.is_some() {
-                        present.push("version");
-                    }
-                    edits.extend(replace_keys(
-                        &doc,
-                        place,
-                        start,
-                        &["id", "registryUrl", "version"],
-                        &present,
-                        NewValue::Scalar("uri", new),
-                    )?);
-                    expect.parent = Some(new.clone());
-                }
-                None => {
-                    if let (Some(url), Some(p)) = (&parent.registry_url, d.parent()) {
-                        let range = doc.range(url, "parent.registryUrl")?;
-                        return Err(doc.unplanned(place, range, format!("`{}`", p.url())));
-                    }
-                }
-            }
+            return Ok(());
         }
+        if parent.id.is_none() {
+            return Ok(());
+        }
+        let Some(new) = planned else {
+            if let (Some(url), Some(p)) = (&parent.registry_url, d.parent()) {
+                let range = doc.range(url, "parent.registryUrl")?;
+                return Err(doc.unplanned(place, range, format!("`{}`", p.url())));
+            }
+            return Ok(());
+        };
+        let view = View::parse(doc.path, doc.text)?;
+        let Some(mapping) = &view.parent else {
+            return Err(doc.bug("the parent has no span"));
+        };
+        let start = doc.range(mapping, place)?.start;
+        let mut present = vec!["id"];
+        if parent.registry_url.is_some() {
+            present.push("registryUrl");
+        }
+        if parent.version.is_some() {
+            present.push("version");
+        }
+        self.edits.extend(replace_keys(
+            doc,
+            place,
+            start,
+            &["id", "registryUrl", "version"],
+            &present,
+            NewValue::Scalar("uri", new),
+        )?);
+        self.expect.parent = Some(new.clone());
+        Ok(())
     }
 
-    // Icon and other metadata.
-    if let Some(icon) = d.metadata.as_ref().and_then(|m| m.icon.as_ref())
-        && let Some(edit) = url_edit(&doc, icon, plan.icon.as_deref(), "metadata.icon")?
-    {
-        edits.push(edit);
-        expect.icon = plan.icon.clone();
-    }
-    if !plan.metadata.is_empty() {
-        let metadata = View::parse(path, text)?.metadata.unwrap_or_default();
+    /// The icon and the other `metadata` values the plan names.
+    fn metadata(&mut self, d: &devfile::Devfile, plan: &DevfilePlan) -> Result<(), RewriteError> {
+        let doc = &self.doc;
+        if let Some(icon) = d.metadata.as_ref().and_then(|m| m.icon.as_ref())
+            && let Some(edit) = url_edit(doc, icon, plan.icon.as_deref(), "metadata.icon")?
+        {
+            self.edits.push(edit);
+            self.expect.icon = plan.icon.clone();
+        }
+        if plan.metadata.is_empty() {
+            return Ok(());
+        }
+        let metadata = View::parse(doc.path, doc.text)?
+            .metadata
+            .unwrap_or_default();
         for (key, new) in &plan.metadata {
             let Some(value) = metadata.get(key) else {
                 continue;
@@ -420,13 +478,10 @@ pub fn rewrite_devfile(path: &str, text: &str, plan: &DevfilePlan) -> Result<Str
                     "only string values can be replaced",
                 ));
             }
-            edits.push(scalar_edit(&doc, range, new, &place)?);
+            self.edits.push(scalar_edit(doc, range, new, &place)?);
         }
+        Ok(())
     }
-
-    let out = apply_edits(&doc, edits)?;
-    expect.check(&doc, &out)?;
-    Ok(out)
 }
 
 /// Replaces scalars of any YAML file at the given byte ranges (from serde-saphyr spans),
@@ -672,21 +727,7 @@ fn single_quoted(s: &str) -> String {
 }
 
 fn double_quoted(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    escape::double_quoted(s, escape::yaml_unicode)
 }
 
 /// Whether `s` written as a plain scalar reads back as the string `s`.
@@ -789,8 +830,12 @@ fn replace_keys(
             "write the entry as a plain block or flow mapping, without anchors or merge keys",
         )
     };
-    let check_found = |found: &[&str]| -> Result<(), RewriteError> {
-        match expected.iter().find(|k| !found.contains(k)) {
+    // Each expected key must be among `keys` and written in the entry.
+    let check_found = |written: Vec<&str>| -> Result<(), RewriteError> {
+        match expected
+            .iter()
+            .find(|k| !(keys.contains(k) && written.contains(k)))
+        {
             Some(missing) => Err(layout_err(format!(
                 "its `{missing}` key is not written in the entry itself (a merge key or an alias?)"
             ))),
@@ -800,12 +845,7 @@ fn replace_keys(
     let mut edits = Vec::new();
     if text[start..].starts_with('{') {
         let entries = flow_mapping(text, start).map_err(layout_err)?;
-        let found: Vec<&str> = entries
-            .iter()
-            .filter(|e| keys.contains(&e.key.as_str()))
-            .map(|e| e.key.as_str())
-            .collect();
-        check_found(&found)?;
+        check_found(entries.iter().map(|e| e.key.as_str()).collect())?;
         let mut replaced = false;
         for (i, e) in entries.iter().enumerate() {
             if !keys.contains(&e.key.as_str()) {
@@ -830,12 +870,7 @@ fn replace_keys(
         }
     } else {
         let lines = block_mapping(text, start).map_err(layout_err)?;
-        let found: Vec<&str> = lines
-            .iter()
-            .filter(|e| keys.contains(&e.key.as_str()))
-            .map(|e| e.key.as_str())
-            .collect();
-        check_found(&found)?;
+        check_found(lines.iter().map(|e| e.key.as_str()).collect())?;
         let mut replaced = false;
         for e in lines.iter().filter(|e| keys.contains(&e.key.as_str())) {
             if !replaced {

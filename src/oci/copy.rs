@@ -447,7 +447,16 @@ impl Client {
 
     /// Resolves many references, `jobs` at a time; results in input order.
     pub async fn resolve_all(&self, images: &[ImageRef]) -> Vec<Result<ResolvedImage, OciError>> {
-        futures::stream::iter(images.iter().map(|i| self.resolve(i)))
+        self.jobs_at_a_time(images.iter().map(|i| self.resolve(i)))
+            .await
+    }
+
+    /// Runs `tasks`, `jobs` at a time; their results in input order.
+    async fn jobs_at_a_time<T>(
+        &self,
+        tasks: impl Iterator<Item = impl Future<Output = T>>,
+    ) -> Vec<T> {
+        futures::stream::iter(tasks)
             .buffered(self.inner.jobs)
             .collect()
             .await
@@ -511,9 +520,7 @@ impl Client {
         requests: &[CopyRequest],
         destination: &Destination,
     ) -> Vec<Result<CopyOutcome, OciError>> {
-        futures::stream::iter(requests.iter().map(|r| self.copy(r, destination)))
-            .buffered(self.inner.jobs)
-            .collect()
+        self.jobs_at_a_time(requests.iter().map(|r| self.copy(r, destination)))
             .await
     }
 
@@ -528,15 +535,11 @@ impl Client {
     ) -> Vec<(LayoutImage, Result<CopyOutcome, OciError>)> {
         let images = layout.images().await;
         let destination = Destination::Registry(destination.clone());
-        futures::stream::iter(images.into_iter().map(|image| {
-            let destination = &destination;
-            async move {
-                let result = self.push_layout_image(layout, &image, destination).await;
-                (image, result)
-            }
+        let destination = &destination;
+        self.jobs_at_a_time(images.into_iter().map(|image| async move {
+            let result = self.push_layout_image(layout, &image, destination).await;
+            (image, result)
         }))
-        .buffered(self.inner.jobs)
-        .collect()
         .await
     }
 
@@ -1534,17 +1537,16 @@ mod tests {
         assert_eq!(out, [&b"abcd"[..], b"efgh", b"i"]);
     }
 
+    /// The chunks `verified` lets through for `parts`, checked against the digest of "abcdef".
+    async fn through(parts: &[&'static [u8]]) -> Vec<Result<Bytes, OciError>> {
+        verified(chunks(parts), Digest::of(b"abcdef"), Some(6), "x".into())
+            .collect()
+            .await
+    }
+
     #[tokio::test]
     async fn the_last_chunk_is_held_back_until_the_digest_is_checked() {
-        let good = Digest::of(b"abcdef");
-        let out: Vec<_> = verified(
-            chunks(&[b"ab", b"cd", b"ef"]),
-            good.clone(),
-            Some(6),
-            "x".into(),
-        )
-        .collect()
-        .await;
+        let out = through(&[b"ab", b"cd", b"ef"]).await;
         let bytes: Vec<u8> = out
             .iter()
             .flat_map(|r| r.as_ref().unwrap().to_vec())
@@ -1552,22 +1554,13 @@ mod tests {
         assert_eq!(bytes, b"abcdef");
 
         // Wrong content: every chunk but the last passes, then an error, never the end.
-        let out: Vec<_> = verified(
-            chunks(&[b"ab", b"cd", b"eX"]),
-            good.clone(),
-            Some(6),
-            "x".into(),
-        )
-        .collect()
-        .await;
+        let out = through(&[b"ab", b"cd", b"eX"]).await;
         assert_eq!(out.len(), 3);
         assert!(out[..2].iter().all(Result::is_ok));
         assert!(matches!(&out[2], Err(OciError::DigestMismatch { .. })));
 
         // Too many bytes: stopped as soon as the size is passed.
-        let out: Vec<_> = verified(chunks(&[b"abcdef", b"g"]), good, Some(6), "x".into())
-            .collect()
-            .await;
+        let out = through(&[b"abcdef", b"g"]).await;
         assert!(matches!(
             out.last(),
             Some(Err(OciError::DigestMismatch { .. }))

@@ -200,7 +200,28 @@ impl Registry {
         })
     }
 
-    /// [`Registry::call`], with `not_found` as the answer when the registry says 404.
+    /// [`Registry::call`] where a 404 is an error like any other status.
+    async fn call_found<T, Fut>(
+        &self,
+        action: &dyn Fn() -> String,
+        f: impl FnOnce(RegistryAuth) -> Fut,
+    ) -> Result<T, OciError>
+    where
+        Fut: Future<Output = Result<T, OciDistributionError>>,
+    {
+        let status = |action: String| OciError::Status {
+            host: self.host.clone(),
+            action,
+            status: 404,
+            body: None,
+        };
+        self.call(action, f).await.map_err(|e| match e {
+            Failure::NotFound => status(action()),
+            Failure::Mapped(e) => e,
+        })
+    }
+
+    /// [`Registry::call`] answering `not_found` when the registry says 404.
     async fn call_or<T, Fut>(
         &self,
         action: &dyn Fn() -> String,
@@ -211,9 +232,11 @@ impl Registry {
         Fut: Future<Output = Result<T, OciDistributionError>>,
     {
         match self.call(action, f).await {
-            Ok(v) => Ok(v),
             Err(Failure::NotFound) => Ok(not_found),
-            Err(Failure::Mapped(e)) => Err(e),
+            other => other.map_err(|e| match e {
+                Failure::Mapped(e) => e,
+                Failure::NotFound => unreachable!("handled above"),
+            }),
         }
     }
 
@@ -382,22 +405,12 @@ impl Registry {
         let image = self.reference(repository, digest.as_str());
         let action = || format!("an upload of `{digest}` to `{repository}`");
         let body = body.map_err(OciDistributionError::IoError);
-        match self
-            .call(&action, |_| {
-                self.client
-                    .push_blob_stream(&image, body, digest.as_str(), Some(size))
-            })
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(Failure::NotFound) => Err(OciError::Status {
-                host: self.host.clone(),
-                action: action(),
-                status: 404,
-                body: None,
-            }),
-            Err(Failure::Mapped(e)) => Err(e),
-        }
+        self.call_found(&action, |_| {
+            self.client
+                .push_blob_stream(&image, body, digest.as_str(), Some(size))
+        })
+        .await
+        .map(|_| ())
     }
 
     /// DELETE a manifest by digest (distribution removes the tags that point at it too).
@@ -472,22 +485,12 @@ impl Registry {
                 what: named(repository, reference),
                 reason: format!("its media type `{media_type}` is not a header value: {e}"),
             })?;
-        match self
-            .call(&action, |_| {
-                self.client
-                    .push_manifest_raw(&image, bytes.clone(), content_type)
-            })
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(Failure::NotFound) => Err(OciError::Status {
-                host: self.host.clone(),
-                action: action(),
-                status: 404,
-                body: None,
-            }),
-            Err(Failure::Mapped(e)) => Err(e),
-        }
+        self.call_found(&action, |_| {
+            self.client
+                .push_manifest_raw(&image, bytes.clone(), content_type)
+        })
+        .await
+        .map(|_| ())
     }
 
     /// An oci-client error as an [`OciError`]: connections that could not be made are

@@ -23,6 +23,8 @@
 //! keeps the shortest list, which can contain versions another filter rejected); an entry left
 //! with no version by that intersection is dropped.
 
+use std::collections::BTreeMap;
+
 use super::index::LooseVersion;
 use crate::index::timestamp::{self, days_from_civil};
 use crate::index::{Git, IndexEntry, VersionEntry};
@@ -179,7 +181,7 @@ enum ArrayParam {
     GitRemotes,
 }
 
-fn true_keys(m: &std::collections::BTreeMap<String, bool>) -> Vec<String> {
+fn true_keys(m: &BTreeMap<String, bool>) -> Vec<String> {
     m.iter()
         .filter(|(_, on)| **on)
         .map(|(k, _)| k.clone())
@@ -217,17 +219,30 @@ impl ArrayParam {
     }
 
     fn of_entry(self, e: &IndexEntry) -> Option<Vec<String>> {
-        let remotes = e.git.as_ref().map(|g| &g.remotes);
+        match self {
+            ArrayParam::AttributeNames => Some(e.attributes.keys().cloned().collect()),
+            _ => self.of_lists(&Lists::from(e)),
+        }
+    }
+
+    fn of_version(self, v: &VersionEntry) -> Option<Vec<String>> {
+        self.of_lists(&Lists::from(v))
+    }
+
+    /// The values of a list field that entries and versions both have; `None` for
+    /// `attributeNames`, which only entries have.
+    fn of_lists(self, l: &Lists<'_>) -> Option<Vec<String>> {
+        let remotes = l.git.map(|g| &g.remotes);
         Some(match self {
-            ArrayParam::AttributeNames => e.attributes.keys().cloned().collect(),
-            ArrayParam::Tags => e.tags.clone(),
-            ArrayParam::Arch => e.architectures.clone(),
-            ArrayParam::Resources => e.resources.clone(),
-            ArrayParam::StarterProjects => e.starter_projects.clone(),
-            ArrayParam::LinkNames => e.links.keys().cloned().collect(),
-            ArrayParam::Links => e.links.values().cloned().collect(),
-            ArrayParam::CommandGroups => true_keys(&e.command_groups),
-            ArrayParam::DeploymentScopes => true_keys(&e.deployment_scopes),
+            ArrayParam::AttributeNames => return None,
+            ArrayParam::Tags => l.tags.to_vec(),
+            ArrayParam::Arch => l.architectures.to_vec(),
+            ArrayParam::Resources => l.resources.to_vec(),
+            ArrayParam::StarterProjects => l.starter_projects.to_vec(),
+            ArrayParam::LinkNames => l.links.keys().cloned().collect(),
+            ArrayParam::Links => l.links.values().cloned().collect(),
+            ArrayParam::CommandGroups => true_keys(l.command_groups),
+            ArrayParam::DeploymentScopes => true_keys(l.deployment_scopes),
             ArrayParam::GitRemoteNames => remotes
                 .map(|r| r.keys().cloned().collect())
                 .unwrap_or_default(),
@@ -236,26 +251,48 @@ impl ArrayParam {
                 .unwrap_or_default(),
         })
     }
+}
 
-    fn of_version(self, v: &VersionEntry) -> Option<Vec<String>> {
-        let remotes = v.git.as_ref().map(|g| &g.remotes);
-        Some(match self {
-            ArrayParam::AttributeNames => return None,
-            ArrayParam::Tags => v.tags.clone(),
-            ArrayParam::Arch => v.architectures.clone(),
-            ArrayParam::Resources => v.resources.clone(),
-            ArrayParam::StarterProjects => v.starter_projects.clone(),
-            ArrayParam::LinkNames => v.links.keys().cloned().collect(),
-            ArrayParam::Links => v.links.values().cloned().collect(),
-            ArrayParam::CommandGroups => true_keys(&v.command_groups),
-            ArrayParam::DeploymentScopes => true_keys(&v.deployment_scopes),
-            ArrayParam::GitRemoteNames => remotes
-                .map(|r| r.keys().cloned().collect())
-                .unwrap_or_default(),
-            ArrayParam::GitRemotes => remotes
-                .map(|r| r.values().cloned().collect())
-                .unwrap_or_default(),
-        })
+/// The list fields an [`IndexEntry`] and a [`VersionEntry`] share, borrowed, so one match
+/// reads them from either.
+struct Lists<'a> {
+    tags: &'a [String],
+    architectures: &'a [String],
+    resources: &'a [String],
+    starter_projects: &'a [String],
+    links: &'a BTreeMap<String, String>,
+    command_groups: &'a BTreeMap<String, bool>,
+    deployment_scopes: &'a BTreeMap<String, bool>,
+    git: Option<&'a Git>,
+}
+
+impl<'a> From<&'a IndexEntry> for Lists<'a> {
+    fn from(e: &'a IndexEntry) -> Self {
+        Lists {
+            tags: &e.tags,
+            architectures: &e.architectures,
+            resources: &e.resources,
+            starter_projects: &e.starter_projects,
+            links: &e.links,
+            command_groups: &e.command_groups,
+            deployment_scopes: &e.deployment_scopes,
+            git: e.git.as_ref(),
+        }
+    }
+}
+
+impl<'a> From<&'a VersionEntry> for Lists<'a> {
+    fn from(v: &'a VersionEntry) -> Self {
+        Lists {
+            tags: &v.tags,
+            architectures: &v.architectures,
+            resources: &v.resources,
+            starter_projects: &v.starter_projects,
+            links: &v.links,
+            command_groups: &v.command_groups,
+            deployment_scopes: &v.deployment_scopes,
+            git: v.git.as_ref(),
+        }
     }
 }
 

@@ -505,146 +505,18 @@ pub async fn handle(
     let head = method == Method::HEAD;
     match route(rest) {
         Route::Base => json_response(StatusCode::OK, api_headers(), b"{}".to_vec()),
-        Route::Catalog => {
-            let (n, last) = page(query);
-            let names: Vec<&str> = layout
-                .map(|l| l.repositories().collect())
-                .unwrap_or_default();
-            let (items, more) = paginate(names.into_iter(), n, last.as_deref());
-            listing(
-                "/v2/_catalog",
-                "repositories",
-                serde_json::Map::new(),
-                items,
-                more,
-                n,
-            )
-        }
-        Route::Tags(name) => {
-            if !valid_repository(name) {
-                return name_invalid(name);
-            }
-            let Some(repo) = layout.and_then(|l| l.repositories.get(name)) else {
-                return name_unknown(name);
-            };
-            let (n, last) = page(query);
-            let (items, more) = paginate(repo.tags.keys().map(String::as_str), n, last.as_deref());
-            let mut body = serde_json::Map::new();
-            body.insert("name".into(), serde_json::json!(name));
-            listing(
-                &format!("/v2/{name}/tags/list"),
-                "tags",
-                body,
-                items,
-                more,
-                n,
-            )
-        }
-        Route::Manifest(name, reference) => {
-            if !valid_repository(name) {
-                return name_invalid(name);
-            }
-            let Some(repo) = layout.and_then(|l| l.repositories.get(name)) else {
-                return name_unknown(name);
-            };
-            let digest = if valid_digest(reference) {
-                Some(reference)
-            } else if valid_tag(reference) {
-                repo.tags.get(reference).map(String::as_str)
-            } else {
-                None
-            };
-            let Some((digest, manifest)) =
-                digest.and_then(|d| repo.manifests.get(d).map(|m| (d, m)))
-            else {
-                return error(
-                    StatusCode::NOT_FOUND,
-                    "MANIFEST_UNKNOWN",
-                    "manifest unknown",
-                    serde_json::json!({"name": name, "reference": reference}),
-                );
-            };
-            let mut headers = api_headers();
-            let content_type = HeaderValue::from_str(&manifest.media_type)
-                .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-            headers.insert(header::CONTENT_TYPE, content_type);
-            if let Ok(d) = HeaderValue::from_str(digest) {
-                headers.insert("Docker-Content-Digest", d.clone());
-                if let Ok(etag) = HeaderValue::from_str(&format!("\"{digest}\"")) {
-                    headers.insert(header::ETAG, etag);
-                }
-            }
-            headers.insert(
-                header::CONTENT_LENGTH,
-                HeaderValue::from(manifest.bytes.len()),
-            );
-            let body = if head {
-                Body::empty()
-            } else {
-                Body::from(manifest.bytes.clone())
-            };
-            let mut r = Response::new(body);
-            *r.headers_mut() = headers;
-            r
-        }
+        Route::Catalog => catalog(layout, query),
+        Route::Tags(name) => tags(layout, name, query),
+        Route::Manifest(name, reference) => manifest(layout, name, reference, head),
         Route::Blob(name, digest) => {
-            if !valid_repository(name) {
-                return name_invalid(name);
-            }
-            let Some(layout) = layout else {
-                return name_unknown(name);
-            };
-            let Some(repo) = layout.repositories.get(name) else {
-                return name_unknown(name);
-            };
-            let Some(segments) = blob_segments(digest) else {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "DIGEST_INVALID",
-                    "provided digest is not a valid digest",
-                    serde_json::json!({"digest": digest}),
-                );
-            };
-            let blob_unknown = || {
-                error(
-                    StatusCode::NOT_FOUND,
-                    "BLOB_UNKNOWN",
-                    "blob unknown to registry",
-                    serde_json::json!({"digest": digest}),
-                )
-            };
-            if !repo.blobs.contains(digest) && !repo.manifests.contains_key(digest) {
-                return blob_unknown();
-            }
-            let jail = layout.blobs.clone();
-            let segments = segments.map(str::to_string);
-            let path = match tokio::task::spawn_blocking(move || jail.file(&segments)).await {
-                Ok(Ok(path)) => path,
-                _ => return blob_unknown(),
-            };
-            let mut headers = api_headers();
-            if let Ok(d) = HeaderValue::from_str(digest) {
-                headers.insert("Docker-Content-Digest", d);
-            }
-            if let Ok(etag) = HeaderValue::from_str(&format!("\"{digest}\"")) {
-                headers.insert(header::ETAG, etag);
-            }
-            headers.insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("max-age=31536000, immutable"),
-            );
-            let reply = FileReply {
-                path: &path,
-                content_type: "application/octet-stream",
-                status: StatusCode::OK,
-                range: request_headers.get(header::RANGE),
+            blob(
+                layout,
+                name,
+                digest,
+                request_headers.get(header::RANGE),
                 head,
-                headers,
-            };
-            match file_response(reply).await {
-                Ok(r) => r,
-                Err(_) => blob_unknown(),
-            }
+            )
+            .await
         }
         Route::Unknown => error(
             StatusCode::NOT_FOUND,
@@ -652,6 +524,160 @@ pub async fn handle(
             "no such endpoint in the distribution API",
             serde_json::Value::Null,
         ),
+    }
+}
+
+/// `GET /v2/_catalog`: the repositories, paginated.
+fn catalog(layout: Option<&Layout>, query: Option<&str>) -> Response {
+    let (n, last) = page(query);
+    let names: Vec<&str> = layout
+        .map(|l| l.repositories().collect())
+        .unwrap_or_default();
+    let (items, more) = paginate(names.into_iter(), n, last.as_deref());
+    listing(
+        "/v2/_catalog",
+        "repositories",
+        serde_json::Map::new(),
+        items,
+        more,
+        n,
+    )
+}
+
+/// `GET /v2/<name>/tags/list`: a repository's tags, paginated.
+fn tags(layout: Option<&Layout>, name: &str, query: Option<&str>) -> Response {
+    if !valid_repository(name) {
+        return name_invalid(name);
+    }
+    let Some(repo) = layout.and_then(|l| l.repositories.get(name)) else {
+        return name_unknown(name);
+    };
+    let (n, last) = page(query);
+    let (items, more) = paginate(repo.tags.keys().map(String::as_str), n, last.as_deref());
+    let mut body = serde_json::Map::new();
+    body.insert("name".into(), serde_json::json!(name));
+    listing(
+        &format!("/v2/{name}/tags/list"),
+        "tags",
+        body,
+        items,
+        more,
+        n,
+    )
+}
+
+/// `GET|HEAD /v2/<name>/manifests/<tag or digest>`: served from memory.
+fn manifest(layout: Option<&Layout>, name: &str, reference: &str, head: bool) -> Response {
+    if !valid_repository(name) {
+        return name_invalid(name);
+    }
+    let Some(repo) = layout.and_then(|l| l.repositories.get(name)) else {
+        return name_unknown(name);
+    };
+    let digest = if valid_digest(reference) {
+        Some(reference)
+    } else if valid_tag(reference) {
+        repo.tags.get(reference).map(String::as_str)
+    } else {
+        None
+    };
+    let Some((digest, manifest)) = digest.and_then(|d| repo.manifests.get(d).map(|m| (d, m)))
+    else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "MANIFEST_UNKNOWN",
+            "manifest unknown",
+            serde_json::json!({"name": name, "reference": reference}),
+        );
+    };
+    let mut headers = api_headers();
+    let content_type = HeaderValue::from_str(&manifest.media_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_TYPE, content_type);
+    if let Ok(d) = HeaderValue::from_str(digest) {
+        headers.insert("Docker-Content-Digest", d.clone());
+        if let Ok(etag) = HeaderValue::from_str(&format!("\"{digest}\"")) {
+            headers.insert(header::ETAG, etag);
+        }
+    }
+    headers.insert(
+        header::CONTENT_LENGTH,
+        HeaderValue::from(manifest.bytes.len()),
+    );
+    let body = if head {
+        Body::empty()
+    } else {
+        Body::from(manifest.bytes.clone())
+    };
+    let mut r = Response::new(body);
+    *r.headers_mut() = headers;
+    r
+}
+
+/// `GET|HEAD /v2/<name>/blobs/<digest>`: a file of the layout's blob folder, ranges honoured.
+async fn blob(
+    layout: Option<&Layout>,
+    name: &str,
+    digest: &str,
+    range: Option<&HeaderValue>,
+    head: bool,
+) -> Response {
+    if !valid_repository(name) {
+        return name_invalid(name);
+    }
+    let Some(layout) = layout else {
+        return name_unknown(name);
+    };
+    let Some(repo) = layout.repositories.get(name) else {
+        return name_unknown(name);
+    };
+    let Some(segments) = blob_segments(digest) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "DIGEST_INVALID",
+            "provided digest is not a valid digest",
+            serde_json::json!({"digest": digest}),
+        );
+    };
+    let blob_unknown = || {
+        error(
+            StatusCode::NOT_FOUND,
+            "BLOB_UNKNOWN",
+            "blob unknown to registry",
+            serde_json::json!({"digest": digest}),
+        )
+    };
+    if !repo.blobs.contains(digest) && !repo.manifests.contains_key(digest) {
+        return blob_unknown();
+    }
+    let jail = layout.blobs.clone();
+    let segments = segments.map(str::to_string);
+    let path = match tokio::task::spawn_blocking(move || jail.file(&segments)).await {
+        Ok(Ok(path)) => path,
+        _ => return blob_unknown(),
+    };
+    let mut headers = api_headers();
+    if let Ok(d) = HeaderValue::from_str(digest) {
+        headers.insert("Docker-Content-Digest", d);
+    }
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{digest}\"")) {
+        headers.insert(header::ETAG, etag);
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=31536000, immutable"),
+    );
+    let reply = FileReply {
+        path: &path,
+        content_type: "application/octet-stream",
+        status: StatusCode::OK,
+        range,
+        head,
+        headers,
+    };
+    match file_response(reply).await {
+        Ok(r) => r,
+        Err(_) => blob_unknown(),
     }
 }
 

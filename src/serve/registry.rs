@@ -103,6 +103,15 @@ impl Failure {
         }
     }
 
+    /// A 500 with upstream's `{"error", "status"}` body.
+    fn error(error: String, status: String) -> Failure {
+        Failure {
+            code: StatusCode::INTERNAL_SERVER_ERROR,
+            error: Some(error),
+            status,
+        }
+    }
+
     fn response(self) -> Response {
         match self.error {
             Some(error) => error_status(self.code, error, self.status),
@@ -389,100 +398,17 @@ impl Registry {
             Ok(found) => found,
             Err(f) => return f.response(),
         };
-        let not_in_devfile = || {
-            status(
-                StatusCode::NOT_FOUND,
-                format!("the starter project named {project} does not exist in the {name} devfile"),
-            )
+        let starter = match starter_project(&devfile_path, name, project).await {
+            Ok(starter) => starter,
+            Err(f) => return f.response(),
         };
-        if !valid_name(project) {
-            return not_in_devfile();
-        }
-        let text = match tokio::fs::read_to_string(&devfile_path).await {
-            Ok(t) => t,
-            Err(e) => {
-                return error_status(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    e.to_string(),
-                    format!("failed to pull the devfile of {name}"),
-                );
-            }
+        let location = match zip_location(&starter, project) {
+            Ok(location) => location,
+            Err(f) => return f.response(),
         };
-        let devfile: DevfileStarters = match serde_saphyr::from_str(&text) {
-            Ok(d) => d,
-            Err(e) => {
-                return error_status(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    e.to_string(),
-                    format!("failed to parse the devfile of {name}"),
-                );
-            }
-        };
-        let Some(starter) = devfile
-            .starter_projects
-            .into_iter()
-            .find(|s| s.name == project)
-        else {
-            return not_in_devfile();
-        };
-        let offline = "airgap serve does not download from the network".to_string();
-        let location = match (&starter.zip, &starter.git) {
-            (Some(zip), _) if !zip.location.is_empty() => zip.location.clone(),
-            (_, Some(git)) => {
-                let remote = git
-                    .checkout_from
-                    .as_ref()
-                    .map(|c| c.remote.as_str())
-                    .filter(|r| !r.is_empty())
-                    .unwrap_or("origin");
-                let url = git.remotes.get(remote).cloned().unwrap_or_default();
-                return error_status(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    offline,
-                    format!(
-                        "Problem with downloading starter project {project} from location: {url}"
-                    ),
-                );
-            }
-            _ => {
-                return status(
-                    StatusCode::BAD_REQUEST,
-                    format!("Starter project {project} has no source to download from"),
-                );
-            }
-        };
-        if has_scheme(&location) {
-            return error_status(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                offline,
-                format!("Problem with downloading starter project {project}"),
-            );
-        }
-        let base = devfile_path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        // Archives stay inside the entry's own folder.
-        let entry_root = self.jail.root().join(folder_of(entry)).join(&entry.name);
-        let jail = self.jail.clone();
-        let relative = location.clone();
-        let resolved = tokio::task::spawn_blocking(move || {
-            Jail::new(&entry_root)
-                .map_err(|_| Refused::NotFound)
-                .and_then(|j| j.relative_file(&base, &relative))
-                .and_then(|p| jail.check(&p))
-        })
-        .await
-        .unwrap_or(Err(Refused::NotFound));
-        let zip_path = match resolved {
-            Ok(p) => p,
-            Err(refused) => {
-                return error_status(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("{location}: {}", refused.describe()),
-                    format!("Problem with reading starter project {project} at {location}"),
-                );
-            }
+        let zip_path = match self.archive(&devfile_path, entry, &location, project).await {
+            Ok(path) => path,
+            Err(f) => return f.response(),
         };
         let mut headers = HeaderMap::new();
         if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{project}.zip\"")) {
@@ -494,35 +420,12 @@ impl Registry {
             .map(|s| s.trim_matches('/').trim_start_matches("./"))
             .unwrap_or("");
         if !sub_dir.is_empty() {
-            let sub = sub_dir.to_string();
-            let path = zip_path.clone();
-            return match tokio::task::spawn_blocking(move || extract_sub_dir(&path, &sub)).await {
-                Ok(Ok(bytes)) => {
-                    let len = bytes.len();
-                    let body = if head {
-                        Bytes::new()
-                    } else {
-                        Bytes::from(bytes)
-                    };
-                    let mut r = bytes_response(StatusCode::ACCEPTED, "application/zip", body);
-                    r.headers_mut().extend(headers);
-                    r.headers_mut()
-                        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-                    r
-                }
-                Ok(Err(e)) => error_status(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    e,
-                    format!(
-                        "Problem with reading subDir '{sub_dir}' of starter project {project} at {location}"
-                    ),
-                ),
-                Err(e) => error_status(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    e.to_string(),
-                    format!("Problem with reading starter project {project} at {location}"),
-                ),
+            let archive = Archive {
+                path: &zip_path,
+                project,
+                location: &location,
             };
+            return sub_dir_zip(archive, sub_dir, headers, head).await;
         }
         let reply = FileReply {
             path: &zip_path,
@@ -540,6 +443,38 @@ impl Registry {
                 format!("Problem with reading starter project {project} at {location}"),
             ),
         }
+    }
+
+    /// The starter project's archive at `location` (relative to the devfile's folder), which
+    /// must stay inside the entry's own folder. The checks run on the blocking pool.
+    async fn archive(
+        &self,
+        devfile_path: &Path,
+        entry: &IndexEntry,
+        location: &str,
+        project: &str,
+    ) -> Result<PathBuf, Failure> {
+        let base = devfile_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let entry_root = self.jail.root().join(folder_of(entry)).join(&entry.name);
+        let jail = self.jail.clone();
+        let relative = location.to_string();
+        let resolved = tokio::task::spawn_blocking(move || {
+            Jail::new(&entry_root)
+                .map_err(|_| Refused::NotFound)
+                .and_then(|j| j.relative_file(&base, &relative))
+                .and_then(|p| jail.check(&p))
+        })
+        .await
+        .unwrap_or(Err(Refused::NotFound));
+        resolved.map_err(|refused| {
+            Failure::error(
+                format!("{location}: {}", refused.describe()),
+                format!("Problem with reading starter project {project} at {location}"),
+            )
+        })
     }
 
     /// `/stacks/{path}`: files of the stacks folder (icons, archives, devfiles), as upstream's
@@ -568,6 +503,126 @@ impl Registry {
         file_response(reply)
             .await
             .unwrap_or_else(|_| super::not_found())
+    }
+}
+
+/// The starter project named `project` in the devfile at `devfile_path` (of the entry `name`).
+async fn starter_project(
+    devfile_path: &Path,
+    name: &str,
+    project: &str,
+) -> Result<StarterProject, Failure> {
+    let not_in_devfile = || {
+        Failure::status(
+            StatusCode::NOT_FOUND,
+            format!("the starter project named {project} does not exist in the {name} devfile"),
+        )
+    };
+    if !valid_name(project) {
+        return Err(not_in_devfile());
+    }
+    let text = tokio::fs::read_to_string(devfile_path).await.map_err(|e| {
+        Failure::error(
+            e.to_string(),
+            format!("failed to pull the devfile of {name}"),
+        )
+    })?;
+    let devfile: DevfileStarters = serde_saphyr::from_str(&text).map_err(|e| {
+        Failure::error(
+            e.to_string(),
+            format!("failed to parse the devfile of {name}"),
+        )
+    })?;
+    devfile
+        .starter_projects
+        .into_iter()
+        .find(|s| s.name == project)
+        .ok_or_else(not_in_devfile)
+}
+
+/// Where a starter project's archive is: its `zip.location`, which must be a local path. A git
+/// source or a URL would need the network, which `airgap serve` never uses.
+fn zip_location(starter: &StarterProject, project: &str) -> Result<String, Failure> {
+    let offline = "airgap serve does not download from the network".to_string();
+    let location = match (&starter.zip, &starter.git) {
+        (Some(zip), _) if !zip.location.is_empty() => zip.location.clone(),
+        (_, Some(git)) => {
+            let remote = git
+                .checkout_from
+                .as_ref()
+                .map(|c| c.remote.as_str())
+                .filter(|r| !r.is_empty())
+                .unwrap_or("origin");
+            let url = git.remotes.get(remote).cloned().unwrap_or_default();
+            return Err(Failure::error(
+                offline,
+                format!("Problem with downloading starter project {project} from location: {url}"),
+            ));
+        }
+        _ => {
+            return Err(Failure::status(
+                StatusCode::BAD_REQUEST,
+                format!("Starter project {project} has no source to download from"),
+            ));
+        }
+    };
+    if has_scheme(&location) {
+        return Err(Failure::error(
+            offline,
+            format!("Problem with downloading starter project {project}"),
+        ));
+    }
+    Ok(location)
+}
+
+/// A starter project's archive, and how the messages name it.
+struct Archive<'a> {
+    path: &'a Path,
+    project: &'a str,
+    location: &'a str,
+}
+
+/// The answer for a starter project with a `subDir`: a zip of that folder of the archive,
+/// built on the blocking pool.
+async fn sub_dir_zip(
+    archive: Archive<'_>,
+    sub_dir: &str,
+    headers: HeaderMap,
+    head: bool,
+) -> Response {
+    let Archive {
+        path,
+        project,
+        location,
+    } = archive;
+    let sub = sub_dir.to_string();
+    let owned = path.to_path_buf();
+    match tokio::task::spawn_blocking(move || extract_sub_dir(&owned, &sub)).await {
+        Ok(Ok(bytes)) => {
+            let len = bytes.len();
+            let body = if head {
+                Bytes::new()
+            } else {
+                Bytes::from(bytes)
+            };
+            let mut r = bytes_response(StatusCode::ACCEPTED, "application/zip", body);
+            r.headers_mut().extend(headers);
+            r.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            r
+        }
+        Ok(Err(e)) => error_status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e,
+            format!(
+                "Problem with reading subDir '{sub_dir}' of starter project {project} at {location}"
+            ),
+        ),
+        Err(e) => error_status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+            format!("Problem with reading starter project {project} at {location}"),
+        ),
     }
 }
 
