@@ -754,7 +754,12 @@ fn the_same_lock_gives_the_same_index_and_image_digest_anywhere() {
     assert_eq!(first, second, "a stack artifact's digest");
 }
 
-// TEMPORARY (not committed): the community registry applied by a base binary and by this one.
+/// A refactor's check, not part of the suite: the whole community registry (with the index
+/// image) locked and applied by another build of airgap (`AIRGAP_BASE_BIN`, e.g. the previous
+/// main) and by this one gives the same lockfile and the same bytes in every file of the
+/// `dir:` target, and the other build's state is fresh for this one (the keys did not move).
+/// Prints both builds' times. `AIRGAP_BASE_BIN=… cargo test --test it
+/// compare_with_base_binary -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn compare_with_base_binary() {
