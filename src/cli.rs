@@ -168,9 +168,9 @@ pub enum Command {
     ///
     /// DIR is the folder of a `dir:` target (an OCI image layout plus `registry/`).
     Serve {
-        /// The output folder of a `dir:` target.
-        #[arg(default_value = ".")]
-        dir: PathBuf,
+        /// The output folder of a `dir:` target [default: the manifest's `dir:` target when
+        /// there is one, else the current folder].
+        dir: Option<PathBuf>,
         /// Where to listen; port 0 picks a free port (printed on stderr).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
@@ -276,7 +276,7 @@ pub fn main() -> ExitCode {
                 idle_timeout: std::time::Duration::from_secs(*idle_timeout),
                 max_connections: usize::try_from(*max_connections).unwrap_or(usize::MAX),
             };
-            commands::serve::run(dir, *addr, *verbose, limits)
+            commands::serve::run(&cli.manifest, dir.as_deref(), *addr, *verbose, limits)
         }
         Command::Init { target } => {
             commands::init::run(&cli.manifest, target).map_err(|e| Box::new(e) as Report)

@@ -8,13 +8,46 @@ use std::process::ExitCode;
 use crate::error::{IoError, Report};
 use crate::serve::connections::Limits;
 
-/// `airgap serve DIR [--addr A] [--verbose]` with the connection `limits`.
+/// `airgap serve [DIR] [--addr A] [--verbose]` with the connection `limits`. Without DIR, the
+/// manifest's `dir:` target is served (else the current folder); when the folder is that
+/// target and `--addr` has another port than its `address=`, a warning says the devfiles'
+/// links point elsewhere.
 pub fn run(
-    dir: &Path,
+    manifest: &Path,
+    dir: Option<&Path>,
     addr: SocketAddr,
     verbose: bool,
     limits: Limits,
 ) -> Result<ExitCode, Report> {
+    let target = dir_target(manifest);
+    let dir = match (dir, &target) {
+        (Some(d), _) => d.to_path_buf(),
+        (None, Some((path, _))) => path.clone(),
+        (None, None) => std::path::PathBuf::from("."),
+    };
+    if let Some((path, address)) = &target {
+        let same = |a: &Path, b: &Path| {
+            a.canonicalize()
+                .ok()
+                .is_some_and(|a| Some(a) == b.canonicalize().ok())
+        };
+        let port = address
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok());
+        if same(&dir, path) && port != Some(addr.port()) {
+            crate::ui::status(
+                "Warning",
+                format!(
+                    "the devfiles in `{}` point at http://{address}/ (the target's `address=`), \
+                     but this server listens on {addr}: clients following those links will \
+                     not reach it; serve with `--addr` on port {} or change `address=` and apply",
+                    dir.display(),
+                    port.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
+                ),
+            );
+        }
+    }
+    let dir = dir.as_path();
     let runtime = tokio::runtime::Runtime::new()
         .map_err(|e| IoError::report("cannot start the async runtime", e))?;
     let options = crate::serve::ServeOptions { verbose, limits };
@@ -22,4 +55,19 @@ pub fn run(
         .block_on(crate::serve::serve(dir, addr, options))
         .map_err(|e| Box::new(e) as Report)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The manifest's `dir:` target folder and `address=`, when the manifest exists, parses and
+/// has one.
+fn dir_target(manifest: &Path) -> Option<(std::path::PathBuf, String)> {
+    if !manifest.is_file() {
+        return None;
+    }
+    let m = crate::workspace::load_manifest(manifest).ok()?;
+    match &m.target.kind {
+        crate::manifest::TargetKind::Dir { path, address } => {
+            Some((m.resolve_path(path), address.clone()))
+        }
+        _ => None,
+    }
 }

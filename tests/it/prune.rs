@@ -153,3 +153,60 @@ fn prune_deletes_from_a_registry_and_names_one_that_refuses_deletes() {
         assert!(again.stderr.contains("Pruned nothing"), "{}", again.stderr);
     }
 }
+
+#[test]
+fn a_manifest_deleted_at_a_registry_target_is_found_and_restored() {
+    let target = TestRegistry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().to_path_buf();
+    fresh_example(&ws);
+    let kdl = std::fs::read_to_string(ws.join("airgap.kdl"))
+        .unwrap()
+        .replace(
+            "target \"dir:out\"",
+            &format!("target \"{}/devfiles\" tls=\"plain-http\"", target.host()),
+        );
+    std::fs::write(ws.join("airgap.kdl"), kdl).unwrap();
+    airgap(&ws, &["apply"]).ok();
+    let path = "/v2/devfiles/devfile-catalog/hello-go/manifests/1.0.0";
+    assert_eq!(http_status(target.port, path), Some(200));
+    // Deleted behind airgap's back (by digest: the tag goes with it).
+    let plan: Value =
+        serde_json::from_str(&airgap(&ws, &["plan", "--format", "json"]).ok().stdout).unwrap();
+    assert_eq!(plan["summary"]["stale"], 0);
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(ws.join(".airgap/state.json")).unwrap()).unwrap();
+    let digest = state["steps"]["stack-artifact:quickstart/hello-go"]["outputs"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let client = reqwest::blocking::Client::new();
+    let status = client
+        .delete(format!(
+            "http://{}/v2/devfiles/devfile-catalog/hello-go/manifests/{digest}",
+            target.host()
+        ))
+        .send()
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "{status}");
+    assert_eq!(http_status(target.port, path), Some(404));
+
+    let verify = airgap(&ws, &["verify"]).fails(1);
+    assert!(
+        verify.stderr.contains("devfile-catalog/hello-go"),
+        "{}",
+        verify.stderr
+    );
+    let plan = airgap(&ws, &["plan", "--stale"]).ok();
+    assert!(
+        plan.stdout
+            .contains("stale  stack artifact of hello-go: the stack artifact of hello-go is missing at the target"),
+        "{}",
+        plan.stdout
+    );
+    let run = airgap(&ws, &["apply"]).ok();
+    assert!(run.stderr.contains(": 1 ran,"), "{}", run.stderr);
+    assert_eq!(http_status(target.port, path), Some(200));
+    airgap(&ws, &["verify"]).ok();
+}

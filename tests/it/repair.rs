@@ -308,3 +308,46 @@ fn on_a_terminal_the_summary_is_the_last_line_and_no_bar_is_left() {
         );
     }
 }
+
+#[test]
+fn serve_without_a_folder_serves_the_manifests_dir_target_and_warns_of_another_port() {
+    use std::io::BufRead as _;
+    let (_dir, ws) = applied();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_airgap"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .current_dir(&ws)
+        .env("HOME", &ws)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let addr = loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+            break None;
+        }
+        if let Some(a) = line.trim().strip_prefix("listening on http://") {
+            break Some(a.to_string());
+        }
+        seen.push_str(&line);
+    };
+    let result = (|| {
+        let addr = addr.ok_or_else(|| format!("serve stopped:\n{seen}"))?;
+        let index = reqwest::blocking::get(format!("http://{addr}/index"))
+            .and_then(|r| r.text())
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(index)
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    let index = result.unwrap();
+    assert!(index.contains("hello-go"), "{index}");
+    // The quickstart's devfiles point at localhost:8080; this server is on another port.
+    assert!(
+        seen.contains("Warning") && seen.contains("http://localhost:8080/"),
+        "{seen}"
+    );
+}
