@@ -379,7 +379,8 @@ pub async fn landed_findings(
     };
     for step in &plan.steps {
         let rec = state.recorded(&step.name);
-        let Some((target, digest)) = rec.as_ref().and_then(|r| step.id.landed(ctx, r)) else {
+        let Some((target, digest)) = rec.as_ref().and_then(|r| step.id.landed(ctx, &r.outputs))
+        else {
             if let Some(image) = step.id.as_image() {
                 findings.push(format!("image {image} was never applied"));
             } else if rec.is_none() && step.id.places_image() {

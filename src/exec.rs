@@ -93,7 +93,7 @@ async fn check_outputs(ctx: &Ctx, step: &Step, rec: &Record) -> Check {
             restamped.insert(file.clone(), s);
         }
     }
-    if !step.id.present(ctx, &rec.recorded()).await {
+    if !step.id.present(ctx, &rec.outputs).await {
         return Check::Stale(step.id.missing(&step.describe));
     }
     if restamped.is_empty() {
@@ -258,7 +258,7 @@ async fn run_one(
         if let Some(stamps) = stamps {
             // A fresh step whose record lacks what this version records (new stamps, the
             // image it placed) gets it without running.
-            let placed = placed_by(ctx, step, &rec.recorded());
+            let placed = placed_by(ctx, step, &rec.outputs);
             progress(Event::Fresh(step));
             if stamps.is_empty() && placed == rec.placed {
                 return Outcome::Fresh;
@@ -291,7 +291,7 @@ async fn run_one(
         key,
         input,
         stamps: stamps_of(ctx, &out),
-        placed: placed_by(ctx, step, &out),
+        placed: placed_by(ctx, step, &out.outputs),
         outputs: out.outputs,
         files: out.files,
     };
@@ -322,8 +322,8 @@ async fn run_one(
 }
 
 /// The image a step placed at the target, as the state records it.
-fn placed_by(ctx: &Ctx, step: &Step, out: &Recorded) -> Option<Placed> {
-    let (target, digest) = step.id.landed(ctx, out)?;
+fn placed_by(ctx: &Ctx, step: &Step, outputs: &BTreeMap<String, String>) -> Option<Placed> {
+    let (target, digest) = step.id.landed(ctx, outputs)?;
     Some(Placed {
         repository: target.repository,
         tag: target.tag,

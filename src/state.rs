@@ -204,6 +204,15 @@ impl State {
             .map(Record::recorded)
     }
 
+    /// The image recorded as placed by `step`, if any.
+    pub fn placed(&self, step: &str) -> Option<Placed> {
+        self.steps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(step)
+            .and_then(|r| r.placed.clone())
+    }
+
     pub fn get(&self, step: &str) -> Option<Record> {
         self.steps
             .lock()

@@ -40,14 +40,17 @@ pub enum PruneError {
 /// The images to remove: abandoned ones whose digest no current step places in the same
 /// repository.
 pub fn removals(plan: &Plan, state: &State) -> Vec<Placed> {
+    let abandoned = state.abandoned();
+    if abandoned.is_empty() {
+        return Vec::new();
+    }
     let current: std::collections::BTreeSet<(String, String)> = plan
         .steps
         .iter()
-        .filter_map(|s| state.get(&s.name)?.placed)
+        .filter_map(|s| state.placed(&s.name))
         .map(|p| (p.repository, p.digest))
         .collect();
-    state
-        .abandoned()
+    abandoned
         .into_iter()
         .filter(|p| !current.contains(&(p.repository.clone(), p.digest.clone())))
         .collect()

@@ -19,7 +19,13 @@ pub fn run(
     verbose: bool,
     limits: Limits,
 ) -> Result<ExitCode, Report> {
-    let target = dir_target(manifest);
+    // Without a folder the manifest decides, so a manifest that does not load is an error;
+    // with one, the manifest only tells whether to warn about the address.
+    let target = match dir_target(manifest) {
+        Ok(t) => t,
+        Err(e) if dir.is_none() => return Err(e),
+        Err(_) => None,
+    };
     let dir = match (dir, &target) {
         (Some(d), _) => d.to_path_buf(),
         (None, Some((path, _))) => path.clone(),
@@ -57,17 +63,17 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The manifest's `dir:` target folder and `address=`, when the manifest exists, parses and
-/// has one.
-fn dir_target(manifest: &Path) -> Option<(std::path::PathBuf, String)> {
+/// The manifest's `dir:` target folder and `address=`: `None` when there is no manifest or
+/// its target is a registry; the manifest's diagnostics when it does not load.
+fn dir_target(manifest: &Path) -> Result<Option<(std::path::PathBuf, String)>, Report> {
     if !manifest.is_file() {
-        return None;
+        return Ok(None);
     }
-    let m = crate::workspace::load_manifest(manifest).ok()?;
-    match &m.target.kind {
+    let m = crate::workspace::load_manifest(manifest)?;
+    Ok(match &m.target.kind {
         crate::manifest::TargetKind::Dir { path, address } => {
             Some((m.resolve_path(path), address.clone()))
         }
         _ => None,
-    }
+    })
 }

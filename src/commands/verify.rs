@@ -76,7 +76,7 @@ fn deploy_findings(
         .steps
         .iter()
         .filter_map(|s| {
-            let (target, digest) = s.id.landed(ctx, &state.recorded(&s.name)?)?;
+            let (target, digest) = s.id.landed(ctx, &state.recorded(&s.name)?.outputs)?;
             Some(target.pinned(&digest))
         })
         .collect();

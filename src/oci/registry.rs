@@ -232,11 +232,9 @@ impl Registry {
         Fut: Future<Output = Result<T, OciDistributionError>>,
     {
         match self.call(action, f).await {
+            Ok(v) => Ok(v),
             Err(Failure::NotFound) => Ok(not_found),
-            other => other.map_err(|e| match e {
-                Failure::Mapped(e) => e,
-                Failure::NotFound => unreachable!("handled above"),
-            }),
+            Err(Failure::Mapped(e)) => Err(e),
         }
     }
 

@@ -43,6 +43,7 @@ pub use stack_artifact::StackArtifact;
 pub use stack_artifact::{CATALOG, server_accepts_resource};
 pub use stack_yaml::StackYaml;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
@@ -117,20 +118,29 @@ macro_rules! step_kinds {
                 }
             }
 
-            /// Whether a recorded step's outputs outside the output folder are still there.
-            pub async fn present(&self, ctx: &Ctx, rec: &Recorded) -> bool {
+            /// Whether a recorded step's outputs outside the output folder are still there,
+            /// from its recorded outputs (in the wire form).
+            pub async fn present(&self, ctx: &Ctx, outputs: &BTreeMap<String, String>) -> bool {
                 match self {
-                    $(StepId::$variant(k) => match kind::from_wire(&rec.outputs) {
+                    $(StepId::$variant(k) => match kind::from_wire(outputs) {
                         Ok(out) => k.present(ctx, &out).await,
                         Err(_) => false,
                     },)*
                 }
             }
 
-            /// The image the step placed at the target, from its recorded outputs.
-            pub fn landed(&self, ctx: &Ctx, rec: &Recorded) -> Option<(TargetRef, Digest)> {
+            /// The image the step placed at the target, from its recorded outputs (in the
+            /// wire form); `None` at once for kinds that place none.
+            pub fn landed(
+                &self,
+                ctx: &Ctx,
+                outputs: &BTreeMap<String, String>,
+            ) -> Option<(TargetRef, Digest)> {
+                if !self.places_image() {
+                    return None;
+                }
                 match self {
-                    $(StepId::$variant(k) => k.landed(ctx, &kind::from_wire(&rec.outputs).ok()?),)*
+                    $(StepId::$variant(k) => k.landed(ctx, &kind::from_wire(outputs).ok()?),)*
                 }
             }
 

@@ -9,24 +9,23 @@ use serde_json::Value;
 
 use super::quickstart::{fresh_example, only_stacks};
 use super::support::airgap;
-use super::support::registry::{RegistryOptions, TestRegistry};
+use super::support::layout_index;
+use super::support::registry::{RegistryOptions, TestRegistry, http_status};
 
-/// The status of `GET path` at the registry on `port`, accepting OCI manifests and indexes.
-fn http_status(port: u16, path: &str) -> Option<u16> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAccept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json\r\n\r\n"
-    )
-    .ok()?;
-    let mut head = [0u8; 64];
-    let n = stream.read(&mut head).ok()?;
-    let line = std::str::from_utf8(&head[..n]).ok()?;
-    line.split_whitespace().nth(1)?.parse().ok()
+/// The quickstart applied to the registry `target` (under `devfiles/`), in a fresh workspace.
+fn applied_to(target: &TestRegistry) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = dir.path().to_path_buf();
+    fresh_example(&ws);
+    let kdl = std::fs::read_to_string(ws.join("airgap.kdl"))
+        .unwrap()
+        .replace(
+            "target \"dir:out\"",
+            &format!("target \"{}/devfiles\" tls=\"plain-http\"", target.host()),
+        );
+    std::fs::write(ws.join("airgap.kdl"), kdl).unwrap();
+    airgap(&ws, &["apply"]).ok();
+    (dir, ws)
 }
 
 fn blobs(out: &Path) -> BTreeSet<String> {
@@ -37,9 +36,7 @@ fn blobs(out: &Path) -> BTreeSet<String> {
 }
 
 fn ref_names(out: &Path) -> BTreeSet<String> {
-    let index: Value =
-        serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
-    index["manifests"]
+    layout_index(out)["manifests"]
         .as_array()
         .unwrap()
         .iter()
@@ -111,17 +108,7 @@ fn prune_deletes_from_a_registry_and_names_one_that_refuses_deletes() {
             deletes_disabled,
             ..Default::default()
         });
-        let dir = tempfile::tempdir().unwrap();
-        let ws = dir.path().to_path_buf();
-        fresh_example(&ws);
-        let kdl = std::fs::read_to_string(ws.join("airgap.kdl"))
-            .unwrap()
-            .replace(
-                "target \"dir:out\"",
-                &format!("target \"{}/devfiles\" tls=\"plain-http\"", target.host()),
-            );
-        std::fs::write(ws.join("airgap.kdl"), kdl).unwrap();
-        airgap(&ws, &["apply"]).ok();
+        let (_dir, ws) = applied_to(&target);
         let artifact = "/v2/devfiles/devfile-catalog/hello-node/manifests/1.0.0";
         assert_eq!(http_status(target.port, artifact), Some(200));
 
@@ -157,17 +144,7 @@ fn prune_deletes_from_a_registry_and_names_one_that_refuses_deletes() {
 #[test]
 fn a_manifest_deleted_at_a_registry_target_is_found_and_restored() {
     let target = TestRegistry::start();
-    let dir = tempfile::tempdir().unwrap();
-    let ws = dir.path().to_path_buf();
-    fresh_example(&ws);
-    let kdl = std::fs::read_to_string(ws.join("airgap.kdl"))
-        .unwrap()
-        .replace(
-            "target \"dir:out\"",
-            &format!("target \"{}/devfiles\" tls=\"plain-http\"", target.host()),
-        );
-    std::fs::write(ws.join("airgap.kdl"), kdl).unwrap();
-    airgap(&ws, &["apply"]).ok();
+    let (_dir, ws) = applied_to(&target);
     let path = "/v2/devfiles/devfile-catalog/hello-go/manifests/1.0.0";
     assert_eq!(http_status(target.port, path), Some(200));
     // Deleted behind airgap's back (by digest: the tag goes with it).

@@ -131,9 +131,7 @@ fn force_reruns_the_named_steps_and_nothing_downstream_of_identical_outputs() {
 
 /// The entry of the `dir:` target's layout index named `name`.
 fn layout_entry(out: &Path, name: &str) -> Value {
-    let index: Value =
-        serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
-    index["manifests"]
+    super::support::layout_index(out)["manifests"]
         .as_array()
         .unwrap()
         .iter()
@@ -350,4 +348,9 @@ fn serve_without_a_folder_serves_the_manifests_dir_target_and_warns_of_another_p
         seen.contains("Warning") && seen.contains("http://localhost:8080/"),
         "{seen}"
     );
+    // Without a folder the manifest decides: one that does not parse is its diagnostic, not
+    // a silent serve of the current folder.
+    std::fs::write(ws.join("airgap.kdl"), "target \"dir:out\"\nsource {{{\n").unwrap();
+    let run = airgap(&ws, &["serve", "--addr", "127.0.0.1:0"]).fails(1);
+    assert!(run.stderr.contains("airgap.kdl"), "{}", run.stderr);
 }

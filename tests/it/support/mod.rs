@@ -123,6 +123,11 @@ pub fn plan_step_count(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// The `index.json` of the OCI layout at `dir`.
+pub fn layout_index(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap()
+}
+
 /// Runs `airgap ARGS…` in `dir`.
 pub fn airgap(dir: &Path, args: &[&str]) -> Run {
     airgap_cmd(dir)

@@ -205,7 +205,9 @@ pub fn http_status(port: u16, path: &str) -> Option<u16> {
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(
         stream,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\
+         Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
+         application/vnd.docker.distribution.manifest.v2+json\r\n\r\n"
     )
     .ok()?;
     let mut head = [0u8; 64];
