@@ -42,16 +42,31 @@
 //!
 //! Every reference that leaves the air gap and that the lock fetches must have a plan entry, or
 //! the rewrite fails ([`RewriteError::Unplanned`]): each container image and `FROM` image, each
-//! git project and each project whose zip location is an `http(s)` URL (starter projects and
+//! image reference inside text (below), each git project and each project whose zip location is an `http(s)` URL (starter projects and
 //! `projects[]`), a `parent.uri` that is an `http(s)` URL, a `parent.id` with a `registryUrl`, and
 //! an `http(s)` icon. Local references without a plan entry are kept. Plan entries the devfile
 //! does not use are ignored (one image map serves a whole registry). Other `metadata` values are
 //! rewritten only where the plan says: the lock does not fetch what they point at yet.
 //!
-//! Not rewritten, because nothing upstream-aware can tell them from text: images named inside
-//! commands, environment values or variables (`podman run quay.io/…`), images in `parent`
-//! overrides, `COPY --from=<image>` and `# syntax=` directives of Dockerfiles. `airgap verify`
-//! finds what is left with [`upstream_hosts_outside_comments`].
+//! # Images inside text
+//!
+//! A container's `env[].value`, `command[]` and `args[]` and an exec command's `commandLine` are
+//! text a workspace runs; an image named there (`--initimage quay.io/x/kubedock:0.13.0`,
+//! `podman run quay.io/x/app:main`) is pulled from upstream unless it is rewritten. Only a
+//! *fully qualified* reference that stands as a whole token (delimited by whitespace or quotes)
+//! counts: a registry host (a `.`, a `:port` or `localhost`) and a tag or a digest, as
+//! [`devfile::image_tokens`] finds them; the lock keys them like component images (they are
+//! part of [`devfile::Devfile::images`]). Each token is replaced where it stands in the original
+//! scalar, by the same mirrored reference a component image gets; the rest of the scalar, its
+//! quotes, escapes and line breaks, is kept. When an escape hides a token in the original (a
+//! `\t` before it in a double-quoted scalar), the scalar is written again whole, in its quoting
+//! style.
+//!
+//! Not rewritten, because nothing can tell them from ordinary text: a bare registry host
+//! (`imageRegistry: 'quay.io'`), a reference without a tag or joined to an option
+//! (`--image=quay.io/…`), images in variables or in `parent` overrides, `COPY --from=<image>`
+//! and `# syntax=` directives of Dockerfiles. `airgap verify` finds what is left with
+//! [`upstream_hosts_outside_comments`].
 //!
 //! # Parent devfiles
 //!
@@ -63,8 +78,9 @@
 //!
 //! # Checking the result
 //!
-//! The rewritten text is parsed again and must hold exactly the expected images, archives, icon
-//! and parent; anything else is reported as a bug ([`RewriteError::Bug`]) rather than written.
+//! The rewritten text is parsed again and must hold exactly the expected images (component
+//! images, then the references inside text: the mirrored ones), archives, icon and parent, and
+//! every text value must read as the original with only its image tokens replaced; anything else is reported as a bug ([`RewriteError::Bug`]) rather than written.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
