@@ -256,11 +256,10 @@ pub struct TextValue {
 /// The byte ranges of the image references in a text: whole tokens, delimited by whitespace,
 /// quotes or the ends of the text, that [`is_image_token`] accepts.
 pub fn image_tokens(text: &str) -> Vec<Range<usize>> {
-    let delimiter = |c: char| c.is_whitespace() || c == '\'' || c == '"';
     let mut out = Vec::new();
     let mut start = None;
     for (i, c) in text.char_indices().chain([(text.len(), ' ')]) {
-        if delimiter(c) {
+        if is_token_delimiter(c) {
             if let Some(s) = start.take()
                 && is_image_token(&text[s..i])
             {
@@ -271,6 +270,11 @@ pub fn image_tokens(text: &str) -> Vec<Range<usize>> {
         }
     }
     out
+}
+
+/// What ends a token of text for [`image_tokens`]: whitespace or a quote.
+pub fn is_token_delimiter(c: char) -> bool {
+    c.is_whitespace() || c == '\'' || c == '"'
 }
 
 /// Whether a token is a *fully qualified* image reference: its first path component is a

@@ -1235,7 +1235,7 @@ fn finish_flow_entry(
 /// or the ends of the range (as [`devfile::image_tokens`] delimits them in the value).
 fn whole_tokens(text: &str, range: &Range<usize>, token: &str) -> Vec<usize> {
     let raw = &text[range.clone()];
-    let delimiter = |c: Option<char>| c.is_none_or(|c| c.is_whitespace() || c == '\'' || c == '"');
+    let delimiter = |c: Option<char>| c.is_none_or(devfile::is_token_delimiter);
     raw.match_indices(token)
         .filter(|(i, _)| {
             delimiter(raw[..*i].chars().next_back())
