@@ -4,11 +4,13 @@
 //!
 //! `verify` asks the target: every image the lock names is there at the digest apply recorded,
 //! whole (every manifest, config and layer blob), and no reference airgap rewrites still points
-//! outside the air gap: a devfile's container images, starter projects, parent, icon and
-//! `metadata` files, `stack.yaml` and sample icons, `index.json`, `FROM` lines of the
+//! outside the air gap: a devfile's container images and the fully qualified image references
+//! inside its env values, `command`/`args` and exec command lines, starter projects, parent,
+//! icon and `metadata` files, `stack.yaml` and sample icons, `index.json`, `FROM` lines of the
 //! Dockerfiles in each `archive.tar`. Each is a finding (exit 1). Upstream hosts in text airgap
-//! does not rewrite (commands, env values, variables, samples' git remotes — nothing inside the
-//! gap serves git) are printed as notes with their line, so a reviewer sees them all.
+//! does not rewrite (a bare registry host, a URL in a command, variables, samples' git remotes
+//! — nothing inside the gap serves git) are printed as notes with their line, so a reviewer
+//! sees them all.
 //!
 //! `audit` rebuilds every output from the lock in a scratch folder, with the workspace's caches
 //! (so no network when they are warm), and compares each rebuilt file with what apply recorded
@@ -110,7 +112,8 @@ fn names_upstream(s: &str, hosts: &[&str]) -> Option<String> {
         .map(|h| h.to_string())
 }
 
-/// What a devfile still references upstream, field by field: container images, starter
+/// What a devfile still references upstream, field by field: container images and image
+/// references inside text values (both in [`crate::devfile::Devfile::images`]), starter
 /// projects and projects, the parent, the icon, files named in `metadata`. These are airgap's
 /// to rewrite: each is a finding.
 fn devfile_references(text: &str, hosts: &[&str]) -> Vec<(String, String)> {
@@ -236,7 +239,7 @@ impl TreeScan<'_> {
             self.text_notes(
                 rel,
                 text,
-                "in text airgap does not rewrite: a command, an env value or a variable",
+                "in text airgap does not rewrite: not a whole, fully qualified image reference, or a variable",
             );
         }
     }

@@ -78,6 +78,8 @@ pub struct Devfile {
     pub starter_projects: Option<Vec<Spanned<Project>>>,
     #[serde(default)]
     pub projects: Option<Vec<Spanned<Project>>>,
+    #[serde(default)]
+    pub commands: Option<Vec<Command>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -127,6 +129,38 @@ pub struct Component {
 pub struct Container {
     #[serde(default)]
     pub image: Option<Spanned<Text>>,
+    #[serde(default)]
+    pub env: Option<Vec<EnvVar>>,
+    #[serde(default)]
+    pub command: Option<Vec<Spanned<Text>>>,
+    #[serde(default)]
+    pub args: Option<Vec<Spanned<Text>>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVar {
+    #[serde(default)]
+    pub name: Option<Text>,
+    #[serde(default)]
+    pub value: Option<Spanned<Text>>,
+}
+
+/// A devfile command; only `exec` commands run text that may name an image.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Command {
+    #[serde(default)]
+    pub id: Option<Text>,
+    #[serde(default)]
+    pub exec: Option<Exec>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Exec {
+    #[serde(default)]
+    pub command_line: Option<Spanned<Text>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -205,6 +239,59 @@ pub struct ImageUse {
     pub resolved: String,
     /// Where: `components[runtime].container.image`, `docker/Dockerfile:3`.
     pub place: String,
+}
+
+/// A text value of a devfile that may name images inside it (see [`Devfile::text_values`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextValue {
+    /// `components[tools].container.env[KUBEDOCK_PARAMS].value`,
+    /// `commands[run].exec.commandLine`.
+    pub place: String,
+    /// The value as YAML reads it (quotes and escapes resolved).
+    pub value: String,
+    /// Where its scalar is defined in the text (see [`defined_byte_range`]).
+    pub range: Option<Range<usize>>,
+}
+
+/// The byte ranges of the image references in a text: whole tokens, delimited by whitespace,
+/// quotes or the ends of the text, that [`is_image_token`] accepts.
+pub fn image_tokens(text: &str) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices().chain([(text.len(), ' ')]) {
+        if is_token_delimiter(c) {
+            if let Some(s) = start.take()
+                && is_image_token(&text[s..i])
+            {
+                out.push(s..i);
+            }
+        } else if start.is_none() {
+            start = Some(i);
+        }
+    }
+    out
+}
+
+/// What ends a token of text for [`image_tokens`]: whitespace or a quote.
+pub fn is_token_delimiter(c: char) -> bool {
+    c.is_whitespace() || c == '\'' || c == '"'
+}
+
+/// Whether a token is a *fully qualified* image reference: its first path component is a
+/// registry host (holds a `.` or a `:port`, or is `localhost`), it has a tag or a digest, and
+/// it parses as a reference. A bare host (`quay.io`), a URL (`https://quay.io/x`), a reference
+/// without a tag (`quay.io/x/y`, which may as well be a path) and a Docker Hub short name
+/// (`foo/bar:1`) are not: too ambiguous to rewrite inside text.
+pub fn is_image_token(token: &str) -> bool {
+    let Some((first, rest)) = token.split_once('/') else {
+        return false;
+    };
+    let host = first.contains('.') || first.contains(':') || first == "localhost";
+    let last = rest.rsplit('/').next().unwrap_or(rest);
+    let pinned = token.contains('@') || last.contains(':');
+    host && pinned
+        && !token.contains("://")
+        && crate::oci::reference::ImageRef::parse(token).is_ok()
 }
 
 /// A starter project or project, as the lock needs it.
@@ -288,11 +375,79 @@ impl Devfile {
         self.variables.clone().unwrap_or_default()
     }
 
-    /// `components[].container.image`, variables substituted.
+    /// Every image the devfile names: `components[].container.image` (variables substituted),
+    /// then the image references inside its text values ([`Devfile::text_images`]).
     pub fn images(&self) -> Vec<ImageUse> {
         self.images_with_ranges()
             .into_iter()
             .map(|(image, _)| image)
+            .chain(self.text_images())
+            .collect()
+    }
+
+    /// The text values a workspace runs or passes on, where an image may be named inside the
+    /// text: each container's `env[].value`, `command[]` and `args[]`, and each exec command's
+    /// `commandLine`, in document order (components, then commands).
+    pub fn text_values(&self) -> Vec<TextValue> {
+        let mut out = Vec::new();
+        let mut push = |place: String, s: &Spanned<Text>| {
+            out.push(TextValue {
+                place,
+                value: s.value.as_str().to_string(),
+                range: defined_byte_range(s),
+            });
+        };
+        for (i, c) in self.components.iter().flatten().enumerate() {
+            let Some(container) = &c.container else {
+                continue;
+            };
+            let name = c
+                .name
+                .as_ref()
+                .map_or_else(|| i.to_string(), |n| n.as_str().to_string());
+            let at = format!("components[{name}].container");
+            for (j, e) in container.env.iter().flatten().enumerate() {
+                if let Some(v) = &e.value {
+                    let var = e
+                        .name
+                        .as_ref()
+                        .map_or_else(|| j.to_string(), |n| n.as_str().to_string());
+                    push(format!("{at}.env[{var}].value"), v);
+                }
+            }
+            for (key, list) in [("command", &container.command), ("args", &container.args)] {
+                for (j, v) in list.iter().flatten().enumerate() {
+                    push(format!("{at}.{key}[{j}]"), v);
+                }
+            }
+        }
+        for (i, c) in self.commands.iter().flatten().enumerate() {
+            if let Some(line) = c.exec.as_ref().and_then(|e| e.command_line.as_ref()) {
+                let id =
+                    c.id.as_ref()
+                        .map_or_else(|| i.to_string(), |n| n.as_str().to_string());
+                push(format!("commands[{id}].exec.commandLine"), line);
+            }
+        }
+        out
+    }
+
+    /// The fully qualified image references inside [`Devfile::text_values`] (see
+    /// [`image_tokens`]), one per occurrence, as written (no variables: a token holding one is
+    /// not a reference).
+    pub fn text_images(&self) -> Vec<ImageUse> {
+        self.text_values()
+            .into_iter()
+            .flat_map(|t| {
+                image_tokens(&t.value)
+                    .into_iter()
+                    .map(|r| ImageUse {
+                        written: t.value[r.clone()].to_string(),
+                        resolved: t.value[r].to_string(),
+                        place: t.place.clone(),
+                    })
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 
@@ -623,6 +778,81 @@ mod tests {
             &text[froms[1].range.clone()],
             "quay.io/wildfly/wildfly-runtime:${IMAGE_VERSION}"
         );
+    }
+
+    fn tokens(text: &str) -> Vec<&str> {
+        image_tokens(text).into_iter().map(|r| &text[r]).collect()
+    }
+
+    #[test]
+    fn image_tokens_are_fully_qualified_references() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let by_digest = format!("host:5000/a/b@{digest}");
+        let cases = [
+            ("quay.io/x/y:tag", vec!["quay.io/x/y:tag"]),
+            (by_digest.as_str(), vec![by_digest.as_str()]),
+            ("localhost:8080/a:1", vec!["localhost:8080/a:1"]),
+            ("localhost/a/b:1.0", vec!["localhost/a/b:1.0"]),
+            (
+                "--reverse-proxy --initimage quay.io/agiertli/kubedock:0.13.0",
+                vec!["quay.io/agiertli/kubedock:0.13.0"],
+            ),
+            (
+                "podman run --name 'k' \"quay.io/k/app:main\"\n\tdocker.io/library/x:1",
+                vec!["quay.io/k/app:main", "docker.io/library/x:1"],
+            ),
+            ("quay.io", vec![]),
+            ("imageRegistry quay.io", vec![]),
+            ("https://quay.io/x", vec![]),
+            ("https://quay.io/x/y:1", vec![]),
+            ("quay.io/x/y", vec![]),
+            ("$(IMAGE)", vec![]),
+            ("foo/bar:1", vec![]),
+            ("/home/user/.m2", vec![]),
+            ("tcp://127.0.0.1:2475", vec![]),
+            ("--initimage=quay.io/x/y:1", vec![]),
+            ("quay.io/x/y:{{tag}}", vec![]),
+            ("quay.io/x/y:1;", vec![]),
+            ("quay.io/X/y:1", vec![]),
+        ];
+        for (text, want) in cases {
+            assert_eq!(tokens(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn text_images_of_env_command_args_and_command_lines() {
+        let text = "components:\n  - name: tools\n    container:\n      image: quay.io/a/tools:1\n      env:\n        - name: P\n          value: \"--initimage quay.io/a/kubedock:0.13.0\"\n        - name: HOST\n          value: 'quay.io'\n      command: ['sh', 'quay.io/a/cmd:1']\n      args:\n        - quay.io/a/arg@sha256:0000000000000000000000000000000000000000000000000000000000000000\n  - name: v\n    volume: {}\ncommands:\n  - id: run\n    exec:\n      component: tools\n      commandLine: |\n        podman run \\\n          quay.io/a/app:main\n";
+        let d = parse("devfile.yaml", text).unwrap();
+        let got: Vec<(String, String)> = d
+            .images()
+            .into_iter()
+            .map(|i| (i.place, i.written))
+            .collect();
+        let want = [
+            ("components[tools].container.image", "quay.io/a/tools:1"),
+            (
+                "components[tools].container.env[P].value",
+                "quay.io/a/kubedock:0.13.0",
+            ),
+            ("components[tools].container.command[1]", "quay.io/a/cmd:1"),
+            (
+                "components[tools].container.args[0]",
+                "quay.io/a/arg@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            ),
+            ("commands[run].exec.commandLine", "quay.io/a/app:main"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        assert_eq!(got, want);
+        // Every text value is listed, with or without an image, each with its scalar's range.
+        let values = d.text_values();
+        assert_eq!(values.len(), 6);
+        assert_eq!(values[1].value, "quay.io");
+        let r = values[0].range.clone().unwrap();
+        assert_eq!(&text[r], "\"--initimage quay.io/a/kubedock:0.13.0\"");
     }
 
     #[test]

@@ -42,16 +42,31 @@
 //!
 //! Every reference that leaves the air gap and that the lock fetches must have a plan entry, or
 //! the rewrite fails ([`RewriteError::Unplanned`]): each container image and `FROM` image, each
-//! git project and each project whose zip location is an `http(s)` URL (starter projects and
+//! image reference inside text (below), each git project and each project whose zip location is an `http(s)` URL (starter projects and
 //! `projects[]`), a `parent.uri` that is an `http(s)` URL, a `parent.id` with a `registryUrl`, and
 //! an `http(s)` icon. Local references without a plan entry are kept. Plan entries the devfile
 //! does not use are ignored (one image map serves a whole registry). Other `metadata` values are
 //! rewritten only where the plan says: the lock does not fetch what they point at yet.
 //!
-//! Not rewritten, because nothing upstream-aware can tell them from text: images named inside
-//! commands, environment values or variables (`podman run quay.io/…`), images in `parent`
-//! overrides, `COPY --from=<image>` and `# syntax=` directives of Dockerfiles. `airgap verify`
-//! finds what is left with [`upstream_hosts_outside_comments`].
+//! # Images inside text
+//!
+//! A container's `env[].value`, `command[]` and `args[]` and an exec command's `commandLine` are
+//! text a workspace runs; an image named there (`--initimage quay.io/x/kubedock:0.13.0`,
+//! `podman run quay.io/x/app:main`) is pulled from upstream unless it is rewritten. Only a
+//! *fully qualified* reference that stands as a whole token (delimited by whitespace or quotes)
+//! counts: a registry host (a `.`, a `:port` or `localhost`) and a tag or a digest, as
+//! [`devfile::image_tokens`] finds them; the lock keys them like component images (they are
+//! part of [`devfile::Devfile::images`]). Each token is replaced where it stands in the original
+//! scalar, by the same mirrored reference a component image gets; the rest of the scalar, its
+//! quotes, escapes and line breaks, is kept. When an escape hides a token in the original (a
+//! `\t` before it in a double-quoted scalar), the scalar is written again whole, in its quoting
+//! style.
+//!
+//! Not rewritten, because nothing can tell them from ordinary text: a bare registry host
+//! (`imageRegistry: 'quay.io'`), a reference without a tag or joined to an option
+//! (`--image=quay.io/…`), images in variables or in `parent` overrides, `COPY --from=<image>`
+//! and `# syntax=` directives of Dockerfiles. `airgap verify` finds what is left with
+//! [`upstream_hosts_outside_comments`].
 //!
 //! # Parent devfiles
 //!
@@ -63,8 +78,9 @@
 //!
 //! # Checking the result
 //!
-//! The rewritten text is parsed again and must hold exactly the expected images, archives, icon
-//! and parent; anything else is reported as a bug ([`RewriteError::Bug`]) rather than written.
+//! The rewritten text is parsed again and must hold exactly the expected images (component
+//! images, then the references inside text: the mirrored ones), archives, icon and parent, and
+//! every text value must read as the original with only its image tokens replaced; anything else is reported as a bug ([`RewriteError::Bug`]) rather than written.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -85,7 +101,7 @@ pub type ImageMap = BTreeMap<String, String>;
 
 /// Bumped whenever the same text and plan would be rewritten to different bytes, so a step key
 /// that includes it reruns the rewrite.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// What to write into one devfile. Plan entries the devfile does not use are ignored; references
 /// that leave the air gap and have no entry are an error (see the module docs). Serializable,
@@ -268,6 +284,7 @@ pub fn rewrite_devfile(path: &str, text: &str, plan: &DevfilePlan) -> Result<Str
         expect: Expected::default(),
     };
     r.images(&d, &plan.images)?;
+    r.text_images(&d, &plan.images)?;
     r.projects(&d, plan)?;
     if let Some(parent) = &d.parent {
         r.parent(&d, parent, plan.parent.as_ref())?;
@@ -314,6 +331,73 @@ impl Rewrite<'_> {
             })?;
             self.edits.push(scalar_edit(doc, range, &new, place)?);
             self.expect.images.push(new);
+        }
+        Ok(())
+    }
+
+    /// Image references inside text values (env values, `command`, `args`, `commandLine`):
+    /// each token is replaced by its mirrored reference where it stands in the original text,
+    /// the rest of the scalar kept byte for byte. Only when a token cannot be found there as
+    /// often as in the value (an escape inside a double-quoted scalar) is the whole scalar
+    /// written again, in its quoting style.
+    fn text_images(
+        &mut self,
+        d: &devfile::Devfile,
+        planned: &ImageMap,
+    ) -> Result<(), RewriteError> {
+        let doc = &self.doc;
+        for tv in d.text_values() {
+            let tokens = devfile::image_tokens(&tv.value);
+            if tokens.is_empty() {
+                self.expect.texts.push(tv.value);
+                continue;
+            }
+            let place = &tv.place;
+            let Some(range) = tv
+                .range
+                .clone()
+                .filter(|r| doc.text.get(r.clone()).is_some())
+            else {
+                return Err(doc.bug(format!("no usable byte span for {place}")));
+            };
+            let mut swaps = Vec::new();
+            for t in &tokens {
+                let token = &tv.value[t.clone()];
+                let Some(new) = planned.get(token) else {
+                    let at = whole_tokens(doc.text, &range, token)
+                        .first()
+                        .map_or(range.clone(), |&s| s..s + token.len());
+                    return Err(doc.unplanned(place, at, format!("`{token}`")));
+                };
+                swaps.push((t.clone(), token, new.as_str()));
+            }
+            let mut value = tv.value.clone();
+            for (t, _, new) in swaps.iter().rev() {
+                value.replace_range(t.clone(), new);
+            }
+            let mut counts: BTreeMap<&str, (&str, usize)> = BTreeMap::new();
+            for (_, token, new) in &swaps {
+                counts.entry(token).or_insert((new, 0)).1 += 1;
+            }
+            let mut edits = Vec::new();
+            for (token, (new, count)) in counts {
+                let found = whole_tokens(doc.text, &range, token);
+                if found.len() != count {
+                    edits.clear();
+                    edits.push(scalar_edit(doc, range.clone(), &value, place)?);
+                    break;
+                }
+                edits.extend(found.into_iter().map(|s| Edit {
+                    start: s,
+                    end: s + token.len(),
+                    replacement: new.to_string(),
+                }));
+            }
+            self.edits.extend(edits);
+            self.expect
+                .images
+                .extend(swaps.iter().map(|(_, _, new)| new.to_string()));
+            self.expect.texts.push(value);
         }
         Ok(())
     }
@@ -1147,6 +1231,20 @@ fn finish_flow_entry(
 // ---------------------------------------------------------------------------------------------
 // Applying and checking
 
+/// Where `token` stands in `range` of `text` as a whole token: delimited by whitespace, a quote
+/// or the ends of the range (as [`devfile::image_tokens`] delimits them in the value).
+fn whole_tokens(text: &str, range: &Range<usize>, token: &str) -> Vec<usize> {
+    let raw = &text[range.clone()];
+    let delimiter = |c: Option<char>| c.is_none_or(devfile::is_token_delimiter);
+    raw.match_indices(token)
+        .filter(|(i, _)| {
+            delimiter(raw[..*i].chars().next_back())
+                && delimiter(raw[i + token.len()..].chars().next())
+        })
+        .map(|(i, _)| range.start + i)
+        .collect()
+}
+
 fn apply_edits(doc: &Doc<'_>, mut edits: Vec<Edit>) -> Result<String, RewriteError> {
     edits.sort();
     edits.dedup();
@@ -1178,7 +1276,10 @@ fn apply_edits(doc: &Doc<'_>, mut edits: Vec<Edit>) -> Result<String, RewriteErr
 /// What the rewritten devfile must say, checked by parsing it again.
 #[derive(Default)]
 struct Expected {
+    /// Component images, then the image references inside text values.
     images: Vec<String>,
+    /// Every text value ([`devfile::Devfile::text_values`]), as it must read afterwards.
+    texts: Vec<String>,
     projects: Vec<(&'static str, String, String)>,
     parent: Option<String>,
     icon: Option<String>,
@@ -1193,6 +1294,20 @@ impl Expected {
             return Err(doc.bug(format!(
                 "the rewritten devfile has the images {images:?}, expected {:?}",
                 self.images
+            )));
+        }
+        let texts = d.text_values();
+        if texts.len() != self.texts.len() {
+            return Err(doc.bug(format!(
+                "the rewritten devfile has {} text values, expected {}",
+                texts.len(),
+                self.texts.len()
+            )));
+        }
+        if let Some((got, want)) = texts.iter().zip(&self.texts).find(|(t, w)| &t.value != *w) {
+            return Err(doc.bug(format!(
+                "{} of the rewritten devfile is `{}`, expected `{want}`",
+                got.place, got.value
             )));
         }
         for (kind, name, location) in &self.projects {

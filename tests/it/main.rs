@@ -28,4 +28,5 @@ mod serve;
 mod storage_integrity;
 mod support;
 mod target_safety;
+mod text_refs;
 mod upstream_server;

@@ -335,6 +335,7 @@ impl World {
             for img in container_images(&d) {
                 wanted_images.insert(img);
             }
+            wanted_images.extend(text_images(&d));
         }
         for (path, text) in dockerfiles() {
             if root.join(path).parent().unwrap().parent().unwrap().exists() {
@@ -623,6 +624,42 @@ pub fn container_images(d: &Value) -> Vec<String> {
                 }
             }
             out.push(img);
+        }
+    }
+    out
+}
+
+/// The fully qualified image references inside a devfile value's text: whole tokens (split at
+/// whitespace and quotes) of containers' `env[].value`, `command[]`, `args[]` and exec
+/// commands' `commandLine` whose first part is a registry host (a `.`, a `:port` or
+/// `localhost`) and that carry a tag or a digest. Read here, not with airgap's finder.
+pub fn text_images(d: &Value) -> Vec<String> {
+    let mut texts: Vec<&str> = Vec::new();
+    for c in d["components"].as_array().into_iter().flatten() {
+        let container = &c["container"];
+        for e in container["env"].as_array().into_iter().flatten() {
+            texts.extend(e["value"].as_str());
+        }
+        for key in ["command", "args"] {
+            for v in container[key].as_array().into_iter().flatten() {
+                texts.extend(v.as_str());
+            }
+        }
+    }
+    for c in d["commands"].as_array().into_iter().flatten() {
+        texts.extend(c["exec"]["commandLine"].as_str());
+    }
+    let mut out = Vec::new();
+    for text in texts {
+        for token in text.split(|c: char| c.is_whitespace() || c == '\'' || c == '"') {
+            let Some((host, rest)) = token.split_once('/') else {
+                continue;
+            };
+            let registry = host.contains('.') || host.contains(':') || host == "localhost";
+            let last = rest.rsplit('/').next().unwrap_or(rest);
+            if registry && !token.contains("://") && (last.contains(':') || token.contains('@')) {
+                out.push(token.to_string());
+            }
         }
     }
     out
