@@ -62,6 +62,9 @@ struct DevfileConfig {
     dir: String,
     /// `starter:NAME` / `project:NAME`.
     projects: Vec<String>,
+    /// [`crate::rewrite::VERSION`]: a rewrite that gives other bytes for the same text reruns
+    /// every devfile step once.
+    rewrite: u32,
 }
 
 /// The lock part of a devfile's key: its hash and what it uses.
@@ -101,6 +104,7 @@ impl Kind for Devfile {
                     .config(DevfileConfig {
                         dir: stack_dir(id),
                         projects,
+                        rewrite: crate::rewrite::VERSION,
                     })
                     .lock(DevfileLock {
                         devfile: &entry.devfile,

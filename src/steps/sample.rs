@@ -2,13 +2,21 @@
 
 use std::fmt;
 
-use super::kind::{DirConfig, Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
+use super::kind::{Inputs, Kind, PlanError, PlanInput, Step, TreeOut, Written};
 use crate::context::Ctx;
 use crate::steps::stale::StaleReason;
 use crate::tree_paths::{DEVFILE_NAMES, sample_dir};
 
 use super::common::write_devfile;
 use super::devfile::uses_deps;
+
+/// The configuration part of a sample's key: its folder, and [`crate::rewrite::VERSION`] (a
+/// rewrite that gives other bytes for the same text reruns every sample once).
+#[derive(serde::Serialize)]
+struct SampleConfig {
+    dir: String,
+    rewrite: u32,
+}
 
 /// Write one sample's devfile from its repository.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -49,8 +57,9 @@ impl Kind for Sample {
             steps.push(
                 Step::new(step, format!("sample {}", super::id_words(id)))
                     .deps(deps)
-                    .config(DirConfig {
+                    .config(SampleConfig {
                         dir: sample_dir(id),
+                        rewrite: crate::rewrite::VERSION,
                     })
                     .lock(SampleLock {
                         remote: &entry.remote,
