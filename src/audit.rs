@@ -103,9 +103,43 @@ pub fn upstream_hosts(ctx: &Ctx) -> BTreeSet<String> {
     hosts
 }
 
-/// The first of `hosts` (lower-case) that `s` names.
-fn names_upstream(s: &str, hosts: &[&str]) -> Option<String> {
-    let lower = s.to_ascii_lowercase();
+/// The target's own image prefix (`registry.internal/devfiles`, a `dir:` target's address): a
+/// reference under it is inside the air gap, even when `naming="nested"` keeps the upstream
+/// host as a path component (`localhost:8080/quay.io/devfile/udi:1@sha256:…`).
+#[derive(Clone, Copy)]
+pub struct Own<'a>(pub &'a str);
+
+impl Own<'_> {
+    /// `s` with every whole token under the target's prefix blanked out (same length, so line
+    /// numbers and offsets hold): what is left is what may still name an upstream host.
+    fn mask<'s>(self, s: &'s str) -> std::borrow::Cow<'s, str> {
+        let own = self.0.trim_end_matches('/');
+        if own.is_empty() || !s.contains(own) {
+            return std::borrow::Cow::Borrowed(s);
+        }
+        let pat = format!("{own}/");
+        let b = s.as_bytes();
+        let mut out = b.to_vec();
+        for (p, _) in s.match_indices(&pat) {
+            let starts_token =
+                p == 0 || !(b[p - 1].is_ascii_alphanumeric() || b"-_./:@".contains(&b[p - 1]));
+            if !starts_token {
+                continue;
+            }
+            let end = s[p..]
+                .find(|c: char| crate::devfile::is_token_delimiter(c) || c == ',')
+                .map_or(s.len(), |e| p + e);
+            out[p..end].fill(b' ');
+        }
+        // Whole characters were replaced by ASCII spaces: still UTF-8.
+        std::borrow::Cow::Owned(String::from_utf8(out).unwrap_or_else(|_| s.to_string()))
+    }
+}
+
+/// The first of `hosts` (lower-case) that `s` names outside references under the target's own
+/// prefix.
+fn names_upstream(s: &str, hosts: &[&str], own: Own) -> Option<String> {
+    let lower = own.mask(s).to_ascii_lowercase();
     hosts
         .iter()
         .find(|h| crate::rewrite::contains_host(&lower, h))
@@ -116,12 +150,12 @@ fn names_upstream(s: &str, hosts: &[&str]) -> Option<String> {
 /// references inside text values (both in [`crate::devfile::Devfile::images`]), starter
 /// projects and projects, the parent, the icon, files named in `metadata`. These are airgap's
 /// to rewrite: each is a finding.
-fn devfile_references(text: &str, hosts: &[&str]) -> Vec<(String, String)> {
+fn devfile_references(text: &str, hosts: &[&str], own: Own) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let Ok(d) = crate::devfile::parse("devfile.yaml", text) else {
         return vec![("the devfile".into(), "cannot be parsed".into())];
     };
-    let upstream = |s: &str| names_upstream(s, hosts);
+    let upstream = |s: &str| names_upstream(s, hosts, own);
     for img in d.images() {
         if let Some(h) = upstream(&img.written) {
             out.push((img.place.clone(), h));
@@ -162,7 +196,7 @@ fn devfile_references(text: &str, hosts: &[&str]) -> Vec<(String, String)> {
 /// Findings (references airgap rewrites that still point upstream) and notes (upstream hosts
 /// in text airgap does not rewrite: commands, env values, variables, samples' git remotes) of
 /// the registry tree.
-pub fn scan_tree(registry: &Path, hosts: &[&str]) -> (Vec<String>, Vec<String>) {
+pub fn scan_tree(registry: &Path, hosts: &[&str], own: Own) -> (Vec<String>, Vec<String>) {
     fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
         let Ok(rd) = std::fs::read_dir(dir) else {
             return;
@@ -181,6 +215,7 @@ pub fn scan_tree(registry: &Path, hosts: &[&str]) -> (Vec<String>, Vec<String>) 
     walk(registry, &mut files);
     let mut scan = TreeScan {
         hosts,
+        own,
         findings: Vec::new(),
         notes: Vec::new(),
     };
@@ -213,18 +248,20 @@ pub fn scan_tree(registry: &Path, hosts: &[&str]) -> (Vec<String>, Vec<String>) 
 /// What [`scan_tree`] found so far.
 struct TreeScan<'a> {
     hosts: &'a [&'a str],
+    own: Own<'a>,
     findings: Vec<String>,
     notes: Vec<String>,
 }
 
 impl TreeScan<'_> {
     fn upstream(&self, s: &str) -> Option<String> {
-        names_upstream(s, self.hosts)
+        names_upstream(s, self.hosts, self.own)
     }
 
     /// Notes for upstream hosts in `text` outside comments, with why they are left.
     fn text_notes(&mut self, rel: &str, text: &str, why: &str) {
-        for hit in crate::rewrite::upstream_hosts_outside_comments(text, self.hosts) {
+        let text = self.own.mask(text);
+        for hit in crate::rewrite::upstream_hosts_outside_comments(&text, self.hosts) {
             self.notes
                 .push(format!("{rel}:{} names `{}` ({why})", hit.line, hit.host));
         }
@@ -232,7 +269,7 @@ impl TreeScan<'_> {
 
     fn devfile(&mut self, rel: &str, text: &str) {
         let before = self.findings.len();
-        for (place, host) in devfile_references(text, self.hosts) {
+        for (place, host) in devfile_references(text, self.hosts, self.own) {
             self.findings.push(format!("{rel}: {place} names `{host}`"));
         }
         if self.findings.len() == before {
@@ -323,6 +360,7 @@ impl TreeScan<'_> {
                     }
                 }
             } else if base.ends_with(".yaml") || base.ends_with(".yml") {
+                let text = self.own.mask(&text);
                 for hit in crate::rewrite::upstream_hosts_outside_comments(&text, self.hosts) {
                     self.notes
                         .push(format!("{rel} → {inner}:{} names `{}`", hit.line, hit.host));

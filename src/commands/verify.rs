@@ -26,7 +26,8 @@ pub fn run(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
     findings.extend(download_findings(&ctx));
     let hosts = upstream_hosts(&ctx);
     let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
-    let (tree_findings, notes) = scan_tree(&ctx.registry_dir(), &hosts);
+    let own = crate::audit::Own(ctx.manifest.target.kind.image_prefix());
+    let (tree_findings, notes) = scan_tree(&ctx.registry_dir(), &hosts, own);
     findings.extend(tree_findings);
     for n in &notes {
         crate::ui::status("Note", n);

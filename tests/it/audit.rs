@@ -96,3 +96,46 @@ fn verify_and_audit_pass_on_a_clean_build_and_name_what_was_broken() {
     );
     assert!(run.err_text().contains("is missing"), "{}", run.stderr);
 }
+
+/// With `naming="nested"` the mirrored references keep the upstream host as a path component
+/// under the target (`localhost:8080/quay.io/…`): inside the gap, so verify passes; an image put
+/// back upstream is still a finding.
+#[test]
+fn verify_accepts_nested_names_under_the_target_and_still_finds_upstream_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("qs");
+    crate::quickstart::fresh_example(&ws);
+    let kdl = ws.join("airgap.kdl");
+    let text = std::fs::read_to_string(&kdl).unwrap();
+    let nested = if text.contains("\nimages {") {
+        text.replacen("\nimages {", "\nimages naming=\"nested\" {", 1)
+    } else {
+        format!("{text}\nimages naming=\"nested\"\n")
+    };
+    std::fs::write(&kdl, nested).unwrap();
+    airgap(&ws, &["apply"]).ok();
+    let devfile = ws.join("out/registry/stacks/hello-go/devfile.yaml");
+    let built = std::fs::read_to_string(&devfile).unwrap();
+    assert!(
+        built.contains("image: localhost:8080/quay.io/airgap-example/go-toolset:1.22@sha256:"),
+        "nested naming keeps the upstream path: {built}"
+    );
+
+    let run = airgap(&ws, &["verify"]).ok();
+    assert!(!run.stderr.contains("names `quay.io`"), "{}", run.stderr);
+
+    // The same image named upstream again: a finding, naming the field.
+    std::fs::write(
+        &devfile,
+        built.replace("localhost:8080/quay.io/", "quay.io/"),
+    )
+    .unwrap();
+    let run = airgap(&ws, &["verify"]).fails(1);
+    assert!(
+        run.err_text().contains(
+            "registry/stacks/hello-go/devfile.yaml: components[runtime].container.image names `quay.io`"
+        ),
+        "{}",
+        run.stderr
+    );
+}
