@@ -56,14 +56,14 @@ pub fn run(
     );
     let lacking = lock::platforms::lacking(&new);
     crate::machine::set("lacking_platforms", &lacking);
+    if strict && !check && !lacking.is_empty() {
+        return Err(Box::new(resolve::LockError::Platforms { lacking }));
+    }
     for l in &lacking {
         crate::ui::status("Warning", l);
     }
     if check {
         return check_lock(previous.is_some(), &changes);
-    }
-    if strict && !lacking.is_empty() {
-        return Err(Box::new(resolve::LockError::Platforms { lacking }));
     }
     for c in &changes {
         crate::ui::status(c.kind.verb(), format!("{c}"));

@@ -210,22 +210,27 @@ pub fn lacking(lock: &Lockfile) -> Vec<Lacking> {
         return Vec::new();
     }
     let filter = filter(lock);
-    let mut users: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut add = |image: &str, user: String| {
+        users.entry(image.to_string()).or_default().push(user);
+    };
     for ((source, id), s) in &lock.stacks {
         for i in &s.uses.images {
-            users
-                .entry(i)
-                .or_default()
-                .push(format!("stack {source} {id}"));
+            add(i, format!("stack {source} {id}"));
         }
     }
     for ((source, id), s) in &lock.samples {
         for i in &s.uses.images {
-            users
-                .entry(i)
-                .or_default()
-                .push(format!("sample {source} {id}"));
+            add(i, format!("sample {source} {id}"));
         }
+    }
+    if let Some(ii) = &lock.index_image
+        && let Ok(base) = super::resolve::canonical_image(&ii.base)
+    {
+        add(&base, "index-image base".into());
+    }
+    for (role, key) in lock.deploy.iter().flat_map(|d| &d.images) {
+        add(key, format!("deploy {role}"));
     }
     let mut out = Vec::new();
     for (key, entry) in &lock.images {
@@ -242,9 +247,117 @@ pub fn lacking(lock: &Lockfile) -> Vec<Lacking> {
             out.push(Lacking {
                 image: key.clone(),
                 has,
-                users: users.remove(key.as_str()).unwrap_or_default(),
+                users: users.remove(key).unwrap_or_default(),
             });
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lock::{LockedImage, LockedStack, PlatformDigest, Uses};
+
+    fn image(media_type: &str, platforms: &[&str], config: Option<&str>) -> LockedImage {
+        LockedImage {
+            written: ["w".to_string()].into(),
+            target: "t/x:1".into(),
+            resolved: Some(ResolvedDigest {
+                digest: format!("sha256:{}", "a".repeat(64)),
+                media_type: media_type.into(),
+                size: 10,
+                platforms: platforms
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.to_string(),
+                            PlatformDigest {
+                                digest: format!("sha256:{}", "b".repeat(64)),
+                                media_type: "m".into(),
+                                size: 3,
+                            },
+                        )
+                    })
+                    .collect(),
+                filtered: None,
+                config_platform: config.map(str::to_string),
+            }),
+        }
+    }
+
+    fn lock() -> Lockfile {
+        let mut lock = Lockfile {
+            platforms: vec!["linux/arm64".into()],
+            ..Default::default()
+        };
+        let index = crate::oci::media::OCI_INDEX;
+        let single = crate::oci::media::OCI_MANIFEST;
+        lock.images.insert(
+            "q/both:1".into(),
+            image(index, &["linux/amd64", "linux/arm64/v8"], None),
+        );
+        lock.images
+            .insert("q/amd-index:1".into(), image(index, &["linux/amd64"], None));
+        lock.images
+            .insert("q/amd:1".into(), image(single, &[], Some("linux/amd64")));
+        lock.images
+            .insert("q/arm:1".into(), image(single, &[], Some("linux/arm64")));
+        lock.images
+            .insert("q/unknown:1".into(), image(single, &[], None));
+        lock.stacks.insert(
+            ("c".into(), "go/1.0.0".into()),
+            LockedStack {
+                devfile: "h".into(),
+                files: BTreeMap::new(),
+                uses: Uses {
+                    images: ["q/amd:1".to_string()].into(),
+                    ..Default::default()
+                },
+                stack_yaml: None,
+            },
+        );
+        lock
+    }
+
+    #[test]
+    fn lacking_names_indexes_and_single_manifests_without_the_platform() {
+        let lock = lock();
+        let names: Vec<String> = lacking(&lock).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            names,
+            [
+                "image `q/amd-index:1` has none of the platforms asked for (it is linux/amd64)",
+                "image `q/amd:1` has none of the platforms asked for (it is linux/amd64); used by stack c go/1.0.0",
+            ]
+        );
+        let mut all = lock.clone();
+        all.platforms.clear();
+        assert!(lacking(&all).is_empty(), "no filter, nothing lacks");
+    }
+
+    #[test]
+    fn the_filter_and_landings_round_trip_through_the_lockfile() {
+        let mut lock = lock();
+        lock.images
+            .get_mut("q/both:1")
+            .and_then(|i| i.resolved.as_mut())
+            .unwrap()
+            .filtered = Some(FilteredDigest {
+            platforms: vec!["linux/arm64/v8".into()],
+            digest: format!("sha256:{}", "f".repeat(64)),
+            media_type: crate::oci::media::OCI_INDEX.into(),
+            size: 5,
+        });
+        let text = crate::lock::write(&lock);
+        assert!(text.contains("\nplatforms \"linux/arm64\"\n"), "{text}");
+        assert!(
+            text.contains("    filtered \"linux/arm64/v8\" digest="),
+            "{text}"
+        );
+        assert!(text.contains(" config-platform=\"linux/amd64\""), "{text}");
+        let back = crate::lock::read("airgap.lock", &text).unwrap();
+        assert_eq!(back, lock);
+        assert_eq!(crate::lock::write(&back), text);
+    }
 }

@@ -373,8 +373,50 @@ mod tests {
             a, b,
             "the same index gives the same bytes whatever its formatting"
         );
+        assert_eq!(
+            land_index(
+                &raw,
+                &manifests,
+                &Platforms::Only(vec!["linux/arm64".into()]),
+                "x"
+            )
+            .unwrap(),
+            IndexLanding::Filtered {
+                keep: keep.clone(),
+                bytes: a.clone()
+            },
+            "the copy and the lock land the same bytes"
+        );
+        for whole in [
+            Platforms::All,
+            Platforms::Only(vec!["linux/amd64".into(), "linux/arm64".into()]),
+            Platforms::Only(vec!["linux/s390x".into()]),
+        ] {
+            assert_eq!(
+                land_index(&raw, &manifests, &whole, "x").unwrap(),
+                IndexLanding::Whole,
+                "{whole:?}: every entry kept, or none (the image is copied as it is)"
+            );
+        }
         let text = String::from_utf8(a).unwrap();
         assert!(text.starts_with(r#"{"manifests":[{"digest":"#), "{text}");
         assert!(!text.contains(&Digest::of(b"amd").to_string()));
+    }
+
+    #[test]
+    fn platforms_written_in_the_lock_match_like_descriptors() {
+        let arm = Platforms::Only(vec!["linux/arm64".into()]);
+        assert!(arm.matches_written("linux/arm64"));
+        assert!(arm.matches_written("linux/arm64/v8"));
+        assert!(!arm.matches_written("linux/amd64"));
+        let v7 = Platforms::Only(vec!["linux/arm/v7".into()]);
+        assert!(v7.matches_written("linux/arm/v7"));
+        assert!(!v7.matches_written("linux/arm/v6"));
+        assert_eq!(
+            config_platform(br#"{"architecture":"arm64","os":"linux","variant":"v8","rootfs":{}}"#),
+            Some("linux/arm64/v8".into())
+        );
+        assert_eq!(config_platform(b"{}"), None);
+        assert_eq!(config_platform(b"not json"), None);
     }
 }
