@@ -128,7 +128,9 @@ fn every_digest_a_devfile_pins_is_in_the_lock_and_lacking_images_are_named() {
         inspected > 0,
         "no tagged image landed filtered: {filtered:?}"
     );
+    // verify and audit (a rebuild in a scratch folder) check the landed digests the same way.
     airgap(&w.workspace, &["verify"]).ok();
+    airgap(&w.workspace, &["audit"]).ok();
 
     // An index without the platform (and every single image): named; --strict keeps the lock.
     manifest_with(&w, "\"linux/s390x\"");
@@ -163,6 +165,20 @@ fn changing_platforms_moves_the_landed_digest_and_check_shows_it() {
         "{}",
         locked.err_text()
     );
+    let check = airgap(&w.workspace, &["lock", "--check"]).fails(1);
+    assert!(
+        check
+            .stdout
+            .contains("Updating platforms: linux/arm64 → linux/amd64"),
+        "{}",
+        check.stdout
+    );
+    assert!(
+        check.stdout.contains(": lands as sha256:"),
+        "{}",
+        check.stdout
+    );
+    assert_eq!(w.lock_text(), arm, "--check wrote airgap.lock");
     let run = airgap(&w.workspace, &["lock", "--strict"]).ok();
     assert!(!run.stderr.contains("Warning"), "{}", run.stderr);
     assert!(
@@ -173,6 +189,34 @@ fn changing_platforms_moves_the_landed_digest_and_check_shows_it() {
     assert!(run.stderr.contains("lands as sha256:"), "{}", run.stderr);
     let amd = w.lock_text();
     assert!(amd.contains("filtered \"linux/amd64\""), "{amd}");
+
+    // A lock whose filtered digest is not what lands fails the image step, naming it.
+    let zeros = format!("sha256:{}", "0".repeat(64));
+    let edited: String = amd
+        .lines()
+        .map(
+            |l| match l.strip_prefix("    filtered \"linux/amd64\" digest=\"") {
+                Some(rest) => format!(
+                    "    filtered \"linux/amd64\" digest=\"{zeros}{}",
+                    &rest[71..]
+                ),
+                None => l.to_string(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    assert_ne!(edited, amd);
+    std::fs::write(w.workspace.join("airgap.lock"), &edited).unwrap();
+    let apply = airgap(&w.workspace, &["apply"]).fails(1);
+    assert!(
+        apply
+            .err_text()
+            .contains(&format!("filtered digest=\"{zeros}\"")),
+        "{}",
+        apply.err_text()
+    );
+    std::fs::write(w.workspace.join("airgap.lock"), &amd).unwrap();
 
     // Without platforms the filter's nodes are gone: the lock is the one of every platform.
     w.write_manifest("");
