@@ -363,9 +363,6 @@ impl<'a> Resolver<'a> {
                 prefix: m.target.kind.image_prefix().to_string(),
                 naming: m.images.naming.as_str().to_string(),
             },
-            platforms: super::platforms::normalized(
-                m.images.platforms.iter().map(|p| p.value.clone()),
-            ),
             index_image: Some(LockedIndexImage {
                 name: m.index_image.name.clone(),
                 tag: m.index_image.tag.clone(),
@@ -454,22 +451,7 @@ impl<'a> Resolver<'a> {
         self.resolve_projects(&units, &mut lock, &mut stats).await;
         self.resolve_downloads(&units, &mut lock, &mut stats).await;
         self.collect_images(&units, &mut lock, &mut stats).await?;
-        if self.problems.is_empty() {
-            let mirrors = m.oci_mirrors();
-            let jobs = self.jobs;
-            let client = || {
-                crate::oci::Client::new(crate::oci::ClientConfig {
-                    mirrors,
-                    jobs,
-                    ..Default::default()
-                })
-            };
-            let landed =
-                super::platforms::land(&mut lock, self.previous, client, self.mode, jobs).await;
-            self.resolved += landed.resolved;
-            self.problems.extend(landed.problems);
-            self.unsatisfied.extend(landed.unsatisfied);
-        }
+        self.land_images(&mut lock).await;
 
         if !self.problems.is_empty() {
             return Err(LockError::Resolve {
@@ -1090,6 +1072,29 @@ impl<'a> Resolver<'a> {
                 });
             }
         }
+    }
+
+    /// Records the manifest's `platforms` and what lands of each image under them
+    /// ([`super::platforms`]); nothing more once resolution has failed.
+    async fn land_images(&mut self, lock: &mut Lockfile) {
+        let m = self.manifest;
+        lock.platforms =
+            super::platforms::normalized(m.images.platforms.iter().map(|p| p.value.clone()));
+        if !self.problems.is_empty() {
+            return;
+        }
+        let (mirrors, jobs) = (m.oci_mirrors(), self.jobs);
+        let client = || {
+            crate::oci::Client::new(crate::oci::ClientConfig {
+                mirrors,
+                jobs,
+                ..Default::default()
+            })
+        };
+        let landed = super::platforms::land(lock, self.previous, client, self.mode, jobs).await;
+        self.resolved += landed.resolved;
+        self.problems.extend(landed.problems);
+        self.unsatisfied.extend(landed.unsatisfied);
     }
 
     async fn collect_images(
