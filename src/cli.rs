@@ -57,6 +57,10 @@ pub enum Command {
     ///
     /// Pins already in airgap.lock are kept while their request is unchanged; `--update` moves
     /// them. The lockfile is not rewritten when nothing changed.
+    ///
+    /// With `images { platforms }`, an index that keeps only some of its platforms lands as a
+    /// filtered index of its own, recorded in the image's entry (`filtered`); an image that
+    /// has none of the platforms is a warning naming it and the stacks that use it.
     Lock {
         /// Re-resolve pins: all of them, or only those of the named sources, stacks or samples.
         #[arg(long, value_name = "NAME", num_args = 0..)]
@@ -69,6 +73,11 @@ pub enum Command {
         /// With `--update NAME…`, only those names are checked.
         #[arg(long)]
         check: bool,
+        /// Fail (exit 1, airgap.lock untouched) when an image has none of the platforms of
+        /// `images { platforms }`. Without it such an image is a warning, and apply copies it
+        /// as it is (every platform it has).
+        #[arg(long)]
+        strict: bool,
     },
     /// Show every step of apply, fresh or stale, with the reason each stale step must run.
     Plan {
@@ -230,7 +239,15 @@ pub fn main() -> ExitCode {
             update,
             locked,
             check,
-        } => commands::lock::run(&cli.manifest, update.as_deref(), *locked, *check, jobs),
+            strict,
+        } => commands::lock::run(
+            &cli.manifest,
+            update.as_deref(),
+            *locked,
+            *check,
+            *strict,
+            jobs,
+        ),
         Command::Plan { stale, bundle } => {
             commands::plan::run(&cli.manifest, *stale, jobs, bundle.as_deref())
         }

@@ -10,12 +10,13 @@ use crate::lock::{self, Lockfile, resolve};
 use crate::manifest::Manifest;
 use crate::workspace::{Workspace, load_manifest, runtime};
 
-/// `airgap lock [--update [NAME…]] [--locked] [--check]`.
+/// `airgap lock [--update [NAME…]] [--locked] [--check] [--strict]`.
 pub fn run(
     manifest_path: &Path,
     update: Option<&[String]>,
     locked: bool,
     check: bool,
+    strict: bool,
     jobs: usize,
 ) -> Result<ExitCode, Report> {
     if locked && (update.is_some() || check) {
@@ -53,6 +54,14 @@ pub fn run(
             .map(|c| serde_json::json!({"change": c.kind.verb(), "what": c.to_string()}))
             .collect::<Vec<_>>(),
     );
+    let lacking = lock::platforms::lacking(&new);
+    crate::machine::set("lacking_platforms", &lacking);
+    if strict && !check && !lacking.is_empty() {
+        return Err(Box::new(resolve::LockError::Platforms { lacking }));
+    }
+    for l in &lacking {
+        crate::ui::status("Warning", l);
+    }
     if check {
         return check_lock(previous.is_some(), &changes);
     }

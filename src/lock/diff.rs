@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::{LockedProject, LockedSource, Lockfile};
+use super::{LockedImage, LockedProject, LockedSource, Lockfile};
 
 /// One difference between an old and a new lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,14 +57,45 @@ fn arrow(old: &str, new: &str) -> String {
     format!("{} → {}", short(old), short(new))
 }
 
-/// Compares two maps entry by entry: `describe` names an entry, `version` gives what an
-/// update shows (`None` when the entry changed in a way not worth a version, e.g. only the
-/// devfile hash: then `changed`).
+/// What an update shows when `version` gives it (`None` when the entry changed in a way not
+/// worth a version, e.g. only the devfile hash: then `changed`).
+fn versioned<V>(version: impl Fn(&V) -> Option<String>) -> impl Fn(&V, &V) -> String {
+    move |o, n| match (version(o), version(n)) {
+        (Some(a), Some(b)) if a != b => arrow(&a, &b),
+        _ => "changed".into(),
+    }
+}
+
+/// An image's update: its upstream digest, and the digest that lands when a platform filter
+/// makes it another (`sha256:… → sha256:…, lands as sha256:… → sha256:…`).
+fn image_detail(old: &LockedImage, new: &LockedImage) -> String {
+    let (Some(o), Some(n)) = (&old.resolved, &new.resolved) else {
+        return "changed".into();
+    };
+    let mut parts = Vec::new();
+    if o.digest != n.digest {
+        parts.push(arrow(&o.digest, &n.digest));
+    }
+    if (o.filtered.is_some() || n.filtered.is_some()) && o.landed_digest() != n.landed_digest() {
+        parts.push(format!(
+            "lands as {}",
+            arrow(o.landed_digest(), n.landed_digest())
+        ));
+    }
+    if parts.is_empty() {
+        "changed".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// Compares two maps entry by entry: `describe` names an entry, `detail` says how an updated
+/// one changed.
 fn compare<K: Ord, V: PartialEq>(
     old: &BTreeMap<K, V>,
     new: &BTreeMap<K, V>,
     describe: impl Fn(&K) -> String,
-    version: impl Fn(&V) -> Option<String>,
+    detail: impl Fn(&V, &V) -> String,
     out: &mut Vec<Change>,
 ) {
     for (k, v) in new {
@@ -77,10 +108,7 @@ fn compare<K: Ord, V: PartialEq>(
             Some(o) if o != v => out.push(Change {
                 kind: ChangeKind::Updated,
                 what: describe(k),
-                detail: match (version(o), version(v)) {
-                    (Some(a), Some(b)) if a != b => arrow(&a, &b),
-                    _ => "changed".into(),
-                },
+                detail: detail(o, v),
             }),
             Some(_) => {}
         }
@@ -107,59 +135,70 @@ pub fn diff(old: &Lockfile, new: &Lockfile) -> Vec<Change> {
             ),
         });
     }
+    if old.platforms != new.platforms {
+        out.push(Change {
+            kind: ChangeKind::Updated,
+            what: "platforms".into(),
+            detail: format!(
+                "{} → {}",
+                super::platforms::shown(&old.platforms),
+                super::platforms::shown(&new.platforms)
+            ),
+        });
+    }
     compare(
         &old.sources,
         &new.sources,
         |name| format!("source {name}"),
-        |s| match s {
+        versioned(|s: &LockedSource| match s {
             LockedSource::Git { commit, .. } => Some(commit.clone()),
             LockedSource::Path { .. } => None,
-        },
+        }),
         &mut out,
     );
     compare(
         &old.stacks,
         &new.stacks,
         |(source, id)| format!("stack {source} {id}"),
-        |_| None,
+        versioned(|_| None),
         &mut out,
     );
     compare(
         &old.samples,
         &new.samples,
         |(source, id)| format!("sample {source} {id}"),
-        |s| Some(s.commit.clone()),
+        versioned(|s: &super::LockedSample| Some(s.commit.clone())),
         &mut out,
     );
     compare(
         &old.extra_entries,
         &new.extra_entries,
         |source| format!("extraDevfileEntries.yaml of {source}"),
-        |_| None,
+        versioned(|_| None),
         &mut out,
     );
     compare(
         &old.projects,
         &new.projects,
         |k| format!("{} {} {} {}", k.kind.node_name(), k.source, k.owner, k.name),
-        |p| match p {
+        versioned(|p: &LockedProject| match p {
             LockedProject::Git { commit, .. } => Some(commit.clone()),
             LockedProject::Zip { sha256, .. } => Some(format!("sha256:{sha256}")),
-        },
+        }),
         &mut out,
     );
     compare(
         &old.downloads,
         &new.downloads,
         |url| format!("download {url}"),
-        |d| Some(format!("sha256:{}", d.sha256)),
+        versioned(|d: &super::LockedDownload| Some(format!("sha256:{}", d.sha256))),
         &mut out,
     );
     compare(
         &old.images,
         &new.images,
         |key| format!("image {key}"),
-        |i| i.resolved.as_ref().map(|r| r.digest.clone()),
+        image_detail,
         &mut out,
     );
     if old.deploy != new.deploy {
@@ -189,7 +228,7 @@ pub fn diff(old: &Lockfile, new: &Lockfile) -> Vec<Change> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lock::{LockedImage, ResolvedDigest};
+    use crate::lock::{FilteredDigest, ResolvedDigest};
 
     fn image(digest: &str) -> LockedImage {
         LockedImage {
@@ -199,6 +238,8 @@ mod tests {
                 media_type: "m".into(),
                 size: 1,
                 platforms: BTreeMap::new(),
+                filtered: None,
+                config_platform: None,
             }),
             ..Default::default()
         }
@@ -244,5 +285,32 @@ mod tests {
             ]
         );
         assert!(diff(&new, &new).is_empty());
+    }
+
+    #[test]
+    fn a_change_of_the_landed_digest_is_shown() {
+        let a = format!("sha256:{}", "a".repeat(64));
+        let f = |c: &str| FilteredDigest {
+            platforms: vec!["linux/arm64".into()],
+            digest: format!("sha256:{}", c.repeat(64)),
+            media_type: "m".into(),
+            size: 1,
+        };
+        let mut old = Lockfile::default();
+        let mut new = Lockfile::default();
+        let mut img = image(&a);
+        img.resolved.as_mut().unwrap().filtered = Some(f("c"));
+        old.images.insert("quay.io/x:1".into(), img.clone());
+        img.resolved.as_mut().unwrap().filtered = Some(f("d"));
+        new.images.insert("quay.io/x:1".into(), img);
+        new.platforms = vec!["linux/arm64".into()];
+        let lines: Vec<String> = diff(&old, &new).iter().map(|c| c.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "platforms: every platform → linux/arm64",
+                "image quay.io/x:1: lands as sha256:cccccccccccc → sha256:dddddddddddd",
+            ]
+        );
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod diff;
 mod format;
+pub mod platforms;
 pub mod resolve;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,6 +29,9 @@ pub const VERSION: i128 = 1;
 pub struct Lockfile {
     /// What image references were computed against: the target's image prefix and naming.
     pub target: LockedTarget,
+    /// The manifest's `images { platforms }`, sorted: what the images' filtered indexes
+    /// ([`ResolvedDigest::filtered`]) were computed for. Empty: every platform lands.
+    pub platforms: Vec<String>,
     pub sources: BTreeMap<String, LockedSource>,
     /// Keyed by (source, stack version id).
     pub stacks: BTreeMap<(String, String), LockedStack>,
@@ -181,6 +185,35 @@ pub struct ResolvedDigest {
     pub size: u64,
     /// Per-platform manifests of an index, by platform (`linux/amd64`).
     pub platforms: BTreeMap<String, PlatformDigest>,
+    /// The index that lands instead of this one when [`Lockfile::platforms`] keeps a strict
+    /// subset of its manifests: what devfiles pin and the target holds. `None` when the
+    /// upstream manifest lands as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub filtered: Option<FilteredDigest>,
+    /// A single manifest's platform as its config says (`linux/amd64`); read only when
+    /// [`Lockfile::platforms`] is set, to warn about an image that lacks them all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_platform: Option<String>,
+}
+
+impl ResolvedDigest {
+    /// The digest that lands at the target: the filtered index's, else the upstream one.
+    pub fn landed_digest(&self) -> &str {
+        self.filtered
+            .as_ref()
+            .map_or(self.digest.as_str(), |f| f.digest.as_str())
+    }
+}
+
+/// An index filtered by the lock's platforms: computed from the upstream index's bytes by the
+/// function the copy uses, so the digest is the one that lands.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FilteredDigest {
+    /// The platforms it keeps (`os/arch[/variant]`, attestations left out), sorted.
+    pub platforms: Vec<String>,
+    pub digest: String,
+    pub media_type: String,
+    pub size: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -114,6 +114,22 @@ pub enum LockError {
         help("run `airgap lock` (without --locked) to update airgap.lock")
     )]
     Unsatisfied { reasons: Vec<Problem> },
+    /// `airgap lock --strict`: images that have none of the requested platforms.
+    #[error(
+        "{} {} none of the platforms asked for:\n{}",
+        plural(lacking.len(), "image"),
+        if lacking.len() == 1 { "has" } else { "have" },
+        lacking.iter().map(|l| format!("- {l}")).collect::<Vec<_>>().join("\n")
+    )]
+    #[diagnostic(
+        code(airgap::lock::platforms),
+        help(
+            "airgap.lock was left untouched; add a platform they have to `images {{ platforms }}`, or drop --strict to lock them anyway (apply then copies each such image as it is)"
+        )
+    )]
+    Platforms {
+        lacking: Vec<super::platforms::Lacking>,
+    },
     /// `--update NAME` names nothing of the manifest: the command line is wrong (exit 2).
     #[error("{}", unknown.join("\n"))]
     #[diagnostic(code(airgap::usage), help("{help}"))]
@@ -435,6 +451,7 @@ impl<'a> Resolver<'a> {
         self.resolve_projects(&units, &mut lock, &mut stats).await;
         self.resolve_downloads(&units, &mut lock, &mut stats).await;
         self.collect_images(&units, &mut lock, &mut stats).await?;
+        self.land_images(&mut lock).await;
 
         if !self.problems.is_empty() {
             return Err(LockError::Resolve {
@@ -1057,6 +1074,29 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// Records the manifest's `platforms` and what lands of each image under them
+    /// ([`super::platforms`]); nothing more once resolution has failed.
+    async fn land_images(&mut self, lock: &mut Lockfile) {
+        let m = self.manifest;
+        lock.platforms =
+            super::platforms::normalized(m.images.platforms.iter().map(|p| p.value.clone()));
+        if !self.problems.is_empty() {
+            return;
+        }
+        let (mirrors, jobs) = (m.oci_mirrors(), self.jobs);
+        let client = || {
+            crate::oci::Client::new(crate::oci::ClientConfig {
+                mirrors,
+                jobs,
+                ..Default::default()
+            })
+        };
+        let landed = super::platforms::land(lock, self.previous, client, self.mode, jobs).await;
+        self.resolved += landed.resolved;
+        self.problems.extend(landed.problems);
+        self.unsatisfied.extend(landed.unsatisfied);
+    }
+
     async fn collect_images(
         &mut self,
         units: &[Unit],
@@ -1225,6 +1265,8 @@ fn resolved_digest(r: crate::oci::ResolvedImage) -> ResolvedDigest {
         digest: r.digest.to_string(),
         media_type: r.media_type,
         size: r.size,
+        filtered: None,
+        config_platform: None,
         platforms: r
             .platforms
             .into_iter()
@@ -1487,6 +1529,16 @@ fn compare_entries(prev: &Lockfile, now: &Lockfile, out: &mut Vec<Problem>) {
             message: format!(
                 "differs: the lock was made for `{}` (naming {}), the manifest asks for `{}` (naming {})",
                 prev.target.prefix, prev.target.naming, now.target.prefix, now.target.naming
+            ),
+        });
+    }
+    if prev.platforms != now.platforms {
+        out.push(Problem {
+            what: "images { platforms }".into(),
+            message: format!(
+                "differs: the lock was made for {}, the manifest asks for {}",
+                super::platforms::shown(&prev.platforms),
+                super::platforms::shown(&now.platforms)
             ),
         });
     }

@@ -69,6 +69,29 @@ pub struct PlatformManifest {
     pub size: u64,
 }
 
+/// What lands for an upstream image under a platform filter (see [`Client::landing`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Landing {
+    /// The index that lands instead of the upstream one; `None` when the upstream one does.
+    pub filtered: Option<FilteredIndex>,
+    /// A single manifest's platform (`os/arch[/variant]`) as its config says; `None` for an
+    /// index, or a config that names none.
+    pub config_platform: Option<String>,
+}
+
+/// An index filtered by `platforms`: its digest, size and media type, and the platforms it
+/// keeps (attestations left out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilteredIndex {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    pub platforms: Vec<String>,
+}
+
+/// The largest image config read to learn its platform.
+const MAX_CONFIG: u64 = 4 << 20;
+
 /// Where copies land.
 #[derive(Debug, Clone)]
 pub enum Destination {
@@ -445,6 +468,73 @@ impl Client {
         })
     }
 
+    /// What lands at a target for the upstream image `image` (pinned) under `platforms`,
+    /// as the copy would land it ([`media::land_index`]): for an index, the filtered index
+    /// (or `None` when it lands whole); for a single manifest, the platform its config names.
+    /// What `airgap lock` records when the manifest sets `platforms`.
+    pub async fn landing(
+        &self,
+        image: &ImageRef,
+        platforms: &Platforms,
+    ) -> Result<Landing, OciError> {
+        let pinned = image.digest().ok_or_else(|| OciError::Unpinned {
+            image: image.to_string(),
+        })?;
+        let what = image.to_string();
+        let endpoint = self.endpoint(image);
+        let source = self.upstream_source(&endpoint)?;
+        let bytes = self.source_manifest(&source, pinned, &what).await?;
+        let (media_type, parsed) = media::detect(&bytes, None, &what)?;
+        match parsed {
+            Parsed::Index { manifests } => {
+                let filtered = match media::land_index(&bytes, &manifests, platforms, &what)? {
+                    media::IndexLanding::Whole => None,
+                    media::IndexLanding::Filtered { keep, bytes } => Some(FilteredIndex {
+                        digest: Digest::of(&bytes),
+                        size: bytes.len() as u64,
+                        media_type,
+                        platforms: keep
+                            .iter()
+                            .filter(|d| media::attestation_subject(d).is_none())
+                            .filter_map(|d| d.platform.as_ref().map(ToString::to_string))
+                            .collect(),
+                    }),
+                };
+                Ok(Landing {
+                    filtered,
+                    config_platform: None,
+                })
+            }
+            Parsed::Image { config, .. } => {
+                let config_what = format!("the config {} of {what}", config.digest);
+                let raw = match &source {
+                    Source::Registry {
+                        registry,
+                        repository,
+                    } => {
+                        self.registry_small_blob(
+                            registry,
+                            repository,
+                            &config.digest,
+                            MAX_CONFIG,
+                            &config_what,
+                        )
+                        .await?
+                    }
+                    Source::Layout(layout) => layout.read_blob(&config.digest).await?,
+                    Source::Mirror(layout) => layout.read_blob(&config.digest).await?,
+                    Source::Local { .. } => {
+                        return Err(OciError::NotFound { what: config_what });
+                    }
+                };
+                Ok(Landing {
+                    filtered: None,
+                    config_platform: media::config_platform(&raw),
+                })
+            }
+        }
+    }
+
     /// Resolves many references, `jobs` at a time; results in input order.
     pub async fn resolve_all(&self, images: &[ImageRef]) -> Vec<Result<ResolvedImage, OciError>> {
         self.jobs_at_a_time(images.iter().map(|i| self.resolve(i)))
@@ -742,37 +832,51 @@ impl Client {
                 registry,
                 repository,
             } => {
-                self.retrying(&what, |_| async {
-                    let stream = registry
-                        .blob_stream(&repository, digest, format!("the download of {what}"))
-                        .await?;
-                    let mut verifier = Verifier::new(digest.clone(), None);
-                    let mut out = bytes::BytesMut::new();
-                    let mut stream = std::pin::pin!(stream);
-                    while let Some(chunk) = stream.next().await {
-                        let chunk = chunk?;
-                        if (out.len() + chunk.len()) as u64 > limit {
-                            return Err(OciError::Manifest {
-                                what: what.clone(),
-                                reason: format!("it is larger than {limit} bytes"),
-                            });
-                        }
-                        let _ = verifier.update(&chunk);
-                        out.extend_from_slice(&chunk);
-                    }
-                    verifier
-                        .finish()
-                        .map_err(|mismatch| OciError::DigestMismatch {
-                            what: what.clone(),
-                            expected: digest.clone(),
-                            mismatch,
-                        })?;
-                    Ok(out.freeze())
-                })
-                .await
+                self.registry_small_blob(&registry, &repository, digest, limit, &what)
+                    .await
             }
             Dest::Layout { layout, .. } => layout.read_blob(digest).await,
         }
+    }
+
+    /// A small blob of a registry repository, read whole and checked against its digest;
+    /// refused beyond `limit` bytes.
+    async fn registry_small_blob(
+        &self,
+        registry: &Registry,
+        repository: &str,
+        digest: &Digest,
+        limit: u64,
+        what: &str,
+    ) -> Result<Bytes, OciError> {
+        self.retrying(what, |_| async {
+            let stream = registry
+                .blob_stream(repository, digest, format!("the download of {what}"))
+                .await?;
+            let mut verifier = Verifier::new(digest.clone(), None);
+            let mut out = bytes::BytesMut::new();
+            let mut stream = std::pin::pin!(stream);
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                if (out.len() + chunk.len()) as u64 > limit {
+                    return Err(OciError::Manifest {
+                        what: what.to_owned(),
+                        reason: format!("it is larger than {limit} bytes"),
+                    });
+                }
+                let _ = verifier.update(&chunk);
+                out.extend_from_slice(&chunk);
+            }
+            verifier
+                .finish()
+                .map_err(|mismatch| OciError::DigestMismatch {
+                    what: what.to_owned(),
+                    expected: digest.clone(),
+                    mismatch,
+                })?;
+            Ok(out.freeze())
+        })
+        .await
     }
 
     /// Whether the destination holds `target` (its tag, or the digest when untagged) at
@@ -933,28 +1037,17 @@ impl Client {
         let (media_type, parsed) = media::detect(&top.bytes, Some(&top.media_type), what)?;
         let (bytes, digest) = match &parsed {
             Parsed::Index { manifests } => {
-                let keep = platforms.select(manifests);
-                if keep.is_empty() {
-                    return Err(OciError::NoPlatform {
-                        image: what.to_owned(),
-                        wanted: match platforms {
-                            Platforms::All => "(all)".into(),
-                            Platforms::Only(p) => p.join(", "),
-                        },
-                        available: manifests
-                            .iter()
-                            .filter_map(|m| m.platform.as_ref().map(ToString::to_string))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    });
-                }
-                let (bytes, digest) = if keep.len() == manifests.len() {
-                    (top.bytes.clone(), top.digest.clone())
-                } else {
-                    let filtered = Bytes::from(media::filtered_index(&top.bytes, &keep, what)?);
-                    let digest = Digest::of(&filtered);
-                    (filtered, digest)
-                };
+                let (keep, bytes, digest) =
+                    match media::land_index(&top.bytes, manifests, platforms, what)? {
+                        media::IndexLanding::Whole => {
+                            (manifests.clone(), top.bytes.clone(), top.digest.clone())
+                        }
+                        media::IndexLanding::Filtered { keep, bytes } => {
+                            let bytes = Bytes::from(bytes);
+                            let digest = Digest::of(&bytes);
+                            (keep, bytes, digest)
+                        }
+                    };
                 if present.as_ref() == Some(&digest) {
                     return Ok(CopyOutcome {
                         digest,

@@ -118,17 +118,6 @@ pub enum OciError {
     #[diagnostic(code(airgap::oci::manifest))]
     Manifest { what: String, reason: String },
 
-    #[error("no manifest of `{image}` matches the platforms {wanted}; it has {available}")]
-    #[diagnostic(
-        code(airgap::oci::platforms),
-        help("change `platforms` in the manifest, or leave it out to copy every platform")
-    )]
-    NoPlatform {
-        image: String,
-        wanted: String,
-        available: String,
-    },
-
     #[error("`{image}` must be pinned to a digest before it is copied")]
     #[diagnostic(
         code(airgap::oci::unpinned),

@@ -168,6 +168,13 @@ pub(crate) fn attestation_subject(d: &Descriptor) -> Option<&str> {
         .flatten()
 }
 
+/// The platform (`os/arch[/variant]`) an image config names; `None` when it is not JSON or
+/// names no OS and architecture.
+pub(crate) fn config_platform(config: &[u8]) -> Option<String> {
+    let spec: PlatformSpec = serde_json::from_slice(config).ok()?;
+    (!spec.os.is_empty() && !spec.architecture.is_empty()).then(|| spec.to_string())
+}
+
 /// Which platforms of an index to copy.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Platforms {
@@ -214,14 +221,53 @@ impl Platforms {
     }
 }
 
+impl Platforms {
+    /// Whether a platform written `os/arch[/variant]` (as the lock records it) is selected.
+    pub fn matches_written(&self, platform: &str) -> bool {
+        let mut parts = platform.splitn(3, '/');
+        let spec = PlatformSpec {
+            os: parts.next().unwrap_or_default().to_owned(),
+            architecture: parts.next().unwrap_or_default().to_owned(),
+            variant: parts.next().map(str::to_owned),
+        };
+        self.matches(&spec)
+    }
+}
+
+/// What lands at the target for an upstream index under a platform filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum IndexLanding {
+    /// The upstream index as it is: the filter keeps every entry, or none of them (an image
+    /// that lacks every requested platform is copied whole; `airgap lock` warns about it).
+    Whole,
+    /// A filtered index of its own: the entries kept and its canonical bytes.
+    Filtered {
+        keep: Vec<Descriptor>,
+        bytes: Vec<u8>,
+    },
+}
+
+/// The one decision the copy and the lock share: what lands for the index `raw` (whose
+/// entries are `manifests`) under `platforms`. Pure and deterministic: the same bytes and
+/// platforms give the same landing on any machine.
+pub(crate) fn land_index(
+    raw: &[u8],
+    manifests: &[Descriptor],
+    platforms: &Platforms,
+    what: &str,
+) -> Result<IndexLanding, OciError> {
+    let keep = platforms.select(manifests);
+    if keep.is_empty() || keep.len() == manifests.len() {
+        return Ok(IndexLanding::Whole);
+    }
+    let bytes = filtered_index(raw, &keep, what)?;
+    Ok(IndexLanding::Filtered { keep, bytes })
+}
+
 /// The upstream index with `manifests` reduced to `keep`, as canonical JSON (object keys
 /// sorted, no insignificant whitespace): the same upstream index and platforms always give the
 /// same bytes, so the same digest.
-pub(crate) fn filtered_index(
-    raw: &[u8],
-    keep: &[Descriptor],
-    what: &str,
-) -> Result<Vec<u8>, OciError> {
+fn filtered_index(raw: &[u8], keep: &[Descriptor], what: &str) -> Result<Vec<u8>, OciError> {
     let mut doc: Value = serde_json::from_slice(raw).map_err(|e| OciError::Manifest {
         what: what.to_owned(),
         reason: format!("it is not valid JSON: {e}"),
@@ -327,8 +373,50 @@ mod tests {
             a, b,
             "the same index gives the same bytes whatever its formatting"
         );
+        assert_eq!(
+            land_index(
+                &raw,
+                &manifests,
+                &Platforms::Only(vec!["linux/arm64".into()]),
+                "x"
+            )
+            .unwrap(),
+            IndexLanding::Filtered {
+                keep: keep.clone(),
+                bytes: a.clone()
+            },
+            "the copy and the lock land the same bytes"
+        );
+        for whole in [
+            Platforms::All,
+            Platforms::Only(vec!["linux/amd64".into(), "linux/arm64".into()]),
+            Platforms::Only(vec!["linux/s390x".into()]),
+        ] {
+            assert_eq!(
+                land_index(&raw, &manifests, &whole, "x").unwrap(),
+                IndexLanding::Whole,
+                "{whole:?}: every entry kept, or none (the image is copied as it is)"
+            );
+        }
         let text = String::from_utf8(a).unwrap();
         assert!(text.starts_with(r#"{"manifests":[{"digest":"#), "{text}");
         assert!(!text.contains(&Digest::of(b"amd").to_string()));
+    }
+
+    #[test]
+    fn platforms_written_in_the_lock_match_like_descriptors() {
+        let arm = Platforms::Only(vec!["linux/arm64".into()]);
+        assert!(arm.matches_written("linux/arm64"));
+        assert!(arm.matches_written("linux/arm64/v8"));
+        assert!(!arm.matches_written("linux/amd64"));
+        let v7 = Platforms::Only(vec!["linux/arm/v7".into()]);
+        assert!(v7.matches_written("linux/arm/v7"));
+        assert!(!v7.matches_written("linux/arm/v6"));
+        assert_eq!(
+            config_platform(br#"{"architecture":"arm64","os":"linux","variant":"v8","rootfs":{}}"#),
+            Some("linux/arm64/v8".into())
+        );
+        assert_eq!(config_platform(b"{}"), None);
+        assert_eq!(config_platform(b"not json"), None);
     }
 }

@@ -68,7 +68,7 @@ pub mod retry;
 
 pub(crate) use copy::describe_manifest;
 pub use copy::{
-    BlobData, Client, ClientConfig, CopyOutcome, CopyRequest, CopyStats, Destination, LocalBlob,
-    LocalImage, PlatformManifest, ResolvedImage,
+    BlobData, Client, ClientConfig, CopyOutcome, CopyRequest, CopyStats, Destination,
+    FilteredIndex, Landing, LocalBlob, LocalImage, PlatformManifest, ResolvedImage,
 };
 pub use media::Platforms;

@@ -2,8 +2,9 @@
 //! registry or the `dir:` target's OCI layout. The output is the digest that landed (the
 //! upstream one, or a filtered index's when `platforms` keeps a subset) and the pinned
 //! reference devfiles are rewritten to. What landed is read back and compared with every
-//! digest and size the lock records for the image ([`lock_differences`]): a lock that says
-//! otherwise fails the step rather than being trusted.
+//! digest and size the lock records for the image ([`lock_differences`]), the landed digest
+//! first (the lock's `filtered` index when it has one): a lock that says otherwise fails the
+//! step rather than being trusted, so every digest a devfile pins is one the lock names.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -15,9 +16,7 @@ use crate::lock::ResolvedDigest;
 use crate::oci::digest::Digest;
 use crate::oci::naming::{TargetPrefix, TargetRef};
 use crate::oci::reference::ImageRef;
-use crate::oci::{
-    Client, CopyRequest, Destination, PlatformManifest, Platforms, describe_manifest,
-};
+use crate::oci::{Client, CopyRequest, Destination, PlatformManifest, describe_manifest};
 use crate::steps::stale::StaleReason;
 
 /// Copy one image to the target, by digest.
@@ -118,22 +117,10 @@ pub(super) fn request(ctx: &Ctx, image: &str) -> Result<CopyRequest, String> {
     let prefix =
         TargetPrefix::parse(ctx.manifest.target.kind.image_prefix()).map_err(|e| e.to_string())?;
     let target = prefix.target_for(&source, ctx.manifest.images.naming);
-    let platforms = if ctx.manifest.images.platforms.is_empty() {
-        Platforms::All
-    } else {
-        Platforms::Only(
-            ctx.manifest
-                .images
-                .platforms
-                .iter()
-                .map(|p| p.value.clone())
-                .collect(),
-        )
-    };
     Ok(CopyRequest {
         source,
         target,
-        platforms,
+        platforms: crate::lock::platforms::filter(&ctx.lock),
     })
 }
 
@@ -181,10 +168,9 @@ pub async fn recorded_lock_differences(
 }
 
 /// What differs between the image that landed at `target` (its top manifest `digest`, read
-/// back from the target) and every digest and size the lock records for `image`: the
-/// manifest's size and media type, and each platform's digest, media type and size. An index
-/// filtered by `platforms` is a manifest of its own (the lock's size is the upstream one's):
-/// each platform it keeps must still be the lock's.
+/// back from the target) and what the lock says lands for `image` ([`compare`]): an index
+/// filtered by `platforms` is the lock's `filtered` entry, computed at lock time by the same
+/// function the copy uses, so a filtered digest the lock does not name fails here.
 async fn lock_differences(
     ctx: &Ctx,
     client: &Client,
@@ -215,6 +201,10 @@ async fn lock_differences(
     ))
 }
 
+/// What differs between what landed (its top manifest `digest`, `size` and `media_type`, and
+/// an index's `platforms`) and the lock: the digest that lands (a filtered index's when the
+/// lock has one), its size and media type, each platform's digest, media type and size, and
+/// every platform that should have landed.
 fn compare(
     locked: &ResolvedDigest,
     digest: &Digest,
@@ -223,17 +213,23 @@ fn compare(
     platforms: Vec<PlatformManifest>,
 ) -> Vec<String> {
     let mut out = Vec::new();
-    let whole = digest.as_str() == locked.digest;
-    if whole && size != locked.size {
+    let (want, want_size, want_media_type, what) = match &locked.filtered {
+        Some(f) => (&f.digest, f.size, &f.media_type, "filtered "),
+        None => (&locked.digest, locked.size, &locked.media_type, ""),
+    };
+    let landed_as_locked = digest.as_str() == want;
+    if !landed_as_locked {
         out.push(format!(
-            "manifest {digest} has {size} bytes, where the lock says size={}",
-            locked.size
+            "manifest {digest} landed, where the lock says {what}digest=\"{want}\""
+        ));
+    } else if size != want_size {
+        out.push(format!(
+            "manifest {digest} has {size} bytes, where the lock says {what}size={want_size}"
         ));
     }
-    if media_type != locked.media_type {
+    if media_type != want_media_type {
         out.push(format!(
-            "manifest {digest} is `{media_type}`, where the lock says media-type=\"{}\"",
-            locked.media_type
+            "manifest {digest} is `{media_type}`, where the lock says {what}media-type=\"{want_media_type}\""
         ));
     }
     let landed: BTreeMap<String, PlatformManifest> = platforms
@@ -267,8 +263,12 @@ fn compare(
             ));
         }
     }
-    if whole {
-        for platform in locked.platforms.keys() {
+    if landed_as_locked {
+        let expected: Vec<&String> = match &locked.filtered {
+            Some(f) => f.platforms.iter().collect(),
+            None => locked.platforms.keys().collect(),
+        };
+        for platform in expected {
             if !landed.contains_key(platform) {
                 out.push(format!(
                     "platform {platform} of the lock is not in manifest {digest}"
@@ -277,4 +277,88 @@ fn compare(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lock::{FilteredDigest, PlatformDigest};
+
+    fn d(c: char) -> Digest {
+        format!("sha256:{}", c.to_string().repeat(64))
+            .parse()
+            .unwrap()
+    }
+
+    fn platform(name: &str, c: char) -> PlatformManifest {
+        PlatformManifest {
+            platform: name.into(),
+            digest: d(c),
+            media_type: "m".into(),
+            size: 7,
+        }
+    }
+
+    fn locked(filtered: Option<FilteredDigest>) -> ResolvedDigest {
+        ResolvedDigest {
+            digest: d('a').to_string(),
+            media_type: "i".into(),
+            size: 100,
+            platforms: [("linux/amd64", 'b'), ("linux/arm64", 'c')]
+                .into_iter()
+                .map(|(p, c)| {
+                    let pm = platform(p, c);
+                    (
+                        p.to_string(),
+                        PlatformDigest {
+                            digest: pm.digest.to_string(),
+                            media_type: pm.media_type,
+                            size: pm.size,
+                        },
+                    )
+                })
+                .collect(),
+            filtered,
+            config_platform: None,
+        }
+    }
+
+    #[test]
+    fn a_filtered_index_must_land_with_the_locked_filtered_digest() {
+        let filtered = FilteredDigest {
+            platforms: vec!["linux/arm64".into()],
+            digest: d('f').to_string(),
+            media_type: "i".into(),
+            size: 40,
+        };
+        let lock = locked(Some(filtered));
+        let arm = || vec![platform("linux/arm64", 'c')];
+        assert!(compare(&lock, &d('f'), 40, "i", arm()).is_empty());
+        // The upstream index landing instead of the filtered one is a difference.
+        let whole = compare(
+            &lock,
+            &d('a'),
+            100,
+            "i",
+            vec![platform("linux/amd64", 'b'), platform("linux/arm64", 'c')],
+        );
+        assert_eq!(whole.len(), 1, "{whole:?}");
+        assert!(whole[0].contains("filtered digest="), "{whole:?}");
+        // So are a wrong size and a missing kept platform.
+        assert_eq!(compare(&lock, &d('f'), 41, "i", arm()).len(), 1);
+        assert_eq!(compare(&lock, &d('f'), 40, "i", Vec::new()).len(), 1);
+    }
+
+    #[test]
+    fn without_a_filter_the_upstream_index_lands_whole() {
+        let lock = locked(None);
+        let both = vec![platform("linux/amd64", 'b'), platform("linux/arm64", 'c')];
+        assert!(compare(&lock, &d('a'), 100, "i", both).is_empty());
+        let one = compare(&lock, &d('a'), 100, "i", vec![platform("linux/amd64", 'b')]);
+        assert_eq!(one.len(), 1, "{one:?}");
+        assert_eq!(
+            compare(&lock, &d('f'), 40, "i", vec![platform("linux/arm64", 'c')]).len(),
+            1
+        );
+    }
 }

@@ -16,6 +16,7 @@ mod network_faults;
 mod noop;
 mod oci;
 mod parser_robust;
+mod platforms;
 mod proxy;
 mod prune;
 mod quickstart;

@@ -456,9 +456,32 @@ fn lockfile_schema_accepts_what_lock_writes_and_nothing_stale() {
                     },
                 )]
                 .into(),
+                filtered: Some(FilteredDigest {
+                    platforms: vec!["linux/amd64".into()],
+                    digest: "sha256:z".into(),
+                    media_type: "application/vnd.oci.image.index.v1+json".into(),
+                    size: 3,
+                }),
+                config_platform: None,
             }),
         },
     );
+    lock.images.insert(
+        "quay.io/a/c:1".into(),
+        LockedImage {
+            written: ["quay.io/a/c:1".to_string()].into(),
+            target: "registry.internal:5000/devfiles/c:1".into(),
+            resolved: Some(ResolvedDigest {
+                digest: "sha256:w".into(),
+                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                size: 1,
+                platforms: BTreeMap::new(),
+                filtered: None,
+                config_platform: Some("linux/amd64".into()),
+            }),
+        },
+    );
+    lock.platforms = vec!["linux/amd64".into()];
     let text = write(&lock);
     let doc: KdlDocument = text.parse().unwrap();
     let mut errors = Vec::new();
