@@ -141,9 +141,15 @@ pub(super) async fn reloads(snapshot: Arc<Snapshot>, mut watch: Option<Watch>) {
 }
 
 /// SIGHUPs received (none where there are no signals).
+///
+/// SIGHUP also means "your terminal went away": the kernel sends it when the terminal `serve`
+/// runs in is closed. Then the process has lost its controlling terminal (`/dev/tty` no longer
+/// opens), and it exits as SIGHUP's default action would have, rather than serving on unseen.
 struct Hangups {
     #[cfg(unix)]
     signal: Option<tokio::signal::unix::Signal>,
+    /// Whether the process had a controlling terminal at start.
+    terminal: bool,
 }
 
 impl Hangups {
@@ -151,6 +157,7 @@ impl Hangups {
         Hangups {
             #[cfg(unix)]
             signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),
+            terminal: has_terminal(),
         }
     }
 
@@ -160,10 +167,17 @@ impl Hangups {
         if let Some(signal) = self.signal.as_mut()
             && signal.recv().await.is_some()
         {
+            if self.terminal && !has_terminal() {
+                std::process::exit(128 + 1);
+            }
             return;
         }
         std::future::pending::<()>().await;
     }
+}
+
+fn has_terminal() -> bool {
+    cfg!(unix) && std::fs::File::open("/dev/tty").is_ok()
 }
 
 /// Reloads when the state file changed and the apply that changed it is over.

@@ -443,3 +443,33 @@ fn a_download_under_way_finishes_on_the_old_snapshot() {
     assert_eq!(received.len(), layer.len());
     assert!(received == layer, "the bytes differ from the layer");
 }
+
+/// SIGHUP from a closed terminal still stops the server: `serve` in a pseudo-terminal made by
+/// `script(1)`, whose death hangs the terminal up.
+#[test]
+fn closing_the_terminal_stops_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = built_quickstart(tmp.path());
+    let port = crate::support::free_port();
+    let bin = env!("CARGO_BIN_EXE_airgap");
+    let mut script = Command::new("script")
+        .args([
+            "-qec",
+            &format!("exec {bin} serve --addr 127.0.0.1:{port}"),
+            "/dev/null",
+        ])
+        .current_dir(&ws)
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("script(1) runs");
+    crate::support::wait_for_port(port);
+    // While the terminal is open, SIGHUP reloads and the server stays up (tested above);
+    // killing `script` closes the terminal's master side.
+    script.kill().unwrap();
+    script.wait().unwrap();
+    eventually(Duration::from_secs(20), "the server stops", || {
+        TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+}
