@@ -180,8 +180,8 @@ pub enum Command {
         /// Print one line per request on stderr.
         #[arg(long, short)]
         verbose: bool,
-        /// Seconds a client has to send a request's headers; also closes connections idle
-        /// that long between requests.
+        /// Seconds a client has to send a request's headers (and, with TLS, to finish the
+        /// handshake); also closes connections idle that long between requests.
         #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
         header_timeout: u64,
         /// Seconds a connection may go without moving a byte either way (a client that stops

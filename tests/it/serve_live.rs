@@ -281,23 +281,14 @@ fn an_apply_of_the_served_target_is_picked_up_without_a_restart() {
 }
 
 /// A copy of the built folder, served by path (no workspace): reloads on SIGHUP only.
-struct Copy {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    served: Served,
-}
-
-fn served_copy() -> Copy {
+/// Returns the temp folder holding it (keep it), the copy and its server.
+fn served_copy() -> (tempfile::TempDir, PathBuf, Served) {
     let tmp = tempfile::tempdir().unwrap();
     let ws = built_quickstart(tmp.path());
     let dir = tmp.path().join("copy");
     copy_dir(&ws.join("out"), &dir);
     let served = Served::start_with(&dir, &[]);
-    Copy {
-        _tmp: tmp,
-        dir,
-        served,
-    }
+    (tmp, dir, served)
 }
 
 /// Replaces `path` whole, as airgap writes (temp file + rename).
@@ -309,12 +300,7 @@ fn replace(path: &Path, bytes: &[u8]) {
 
 #[test]
 fn sighup_reloads_and_a_bad_folder_keeps_the_old_contents() {
-    // Bind the temp folder too: a field left to `..` would be dropped (and deleted) here.
-    let Copy {
-        _tmp: _keep,
-        dir,
-        mut served,
-    } = served_copy();
+    let (_tmp, dir, mut served) = served_copy();
     let client = client_trusting(None);
     let index_path = dir.join("registry/index.json");
     let index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
@@ -402,12 +388,7 @@ fn add_big_image(dir: &Path, size: usize) -> (Vec<u8>, String) {
 
 #[test]
 fn a_download_under_way_finishes_on_the_old_snapshot() {
-    // Bind the temp folder too: a field left to `..` would be dropped (and deleted) here.
-    let Copy {
-        _tmp: _keep,
-        dir,
-        mut served,
-    } = served_copy();
+    let (_tmp, dir, mut served) = served_copy();
     let client = client_trusting(None);
     let index_before = std::fs::read(dir.join("index.json")).unwrap();
     let (layer, digest) = add_big_image(&dir, 32 << 20);
