@@ -126,11 +126,7 @@ pub(super) async fn reloads(snapshot: Arc<Snapshot>, mut watch: Option<Watch>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
-            () = hangups.next() => {
-                if let Some(app) = load(&snapshot).await {
-                    swap(&snapshot, app);
-                }
-            }
+            () = hangups.next() => swap_or_warn(&snapshot, load(&snapshot).await),
             _ = tick.tick(), if watch.is_some() => {
                 if let Some(w) = watch.as_mut() {
                     after_apply(&snapshot, w).await;
@@ -192,17 +188,14 @@ async fn after_apply(snapshot: &Snapshot, watch: &mut Watch) {
         return;
     }
     watch.seen = before;
-    if let Some(app) = loaded {
-        swap(snapshot, app);
-    }
+    swap_or_warn(snapshot, loaded);
 }
 
-/// Loads the folder again; `None` (after one warning) when it does not load.
-async fn load(snapshot: &Snapshot) -> Option<App> {
+/// Loads the folder again; the error's words when it does not load.
+async fn load(snapshot: &Snapshot) -> Result<App, String> {
     let dir = snapshot.dir.clone();
-    let loaded = tokio::task::spawn_blocking(move || super::load(&dir)).await;
-    match loaded {
-        Ok(Ok((app, _))) => Some(app),
+    match tokio::task::spawn_blocking(move || super::load(&dir)).await {
+        Ok(Ok((app, _))) => Ok(app),
         Ok(Err(e)) => {
             let mut why = e.to_string();
             let mut source = std::error::Error::source(&e);
@@ -210,18 +203,23 @@ async fn load(snapshot: &Snapshot) -> Option<App> {
                 why.push_str(&format!(": {s}"));
                 source = s.source();
             }
-            crate::ui::status(
-                "Warning",
-                format!("not reloaded, still serving the previous contents: {why}"),
-            );
-            None
+            Err(why)
         }
-        Err(_) => None,
+        Err(e) => Err(e.to_string()),
     }
 }
 
-fn swap(snapshot: &Snapshot, app: App) {
-    let (stacks, images) = app.counts();
-    snapshot.replace(app);
-    eprintln!("reloaded: {stacks} stacks, {images} images");
+/// Serves `loaded` from now on, or says in one warning why the previous contents stay.
+fn swap_or_warn(snapshot: &Snapshot, loaded: Result<App, String>) {
+    match loaded {
+        Ok(app) => {
+            let (stacks, images) = app.counts();
+            snapshot.replace(app);
+            eprintln!("reloaded: {stacks} stacks, {images} images");
+        }
+        Err(why) => crate::ui::status(
+            "Warning",
+            format!("not reloaded, still serving the previous contents: {why}"),
+        ),
+    }
 }
