@@ -73,7 +73,7 @@ use crate::index::EntryType;
 use filter::Query;
 use oci::Layout;
 use registry::Registry;
-use reload::{Snapshot, Watch};
+use reload::{Hangups, Snapshot, Watch};
 
 /// How the server runs.
 #[derive(Clone, Debug, Default)]
@@ -283,6 +283,7 @@ pub struct Server {
     tls: Option<tokio_native_tls::TlsAcceptor>,
     snapshot: Arc<Snapshot>,
     watch: Option<Watch>,
+    hangups: Hangups,
 }
 
 impl Server {
@@ -318,6 +319,7 @@ impl Server {
             tls,
             snapshot,
             watch,
+            hangups: Hangups::new(),
         })
     }
 
@@ -353,7 +355,7 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let reloads = tokio::spawn(reload::reloads(self.snapshot, self.watch));
+        let reloads = tokio::spawn(reload::reloads(self.snapshot, self.watch, self.hangups));
         connections::serve(self.listener, self.router, self.limits, self.tls, shutdown).await;
         reloads.abort();
         Ok(())

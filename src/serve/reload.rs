@@ -120,8 +120,11 @@ impl Watch {
 
 /// Reloads `snapshot` on each SIGHUP and, with `watch`, when its state file changes; never
 /// returns (the server drops it when it stops).
-pub(super) async fn reloads(snapshot: Arc<Snapshot>, mut watch: Option<Watch>) {
-    let mut hangups = Hangups::new();
+pub(super) async fn reloads(
+    snapshot: Arc<Snapshot>,
+    mut watch: Option<Watch>,
+    mut hangups: Hangups,
+) {
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -141,7 +144,7 @@ pub(super) async fn reloads(snapshot: Arc<Snapshot>, mut watch: Option<Watch>) {
 /// SIGHUP also means "your terminal went away": the kernel sends it when the terminal `serve`
 /// runs in is closed. Then the process has lost its controlling terminal (`/dev/tty` no longer
 /// opens), and it exits as SIGHUP's default action would have, rather than serving on unseen.
-struct Hangups {
+pub(super) struct Hangups {
     #[cfg(unix)]
     signal: Option<tokio::signal::unix::Signal>,
     /// Whether the process had a controlling terminal at start.
@@ -149,7 +152,9 @@ struct Hangups {
 }
 
 impl Hangups {
-    fn new() -> Hangups {
+    /// Takes SIGHUP over from its default action (ending the process): call it before the
+    /// server says it listens, so a SIGHUP sent from then on reloads.
+    pub(super) fn new() -> Hangups {
         Hangups {
             #[cfg(unix)]
             signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok(),

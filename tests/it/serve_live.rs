@@ -301,6 +301,10 @@ fn replace(path: &Path, bytes: &[u8]) {
 #[test]
 fn sighup_reloads_and_a_bad_folder_keeps_the_old_contents() {
     let (_tmp, dir, mut served) = served_copy();
+    // From the listening line on, SIGHUP reloads (it no longer ends the process).
+    hangup(&served);
+    let line = served.next_line();
+    assert!(line.starts_with("reloaded: 2 stacks, "), "{line}");
     let client = client_trusting(None);
     let index_path = dir.join("registry/index.json");
     let index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
