@@ -280,6 +280,38 @@ fn an_apply_of_the_served_target_is_picked_up_without_a_restart() {
     assert_eq!(devfile.status(), StatusCode::OK);
 }
 
+/// While an apply runs (its journal newer than the state file) a changed state file is not
+/// acted on: the folder may be half written. Once the journal is gone, the reload happens.
+#[test]
+fn a_change_seen_while_an_apply_runs_waits_for_it_to_finish() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = built_quickstart(tmp.path());
+    let served = serve_in(&ws, &[]);
+    let client = client_trusting(None);
+    let state = ws.join(".airgap/state.json");
+    let journal = ws.join(".airgap/state.journal");
+    replace(&state, &std::fs::read(&state).unwrap());
+    std::fs::write(&journal, b"").unwrap();
+    let index_path = ws.join("out/registry/index.json");
+    let index: Value = serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let narrowed: Vec<&Value> = index
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"] == "hello-go")
+        .collect();
+    replace(&index_path, &serde_json::to_vec(&narrowed).unwrap());
+    // An absence can only be seen by waiting: a few polls (one a second) go by.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(stack_names(&client, &served), ["hello-go", "hello-node"]);
+    std::fs::remove_file(&journal).unwrap();
+    eventually(
+        Duration::from_secs(20),
+        "the reload after the apply",
+        || stack_names(&client, &served) == ["hello-go"],
+    );
+}
+
 /// A copy of the built folder, served by path (no workspace): reloads on SIGHUP only.
 /// Returns the temp folder holding it (keep it), the copy and its server.
 fn served_copy() -> (tempfile::TempDir, PathBuf, Served) {
