@@ -175,7 +175,10 @@ pub enum Command {
     Man,
     /// Serve a built folder: the devfile registry REST API and a read-only OCI registry.
     ///
-    /// DIR is the folder of a `dir:` target (an OCI image layout plus `registry/`).
+    /// DIR is the folder of a `dir:` target (an OCI image layout plus `registry/`). The folder
+    /// is read again on SIGHUP and, when it is the manifest's `dir:` target, each time an
+    /// `airgap apply` (or `prune`) of it finishes; requests under way finish on the previous
+    /// contents, and a folder that does not load keeps them served.
     Serve {
         /// The output folder of a `dir:` target [default: the manifest's `dir:` target when
         /// there is one, else the current folder].
@@ -186,8 +189,8 @@ pub enum Command {
         /// Print one line per request on stderr.
         #[arg(long, short)]
         verbose: bool,
-        /// Seconds a client has to send a request's headers; also closes connections idle
-        /// that long between requests.
+        /// Seconds a client has to send a request's headers (and, with TLS, to finish the
+        /// handshake); also closes connections idle that long between requests.
         #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
         header_timeout: u64,
         /// Seconds a connection may go without moving a byte either way (a client that stops
@@ -198,6 +201,12 @@ pub enum Command {
         /// oldest connection is closed to make room.
         #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..))]
         max_connections: u64,
+        /// Serve HTTPS with this certificate (PEM, leaf first, then its chain).
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM PKCS#8, `BEGIN PRIVATE KEY`).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
 }
 
@@ -287,13 +296,28 @@ pub fn main() -> ExitCode {
             header_timeout,
             idle_timeout,
             max_connections,
+            tls_cert,
+            tls_key,
         } => {
             let limits = crate::serve::connections::Limits {
                 header_timeout: std::time::Duration::from_secs(*header_timeout),
                 idle_timeout: std::time::Duration::from_secs(*idle_timeout),
                 max_connections: usize::try_from(*max_connections).unwrap_or(usize::MAX),
             };
-            commands::serve::run(&cli.manifest, dir.as_deref(), *addr, *verbose, limits)
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(crate::serve::tls::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            };
+            let options = crate::serve::ServeOptions {
+                verbose: *verbose,
+                limits,
+                tls,
+                watch: None,
+            };
+            commands::serve::run(&cli.manifest, dir.as_deref(), *addr, options)
         }
         Command::Init { target } => {
             commands::init::run(&cli.manifest, target).map_err(|e| Box::new(e) as Report)

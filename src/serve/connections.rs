@@ -41,6 +41,7 @@ use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{oneshot, watch};
+use tokio_native_tls::TlsAcceptor;
 use tower::ServiceExt;
 
 /// How many connections, and how long a client may take to send a request's headers.
@@ -118,12 +119,13 @@ impl Table {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets the requests under way
-/// finish (idle connections close at once).
+/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown` completes, then lets
+/// the requests under way finish (idle connections close at once).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let max = limits.effective_max_connections();
@@ -166,32 +168,22 @@ pub async fn serve(
             request.extensions_mut().insert(ConnectInfo(remote));
             router.clone().oneshot(request.map(Body::new))
         });
-        let http = http.clone();
+        let connection = Connection {
+            http: http.clone(),
+            close: close_rx,
+            stop: stop_rx.clone(),
+            limits,
+        };
         let table = table.clone();
-        let mut stop = stop_rx.clone();
         let done = done_tx.clone();
-        let idle_timeout = limits.idle_timeout;
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let (stream, progress) = Watched::new(stream);
-            let connection = http.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            let close = async {
-                tokio::select! {
-                    _ = close_rx => {}
-                    _ = stop.wait_for(|stopped| *stopped) => {}
+            match tls {
+                None => {
+                    let (stream, progress) = Watched::new(stream);
+                    connection.serve(stream, progress, service).await;
                 }
-            };
-            let asked_to_close = tokio::select! {
-                _ = connection.as_mut() => false,
-                () = close => true,
-                () = progress.stalled_for(idle_timeout) => false,
-            };
-            if asked_to_close {
-                connection.as_mut().graceful_shutdown();
-                tokio::select! {
-                    _ = connection.as_mut() => {}
-                    () = progress.stalled_for(idle_timeout) => {}
-                }
+                Some(acceptor) => connection.serve_tls(&acceptor, stream, service).await,
             }
             lock(&table).open.remove(&id);
             drop(done);
@@ -202,6 +194,111 @@ pub async fn serve(
     drop(done_tx);
     // Every connection task holds a `done` sender: this returns when the last one ends.
     let _ = done_rx.recv().await;
+}
+
+/// One accepted connection, with what asks it to close.
+struct Connection {
+    http: Arc<hyper::server::conn::http1::Builder>,
+    /// Eviction: the table asks the oldest connection to close.
+    close: oneshot::Receiver<()>,
+    /// Shutdown of the whole server.
+    stop: watch::Receiver<bool>,
+    limits: Limits,
+}
+
+/// What a TLS client's first byte is: a handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+impl Connection {
+    /// The TLS handshake, then HTTP over it. The handshake counts against the header
+    /// timeout and gives way to eviction and shutdown, so a client that never completes it
+    /// holds its slot no longer than one that never sends its headers. A client speaking
+    /// plain HTTP gets a `400` saying to use `https://` (as nginx does), not a reset.
+    async fn serve_tls<S>(
+        mut self,
+        acceptor: &TlsAcceptor,
+        stream: tokio::net::TcpStream,
+        service: S,
+    ) where
+        S: hyper::service::HttpService<hyper::body::Incoming, ResBody = Body> + Send,
+        S::Future: Send,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let handshake = async {
+            let mut first = [0u8; 1];
+            match stream.peek(&mut first).await {
+                Ok(1) if first[0] == TLS_HANDSHAKE => {}
+                Ok(1) => return refuse_plain_http(stream).await,
+                _ => return None,
+            }
+            let (stream, progress) = Watched::new(stream);
+            acceptor.accept(stream).await.ok().map(|s| (s, progress))
+        };
+        let closed = async {
+            tokio::select! {
+                _ = &mut self.close => {}
+                _ = self.stop.wait_for(|stopped| *stopped) => {}
+            }
+        };
+        let accepted = tokio::select! {
+            accepted = tokio::time::timeout(self.limits.header_timeout, handshake) => accepted,
+            () = closed => return,
+        };
+        if let Ok(Some((stream, progress))) = accepted {
+            self.serve(stream, progress, service).await;
+        }
+    }
+
+    /// HTTP/1.1 on `stream` until the client or the server closes it, the connection is
+    /// evicted, or no byte moves for the idle timeout.
+    async fn serve<I, S>(mut self, stream: I, progress: Progress, service: S)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: hyper::service::HttpService<hyper::body::Incoming, ResBody = Body> + Send,
+        S::Future: Send,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let connection = self.http.serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(connection);
+        let idle_timeout = self.limits.idle_timeout;
+        let close = async {
+            tokio::select! {
+                _ = &mut self.close => {}
+                _ = self.stop.wait_for(|stopped| *stopped) => {}
+            }
+        };
+        let asked_to_close = tokio::select! {
+            _ = connection.as_mut() => false,
+            () = close => true,
+            () = progress.stalled_for(idle_timeout) => false,
+        };
+        if asked_to_close {
+            connection.as_mut().graceful_shutdown();
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = progress.stalled_for(idle_timeout) => {}
+            }
+        }
+    }
+}
+
+/// Answers a plain-HTTP request on the TLS port with a `400` naming the scheme, then closes.
+/// Returns `None`: there is no connection to serve.
+async fn refuse_plain_http<T>(mut stream: tokio::net::TcpStream) -> Option<T> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BODY: &str = "this server speaks HTTPS: use https://\n";
+    let response = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    // Read what the client sent first: closing with unread bytes makes the kernel reset the
+    // connection, and the client would see the reset instead of the answer.
+    let mut request = [0u8; 8192];
+    let _ = stream.read(&mut request).await;
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+    None
 }
 
 /// A connection's stream, noting when a byte last moved in either direction.

@@ -8,10 +8,14 @@
 //! - an OCI image layout (`oci-layout`, `index.json`, `blobs/<alg>/<hex>`) whose top-level
 //!   descriptors name their repository in the `io.github.airgap.repository` annotation.
 //!
-//! Both are read once at start ([`Server::bind`]); a missing `registry/index.json` or a
-//! malformed layout is an error then, not at the first request. A folder without any layout
-//! (neither `oci-layout` nor `index.json`) serves the REST API and an empty `/v2/`. Restart the
-//! server to pick up a rebuilt folder.
+//! Both are read at start ([`Server::bind`]); a missing `registry/index.json` or a malformed
+//! layout is an error then, not at the first request. A folder without any layout (neither
+//! `oci-layout` nor `index.json`) serves the REST API and an empty `/v2/`. The folder is read
+//! again, and swapped in whole, on SIGHUP and when an apply of its workspace finishes
+//! ([`reload`]): requests in flight finish on what they started with, and a folder that does
+//! not load keeps the previous contents served.
+//!
+//! HTTPS with a PEM certificate and key ([`tls`]); the handshake is bounded like the headers.
 //!
 //! Endpoints (see [`registry`] and [`oci`] for the details and every deliberate difference from
 //! upstream):
@@ -34,8 +38,8 @@
 //! at the cap the oldest connection is closed gracefully to make room, so idle clients cannot
 //! keep `/health` or anyone else out.
 //!
-//! Logging: the server prints what it serves and `listening on http://ADDR` on stderr at
-//! start; with `verbose` it also prints one line per request (`client method path status
+//! Logging: the server prints what it serves and `listening on http://ADDR` (or `https://`)
+//! on stderr at start, and `reloaded: N stacks, M images` after each reload; with `verbose` it also prints one line per request (`client method path status
 //! duration`) on stderr. Nothing is ever printed on stdout.
 //!
 //! Safety: no file outside `DIR` is ever served ([`fs`]): URL segments are validated,
@@ -48,6 +52,8 @@ pub mod fs;
 pub mod index;
 pub mod oci;
 pub mod registry;
+pub mod reload;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -57,7 +63,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path as UrlPath, Query as UrlQuery, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Path as UrlPath, Query as UrlQuery, Request};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
@@ -67,6 +73,7 @@ use crate::index::EntryType;
 use filter::Query;
 use oci::Layout;
 use registry::Registry;
+use reload::{Hangups, Snapshot, Watch};
 
 /// How the server runs.
 #[derive(Clone, Debug, Default)]
@@ -75,6 +82,11 @@ pub struct ServeOptions {
     pub verbose: bool,
     /// Header timeout and connection limit.
     pub limits: connections::Limits,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<tls::TlsFiles>,
+    /// The state file of the served folder's workspace: the folder is reloaded when an apply
+    /// rewrites it ([`reload`]).
+    pub watch: Option<PathBuf>,
 }
 
 /// Everything that can stop `airgap serve`.
@@ -112,6 +124,10 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Tls(#[from] tls::TlsError),
 
     #[error("loading the served folder was interrupted")]
     #[diagnostic(code(airgap::serve::internal))]
@@ -229,10 +245,32 @@ impl LayoutError {
     }
 }
 
-/// What the handlers share.
+/// What the handlers share: one snapshot of the folder ([`reload`]).
 struct App {
     registry: Registry,
     layout: Option<Layout>,
+}
+
+impl App {
+    /// Stacks, and tagged images, served.
+    fn counts(&self) -> (usize, usize) {
+        let images = self.layout.as_ref().map_or(0, Layout::image_count);
+        (self.registry.count(&EntryType::Stack), images)
+    }
+}
+
+/// The snapshot current when a request starts, which it keeps to its end.
+struct Current(Arc<App>);
+
+impl FromRequestParts<Arc<Snapshot>> for Current {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        _: &mut axum::http::request::Parts,
+        snapshot: &Arc<Snapshot>,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Current(snapshot.current()))
+    }
 }
 
 /// A bound, loaded server that has not started answering yet.
@@ -242,6 +280,10 @@ pub struct Server {
     local_addr: SocketAddr,
     summary: String,
     limits: connections::Limits,
+    tls: Option<tokio_native_tls::TlsAcceptor>,
+    snapshot: Arc<Snapshot>,
+    watch: Option<Watch>,
+    hangups: Hangups,
 }
 
 impl Server {
@@ -251,11 +293,17 @@ impl Server {
         addr: SocketAddr,
         options: ServeOptions,
     ) -> Result<Server, ServeError> {
+        let tls = match &options.tls {
+            Some(files) => Some(tls::load(files).await?),
+            None => None,
+        };
+        let watch = options.watch.clone().map(Watch::new);
         let dir = dir.to_path_buf();
-        let loaded = tokio::task::spawn_blocking(move || load(&dir))
+        let loading = dir.clone();
+        let (app, summary) = tokio::task::spawn_blocking(move || load(&loading))
             .await
             .map_err(|_| ServeError::Interrupted)??;
-        let summary = loaded.1;
+        let snapshot = Arc::new(Snapshot::new(dir, app));
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|source| ServeError::Bind { addr, source })?;
@@ -264,10 +312,14 @@ impl Server {
             .map_err(|source| ServeError::Bind { addr, source })?;
         Ok(Server {
             listener,
-            router: router(Arc::new(loaded.0), &options),
+            router: router(snapshot.clone(), &options),
             local_addr,
             summary,
             limits: options.limits,
+            tls,
+            snapshot,
+            watch,
+            hangups: Hangups::new(),
         })
     }
 
@@ -281,6 +333,11 @@ impl Server {
         &self.summary
     }
 
+    /// `https` with a certificate, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
     /// Serves until Ctrl-C.
     pub async fn run(self) -> Result<(), ServeError> {
         self.run_until(async {
@@ -292,22 +349,34 @@ impl Server {
         .await
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests under way.
+    /// Serves until `shutdown` completes, then finishes the requests under way; reloads the
+    /// folder meanwhile ([`reload`]).
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        connections::serve(self.listener, self.router, self.limits, shutdown).await;
+        let reloads = tokio::spawn(reload::reloads(self.snapshot, self.watch, self.hangups));
+        connections::serve(self.listener, self.router, self.limits, self.tls, shutdown).await;
+        reloads.abort();
         Ok(())
     }
 }
 
 /// Serves `dir` on `addr` until Ctrl-C, printing what it serves and
-/// `listening on http://ADDR` on stderr once it accepts connections.
+/// `listening on http[s]://ADDR` on stderr once it accepts connections.
 pub async fn serve(dir: &Path, addr: SocketAddr, options: ServeOptions) -> Result<(), ServeError> {
+    let watching = options.watch.is_some();
     let server = Server::bind(dir, addr, options).await?;
     eprintln!("{}", server.summary());
-    eprintln!("listening on http://{}", server.local_addr());
+    eprintln!(
+        "reloading on SIGHUP{}",
+        if watching {
+            " and when `airgap apply` finishes"
+        } else {
+            ""
+        }
+    );
+    eprintln!("listening on {}://{}", server.scheme(), server.local_addr());
     server.run().await
 }
 
@@ -333,7 +402,7 @@ fn load(dir: &Path) -> Result<(App, String), ServeError> {
     Ok((App { registry, layout }, summary))
 }
 
-fn router(app: Arc<App>, options: &ServeOptions) -> Router {
+fn router(app: Arc<Snapshot>, options: &ServeOptions) -> Router {
     let router = Router::new()
         .route("/", get(root))
         .route("/health", get(health))
@@ -365,7 +434,6 @@ fn router(app: Arc<App>, options: &ServeOptions) -> Router {
     }
 }
 
-type AppState = State<Arc<App>>;
 type Params<T> = Result<UrlPath<T>, axum::extract::rejection::PathRejection>;
 type QueryPairs = Result<UrlQuery<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
 
@@ -436,31 +504,31 @@ async fn health() -> Response {
     )
 }
 
-async fn index_v1(State(app): AppState, q: QueryPairs) -> Response {
+async fn index_v1(Current(app): Current, q: QueryPairs) -> Response {
     app.registry
         .index(true, EntryType::Stack.as_str(), &query_of(q))
 }
 
-async fn index_v2(State(app): AppState, q: QueryPairs) -> Response {
+async fn index_v2(Current(app): Current, q: QueryPairs) -> Response {
     app.registry
         .index(false, EntryType::Stack.as_str(), &query_of(q))
 }
 
-async fn index_v1_typed(State(app): AppState, p: Params<String>, q: QueryPairs) -> Response {
+async fn index_v1_typed(Current(app): Current, p: Params<String>, q: QueryPairs) -> Response {
     let Ok(UrlPath(t)) = p else {
         return not_found();
     };
     app.registry.index(true, &t, &query_of(q))
 }
 
-async fn index_v2_typed(State(app): AppState, p: Params<String>, q: QueryPairs) -> Response {
+async fn index_v2_typed(Current(app): Current, p: Params<String>, q: QueryPairs) -> Response {
     let Ok(UrlPath(t)) = p else {
         return not_found();
     };
     app.registry.index(false, &t, &query_of(q))
 }
 
-async fn devfile_default(State(app): AppState, p: Params<String>, q: QueryPairs) -> Response {
+async fn devfile_default(Current(app): Current, p: Params<String>, q: QueryPairs) -> Response {
     let Ok(UrlPath(name)) = p else {
         return not_found();
     };
@@ -470,7 +538,7 @@ async fn devfile_default(State(app): AppState, p: Params<String>, q: QueryPairs)
 }
 
 async fn devfile_version(
-    State(app): AppState,
+    Current(app): Current,
     p: Params<(String, String)>,
     q: QueryPairs,
 ) -> Response {
@@ -483,7 +551,7 @@ async fn devfile_version(
 }
 
 async fn starter_default(
-    State(app): AppState,
+    Current(app): Current,
     method: Method,
     p: Params<(String, String)>,
 ) -> Response {
@@ -496,7 +564,7 @@ async fn starter_default(
 }
 
 async fn starter_version(
-    State(app): AppState,
+    Current(app): Current,
     method: Method,
     p: Params<(String, String, String)>,
 ) -> Response {
@@ -509,7 +577,7 @@ async fn starter_version(
 }
 
 async fn stack_file(
-    State(app): AppState,
+    Current(app): Current,
     method: Method,
     headers: HeaderMap,
     p: Params<String>,
@@ -522,7 +590,7 @@ async fn stack_file(
         .await
 }
 
-async fn distribution(State(app): AppState, request: Request) -> Response {
+async fn distribution(Current(app): Current, request: Request) -> Response {
     let uri = request.uri();
     let path = uri.path();
     let rest = path

@@ -215,6 +215,11 @@ impl Layout {
         }))
     }
 
+    /// Tagged images (`repository:tag`) served.
+    pub fn image_count(&self) -> usize {
+        self.repositories.values().map(|r| r.tags.len()).sum()
+    }
+
     /// Repository names, sorted.
     pub fn repositories(&self) -> impl Iterator<Item = &str> {
         self.repositories.keys().map(String::as_str)

@@ -26,6 +26,7 @@ mod rewrite;
 mod schema;
 mod secrets_serve;
 mod serve;
+mod serve_live;
 mod storage_integrity;
 mod support;
 mod target_safety;

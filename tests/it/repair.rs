@@ -345,7 +345,7 @@ fn serve_without_a_folder_serves_the_manifests_dir_target_and_warns_of_another_p
     assert!(index.contains("hello-go"), "{index}");
     // The quickstart's devfiles point at localhost:8080; this server is on another port.
     assert!(
-        seen.contains("Warning") && seen.contains("http://localhost:8080/"),
+        seen.contains("Warning") && seen.contains("at `localhost:8080`"),
         "{seen}"
     );
     // Without a folder the manifest decides: one that does not parse is its diagnostic, not

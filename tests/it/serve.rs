@@ -21,6 +21,8 @@ use crate::support::{copy_dir, fixtures};
 pub(crate) struct Served {
     child: Child,
     pub(crate) addr: SocketAddr,
+    /// `http` or `https`, as the listening line says.
+    scheme: &'static str,
     stderr: BufReader<ChildStderr>,
 }
 
@@ -59,15 +61,20 @@ impl Served {
                 Ok(0) | Err(_) => break None,
                 Ok(_) => {}
             }
-            if let Some(addr) = line.trim().strip_prefix("listening on http://") {
-                break addr.parse().ok();
+            let listening = line.trim().strip_prefix("listening on ");
+            if let Some(addr) = listening.and_then(|l| l.strip_prefix("http://")) {
+                break addr.parse().ok().map(|a| (a, "http"));
+            }
+            if let Some(addr) = listening.and_then(|l| l.strip_prefix("https://")) {
+                break addr.parse().ok().map(|a| (a, "https"));
             }
             seen.push_str(&line);
         };
         match addr {
-            Some(addr) => Served {
+            Some((addr, scheme)) => Served {
                 child,
                 addr,
+                scheme,
                 stderr,
             },
             None => {
@@ -79,11 +86,16 @@ impl Served {
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
+        format!("{}://{}{}", self.scheme, self.addr, path)
+    }
+
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The next line the server printed on stderr (blocks until there is one).
-    fn next_line(&mut self) -> String {
+    pub(crate) fn next_line(&mut self) -> String {
         let mut line = String::new();
         self.stderr
             .read_line(&mut line)
