@@ -909,7 +909,7 @@ impl Client {
             Destination::Layout(layout) => layout.remove_image(repository, tag, digest).await,
             Destination::Registry(access) => {
                 self.registry(access)?
-                    .delete_manifest(access, repository, digest)
+                    .delete_manifest(repository, digest)
                     .await
             }
         }

@@ -26,9 +26,14 @@
 //!   extra roots, `accept_invalid_*` for `tls="insecure"`. `HTTPS_PROXY`, `HTTP_PROXY`,
 //!   `ALL_PROXY` and `NO_PROXY` are honoured by reqwest's system proxy (oci-client's proxy
 //!   settings are left unset), loopback addresses included.
-//! - Not in oci-client, so not here: retries (see [`super::retry`]), `Retry-After` (its errors
-//!   keep the status and body, not the headers: a 429 is retried after the backoff), the
-//!   digest the registry reports for a pushed manifest.
+//! - `Retry-After`: oci-client's errors keep the status and body, not the headers. When a call
+//!   fails with 429 or 503, one HEAD of the same manifest or blob, with the same credentials
+//!   (a bearer token from oci-client's `auth`, or the basic credential), is sent with airgap's
+//!   own reqwest client (built on first need, as for a delete), and its `Retry-After` (seconds
+//!   or a date; capped by [`super::retry`]) makes the error [`OciError::Throttled`]. A HEAD
+//!   that is not throttled or names no delay leaves the backoff. Only a throttled call pays.
+//! - Not in oci-client, so not here: retries (see [`super::retry`]), the digest the registry
+//!   reports for a pushed manifest.
 //!
 //! Unreachable hosts: a request whose connection cannot be made (refused, a name that does not
 //! resolve, a failed TLS handshake) is [`OciError::Unreachable`], which is not retried; the
@@ -45,6 +50,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt as _, TryStreamExt as _};
 use oci_client::Reference;
+use oci_client::RegistryOperation;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciEnvelope, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
@@ -78,12 +84,50 @@ struct HostAuth {
     found: bool,
 }
 
+/// What a call asks the registry for, so that a throttled call can be asked again by a HEAD
+/// whose headers are kept (see [`Registry::throttled`]).
+#[derive(Clone, Copy)]
+struct Resource<'a> {
+    image: &'a Reference,
+    manifest: bool,
+    op: RegistryOperation,
+}
+
+impl<'a> Resource<'a> {
+    fn manifest(image: &'a Reference, op: RegistryOperation) -> Self {
+        Resource {
+            image,
+            manifest: true,
+            op,
+        }
+    }
+
+    fn blob(image: &'a Reference, op: RegistryOperation) -> Self {
+        Resource {
+            image,
+            manifest: false,
+            op,
+        }
+    }
+
+    /// The path of the manifest or blob, after the host.
+    fn path(&self) -> String {
+        let reference = self.image.digest().or(self.image.tag()).unwrap_or("latest");
+        let kind = if self.manifest { "manifests" } else { "blobs" };
+        format!("/v2/{}/{kind}/{reference}", self.image.repository())
+    }
+}
+
 /// One registry as contacted (host, TLS), shared by every copy of a run.
 pub(crate) struct Registry {
     pub(crate) host: String,
+    access: RegistryAccess,
     client: oci_client::Client,
     credentials: Credentials,
     auth: tokio::sync::OnceCell<HostAuth>,
+    /// airgap's own HTTP client, for the requests oci-client does not make (a delete, the
+    /// HEAD that reads a `Retry-After`): built on first use, which most runs never reach.
+    http: OnceLock<reqwest::Client>,
     /// Why the first connection that could not be made failed (see the module docs).
     unreachable: OnceLock<String>,
 }
@@ -119,9 +163,11 @@ impl Registry {
         })?;
         Ok(Registry {
             host: access.host.clone(),
+            access: access.clone(),
             client,
             credentials,
             auth: tokio::sync::OnceCell::new(),
+            http: OnceLock::new(),
             unreachable: OnceLock::new(),
         })
     }
@@ -138,52 +184,49 @@ impl Registry {
     /// The credential for this host, looked up on first use and stored in the client (blob
     /// and mount calls take none of their own).
     async fn host_auth(&self) -> Result<HostAuth, OciError> {
+        Ok(self
+            .auth
+            .get_or_try_init(|| self.first_contact())
+            .await?
+            .clone())
+    }
+
+    /// The credential lookup of the first call to a host.
+    async fn first_contact(&self) -> Result<HostAuth, OciError> {
         let credentials = self.credentials.clone();
         let host = self.host.clone();
-        let found = self
-            .auth
-            .get_or_try_init(|| async move {
-                let looked_up = tokio::task::spawn_blocking(move || credentials.lookup(&host))
-                    .await
-                    .map_err(|e| OciError::Connection {
-                        host: String::new(),
-                        action: "look up credentials".into(),
-                        message: e.to_string(),
-                    })??;
-                Ok::<_, OciError>(match looked_up {
-                    Some(Credential::Basic { username, password }) => HostAuth {
-                        auth: RegistryAuth::Basic(username, password),
-                        found: true,
-                    },
-                    Some(Credential::IdentityToken(_)) => {
-                        eprintln!(
-                            "warning: the credential for `{}` is an identity token, which airgap cannot use; it is contacted anonymously (log in with a username and password or token instead)",
-                            self.host
-                        );
-                        HostAuth {
-                            auth: RegistryAuth::Anonymous,
-                            found: false,
-                        }
-                    }
-                    None => HostAuth {
-                        auth: RegistryAuth::Anonymous,
-                        found: false,
-                    },
-                })
-            })
-            .await?
-            .clone();
+        let looked_up = tokio::task::spawn_blocking(move || credentials.lookup(&host))
+            .await
+            .map_err(|e| OciError::Connection {
+                host: String::new(),
+                action: "look up credentials".into(),
+                message: e.to_string(),
+            })??;
+        let (auth, found) = match looked_up {
+            Some(Credential::Basic { username, password }) => {
+                (RegistryAuth::Basic(username, password), true)
+            }
+            Some(Credential::IdentityToken(_)) => {
+                eprintln!(
+                    "warning: the credential for `{}` is an identity token, which airgap cannot use; it is contacted anonymously (log in with a username and password or token instead)",
+                    self.host
+                );
+                (RegistryAuth::Anonymous, false)
+            }
+            None => (RegistryAuth::Anonymous, false),
+        };
         let key = self.reference("v2", "latest");
         self.client
-            .store_auth_if_needed(key.resolve_registry(), &found.auth)
+            .store_auth_if_needed(key.resolve_registry(), &auth)
             .await;
-        Ok(found)
+        Ok(HostAuth { auth, found })
     }
 
     /// Runs one oci-client call with the host's credential stored, mapping its error.
     async fn call<T, Fut>(
         &self,
         action: &dyn Fn() -> String,
+        resource: Resource<'_>,
         f: impl FnOnce(RegistryAuth) -> Fut,
     ) -> Result<T, Failure>
     where
@@ -191,19 +234,112 @@ impl Registry {
     {
         self.check_reachable().map_err(Failure::Mapped)?;
         let auth = self.host_auth().await.map_err(Failure::Mapped)?;
-        f(auth.auth).await.map_err(|e| {
-            if is_not_found(&e) {
-                Failure::NotFound
-            } else {
-                Failure::Mapped(self.error(action(), e, auth.found))
+        match f(auth.auth.clone()).await {
+            Ok(v) => Ok(v),
+            Err(e) if is_not_found(&e) => Err(Failure::NotFound),
+            Err(e) => {
+                let e = self.error(action(), e, auth.found);
+                Err(Failure::Mapped(self.throttled(e, resource, &auth).await))
             }
-        })
+        }
+    }
+
+    /// A 429 or 503 as oci-client reports it has lost its headers, and with them the
+    /// `Retry-After`: one HEAD of the same manifest or blob, with the same credentials, asks
+    /// again and reads it. Only a throttled call pays for it. A HEAD that is not throttled, or
+    /// that names no delay, leaves the error as it was (retried after the backoff): some
+    /// registries do not count HEADs against a rate limit, so an answered HEAD does not mean
+    /// the GET would pass.
+    async fn throttled(&self, e: OciError, resource: Resource<'_>, auth: &HostAuth) -> OciError {
+        match e {
+            OciError::Status {
+                host,
+                action,
+                status: status @ (429 | 503),
+                body,
+            } => match self.asked_delay(resource, auth).await {
+                Some(retry_after) => OciError::Throttled {
+                    host,
+                    action,
+                    status,
+                    retry_after,
+                },
+                None => OciError::Status {
+                    host,
+                    action,
+                    status,
+                    body,
+                },
+            },
+            e => e,
+        }
+    }
+
+    /// The `Retry-After` of a throttled HEAD of `resource`, if it is throttled and says.
+    async fn asked_delay(&self, resource: Resource<'_>, auth: &HostAuth) -> Option<Duration> {
+        let http = self.http().ok()?;
+        let url = format!("{}://{}{}", self.scheme(), self.host, resource.path());
+        let mut request = http
+            .head(url)
+            .header(reqwest::header::ACCEPT, media::ACCEPT_MANIFESTS);
+        // The token oci-client holds is not readable (its cache's `get` is private): `auth`
+        // hands out the one it fetches (a bearer token), or `None` for basic auth, sent as such.
+        match self
+            .client
+            .auth(resource.image, &auth.auth, resource.op)
+            .await
+        {
+            Ok(Some(token)) => request = request.bearer_auth(token),
+            _ => {
+                if let RegistryAuth::Basic(user, password) = &auth.auth {
+                    request = request.basic_auth(user, Some(password));
+                }
+            }
+        }
+        let response = request.send().await.ok()?;
+        if !matches!(response.status().as_u16(), 429 | 503) {
+            return None;
+        }
+        retry_after(response.headers().get(reqwest::header::RETRY_AFTER)?)
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.access.tls == Tls::PlainHttp {
+            "http"
+        } else {
+            "https"
+        }
+    }
+
+    /// airgap's own HTTP client for this host (same TLS settings as oci-client's), built once.
+    fn http(&self) -> Result<&reqwest::Client, OciError> {
+        if let Some(client) = self.http.get() {
+            return Ok(client);
+        }
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("airgap/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(300))
+            .danger_accept_invalid_certs(self.access.tls == Tls::Insecure)
+            .danger_accept_invalid_hostnames(self.access.tls == Tls::Insecure);
+        for c in ca_certificates(&self.access)? {
+            if let Ok(cert) = reqwest::Certificate::from_pem(&c.data) {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder.build().map_err(|e| OciError::Connection {
+            host: self.host.clone(),
+            action: "set up TLS".into(),
+            message: error_chain(&e),
+        })?;
+        Ok(self.http.get_or_init(|| client))
     }
 
     /// [`Registry::call`] where a 404 is an error like any other status.
     async fn call_found<T, Fut>(
         &self,
         action: &dyn Fn() -> String,
+        resource: Resource<'_>,
         f: impl FnOnce(RegistryAuth) -> Fut,
     ) -> Result<T, OciError>
     where
@@ -215,7 +351,7 @@ impl Registry {
             status: 404,
             body: None,
         };
-        self.call(action, f).await.map_err(|e| match e {
+        self.call(action, resource, f).await.map_err(|e| match e {
             Failure::NotFound => status(action()),
             Failure::Mapped(e) => e,
         })
@@ -225,13 +361,14 @@ impl Registry {
     async fn call_or<T, Fut>(
         &self,
         action: &dyn Fn() -> String,
+        resource: Resource<'_>,
         not_found: T,
         f: impl FnOnce(RegistryAuth) -> Fut,
     ) -> Result<T, OciError>
     where
         Fut: Future<Output = Result<T, OciDistributionError>>,
     {
-        match self.call(action, f).await {
+        match self.call(action, resource, f).await {
             Ok(v) => Ok(v),
             Err(Failure::NotFound) => Ok(not_found),
             Err(Failure::Mapped(e)) => Err(e),
@@ -283,9 +420,11 @@ impl Registry {
         let image = self.reference(repository, reference);
         let accept: Vec<&str> = media::ACCEPT_MANIFESTS.split(", ").collect();
         let action = || format!("a manifest request for `{}`", named(repository, reference));
+        let image = &image;
+        let resource = Resource::manifest(image, RegistryOperation::Pull);
         let result = self
-            .call(&action, |auth| async move {
-                self.client.pull_manifest_raw(&image, &auth, &accept).await
+            .call(&action, resource, |auth| async move {
+                self.client.pull_manifest_raw(image, &auth, &accept).await
             })
             .await;
         match result {
@@ -329,7 +468,8 @@ impl Registry {
     ) -> Result<bool, OciError> {
         let image = self.reference(repository, digest.as_str());
         let action = || format!("a blob check for `{digest}` in `{repository}`");
-        self.call_or(&action, false, |_| {
+        let resource = Resource::blob(&image, RegistryOperation::Pull);
+        self.call_or(&action, resource, false, |_| {
             self.client.blob_exists(&image, digest.as_str())
         })
         .await
@@ -346,9 +486,11 @@ impl Registry {
         let image = self.reference(repository, digest.as_str());
         let action = || format!("a download of `{digest}` from `{repository}`");
         let sized = match self
-            .call(&action, |_| {
-                self.client.pull_blob_stream(&image, digest.as_str())
-            })
+            .call(
+                &action,
+                Resource::blob(&image, RegistryOperation::Pull),
+                |_| self.client.pull_blob_stream(&image, digest.as_str()),
+            )
             .await
         {
             Ok(s) => s,
@@ -378,7 +520,8 @@ impl Registry {
         let image = self.reference(repository, digest.as_str());
         let source = self.reference(from, digest.as_str());
         let action = || format!("a mount of `{digest}` from `{from}` into `{repository}`");
-        self.call_or(&action, false, |_| async {
+        let resource = Resource::blob(&image, RegistryOperation::Push);
+        self.call_or(&action, resource, false, |_| async {
             match self
                 .client
                 .mount_blob(&image, &source, digest.as_str())
@@ -403,7 +546,8 @@ impl Registry {
         let image = self.reference(repository, digest.as_str());
         let action = || format!("an upload of `{digest}` to `{repository}`");
         let body = body.map_err(OciDistributionError::IoError);
-        self.call_found(&action, |_| {
+        let resource = Resource::blob(&image, RegistryOperation::Push);
+        self.call_found(&action, resource, |_| {
             self.client
                 .push_blob_stream(&image, body, digest.as_str(), Some(size))
         })
@@ -417,31 +561,14 @@ impl Registry {
     /// bearer token for deletes refuses it, and says so.
     pub(crate) async fn delete_manifest(
         &self,
-        access: &RegistryAccess,
         repository: &str,
         digest: &Digest,
     ) -> Result<bool, OciError> {
         let action = format!("delete `{repository}@{digest}`");
-        let scheme = if access.tls == Tls::PlainHttp {
-            "http"
-        } else {
-            "https"
-        };
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("airgap/", env!("CARGO_PKG_VERSION")))
-            .danger_accept_invalid_certs(access.tls == Tls::Insecure);
-        for c in ca_certificates(access)? {
-            if let Ok(cert) = reqwest::Certificate::from_pem(&c.data) {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder.build().map_err(|e| OciError::Connection {
-            host: self.host.clone(),
-            action: "set up TLS".into(),
-            message: error_chain(&e),
-        })?;
+        let client = self.http()?;
         let url = format!(
-            "{scheme}://{}/v2/{repository}/manifests/{digest}",
+            "{}://{}/v2/{repository}/manifests/{digest}",
+            self.scheme(),
             self.host
         );
         let mut request = client.delete(url);
@@ -483,7 +610,8 @@ impl Registry {
                 what: named(repository, reference),
                 reason: format!("its media type `{media_type}` is not a header value: {e}"),
             })?;
-        self.call_found(&action, |_| {
+        let resource = Resource::manifest(&image, RegistryOperation::Push);
+        self.call_found(&action, resource, |_| {
             self.client
                 .push_manifest_raw(&image, bytes.clone(), content_type)
         })
@@ -675,6 +803,20 @@ fn pem_blocks(pem: &[u8]) -> Vec<String> {
     blocks
 }
 
+/// A `Retry-After` value: seconds, or an HTTP date (a date past is no wait). The cap is the
+/// retry policy's ([`super::retry::MAX_RETRY_AFTER`]).
+fn retry_after(value: &reqwest::header::HeaderValue) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(text).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
 /// `repository:tag`, or `repository@sha256:…` when `reference` is a digest (a tag has no `:`).
 fn named(repository: &str, reference: &str) -> String {
     if reference.contains(':') {
@@ -711,4 +853,23 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn retry_after_is_seconds_or_a_date() {
+        let secs = |v: &str| retry_after(&HeaderValue::from_str(v).unwrap());
+        assert_eq!(secs("7"), Some(Duration::from_secs(7)));
+        assert_eq!(secs(" 0 "), Some(Duration::ZERO));
+        assert_eq!(secs("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        let later = std::time::SystemTime::now() + Duration::from_secs(120);
+        let asked = secs(&httpdate::fmt_http_date(later)).unwrap();
+        assert!(asked > Duration::from_secs(100) && asked <= Duration::from_secs(120));
+        assert_eq!(secs("soon"), None);
+        assert_eq!(secs("-3"), None);
+    }
 }

@@ -252,13 +252,13 @@ fn a_reference_by_digest_is_printed_with_an_at_sign() {
     assert!(!err.contains(&format!("gone:{missing}")), "{}", run.stderr);
 }
 
-/// A 429 is retried after the `Retry-After` the registry sent, not after the backoff: with a
-/// backoff of an hour, only an honoured `Retry-After: 0` lets the retry happen at once.
-#[ignore = "oci-client 0.18 drops response headers, so Retry-After is not seen (README: the registry client)"]
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_throttled_request_is_retried_after_the_delay_the_registry_asked_for() {
-    let upstream = TestRegistry::start();
-    let proxy = FaultProxy::start(&upstream.host()).await;
+/// A registry at `proxy` whose `quay.io/devfile/busy:1` is an image, and a client whose
+/// backoff is an hour: only an honoured `Retry-After: 0` lets a retry happen in time.
+async fn throttled_setup(
+    upstream: &TestRegistry,
+    proxy: &FaultProxy,
+    credentials: Credentials,
+) -> (Client, airgap::oci::digest::Digest) {
     let img = image(31, &[800], "linux/amd64");
     anonymous_client()
         .push_image(
@@ -272,7 +272,93 @@ async fn a_throttled_request_is_retried_after_the_delay_the_registry_asked_for()
         )
         .await
         .unwrap();
+    let client = Client::new(ClientConfig {
+        mirrors: vec![RegistryMirror::registry(
+            "quay.io",
+            proxy.host(),
+            Tls::PlainHttp,
+        )],
+        credentials,
+        jobs: 2,
+        retry: RetryPolicy {
+            attempts: 2,
+            base_delay: Duration::from_secs(3600),
+            max_delay: Duration::from_secs(3600),
+        },
+        progress: airgap::oci::progress::Progress::hidden(),
+    });
+    (client, img.digest)
+}
+
+/// A 429 is retried after the `Retry-After` the registry sent, not after the backoff.
+/// oci-client's errors carry no headers, so airgap asks again with one HEAD of the same
+/// manifest, which the throttling registry answers with the header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_request_is_retried_after_the_delay_the_registry_asked_for() {
+    let upstream = TestRegistry::start();
+    let proxy = FaultProxy::start(&upstream.host()).await;
+    let (client, digest) = throttled_setup(&upstream, &proxy, Credentials::anonymous()).await;
     proxy.fault("GET", "/manifests/1", FaultKind::Throttled(0), 1);
+    proxy.fault("HEAD", "/manifests/1", FaultKind::Throttled(0), 1);
+    let resolved = tokio::time::timeout(
+        Duration::from_secs(60),
+        client.resolve(&ImageRef::parse("quay.io/devfile/busy:1").unwrap()),
+    )
+    .await
+    .expect("the retry waited for the backoff, not for Retry-After")
+    .unwrap();
+    assert_eq!(resolved.digest, digest);
+    assert_eq!(proxy.fired("/manifests/1"), 2, "the GET and the HEAD");
+    assert_eq!(
+        proxy.count("GET", "/manifests/1"),
+        2,
+        "one 429, then the answer"
+    );
+    assert_eq!(proxy.count("HEAD", "/manifests/1"), 1);
+}
+
+/// The HEAD that reads `Retry-After` carries the same credentials as the request it stands
+/// for: behind token auth, a HEAD without the token would be refused (401, no `Retry-After`)
+/// and the retry would wait for the hour-long backoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_request_behind_token_auth_reads_the_delay_with_the_token() {
+    let upstream = TestRegistry::start();
+    let proxy = FaultProxy::start(&upstream.host()).await;
+    let credentials = Credentials::anonymous().with(
+        proxy.host(),
+        airgap::oci::auth::Credential::Basic {
+            username: "robot".into(),
+            password: "t0ken-pass".into(),
+        },
+    );
+    let (client, digest) = throttled_setup(&upstream, &proxy, credentials).await;
+    proxy.require_bearer("robot", "t0ken-pass", "the-token");
+    proxy.fault("GET", "/manifests/1", FaultKind::Throttled(0), 1);
+    proxy.fault("HEAD", "/manifests/1", FaultKind::Throttled(0), 1);
+    let resolved = tokio::time::timeout(
+        Duration::from_secs(60),
+        client.resolve(&ImageRef::parse("quay.io/devfile/busy:1").unwrap()),
+    )
+    .await
+    .expect("the HEAD went without the token, so no Retry-After was read")
+    .unwrap();
+    assert_eq!(resolved.digest, digest);
+    let heads: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "HEAD" && s.path_and_query.contains("/manifests/1"))
+        .map(|s| s.status)
+        .collect();
+    assert_eq!(heads, [429], "one HEAD, authorized and throttled");
+}
+
+/// A request that is not throttled costs nothing extra: no HEAD follows a plain 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_throttled_request_is_asked_again_for_its_delay() {
+    let upstream = TestRegistry::start();
+    let proxy = FaultProxy::start(&upstream.host()).await;
+    let (_, digest) = throttled_setup(&upstream, &proxy, Credentials::anonymous()).await;
+    proxy.fault("GET", "/manifests/1", FaultKind::Status(500), 1);
     let client = Client::new(ClientConfig {
         mirrors: vec![RegistryMirror::registry(
             "quay.io",
@@ -283,23 +369,16 @@ async fn a_throttled_request_is_retried_after_the_delay_the_registry_asked_for()
         jobs: 2,
         retry: RetryPolicy {
             attempts: 2,
-            base_delay: Duration::from_secs(3600),
-            max_delay: Duration::from_secs(3600),
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(1),
         },
         progress: airgap::oci::progress::Progress::hidden(),
     });
-    let resolved = tokio::time::timeout(
-        Duration::from_secs(60),
-        client.resolve(&ImageRef::parse("quay.io/devfile/busy:1").unwrap()),
-    )
-    .await
-    .expect("the retry waited for the backoff, not for Retry-After")
-    .unwrap();
-    assert_eq!(resolved.digest, img.digest);
-    assert_eq!(proxy.fired("/manifests/1"), 1);
-    assert_eq!(
-        proxy.count("GET", "/manifests/1"),
-        2,
-        "one 429, then the answer"
-    );
+    let resolved = client
+        .resolve(&ImageRef::parse("quay.io/devfile/busy:1").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resolved.digest, digest);
+    assert_eq!(proxy.count("GET", "/manifests/1"), 2);
+    assert_eq!(proxy.count("HEAD", "/manifests/"), 0);
 }
