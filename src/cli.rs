@@ -33,7 +33,7 @@ pub struct Cli {
     #[arg(long, short = 'j', global = true, value_name = "N")]
     pub jobs: Option<usize>,
     /// `text` (lines for people) or `json`: one document on stdout when the command ends,
-    /// for `lock`, `plan`, `apply`, `verify`, `audit` and `push` (schemas in
+    /// for `lock`, `plan`, `apply`, `verify`, `audit`, `push` and `prune` (schemas in
     /// `schema/output/`). Exit codes are the same either way.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     pub format: Format,
