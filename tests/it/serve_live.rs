@@ -490,3 +490,66 @@ fn closing_the_terminal_stops_the_server() {
         TcpStream::connect(("127.0.0.1", port)).is_err()
     });
 }
+
+fn catalog(client: &Client, served: &Served) -> Vec<String> {
+    let v: Value = client
+        .get(served.url("/v2/_catalog"))
+        .send()
+        .and_then(|r| r.error_for_status())
+        .and_then(|r| r.json())
+        .expect("/v2/_catalog answers");
+    v["repositories"]
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|r| r.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Issue 12: what prune removes is no longer served. A narrowed apply leaves the dropped
+/// stack's artifacts in the layout (served, and listed by `plan` as removals); `prune` removes
+/// them and the running server stops listing them, without a restart.
+#[test]
+fn what_prune_removes_is_no_longer_served() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = built_quickstart(tmp.path());
+    let served = serve_in(&ws, &[]);
+    let client = client_trusting(None);
+    let dropped = "devfile-catalog/hello-node";
+    assert!(catalog(&client, &served).iter().any(|r| r == dropped));
+
+    only_stacks(&ws, &["hello-go"]);
+    airgap(&ws, &["apply"]).ok();
+    eventually(
+        Duration::from_secs(20),
+        "/index lists hello-go only",
+        || stack_names(&client, &served) == ["hello-go"],
+    );
+    // Not pruned yet: still in the layout, so still served.
+    assert!(catalog(&client, &served).iter().any(|r| r == dropped));
+    let tag = client
+        .get(served.url(&format!("/v2/{dropped}/manifests/1.0.0")))
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .unwrap();
+    assert_eq!(tag.status(), StatusCode::OK);
+
+    airgap(&ws, &["prune"]).ok();
+    eventually(
+        Duration::from_secs(20),
+        "/v2/_catalog no longer lists the dropped stack's artifacts",
+        || !catalog(&client, &served).iter().any(|r| r == dropped),
+    );
+    let gone = client
+        .get(served.url(&format!("/v2/{dropped}/manifests/1.0.0")))
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .send()
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    assert!(
+        catalog(&client, &served)
+            .iter()
+            .any(|r| r == "devfile-catalog/hello-go"),
+        "what the lock still names stays"
+    );
+}
