@@ -190,7 +190,10 @@ async fn status_of(plan: &Plan, step: &Step, state: &State, ctx: &Ctx) -> Status
     }
     match state.get(&step.name) {
         None => Status::Stale(StaleReason::NeverBuilt),
-        Some(rec) => Status::Stale(plan::stale::dirty_reason(step, &rec.input, &input, plan)),
+        Some(rec) => {
+            let old = serde_json::from_str(rec.input.get()).unwrap_or_default();
+            Status::Stale(plan::stale::dirty_reason(step, &old, &input, plan))
+        }
     }
 }
 
@@ -276,7 +279,8 @@ async fn run_one(
     let rec = Record {
         step: step.name.clone(),
         key,
-        input,
+        input: serde_json::value::to_raw_value(&input)
+            .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()),
         stamps: stamps_of(ctx, &out),
         placed: placed_by(ctx, step, &out.outputs),
         outputs: out.outputs,

@@ -28,13 +28,15 @@ pub struct Recorded {
 }
 
 /// One completed step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     pub step: String,
     /// blake3 of the step's key input.
     pub key: String,
-    /// The key input itself, so `plan` can say which input changed.
-    pub input: serde_json::Value,
+    /// The key input itself, so `plan` can say which input changed. Kept as its JSON text:
+    /// it is read only when a key changed, and parsing, cloning and dropping it as a tree
+    /// for every step was a sixth of a no-op apply.
+    pub input: Box<serde_json::value::RawValue>,
     /// Named output digests (`sha256:…`), what dependents hash.
     pub outputs: BTreeMap<String, String>,
     /// Files the step wrote, relative to the output root, with their sizes: the step is fresh
@@ -233,6 +235,16 @@ impl State {
             .map(|r| r.outputs.clone())
     }
 
+    /// The files the given steps' records name.
+    pub fn files_of<'a>(&self, steps: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+        let records = self.steps.lock().unwrap_or_else(|e| e.into_inner());
+        steps
+            .into_iter()
+            .filter_map(|s| records.get(s))
+            .flat_map(|r| r.files.keys().cloned())
+            .collect()
+    }
+
     /// The image recorded as placed by `step`, if any.
     pub fn placed(&self, step: &str) -> Option<Placed> {
         self.steps
@@ -250,7 +262,7 @@ impl State {
         Some(Record {
             step: r.step.clone(),
             key: r.key.clone(),
-            input: serde_json::Value::Null,
+            input: serde_json::value::RawValue::NULL.to_owned(),
             outputs: r.outputs.clone(),
             files: r.files.clone(),
             stamps: r.stamps.clone(),
