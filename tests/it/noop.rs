@@ -116,7 +116,11 @@ fn a_no_op_apply_rewrites_neither_the_state_nor_the_lock_cache() {
     let run = airgap(&w.workspace, &["apply", "--locked"]).ok();
     assert!(run.stderr.contains(" 0 ran"), "{}", run.stderr);
     assert_eq!(identity("state.json"), state, "state.json was rewritten");
-    assert_eq!(identity("lock.parsed"), cache, "the lock cache was rewritten");
+    assert_eq!(
+        identity("lock.parsed"),
+        cache,
+        "the lock cache was rewritten"
+    );
     assert!(!w.workspace.join(".airgap/state.journal").exists());
 
     // A step that runs is recorded: the state is written again.
@@ -140,7 +144,14 @@ fn the_lock_cache_is_the_parsed_lock_and_follows_the_text() {
     w.write_manifest(DEPLOY);
     airgap(&w.workspace, &["lock"]).ok();
     let text = w.lock_text();
-    for kind in ["\nstack ", "\nsample ", "\nstarter ", "\ndownload ", "\nimage ", "\ndeploy "] {
+    for kind in [
+        "\nstack ",
+        "\nsample ",
+        "\nstarter ",
+        "\ndownload ",
+        "\nimage ",
+        "\ndeploy ",
+    ] {
         assert!(text.contains(kind), "no `{kind}` entry in the lock");
     }
     let parsed = airgap::lock::read("airgap.lock", &text).unwrap();
