@@ -212,32 +212,10 @@ async fn raw_upload(images: &[LocalImage], upstream: &TestRegistry) -> (Duration
         let http = &http;
         let base = &base;
         async move {
-            let start = http
-                .post(format!("{base}/v2/{repo}/blobs/uploads/"))
-                .send()
-                .await
-                .expect("POST");
-            let location = start.headers()["location"]
-                .to_str()
-                .expect("location")
-                .to_owned();
-            let url = if location.starts_with("http") {
-                location
-            } else {
-                format!("{base}{location}")
-            };
-            let sep = if url.contains('?') { '&' } else { '?' };
             let BlobData::Bytes(data) = &blob.data else {
                 unreachable!()
             };
-            let put = http
-                .put(format!("{url}{sep}digest={}", blob.digest))
-                .header("content-type", "application/octet-stream")
-                .body(data.clone())
-                .send()
-                .await
-                .expect("PUT");
-            assert_eq!(put.status(), 201);
+            put_blob(http, base, repo, &blob.digest, data.clone()).await;
         }
     }))
     .buffer_unordered(jobs())
@@ -624,6 +602,60 @@ async fn bench() {
     }
 }
 
+/// A single-platform image of `layers` (digest, file, size): its blobs are read from the
+/// files as they are pushed, so no layer is held in memory.
+fn file_image(layers: &[(Digest, std::path::PathBuf, u64)]) -> LocalImage {
+    let config = Bytes::from(
+        r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
+    );
+    let config_digest = Digest::of(&config);
+    let descriptors: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|(d, _, size)| serde_json::json!({"mediaType": media::OCI_LAYER_GZIP, "digest": d.to_string(), "size": size}))
+        .collect();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": media::OCI_MANIFEST,
+        "config": {"mediaType": media::OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
+        "layers": descriptors,
+    });
+    let mut blobs: Vec<LocalBlob> = layers
+        .iter()
+        .map(|(digest, path, size)| LocalBlob {
+            digest: digest.clone(),
+            size: *size,
+            data: BlobData::File(path.clone()),
+        })
+        .collect();
+    blobs.push(LocalBlob {
+        digest: config_digest,
+        size: config.len() as u64,
+        data: BlobData::Bytes(config),
+    });
+    LocalImage {
+        manifest: Bytes::from(serde_json::to_vec(&manifest).expect("json")),
+        media_type: media::OCI_MANIFEST.into(),
+        blobs,
+        mount_from: Vec::new(),
+        base: None,
+    }
+}
+
+/// Pushes `image` to the upstream registry `up` as `repository:1`.
+async fn push_upstream(up: &str, repository: &str, image: &LocalImage) -> bool {
+    client(up, 4)
+        .push_image(
+            image,
+            &TargetRef {
+                host: up.to_string(),
+                repository: repository.into(),
+                tag: Some("1".into()),
+            },
+            &Destination::Registry(RegistryAccess::new(up.to_string(), Tls::PlainHttp)),
+        )
+        .await
+        .is_ok()
+}
+
 /// Size of each big layer, and how many.
 const BIG_LAYER: usize = 300_000_000;
 const BIG_LAYERS: usize = 3;
@@ -648,6 +680,39 @@ fn random_file(path: &std::path::Path, seed: u64, size: usize) -> Digest {
         .expect("a digest")
 }
 
+/// A monolithic upload of one blob (POST, then PUT of the whole body) to `base`'s `repo`.
+async fn put_blob(
+    http: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    digest: &Digest,
+    body: impl Into<reqwest::Body>,
+) {
+    let start = http
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .expect("POST");
+    let location = start.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let url = if location.starts_with("http") {
+        location
+    } else {
+        format!("{base}{location}")
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let put = http
+        .put(format!("{url}{sep}digest={digest}"))
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(put.status(), 201);
+}
+
 /// The raw parallel PUT of `files` (digest, path) to an empty registry.
 async fn raw_put_files(files: &[(Digest, std::path::PathBuf)]) -> Duration {
     let target = TestRegistry::start();
@@ -658,29 +723,7 @@ async fn raw_put_files(files: &[(Digest, std::path::PathBuf)]) -> Duration {
         let (http, base) = (&http, &base);
         async move {
             let data = tokio::fs::read(path).await.expect("reads a layer");
-            let start = http
-                .post(format!("{base}/v2/bench/raw/blobs/uploads/"))
-                .send()
-                .await
-                .expect("POST");
-            let location = start.headers()["location"]
-                .to_str()
-                .expect("location")
-                .to_owned();
-            let url = if location.starts_with("http") {
-                location
-            } else {
-                format!("{base}{location}")
-            };
-            let sep = if url.contains('?') { '&' } else { '?' };
-            let put = http
-                .put(format!("{url}{sep}digest={digest}"))
-                .header("content-type", "application/octet-stream")
-                .body(data)
-                .send()
-                .await
-                .expect("PUT");
-            assert_eq!(put.status(), 201);
+            put_blob(http, base, "bench/raw", digest, data).await;
         }
     }))
     .buffer_unordered(jobs())
@@ -708,54 +751,16 @@ async fn big_layers(upstream: &TestRegistry) {
             (random_file(&path, 77 + n as u64, BIG_LAYER), path)
         })
         .collect();
-    let config = Bytes::from(
-        r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
+    let layers: Vec<(Digest, std::path::PathBuf, u64)> = files
+        .iter()
+        .map(|(d, p)| (d.clone(), p.clone(), BIG_LAYER as u64))
+        .collect();
+    assert!(
+        push_upstream(&upstream.host(), "bench/big3", &file_image(&layers)).await,
+        "pushes the big image upstream"
     );
-    let config_digest = Digest::of(&config);
-    let layers: Vec<serde_json::Value> = files
-        .iter()
-        .map(|(d, _)| serde_json::json!({"mediaType": media::OCI_LAYER_GZIP, "digest": d.to_string(), "size": BIG_LAYER}))
-        .collect();
-    let manifest = serde_json::json!({
-        "schemaVersion": 2, "mediaType": media::OCI_MANIFEST,
-        "config": {"mediaType": media::OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
-        "layers": layers,
-    });
-    let mut blobs: Vec<LocalBlob> = files
-        .iter()
-        .map(|(digest, path)| LocalBlob {
-            digest: digest.clone(),
-            size: BIG_LAYER as u64,
-            data: BlobData::File(path.clone()),
-        })
-        .collect();
-    blobs.push(LocalBlob {
-        digest: config_digest,
-        size: config.len() as u64,
-        data: BlobData::Bytes(config),
-    });
-    let image = LocalImage {
-        manifest: Bytes::from(serde_json::to_vec(&manifest).expect("json")),
-        media_type: media::OCI_MANIFEST.into(),
-        blobs,
-        mount_from: Vec::new(),
-        base: None,
-    };
-    let up = upstream.host();
-    client(&up, 4)
-        .push_image(
-            &image,
-            &TargetRef {
-                host: up.clone(),
-                repository: "bench/big3".into(),
-                tag: Some("1".into()),
-            },
-            &Destination::Registry(RegistryAccess::new(up.clone(), Tls::PlainHttp)),
-        )
-        .await
-        .expect("pushes the big image upstream");
     let raw = raw_put_files(&files).await;
-    let (apply, rss_kib) = big_layers_process(&up);
+    let (apply, rss_kib) = big_layers_process(&upstream.host());
     let bytes = (BIG_LAYERS * BIG_LAYER) as f64;
     println!();
     println!(
@@ -832,61 +837,14 @@ async fn rss_of_one_gib_copy(upstream: &TestRegistry) -> Option<(u64, Duration)>
     let dir = tempfile::tempdir().ok()?;
     let path = dir.path().join("layer.bin");
     let size: usize = 1 << 30;
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).ok()?);
-    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
-    let chunk = 8 << 20;
-    for n in 0..size / chunk {
-        let data = random_bytes(9_000 + n as u64, chunk);
-        sha2::Digest::update(&mut hasher, &data);
-        file.write_all(&data).ok()?;
-    }
-    file.flush().ok()?;
-    drop(file);
-    let digest: Digest = format!("sha256:{}", hex::encode(sha2::Digest::finalize(hasher)))
-        .parse()
-        .ok()?;
-    let config = Bytes::from(
-        r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
-    );
-    let config_digest = Digest::of(&config);
-    let manifest = serde_json::json!({
-        "schemaVersion": 2, "mediaType": media::OCI_MANIFEST,
-        "config": {"mediaType": media::OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
-        "layers": [{"mediaType": media::OCI_LAYER_GZIP, "digest": digest.to_string(), "size": size}],
-    });
-    let image = LocalImage {
-        manifest: Bytes::from(serde_json::to_vec(&manifest).ok()?),
-        media_type: media::OCI_MANIFEST.into(),
-        blobs: vec![
-            LocalBlob {
-                digest: digest.clone(),
-                size: size as u64,
-                data: BlobData::File(path.clone()),
-            },
-            LocalBlob {
-                digest: config_digest,
-                size: config.len() as u64,
-                data: BlobData::Bytes(config),
-            },
-        ],
-        mount_from: Vec::new(),
-        base: None,
-    };
+    let digest = random_file(&path, 9, size);
+    let image = file_image(&[(digest, path, size as u64)]);
     let manifest_digest = Digest::of(&image.manifest);
     eprintln!("pushing a 1 GiB layer to the upstream …");
     let up = upstream.host();
-    client(&up, 4)
-        .push_image(
-            &image,
-            &TargetRef {
-                host: up.clone(),
-                repository: "bench/big".into(),
-                tag: Some("1".into()),
-            },
-            &Destination::Registry(RegistryAccess::new(up.clone(), Tls::PlainHttp)),
-        )
-        .await
-        .ok()?;
+    if !push_upstream(&up, "bench/big", &image).await {
+        return None;
+    }
     let target = TestRegistry::start();
     let t = Instant::now();
     let out = Command::new(std::env::current_exe().ok()?)

@@ -56,6 +56,13 @@ fn cached(path: &Path, key: &str) -> Option<Lockfile> {
 /// blake3 of the form, this build's identity and `text`; `None` when the build cannot be
 /// identified (then nothing is cached).
 fn key(text: &str) -> Option<String> {
+    build_keyed_hash(FORM, &[text.as_bytes()])
+}
+
+/// blake3 of `form`, of this build of airgap (its path, size and modification time) and of
+/// `parts` (each prefixed by its length): the key of what only this build may trust. `None`
+/// when the running executable cannot be found.
+pub fn build_keyed_hash(form: &[u8], parts: &[&[u8]]) -> Option<String> {
     let exe = std::env::current_exe().ok()?;
     let meta = std::fs::metadata(&exe).ok()?;
     let modified = meta
@@ -64,10 +71,10 @@ fn key(text: &str) -> Option<String> {
         .duration_since(std::time::UNIX_EPOCH)
         .ok()?;
     let mut h = blake3::Hasher::new();
-    h.update(FORM);
+    h.update(form);
     h.update(&meta.len().to_le_bytes());
     h.update(&modified.as_nanos().to_le_bytes());
-    for part in [exe.as_os_str().as_encoded_bytes(), text.as_bytes()] {
+    for part in std::iter::once(exe.as_os_str().as_encoded_bytes()).chain(parts.iter().copied()) {
         h.update(&(part.len() as u64).to_le_bytes());
         h.update(part);
     }

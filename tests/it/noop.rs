@@ -130,18 +130,12 @@ fn a_no_op_apply_rewrites_neither_the_state_nor_the_lock_cache() {
     assert_ne!(identity("state.json"), state, "state.json was not written");
 }
 
-const DEPLOY: &str = r#"deploy namespace="devfiles" {
-    ingress host="devfile-registry.apps.internal" class="nginx"
-    storage size="2Gi"
-}
-"#;
-
 /// The lock's parse cache (`.airgap/lock.parsed`) holds the parsed lock of every entry kind,
 /// is what a read under the same text returns, and is ignored once the text changes.
 #[test]
 fn the_lock_cache_is_the_parsed_lock_and_follows_the_text() {
     let w = World::community();
-    w.write_manifest(DEPLOY);
+    w.write_manifest(crate::deploy::PLAIN);
     airgap(&w.workspace, &["lock"]).ok();
     let text = w.lock_text();
     for kind in [
