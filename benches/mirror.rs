@@ -12,6 +12,11 @@
 //! layers, so podman can unpack them): 200 MB in all. Each method copies into its own fresh,
 //! empty target registry. Then airgap's peak RSS while copying one 1 GiB layer, measured in a
 //! child process (this binary re-run with `--rss-child`) from `/proc/self/status` `VmHWM`.
+//!
+//! Big layers ([`big_layers`], issue 13): one image of 3 layers of 300 MB (files on disk, in
+//! the temp folder; removed at the end) copied registry to registry by the `airgap apply`
+//! process under GNU time (its peak RSS; goal < 150 MB), against the raw parallel PUT of the
+//! same bytes to an empty registry. `AIRGAP_BENCH_SKIP_BIG=1` skips it.
 
 #[path = "../tests/it/support/mod.rs"]
 mod support;
@@ -207,32 +212,10 @@ async fn raw_upload(images: &[LocalImage], upstream: &TestRegistry) -> (Duration
         let http = &http;
         let base = &base;
         async move {
-            let start = http
-                .post(format!("{base}/v2/{repo}/blobs/uploads/"))
-                .send()
-                .await
-                .expect("POST");
-            let location = start.headers()["location"]
-                .to_str()
-                .expect("location")
-                .to_owned();
-            let url = if location.starts_with("http") {
-                location
-            } else {
-                format!("{base}{location}")
-            };
-            let sep = if url.contains('?') { '&' } else { '?' };
             let BlobData::Bytes(data) = &blob.data else {
                 unreachable!()
             };
-            let put = http
-                .put(format!("{url}{sep}digest={}", blob.digest))
-                .header("content-type", "application/octet-stream")
-                .body(data.clone())
-                .send()
-                .await
-                .expect("PUT");
-            assert_eq!(put.status(), 201);
+            put_blob(http, base, repo, &blob.digest, data.clone()).await;
         }
     }))
     .buffer_unordered(jobs())
@@ -608,6 +591,7 @@ async fn bench() {
         secs(cpu_airgap.upstream),
         secs(cpu_airgap.own),
     );
+    big_layers(&upstream).await;
     match rss {
         Some((kb, time)) => println!(
             "airgap peak RSS copying one 1 GiB layer: {:.1} MB (VmHWM of a child process; target < 150 MB), in {:.1} s",
@@ -616,6 +600,232 @@ async fn bench() {
         ),
         None => println!("airgap peak RSS copying one 1 GiB layer: not measured"),
     }
+}
+
+/// A single-platform image of `layers` (digest, file, size): its blobs are read from the
+/// files as they are pushed, so no layer is held in memory.
+fn file_image(layers: &[(Digest, std::path::PathBuf, u64)]) -> LocalImage {
+    let config = Bytes::from(
+        r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
+    );
+    let config_digest = Digest::of(&config);
+    let descriptors: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|(d, _, size)| serde_json::json!({"mediaType": media::OCI_LAYER_GZIP, "digest": d.to_string(), "size": size}))
+        .collect();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2, "mediaType": media::OCI_MANIFEST,
+        "config": {"mediaType": media::OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
+        "layers": descriptors,
+    });
+    let mut blobs: Vec<LocalBlob> = layers
+        .iter()
+        .map(|(digest, path, size)| LocalBlob {
+            digest: digest.clone(),
+            size: *size,
+            data: BlobData::File(path.clone()),
+        })
+        .collect();
+    blobs.push(LocalBlob {
+        digest: config_digest,
+        size: config.len() as u64,
+        data: BlobData::Bytes(config),
+    });
+    LocalImage {
+        manifest: Bytes::from(serde_json::to_vec(&manifest).expect("json")),
+        media_type: media::OCI_MANIFEST.into(),
+        blobs,
+        mount_from: Vec::new(),
+        base: None,
+    }
+}
+
+/// Pushes `image` to the upstream registry `up` as `repository:1`.
+async fn push_upstream(up: &str, repository: &str, image: &LocalImage) -> bool {
+    client(up, 4)
+        .push_image(
+            image,
+            &TargetRef {
+                host: up.to_string(),
+                repository: repository.into(),
+                tag: Some("1".into()),
+            },
+            &Destination::Registry(RegistryAccess::new(up.to_string(), Tls::PlainHttp)),
+        )
+        .await
+        .is_ok()
+}
+
+/// Size of each big layer, and how many.
+const BIG_LAYER: usize = 300_000_000;
+const BIG_LAYERS: usize = 3;
+
+/// A file of `size` random bytes at `path`, and its digest.
+fn random_file(path: &std::path::Path, seed: u64, size: usize) -> Digest {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).expect("creates a layer"));
+    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
+    let chunk = 8 << 20;
+    let mut left = size;
+    let mut n = 0;
+    while left > 0 {
+        let data = random_bytes(seed * 1_000 + n, chunk.min(left));
+        sha2::Digest::update(&mut hasher, &data);
+        file.write_all(&data).expect("writes a layer");
+        left -= data.len().min(left);
+        n += 1;
+    }
+    file.flush().expect("writes a layer");
+    format!("sha256:{}", hex::encode(sha2::Digest::finalize(hasher)))
+        .parse()
+        .expect("a digest")
+}
+
+/// A monolithic upload of one blob (POST, then PUT of the whole body) to `base`'s `repo`.
+async fn put_blob(
+    http: &reqwest::Client,
+    base: &str,
+    repo: &str,
+    digest: &Digest,
+    body: impl Into<reqwest::Body>,
+) {
+    let start = http
+        .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+        .send()
+        .await
+        .expect("POST");
+    let location = start.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let url = if location.starts_with("http") {
+        location
+    } else {
+        format!("{base}{location}")
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let put = http
+        .put(format!("{url}{sep}digest={digest}"))
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(put.status(), 201);
+}
+
+/// The raw parallel PUT of `files` (digest, path) to an empty registry.
+async fn raw_put_files(files: &[(Digest, std::path::PathBuf)]) -> Duration {
+    let target = TestRegistry::start();
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", target.host());
+    let t = Instant::now();
+    futures::stream::iter(files.iter().map(|(digest, path)| {
+        let (http, base) = (&http, &base);
+        async move {
+            let data = tokio::fs::read(path).await.expect("reads a layer");
+            put_blob(http, base, "bench/raw", digest, data).await;
+        }
+    }))
+    .buffer_unordered(jobs())
+    .collect::<Vec<_>>()
+    .await;
+    t.elapsed()
+}
+
+/// Big layers: `airgap apply` (a process, under GNU time) copying one image of
+/// [`BIG_LAYERS`] layers of [`BIG_LAYER`] bytes registry to registry, against the raw PUT of
+/// the same bytes; prints throughput and airgap's peak RSS.
+async fn big_layers(upstream: &TestRegistry) {
+    if std::env::var_os("AIRGAP_BENCH_SKIP_BIG").is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("a temp folder");
+    eprintln!(
+        "big layers: writing {BIG_LAYERS} x {} MB in {} …",
+        BIG_LAYER / 1_000_000,
+        dir.path().display()
+    );
+    let files: Vec<(Digest, std::path::PathBuf)> = (0..BIG_LAYERS)
+        .map(|n| {
+            let path = dir.path().join(format!("layer-{n}.bin"));
+            (random_file(&path, 77 + n as u64, BIG_LAYER), path)
+        })
+        .collect();
+    let layers: Vec<(Digest, std::path::PathBuf, u64)> = files
+        .iter()
+        .map(|(d, p)| (d.clone(), p.clone(), BIG_LAYER as u64))
+        .collect();
+    assert!(
+        push_upstream(&upstream.host(), "bench/big3", &file_image(&layers)).await,
+        "pushes the big image upstream"
+    );
+    let raw = raw_put_files(&files).await;
+    let (apply, rss_kib) = big_layers_process(&upstream.host());
+    let bytes = (BIG_LAYERS * BIG_LAYER) as f64;
+    println!();
+    println!(
+        "Big layers: {BIG_LAYERS} x {} MB, registry to registry",
+        BIG_LAYER / 1_000_000
+    );
+    println!();
+    println!("| method | time (s) | MB/s | ratio to raw PUT | peak RSS (MB) |");
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| `airgap apply --locked` (process) | {:.3} | {:.0} | {:.2} | {} |",
+        secs(apply),
+        bytes / 1e6 / secs(apply),
+        secs(apply) / secs(raw),
+        rss_kib.map_or("?".into(), |k| format!("{:.1}", k as f64 / 1024.0))
+    );
+    println!(
+        "| raw parallel PUT of the same bytes | {:.3} | {:.0} | 1.00 | |",
+        secs(raw),
+        bytes / 1e6 / secs(raw)
+    );
+    println!("peak RSS goal: < 150 MB");
+}
+
+/// `airgap lock`, then `airgap apply --locked` under GNU time, of a manifest naming the big
+/// image, to a fresh registry: the apply's time and peak RSS.
+fn big_layers_process(up: &str) -> (Duration, Option<u64>) {
+    let target = TestRegistry::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path();
+    let stack = ws.join("registry/stacks/big");
+    std::fs::create_dir_all(&stack).expect("mkdir");
+    std::fs::write(
+        stack.join("devfile.yaml"),
+        "schemaVersion: 2.2.0\nmetadata:\n  name: big\n  version: 1.0.0\ncomponents:\n  - name: tools\n    container:\n      image: quay.io/bench/big3:1\n",
+    )
+    .expect("write devfile");
+    std::fs::write(
+        ws.join("airgap.kdl"),
+        format!(
+            "target \"{}/airgap\" tls=\"plain-http\"\nsource \"bench\" path=\"registry\"\nregistry-mirror \"quay.io\" to=\"{up}\" tls=\"plain-http\"\n",
+            target.host()
+        ),
+    )
+    .expect("write airgap.kdl");
+    run(support::airgap_cmd(ws).args(["lock"]));
+    let rss = ws.join("rss");
+    let mut apply = support::wrapped_airgap_cmd(
+        ws,
+        "/usr/bin/time",
+        &[
+            std::ffi::OsStr::new("-f"),
+            std::ffi::OsStr::new("%M"),
+            std::ffi::OsStr::new("-o"),
+            rss.as_os_str(),
+        ],
+    );
+    apply.args(["apply", "--locked", "-j", &jobs().to_string()]);
+    let t = Instant::now();
+    run(&mut apply);
+    let time = t.elapsed();
+    let kib = std::fs::read_to_string(&rss)
+        .ok()
+        .and_then(|t| t.lines().last()?.trim().parse().ok());
+    (time, kib)
 }
 
 /// Pushes a 1 GiB single-layer image (from a file, so this process stays small too) and copies
@@ -627,61 +837,14 @@ async fn rss_of_one_gib_copy(upstream: &TestRegistry) -> Option<(u64, Duration)>
     let dir = tempfile::tempdir().ok()?;
     let path = dir.path().join("layer.bin");
     let size: usize = 1 << 30;
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).ok()?);
-    let mut hasher = <sha2::Sha256 as sha2::Digest>::new();
-    let chunk = 8 << 20;
-    for n in 0..size / chunk {
-        let data = random_bytes(9_000 + n as u64, chunk);
-        sha2::Digest::update(&mut hasher, &data);
-        file.write_all(&data).ok()?;
-    }
-    file.flush().ok()?;
-    drop(file);
-    let digest: Digest = format!("sha256:{}", hex::encode(sha2::Digest::finalize(hasher)))
-        .parse()
-        .ok()?;
-    let config = Bytes::from(
-        r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
-    );
-    let config_digest = Digest::of(&config);
-    let manifest = serde_json::json!({
-        "schemaVersion": 2, "mediaType": media::OCI_MANIFEST,
-        "config": {"mediaType": media::OCI_CONFIG, "digest": config_digest.to_string(), "size": config.len()},
-        "layers": [{"mediaType": media::OCI_LAYER_GZIP, "digest": digest.to_string(), "size": size}],
-    });
-    let image = LocalImage {
-        manifest: Bytes::from(serde_json::to_vec(&manifest).ok()?),
-        media_type: media::OCI_MANIFEST.into(),
-        blobs: vec![
-            LocalBlob {
-                digest: digest.clone(),
-                size: size as u64,
-                data: BlobData::File(path.clone()),
-            },
-            LocalBlob {
-                digest: config_digest,
-                size: config.len() as u64,
-                data: BlobData::Bytes(config),
-            },
-        ],
-        mount_from: Vec::new(),
-        base: None,
-    };
+    let digest = random_file(&path, 9, size);
+    let image = file_image(&[(digest, path, size as u64)]);
     let manifest_digest = Digest::of(&image.manifest);
     eprintln!("pushing a 1 GiB layer to the upstream …");
     let up = upstream.host();
-    client(&up, 4)
-        .push_image(
-            &image,
-            &TargetRef {
-                host: up.clone(),
-                repository: "bench/big".into(),
-                tag: Some("1".into()),
-            },
-            &Destination::Registry(RegistryAccess::new(up.clone(), Tls::PlainHttp)),
-        )
-        .await
-        .ok()?;
+    if !push_upstream(&up, "bench/big", &image).await {
+        return None;
+    }
     let target = TestRegistry::start();
     let t = Instant::now();
     let out = Command::new(std::env::current_exe().ok()?)

@@ -168,35 +168,32 @@ fn inputs_of(plan: &Plan, step: &Step, state: &State) -> Inputs {
     )
 }
 
-/// The key input of a step: its configuration, lock entries, and the outputs of the
-/// dependencies its key reads.
-fn key_input(plan: &Plan, step: &Step, inputs: &Inputs) -> serde_json::Value {
+/// The key input of a step: its configuration, lock entries, and the outputs its key reads of
+/// its dependencies, as the state records them.
+fn key_input(plan: &Plan, step: &Step, state: &State) -> serde_json::Value {
     let deps: BTreeMap<String, BTreeMap<String, String>> = step
         .key_deps()
         .filter_map(|d| plan.step(d))
-        .map(|d| {
-            let outputs = inputs
-                .recorded(&d.id)
-                .map(|r| r.outputs.clone())
-                .unwrap_or_default();
-            (d.name.clone(), outputs)
-        })
+        .map(|d| (d.name.clone(), state.outputs(&d.name).unwrap_or_default()))
         .collect();
     plan::key_input(step, &deps)
 }
 
 async fn status_of(plan: &Plan, step: &Step, state: &State, ctx: &Ctx) -> Status {
-    let input = key_input(plan, step, &inputs_of(plan, step, state));
+    let input = key_input(plan, step, state);
     let key = plan::key_of(&input);
-    match state.get(&step.name) {
-        None => Status::Stale(StaleReason::NeverBuilt),
-        Some(rec) if rec.key != key => {
-            Status::Stale(plan::stale::dirty_reason(step, &rec.input, &input, plan))
-        }
-        Some(rec) => match check_outputs(ctx, step, &rec).await {
+    if let Some(rec) = state.ran_with(&step.name, &key) {
+        return match check_outputs(ctx, step, &rec).await {
             Check::Intact | Check::Restamped(_) => Status::Fresh,
             Check::Stale(reason) => Status::Stale(reason),
-        },
+        };
+    }
+    match state.get(&step.name) {
+        None => Status::Stale(StaleReason::NeverBuilt),
+        Some(rec) => {
+            let old = serde_json::from_str(rec.input.get()).unwrap_or_default();
+            Status::Stale(plan::stale::dirty_reason(step, &old, &input, plan))
+        }
     }
 }
 
@@ -243,13 +240,9 @@ async fn run_one(
     forced: bool,
     progress: &dyn Fn(Event),
 ) -> Outcome {
-    let inputs = inputs_of(plan, step, state);
-    let input = key_input(plan, step, &inputs);
+    let input = key_input(plan, step, state);
     let key = plan::key_of(&input);
-    if let Some(rec) = state.get(&step.name)
-        && rec.key == key
-        && !forced
-    {
+    if !forced && let Some(rec) = state.ran_with(&step.name, &key) {
         let stamps = match check_outputs(ctx, step, &rec).await {
             Check::Intact => Some(BTreeMap::new()),
             Check::Restamped(stamps) => Some(stamps),
@@ -263,10 +256,7 @@ async fn run_one(
             if stamps.is_empty() && placed == rec.placed {
                 return Outcome::Fresh;
             }
-            let mut rec = rec;
-            rec.stamps.extend(stamps);
-            rec.placed = placed;
-            return match state.record(rec) {
+            return match state.refresh(&step.name, stamps, placed) {
                 Ok(()) => Outcome::Fresh,
                 Err(e) => Outcome::Failed(e.to_string()),
             };
@@ -280,7 +270,7 @@ async fn run_one(
         .flatten();
     let ran = match replayed {
         Some(replay) => replay,
-        None => step.id.run(ctx, &inputs).await,
+        None => step.id.run(ctx, &inputs_of(plan, step, state)).await,
     };
     let out = match ran {
         Ok(out) => out,
@@ -289,7 +279,8 @@ async fn run_one(
     let rec = Record {
         step: step.name.clone(),
         key,
-        input,
+        input: serde_json::value::to_raw_value(&input)
+            .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()),
         stamps: stamps_of(ctx, &out),
         placed: placed_by(ctx, step, &out.outputs),
         outputs: out.outputs,

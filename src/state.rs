@@ -5,7 +5,10 @@
 //! whole line), so an apply killed at any moment loses at most the step in flight: a torn last
 //! line is not valid JSON and is ignored on load. At the end of a run the journal is folded
 //! into `state.json` (temp file + rename) and removed. Rewriting the whole state after each of
-//! hundreds of steps would cost more than the steps themselves on a no-op run.
+//! hundreds of steps would cost more than the steps themselves on a no-op run; and a run that
+//! changed nothing (a no-op apply) does not rewrite it at all: at a few thousand stacks it is
+//! tens of megabytes. It is compact JSON, and each record keeps its key input as JSON text
+//! (read only to explain a changed key), so loading it builds no value tree per step.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -28,13 +31,15 @@ pub struct Recorded {
 }
 
 /// One completed step.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     pub step: String,
     /// blake3 of the step's key input.
     pub key: String,
-    /// The key input itself, so `plan` can say which input changed.
-    pub input: serde_json::Value,
+    /// The key input itself, so `plan` can say which input changed. Kept as its JSON text:
+    /// it is read only when a key changed, and parsing, cloning and dropping it as a tree
+    /// for every step was a sixth of a no-op apply.
+    pub input: Box<serde_json::value::RawValue>,
     /// Named output digests (`sha256:…`), what dependents hash.
     pub outputs: BTreeMap<String, String>,
     /// Files the step wrote, relative to the output root, with their sizes: the step is fresh
@@ -146,6 +151,10 @@ pub struct State {
     owned: Mutex<BTreeSet<String>>,
     abandoned: Mutex<BTreeSet<Placed>>,
     journal: Mutex<Option<std::fs::File>>,
+    /// Whether anything differs from `state.json` as loaded (a replayed journal, a record, a
+    /// file owned or disowned): [`State::compact`] rewrites the file only then, so a no-op
+    /// apply writes nothing.
+    changed: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -162,13 +171,21 @@ impl State {
     /// Loads `state.json` and replays the journal of an interrupted run.
     pub fn load(dir: &Path) -> Result<State, StateError> {
         let state_path = dir.join("state.json");
+        // Whether the file on disk is not what this state would write.
+        let mut changed = false;
         let (mut steps, mut owned, mut abandoned) = match std::fs::read(&state_path) {
             Ok(bytes) => match serde_json::from_slice::<StateFile>(&bytes) {
                 Ok(f) if f.version == STATE_VERSION => (f.steps, f.owned, f.abandoned),
                 // An unreadable or older state only costs a rebuild: start empty.
-                _ => Default::default(),
+                _ => {
+                    changed = true;
+                    Default::default()
+                }
             },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                changed = true;
+                Default::default()
+            }
             Err(source) => {
                 return Err(StateError {
                     what: "read",
@@ -178,6 +195,8 @@ impl State {
             }
         };
         if let Ok(text) = std::fs::read_to_string(dir.join("state.journal")) {
+            // Even an empty journal is folded (removed) by the next compaction.
+            changed = true;
             for line in text.lines() {
                 if let Ok(r) = serde_json::from_str::<Record>(line) {
                     let old = steps.insert(r.step.clone(), r.clone());
@@ -192,7 +211,13 @@ impl State {
             owned: Mutex::new(owned),
             abandoned: Mutex::new(abandoned),
             journal: Mutex::new(None),
+            changed: std::sync::atomic::AtomicBool::new(changed),
         })
+    }
+
+    fn mark_changed(&self) {
+        self.changed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The outputs recorded for `step` (without the key input: cheaper than [`State::get`]).
@@ -204,6 +229,25 @@ impl State {
             .map(Record::recorded)
     }
 
+    /// The named outputs recorded for `step` (what its dependents' keys read).
+    pub fn outputs(&self, step: &str) -> Option<BTreeMap<String, String>> {
+        self.steps
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(step)
+            .map(|r| r.outputs.clone())
+    }
+
+    /// The files the given steps' records name.
+    pub fn files_of<'a>(&self, steps: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+        let records = self.steps.lock().unwrap_or_else(|e| e.into_inner());
+        steps
+            .into_iter()
+            .filter_map(|s| records.get(s))
+            .flat_map(|r| r.files.keys().cloned())
+            .collect()
+    }
+
     /// The image recorded as placed by `step`, if any.
     pub fn placed(&self, step: &str) -> Option<Placed> {
         self.steps
@@ -211,6 +255,46 @@ impl State {
             .unwrap_or_else(|e| e.into_inner())
             .get(step)
             .and_then(|r| r.placed.clone())
+    }
+
+    /// The record of `step` when it ran with key `key`, without its key input (which only
+    /// explains a changed key): what checking a fresh step's outputs reads.
+    pub fn ran_with(&self, step: &str, key: &str) -> Option<Record> {
+        let steps = self.steps.lock().unwrap_or_else(|e| e.into_inner());
+        let r = steps.get(step).filter(|r| r.key == key)?;
+        Some(Record {
+            step: r.step.clone(),
+            key: r.key.clone(),
+            input: serde_json::value::RawValue::NULL.to_owned(),
+            outputs: r.outputs.clone(),
+            files: r.files.clone(),
+            stamps: r.stamps.clone(),
+            placed: r.placed.clone(),
+        })
+    }
+
+    /// Adds `stamps` to the record of `step` and sets the image it placed, when that changes
+    /// it (journaled like [`State::record`]).
+    pub fn refresh(
+        &self,
+        step: &str,
+        stamps: BTreeMap<String, Stamp>,
+        placed: Option<Placed>,
+    ) -> Result<(), StateError> {
+        let updated = {
+            let steps = self.steps.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(r) = steps.get(step) else {
+                return Ok(());
+            };
+            if stamps.iter().all(|(f, s)| r.stamps.get(f) == Some(s)) && r.placed == placed {
+                return Ok(());
+            }
+            let mut r = r.clone();
+            r.stamps.extend(stamps);
+            r.placed = placed;
+            r
+        };
+        self.record(updated)
     }
 
     pub fn get(&self, step: &str) -> Option<Record> {
@@ -233,10 +317,12 @@ impl State {
 
     /// Adds files to [`State::owned`] (saved by [`State::compact`]).
     pub fn own(&self, files: impl IntoIterator<Item = String>) {
-        self.owned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(files);
+        let mut owned = self.owned.lock().unwrap_or_else(|e| e.into_inner());
+        let before = owned.len();
+        owned.extend(files);
+        if owned.len() != before {
+            self.mark_changed();
+        }
     }
 
     /// Images no step places any more (see [`Placed`]).
@@ -251,7 +337,9 @@ impl State {
     pub fn forget_abandoned<'a>(&self, removed: impl IntoIterator<Item = &'a Placed>) {
         let mut abandoned = self.abandoned.lock().unwrap_or_else(|e| e.into_inner());
         for p in removed {
-            abandoned.remove(p);
+            if abandoned.remove(p) {
+                self.mark_changed();
+            }
         }
     }
 
@@ -259,7 +347,9 @@ impl State {
     pub fn disown<'a>(&self, files: impl IntoIterator<Item = &'a String>) {
         let mut owned = self.owned.lock().unwrap_or_else(|e| e.into_inner());
         for f in files {
-            owned.remove(f);
+            if owned.remove(f) {
+                self.mark_changed();
+            }
         }
     }
 
@@ -296,6 +386,7 @@ impl State {
                 })?;
             }
         }
+        self.mark_changed();
         self.own(r.files.keys().cloned());
         let old = self
             .steps
@@ -310,42 +401,43 @@ impl State {
     /// Folds the journal into `state.json`, keeping only the given steps (the current plan's:
     /// records of steps that no longer exist are dropped).
     pub fn compact(&self, keep: &dyn Fn(&str) -> bool) -> Result<(), StateError> {
-        let steps: BTreeMap<String, Record> = self
-            .steps
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|(k, _)| keep(k))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let steps = self.steps.lock().unwrap_or_else(|e| e.into_inner());
+        let dropped = steps.keys().any(|k| !keep(k));
         let mut abandoned = self.abandoned();
         abandoned.extend(
-            self.steps
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+            steps
                 .iter()
                 .filter(|(k, _)| !keep(k))
                 .filter_map(|(_, r)| r.placed.clone()),
         );
         // What a kept step places now is not abandoned, whatever placed it before.
-        for r in steps.values() {
+        for (_, r) in steps.iter().filter(|(k, _)| keep(k)) {
             if let Some(p) = &r.placed {
                 abandoned.remove(p);
             }
         }
+        let changed = self.changed.load(std::sync::atomic::Ordering::Relaxed)
+            || dropped
+            || abandoned != *self.abandoned.lock().unwrap_or_else(|e| e.into_inner());
+        if !changed {
+            // `state.json` already says all this (a no-op run): not rewritten.
+            return Ok(());
+        }
         let mut owned = self.owned();
-        for r in steps.values() {
+        for (_, r) in steps.iter().filter(|(k, _)| keep(k)) {
             for f in r.files.keys() {
                 owned.remove(f);
             }
         }
-        let file = StateFile {
+        let file = StateFileView {
             version: STATE_VERSION,
-            steps,
-            owned,
-            abandoned: abandoned.clone(),
+            steps: KeptSteps(&steps, keep),
+            owned: &owned,
+            abandoned: &abandoned,
         };
-        let bytes = serde_json::to_vec_pretty(&file).unwrap_or_default();
+        // Compact: a state of thousands of steps is megabytes, read by every command.
+        let bytes = serde_json::to_vec(&file).unwrap_or_default();
+        drop(steps);
         let path = self.dir.join("state.json");
         crate::fetch::write_atomic(&path, &bytes).map_err(|source| StateError {
             what: "write",
@@ -355,7 +447,29 @@ impl State {
         *self.abandoned.lock().unwrap_or_else(|e| e.into_inner()) = abandoned;
         *self.journal.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let _ = std::fs::remove_file(self.dir.join("state.journal"));
+        self.changed
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+}
+
+/// [`StateFile`] as written, borrowing the records instead of copying them.
+#[derive(Serialize)]
+struct StateFileView<'a> {
+    version: u32,
+    steps: KeptSteps<'a>,
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    owned: &'a BTreeSet<String>,
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    abandoned: &'a BTreeSet<Placed>,
+}
+
+/// The records whose step `keep` says is still planned.
+struct KeptSteps<'a>(&'a BTreeMap<String, Record>, &'a dyn Fn(&str) -> bool);
+
+impl Serialize for KeptSteps<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().filter(|(k, _)| (self.1)(k)))
     }
 }
 

@@ -82,12 +82,7 @@ pub fn prepare(plan: &Plan, state: &State, ctx: &Ctx) -> Result<(), TargetError>
     let claimed = crate::staging::claims(root);
     state.own(claimed.iter().cloned());
     let owned = state.owned();
-    let produced: BTreeSet<String> = plan
-        .steps
-        .iter()
-        .filter_map(|s| state.get(&s.name))
-        .flat_map(|r| r.files.into_keys())
-        .collect();
+    let produced = state.files_of(plan.steps.iter().map(|s| s.name.as_str()));
 
     let mut foreign = Vec::new();
     let mut remove = Vec::new();

@@ -74,7 +74,7 @@ impl Workspace {
         use crate::kdl_text::{ReadError, TooLarge};
         let path = self.lock_path();
         match crate::kdl_text::read_limited(&path, lock::MAX_SIZE) {
-            Ok(text) => lock::read(lock::FILE_NAME, &text)
+            Ok(text) => lock::cache::read(lock::FILE_NAME, &text, &self.lock_cache_path())
                 .map(|lock| Some((lock, text)))
                 .map_err(|e| Box::new(e) as Report),
             Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -88,6 +88,11 @@ impl Workspace {
                 what: "lockfile",
             })),
         }
+    }
+
+    /// The parse cache of the lockfile ([`lock::cache`]).
+    pub fn lock_cache_path(&self) -> PathBuf {
+        self.root.join(lock::cache::FILE_NAME)
     }
 
     /// Writes `text` (a lockfile, as [`lock::write`] makes it) as `airgap.lock`, whole.

@@ -258,25 +258,12 @@ fn satisfaction_stamp(m: &Manifest, lock_text: &str) -> Option<String> {
     {
         return None;
     }
-    let exe = std::env::current_exe().ok()?;
-    let meta = std::fs::metadata(&exe).ok()?;
-    let modified = meta
-        .modified()
-        .ok()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?;
-    let mut h = blake3::Hasher::new();
-    h.update(b"airgap lock-satisfied 1\0");
-    h.update(&meta.len().to_le_bytes());
-    h.update(&modified.as_nanos().to_le_bytes());
-    for part in [
-        exe.as_os_str().as_encoded_bytes(),
-        m.root.as_os_str().as_encoded_bytes(),
-        m.src.inner().as_bytes(),
-        lock_text.as_bytes(),
-    ] {
-        h.update(&(part.len() as u64).to_le_bytes());
-        h.update(part);
-    }
-    Some(h.finalize().to_hex().to_string())
+    crate::lock::cache::build_keyed_hash(
+        b"airgap lock-satisfied 1\0",
+        &[
+            m.root.as_os_str().as_encoded_bytes(),
+            m.src.inner().as_bytes(),
+            lock_text.as_bytes(),
+        ],
+    )
 }

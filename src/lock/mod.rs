@@ -8,6 +8,7 @@
 //! written file is sorted and byte-stable; it carries no timestamps and no paths of this
 //! machine. See [`write`] for the format and [`read`] for its parser.
 
+pub mod cache;
 pub mod diff;
 mod format;
 pub mod platforms;
@@ -25,7 +26,7 @@ pub const MAX_SIZE: u64 = 16 << 20;
 pub const VERSION: i128 = 1;
 
 /// The whole lockfile.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Lockfile {
     /// What image references were computed against: the target's image prefix and naming.
     pub target: LockedTarget,
@@ -34,11 +35,14 @@ pub struct Lockfile {
     pub platforms: Vec<String>,
     pub sources: BTreeMap<String, LockedSource>,
     /// Keyed by (source, stack version id).
+    #[serde(with = "cache::pairs")]
     pub stacks: BTreeMap<(String, String), LockedStack>,
     /// Keyed by (source, sample id).
+    #[serde(with = "cache::pairs")]
     pub samples: BTreeMap<(String, String), LockedSample>,
     /// Source → blake3 of its `extraDevfileEntries.yaml` (sources whose samples are included).
     pub extra_entries: BTreeMap<String, String>,
+    #[serde(with = "cache::pairs")]
     pub projects: BTreeMap<ProjectKey, LockedProject>,
     /// Parent devfiles and icons, keyed by URL as written.
     pub downloads: BTreeMap<String, LockedDownload>,
@@ -49,13 +53,13 @@ pub struct Lockfile {
     pub deploy: Option<LockedDeploy>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct LockedTarget {
     pub prefix: String,
     pub naming: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LockedSource {
     Git {
         url: String,
@@ -68,7 +72,7 @@ pub enum LockedSource {
 }
 
 /// One stack version: the devfile's content hash and the hash of each packed file.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LockedStack {
     /// blake3 of the devfile's bytes.
     pub devfile: String,
@@ -82,7 +86,7 @@ pub struct LockedStack {
 }
 
 /// The lock entries one devfile reads.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Uses {
     pub images: BTreeSet<String>,
     pub icons: BTreeSet<String>,
@@ -91,7 +95,7 @@ pub struct Uses {
     pub files: BTreeSet<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LockedSample {
     pub remote: String,
     pub revision: Option<String>,
@@ -103,7 +107,9 @@ pub struct LockedSample {
 }
 
 /// Whether a project comes from `starterProjects` or `projects`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum ProjectKind {
     Starter,
     Project,
@@ -118,7 +124,9 @@ impl ProjectKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct ProjectKey {
     pub source: String,
     /// The stack version (or sample) id that declares it.
@@ -127,7 +135,7 @@ pub struct ProjectKey {
     pub name: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum LockedProject {
     Git {
         remote: String,
@@ -142,7 +150,9 @@ pub enum LockedProject {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum DownloadKind {
     Parent,
     Icon,
@@ -160,7 +170,7 @@ impl DownloadKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LockedDownload {
     pub kinds: BTreeSet<DownloadKind>,
     pub sha256: String,
@@ -169,7 +179,7 @@ pub struct LockedDownload {
 
 /// An image: the spellings it was written with, where it lands, and, once resolved, its
 /// digest and platforms.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct LockedImage {
     /// Each distinct spelling in the sources (before variables), and `include`s.
     pub written: BTreeSet<String>,
@@ -178,7 +188,7 @@ pub struct LockedImage {
     pub resolved: Option<ResolvedDigest>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResolvedDigest {
     pub digest: String,
     pub media_type: String,
@@ -216,14 +226,14 @@ pub struct FilteredDigest {
     pub size: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PlatformDigest {
     pub digest: String,
     pub media_type: String,
     pub size: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LockedIndexImage {
     pub name: String,
     pub tag: String,
@@ -234,7 +244,7 @@ pub struct LockedIndexImage {
 /// The `deploy` node as asked for, and the images its pod (or operator) runs besides the
 /// devfile-index image: each an ordinary entry of [`Lockfile::images`] (so apply mirrors it),
 /// named here by its role.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LockedDeploy {
     pub config: crate::manifest::DeployConfig,
     /// Role (`oci-registry`, `registry-viewer`, `operator`) → image entry key.

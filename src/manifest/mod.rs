@@ -205,7 +205,7 @@ pub struct IndexImageDecl {
 
 /// What the `deploy` node asks for, without spans: the lock records it as it is, and the
 /// deployment's manifests are rendered from it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeployConfig {
     /// The name of the Deployment, Service, ConfigMap… (and the `DevfileRegistry` CR).
     pub name: String,
@@ -221,7 +221,7 @@ pub struct DeployConfig {
 }
 
 /// An Ingress (Kubernetes) or a Route (OpenShift) in front of the Service's port 8080.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Expose {
     Ingress { host: String, class: Option<String> },
     Route { host: String },

@@ -201,7 +201,8 @@ fn stamps(dir: &Path) -> BTreeMap<String, (i64, i64, u64)> {
         .collect()
 }
 
-const PLAIN: &str = r#"deploy namespace="devfiles" {
+/// A `deploy` node with an ingress and storage (also used by `noop`).
+pub const PLAIN: &str = r#"deploy namespace="devfiles" {
     ingress host="devfile-registry.apps.internal" class="nginx"
     storage size="2Gi"
 }

@@ -89,3 +89,85 @@ fn a_passed_lock_check_is_skipped_until_the_manifest_or_the_lock_changes() {
     std::fs::rename(&away, &w.git_root).unwrap();
     airgap(&w.workspace, &["plan"]).ok();
 }
+
+/// A no-op `apply` writes nothing in the workspace: the state file is not rewritten (it is
+/// megabytes at a few hundred stacks), nor the lock's parse cache once it is there.
+#[test]
+fn a_no_op_apply_rewrites_neither_the_state_nor_the_lock_cache() {
+    use std::os::unix::fs::MetadataExt;
+    let w = World::community();
+    w.write_manifest("");
+    let manifest = w.workspace.join("airgap.kdl");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text.replace(
+        "ref=\"main\"\n",
+        "ref=\"main\" {\n    stacks \"go\" \"nodejs\"\n}\n",
+    );
+    std::fs::write(&manifest, &text).unwrap();
+    airgap(&w.workspace, &["apply"]).ok();
+    airgap(&w.workspace, &["apply", "--locked"]).ok();
+    let identity = |name: &str| {
+        let m = std::fs::metadata(w.workspace.join(".airgap").join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        (m.ino(), m.mtime(), m.mtime_nsec(), m.len())
+    };
+    let state = identity("state.json");
+    let cache = identity("lock.parsed");
+    let run = airgap(&w.workspace, &["apply", "--locked"]).ok();
+    assert!(run.stderr.contains(" 0 ran"), "{}", run.stderr);
+    assert_eq!(identity("state.json"), state, "state.json was rewritten");
+    assert_eq!(
+        identity("lock.parsed"),
+        cache,
+        "the lock cache was rewritten"
+    );
+    assert!(!w.workspace.join(".airgap/state.journal").exists());
+
+    // A step that runs is recorded: the state is written again.
+    std::fs::remove_dir_all(w.workspace.join("out/registry/stacks/go")).unwrap();
+    let run = airgap(&w.workspace, &["apply", "--locked"]).ok();
+    assert!(!run.stderr.contains(" 0 ran"), "{}", run.stderr);
+    assert_ne!(identity("state.json"), state, "state.json was not written");
+}
+
+/// The lock's parse cache (`.airgap/lock.parsed`) holds the parsed lock of every entry kind,
+/// is what a read under the same text returns, and is ignored once the text changes.
+#[test]
+fn the_lock_cache_is_the_parsed_lock_and_follows_the_text() {
+    let w = World::community();
+    w.write_manifest(crate::deploy::PLAIN);
+    airgap(&w.workspace, &["lock"]).ok();
+    let text = w.lock_text();
+    for kind in [
+        "\nstack ",
+        "\nsample ",
+        "\nstarter ",
+        "\ndownload ",
+        "\nimage ",
+        "\ndeploy ",
+    ] {
+        assert!(text.contains(kind), "no `{kind}` entry in the lock");
+    }
+    let parsed = airgap::lock::read("airgap.lock", &text).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("lock.parsed");
+    let read = |text: &str| airgap::lock::cache::read("airgap.lock", text, &cache).unwrap();
+    assert_eq!(read(&text), parsed, "a miss parses");
+    assert!(cache.is_file(), "a parse is cached");
+    assert_eq!(read(&text), parsed, "the cache holds the parsed value");
+
+    // The cache is what is read: a value planted under this text's key comes back…
+    let (go_key, go) = parsed
+        .stacks
+        .iter()
+        .find(|((_, id), _)| id.starts_with("go"))
+        .expect("a go stack");
+    let cached = std::fs::read_to_string(&cache).unwrap();
+    assert!(cached.contains(&go.devfile));
+    std::fs::write(&cache, cached.replace(&go.devfile, &"0".repeat(64))).unwrap();
+    assert_eq!(read(&text).stacks[go_key].devfile, "0".repeat(64));
+    // …and a changed text is parsed again.
+    let changed = format!("{text}// noted\n");
+    assert_eq!(read(&changed), parsed);
+    assert_eq!(read(&changed).stacks[go_key].devfile, go.devfile);
+}
