@@ -217,7 +217,7 @@ impl ResolvedDigest {
 
 /// An index filtered by the lock's platforms: computed from the upstream index's bytes by the
 /// function the copy uses, so the digest is the one that lands.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FilteredDigest {
     /// The platforms it keeps (`os/arch[/variant]`, attestations left out), sorted.
     pub platforms: Vec<String>,

@@ -71,6 +71,14 @@ fn every_digest_a_devfile_pins_is_in_the_lock_and_lacking_images_are_named() {
     for (k, f) in &filtered {
         assert_eq!(f.platforms, ["linux/arm64/v8"], "{k}");
     }
+    // The no-op's parse cache holds the landings too (a field it dropped would be lost).
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = cache_dir.path().join("lock.parsed");
+    for _ in 0..2 {
+        let cached = airgap::lock::cache::read("airgap.lock", &text, &cache).unwrap();
+        assert_eq!(cached, lock, "lock.parsed round trip");
+    }
+    assert!(cache.is_file());
     // A second lock keeps every landing without asking upstream and rewrites nothing.
     let again = airgap(&w.workspace, &["lock"]).ok();
     assert!(
