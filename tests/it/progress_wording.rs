@@ -22,11 +22,13 @@ fn sorted_lines(stderr: &str, redact: &[(&str, &str)]) -> String {
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
-            let mut l = redact.iter().fold(l.to_string(), |l, (f, t)| l.replace(f, t));
-            if let Some((head, tail)) = l.split_once(" steps in ") {
-                if let Some((_, rest)) = tail.split_once("s: ") {
-                    l = format!("{head} steps in [duration]: {rest}");
-                }
+            let mut l = redact
+                .iter()
+                .fold(l.to_string(), |l, (f, t)| l.replace(f, t));
+            if let Some((head, tail)) = l.split_once(" steps in ")
+                && let Some((_, rest)) = tail.split_once("s: ")
+            {
+                l = format!("{head} steps in [duration]: {rest}");
             }
             l
         })
@@ -83,8 +85,40 @@ fn a_registry_target_is_named_by_its_references_that_blobs_are_sent_to() {
     let ws_text = ws.display().to_string();
     let lines = without_digests(&sorted_lines(
         &run.stderr,
-        &[(host.as_str(), "127.0.0.1:[port]"), (ws_text.as_str(), "[ws]")],
+        &[
+            (host.as_str(), "127.0.0.1:[port]"),
+            (ws_text.as_str(), "[ws]"),
+        ],
     ));
     assert!(!lines.contains("written"), "{lines}");
     insta::assert_snapshot!("apply-plain-registry-target", lines);
+}
+
+#[test]
+fn an_image_already_at_the_target_is_unchanged_not_copied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = TestRegistry::start();
+    let host = format!("127.0.0.1:{}", target.port);
+    let first = tmp.path().join("first");
+    quickstart_for_registry(&first, &host);
+    apply_plain(&first);
+    // A second workspace, no state of its own: every image it copies is there already.
+    let second = tmp.path().join("second");
+    quickstart_for_registry(&second, &host);
+    let run = apply_plain(&second);
+    let unchanged: Vec<&str> = run
+        .stderr
+        .lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with("Unchanged quay.io/"))
+        .collect();
+    assert_eq!(unchanged.len(), 5, "{}", run.stderr);
+    assert!(
+        unchanged
+            .iter()
+            .all(|l| l.contains(&format!(" → {host}/devfiles/")) && l.ends_with(": already there")),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("Copied"), "{}", run.stderr);
 }
