@@ -69,3 +69,12 @@ pub fn detail(verb: &str, message: impl std::fmt::Display) {
         eprintln!("{verb:>12} {message}");
     }
 }
+
+/// `1 blob`, `2 blobs`, `0 blobs`: a count and its noun, plural unless the count is one.
+pub fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}

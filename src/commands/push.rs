@@ -66,8 +66,8 @@ pub fn run(dir: &Path, options: &PushOptions) -> Result<ExitCode, Report> {
         crate::ui::status(
             "Pushing",
             format!(
-                "{} images of `{}` to {sent_to}",
-                images.len(),
+                "{} of `{}` to {sent_to}",
+                crate::ui::plural(images.len() as u64, "image"),
                 dir.display()
             ),
         );
@@ -198,18 +198,15 @@ impl Tally {
                 "Failed"
             },
             format!(
-                "{total} images in {:.2}s: {pushed} pushed, {present} already there{}; \
-             {} blobs uploaded ({} bytes), {} skipped, {} mounted{}",
+                "{} in {:.2}s: {pushed} pushed, {present} already there{}; {}{}",
+                crate::ui::plural(*total as u64, "image"),
                 elapsed.as_secs_f64(),
                 if failures.is_empty() {
                     String::new()
                 } else {
                     format!(", {} failed", failures.len())
                 },
-                stats.blobs_uploaded,
-                stats.bytes_uploaded,
-                stats.blobs_skipped,
-                stats.blobs_mounted,
+                stats.describe(false),
                 if failures.is_empty() {
                     ""
                 } else {

@@ -97,7 +97,7 @@ pub enum LockError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Manifest(#[from] crate::diag::Diagnostics),
-    #[error("{} could not be resolved:\n{}", plural(problems.len(), "reference"), list(problems))]
+    #[error("{} could not be resolved:\n{}", crate::ui::plural(problems.len() as u64, "reference"), list(problems))]
     #[diagnostic(
         code(airgap::lock::resolve),
         help(
@@ -117,7 +117,7 @@ pub enum LockError {
     /// `airgap lock --strict`: images that have none of the requested platforms.
     #[error(
         "{} {} none of the platforms asked for:\n{}",
-        plural(lacking.len(), "image"),
+        crate::ui::plural(lacking.len() as u64, "image"),
         if lacking.len() == 1 { "has" } else { "have" },
         lacking.iter().map(|l| format!("- {l}")).collect::<Vec<_>>().join("\n")
     )]
@@ -142,14 +142,6 @@ pub enum LockError {
         #[diagnostic_source]
         cause: Box<dyn miette::Diagnostic + Send + Sync>,
     },
-}
-
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
 }
 
 /// Problems grouped by cause (one unreachable remote fails every starter project using it),

@@ -18,7 +18,7 @@ use super::layout::{Layout, LayoutImage};
 use super::media::{self, Descriptor, Parsed, Platforms};
 use super::mirror::{Endpoint, Mirrors, RegistryAccess, RegistryMirror, Upstream};
 use super::naming::TargetRef;
-use super::progress::{ImageProgress, Progress};
+use super::progress::{ImageProgress, Progress, Verbs};
 use super::reference::ImageRef;
 use super::registry::Registry;
 use super::retry::RetryPolicy;
@@ -99,6 +99,38 @@ pub enum Destination {
     Registry(RegistryAccess),
     /// An OCI image layout shared by all images (see [`Layout`] for the naming convention).
     Layout(Arc<Layout>),
+}
+
+impl Destination {
+    /// The image `repository[:tag]` at this destination, in words for progress and errors:
+    /// on a registry, `host/repository:tag`; in a layout, `repository:tag in layout DIR`,
+    /// with the layout's folder as the user would type it (relative to the current folder
+    /// when it is under it). Never the `address=` a `dir:` target's devfiles name: nothing is
+    /// sent there.
+    fn name_of(&self, target: &TargetRef) -> String {
+        match self {
+            Destination::Registry(_) => target.to_string(),
+            Destination::Layout(layout) => {
+                let name = match &target.tag {
+                    Some(tag) => format!("{}:{tag}", target.repository),
+                    None => target.repository.clone(),
+                };
+                format!("{name} in layout {}", folder_name(layout.dir()))
+            }
+        }
+    }
+}
+
+/// `dir` relative to the current folder when it is under it (`out`, `.`), else as it is.
+fn folder_name(dir: &std::path::Path) -> String {
+    let relative = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| dir.strip_prefix(cwd).ok().map(std::path::Path::to_path_buf));
+    match relative {
+        Some(r) if r.as_os_str().is_empty() => ".".to_string(),
+        Some(r) => r.display().to_string(),
+        None => dir.display().to_string(),
+    }
 }
 
 /// One image to copy.
@@ -372,9 +404,9 @@ impl Client {
     }
 
     /// Counts one more image and opens its progress line.
-    fn start_image(&self, what: String) -> ImageProgress {
+    fn start_image(&self, verbs: Verbs, what: String) -> ImageProgress {
         self.inner.progress.add_images(1);
-        self.inner.progress.start(what)
+        self.inner.progress.start(verbs, what)
     }
 
     // ------------------------------------------------------------------ resolution
@@ -563,19 +595,20 @@ impl Client {
         let pinned = request.source.digest().ok_or_else(|| OciError::Unpinned {
             image: request.source.to_string(),
         })?;
-        let what = format!("{} → {}", request.source, request.target);
+        let target = destination.name_of(&request.target);
+        let what = format!("{} → {target}", request.source);
         let short = match request.source.tag() {
             Some(tag) => format!("{}:{tag}", request.source.name()),
             None => format!("{}@{}", request.source.name(), &pinned.hex()[..12]),
         };
-        let progress = self.start_image(format!("{short} → {}", request.target));
+        let progress = self.start_image(Verbs::COPY, format!("{short} → {target}"));
         let dest = self.dest(destination, &request.target.repository)?;
         let tag = request.target.tag.as_deref();
 
         // The cheap check first: a re-run whose image is there costs one request.
         let present = self.present(&dest, tag, pinned).await?;
         if let Some(outcome) = present.as_ref().filter(|o| &o.digest == pinned) {
-            progress.done("already there");
+            progress.already_there();
             return Ok(outcome.clone());
         }
 
@@ -599,7 +632,7 @@ impl Client {
                 present.map(|p| p.digest),
             )
             .await?;
-        progress.done(&summary(&outcome));
+        progress.done(&summary(&outcome, &dest));
         Ok(outcome)
     }
 
@@ -651,12 +684,12 @@ impl Client {
                 &image.digest.hex()[..12]
             ),
         };
-        let progress = self.start_image(what.clone());
+        let progress = self.start_image(Verbs::PUSH, what.clone());
         let dest = self.dest(destination, &image.repository)?;
         let tag = image.tag.as_deref();
         let present = self.present(&dest, tag, &image.digest).await?;
         if let Some(outcome) = present.as_ref().filter(|o| o.digest == image.digest) {
-            progress.done("already there");
+            progress.already_there();
             return Ok(outcome.clone());
         }
         let source = Source::Layout(layout);
@@ -678,8 +711,12 @@ impl Client {
         target: &TargetRef,
         destination: &Destination,
     ) -> Result<CopyOutcome, OciError> {
-        let what = format!("{target}");
-        let progress = self.start_image(what.clone());
+        let what = destination.name_of(target);
+        let verbs = match destination {
+            Destination::Registry(_) => Verbs::PUSH,
+            Destination::Layout(_) => Verbs::WRITE,
+        };
+        let progress = self.start_image(verbs, what.clone());
         let dest = self.dest(destination, &target.repository)?;
         let digest = Digest::of(&image.manifest);
         let fallback = match &image.base {
@@ -710,7 +747,7 @@ impl Client {
         let outcome = self
             .copy_tree(source, dest, top, tag, &Platforms::All, what, None)
             .await?;
-        progress.done(&summary(&outcome));
+        progress.done(&summary(&outcome, dest));
         Ok(outcome)
     }
 
@@ -1457,23 +1494,38 @@ fn expect_digest(
     })
 }
 
-fn summary(o: &CopyOutcome) -> String {
-    let s = &o.stats;
-    let blobs = |n: u64| {
-        if n == 1 {
-            "1 blob".to_string()
+/// The end of an image's progress line: its digest and what the copy took.
+fn summary(o: &CopyOutcome, dest: &Dest<'_>) -> String {
+    let into_layout = matches!(dest, Dest::Layout { .. });
+    format!("{} ({})", o.digest, o.stats.describe(into_layout))
+}
+
+impl CopyStats {
+    /// The counts in words, zeros left out: `2 blobs written; 890 B` into a layout,
+    /// `1 blob sent, 2 blobs already there, 1 blob mounted; 1.2 KiB` to a registry. A layout
+    /// is written, never sent to, and cannot mount.
+    pub fn describe(&self, into_layout: bool) -> String {
+        let moved = if into_layout { "written" } else { "sent" };
+        let counts = [
+            (self.blobs_uploaded, moved),
+            (self.blobs_skipped, "already there"),
+            (self.blobs_mounted, "mounted"),
+        ];
+        let parts: Vec<String> = counts
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, how)| format!("{} {how}", crate::ui::plural(*n, "blob")))
+            .collect();
+        let mut words = if parts.is_empty() {
+            format!("no blobs {moved}")
         } else {
-            format!("{n} blobs")
+            parts.join(", ")
+        };
+        if self.bytes_uploaded > 0 {
+            words.push_str(&format!("; {}", indicatif::HumanBytes(self.bytes_uploaded)));
         }
-    };
-    format!(
-        "{} ({} sent, {} already there, {} mounted; {})",
-        o.digest,
-        blobs(s.blobs_uploaded),
-        blobs(s.blobs_skipped),
-        blobs(s.blobs_mounted),
-        indicatif::HumanBytes(s.bytes_uploaded)
-    )
+        words
+    }
 }
 
 /// Checks a stream of bytes against a digest and size while it passes. The last chunk is held

@@ -5,6 +5,10 @@
 //! cleared by [`Progress::finish`], so the command's summary is the last line on screen; lines
 //! have one status column (`     Copying …`, `      Copied …`); in plain mode a long copy prints
 //! a `Transferred` line with bytes and throughput every few seconds.
+//!
+//! The caller chooses the words ([`Verbs`]): an image copied from upstream is `Copying` /
+//! `Copied`, one built here is `Writing` / `Wrote` into an OCI layout and `Pushing` / `Pushed`
+//! to a registry; one found already there ends `Unchanged … : already there`.
 
 use std::io::IsTerminal as _;
 use std::sync::Arc;
@@ -14,6 +18,28 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How often plain mode says how far a copy is.
 const TICK: Duration = Duration::from_secs(5);
+
+/// The status words of one image's lines: while it is in flight, and once it is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Verbs {
+    pub(crate) doing: &'static str,
+    pub(crate) done: &'static str,
+}
+
+impl Verbs {
+    pub(crate) const COPY: Verbs = Verbs {
+        doing: "Copying",
+        done: "Copied",
+    };
+    pub(crate) const WRITE: Verbs = Verbs {
+        doing: "Writing",
+        done: "Wrote",
+    };
+    pub(crate) const PUSH: Verbs = Verbs {
+        doing: "Pushing",
+        done: "Pushed",
+    };
+}
 
 /// Where progress goes. Cheap to clone; `Progress::hidden()` reports nothing.
 #[derive(Clone, Default)]
@@ -143,19 +169,21 @@ impl Progress {
     }
 
     /// One image starts: a spinner line until it is done.
-    pub(crate) fn start(&self, what: String) -> ImageProgress {
+    pub(crate) fn start(&self, verbs: Verbs, what: String) -> ImageProgress {
         let Some(inner) = &self.inner else {
             return ImageProgress {
                 bar: None,
                 progress: self.clone(),
+                verbs,
                 what,
             };
         };
         if inner.plain {
-            eprintln!("{:>12} {what}", "Copying");
+            eprintln!("{:>12} {what}", verbs.doing);
             return ImageProgress {
                 bar: None,
                 progress: self.clone(),
+                verbs,
                 what,
             };
         }
@@ -164,11 +192,12 @@ impl Progress {
             ProgressStyle::with_template("{spinner} {wide_msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
-        bar.set_message(what.clone());
+        bar.set_message(format!("{} {what}", verbs.doing));
         bar.enable_steady_tick(Duration::from_millis(120));
         ImageProgress {
             bar: Some(bar),
             progress: self.clone(),
+            verbs,
             what,
         }
     }
@@ -208,18 +237,30 @@ impl Progress {
 pub(crate) struct ImageProgress {
     bar: Option<ProgressBar>,
     progress: Progress,
+    verbs: Verbs,
     what: String,
 }
 
 impl ImageProgress {
+    /// The image landed; `summary` says what it took.
     pub(crate) fn done(self, summary: &str) {
+        let verb = self.verbs.done;
+        self.finish(verb, summary);
+    }
+
+    /// The image was at the destination already: nothing was copied.
+    pub(crate) fn already_there(self) {
+        self.finish("Unchanged", "already there");
+    }
+
+    fn finish(&self, verb: &str, summary: &str) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
         if let Some(inner) = &self.progress.inner {
             inner.images.inc(1);
             if inner.plain {
-                eprintln!("{:>12} {}: {summary}", "Copied", self.what);
+                eprintln!("{verb:>12} {}: {summary}", self.what);
             }
         }
     }

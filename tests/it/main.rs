@@ -17,6 +17,7 @@ mod noop;
 mod oci;
 mod parser_robust;
 mod platforms;
+mod progress_wording;
 mod proxy;
 mod prune;
 mod quickstart;

@@ -24,7 +24,7 @@ use crate::support::registry::{
 use crate::support::*;
 
 /// The quickstart in `ws`, for the registry target `host/devfiles` over plain HTTP.
-fn quickstart_for_registry(ws: &Path, host: &str) {
+pub(crate) fn quickstart_for_registry(ws: &Path, host: &str) {
     fresh_example(ws);
     let manifest = std::fs::read_to_string(ws.join("airgap.kdl")).unwrap();
     let retargeted = manifest.replace(
