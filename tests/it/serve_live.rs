@@ -25,32 +25,10 @@ fn built_quickstart(tmp: &Path) -> PathBuf {
     ws
 }
 
-/// A self-signed certificate for 127.0.0.1 and its PKCS#8 key, written by `openssl` into
-/// `dir` as `<name>.crt` and `<name>.key`.
+/// A self-signed certificate for 127.0.0.1 and its PKCS#8 key, in `dir`.
 fn certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let cert = dir.join(format!("{name}.crt"));
-    let key = dir.join(format!("{name}.key"));
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        out.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (cert, key)
+    crate::support::registry::self_signed_certificate(dir, name)
+        .expect("openssl makes a certificate")
 }
 
 fn serve_in(ws: &Path, extra: &[&str]) -> Served {
@@ -68,13 +46,18 @@ fn client_trusting(cert: Option<&Path>) -> Client {
     builder.build().expect("a client")
 }
 
-fn stack_names(client: &Client, served: &Served) -> Vec<String> {
-    let index: Value = client
-        .get(served.url("/index"))
+/// The JSON document `path` answers with (a success status required).
+fn get_json(client: &Client, served: &Served, path: &str) -> Value {
+    client
+        .get(served.url(path))
         .send()
         .and_then(|r| r.error_for_status())
         .and_then(|r| r.json())
-        .expect("/index answers");
+        .unwrap_or_else(|e| panic!("{path} answers: {e}"))
+}
+
+fn stack_names(client: &Client, served: &Served) -> Vec<String> {
+    let index = get_json(client, served, "/index");
     let mut names: Vec<String> = index
         .as_array()
         .expect("an array")
@@ -492,13 +475,7 @@ fn closing_the_terminal_stops_the_server() {
 }
 
 fn catalog(client: &Client, served: &Served) -> Vec<String> {
-    let v: Value = client
-        .get(served.url("/v2/_catalog"))
-        .send()
-        .and_then(|r| r.error_for_status())
-        .and_then(|r| r.json())
-        .expect("/v2/_catalog answers");
-    v["repositories"]
+    get_json(client, served, "/v2/_catalog")["repositories"]
         .as_array()
         .expect("an array")
         .iter()
@@ -527,12 +504,15 @@ fn what_prune_removes_is_no_longer_served() {
     );
     // Not pruned yet: still in the layout, so still served.
     assert!(catalog(&client, &served).iter().any(|r| r == dropped));
-    let tag = client
-        .get(served.url(&format!("/v2/{dropped}/manifests/1.0.0")))
-        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
-        .send()
-        .unwrap();
-    assert_eq!(tag.status(), StatusCode::OK);
+    let manifest_status = || {
+        client
+            .get(served.url(&format!("/v2/{dropped}/manifests/1.0.0")))
+            .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(manifest_status(), StatusCode::OK);
 
     airgap(&ws, &["prune"]).ok();
     eventually(
@@ -540,12 +520,7 @@ fn what_prune_removes_is_no_longer_served() {
         "/v2/_catalog no longer lists the dropped stack's artifacts",
         || !catalog(&client, &served).iter().any(|r| r == dropped),
     );
-    let gone = client
-        .get(served.url(&format!("/v2/{dropped}/manifests/1.0.0")))
-        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
-        .send()
-        .unwrap();
-    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    assert_eq!(manifest_status(), StatusCode::NOT_FOUND);
     assert!(
         catalog(&client, &served)
             .iter()

@@ -70,35 +70,7 @@ impl TestRegistry {
         }
         let mut tls = String::new();
         if options.tls {
-            let cert = dir.path().join("cert.pem");
-            let key = dir.path().join("key.pem");
-            let out = Command::new("openssl")
-                .args([
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "ec",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1",
-                    "-nodes",
-                    "-days",
-                    "2",
-                ])
-                .args([
-                    "-subj",
-                    "/CN=127.0.0.1",
-                    "-addext",
-                    "subjectAltName=IP:127.0.0.1",
-                ])
-                .arg("-keyout")
-                .arg(&key)
-                .arg("-out")
-                .arg(&cert)
-                .output()
-                .map_err(|e| format!("openssl: {e}"))?;
-            if !out.status.success() {
-                return Err(format!("openssl: {}", String::from_utf8_lossy(&out.stderr)));
-            }
+            let (cert, key) = self_signed_certificate(dir.path(), "cert")?;
             tls = format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 cert.display(),
@@ -680,4 +652,30 @@ pub fn try_skopeo(args: &[&str]) -> Result<Vec<u8>, String> {
 
 pub fn exists(path: &Path) -> bool {
     path.exists()
+}
+
+/// A self-signed certificate for 127.0.0.1 and its PKCS#8 key, written by `openssl` into `dir`
+/// as `<name>.crt` and `<name>.key`.
+pub fn self_signed_certificate(dir: &Path, name: &str) -> Result<(PathBuf, PathBuf), String> {
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .map_err(|e| format!("openssl: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("openssl: {}", String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok((cert, key))
 }
