@@ -133,7 +133,7 @@ impl TestRegistry {
 
     /// The self-signed certificate of a TLS registry.
     pub fn ca_file(&self) -> PathBuf {
-        self.dir.path().join("cert.pem")
+        self.dir.path().join("cert.crt")
     }
 
     pub fn storage(&self) -> PathBuf {
