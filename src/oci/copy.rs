@@ -906,11 +906,7 @@ impl Client {
             }
             verifier
                 .finish()
-                .map_err(|mismatch| OciError::DigestMismatch {
-                    what: what.to_owned(),
-                    expected: digest.clone(),
-                    mismatch,
-                })?;
+                .map_err(OciError::digest_mismatch(what, digest))?;
             Ok(out.freeze())
         })
         .await

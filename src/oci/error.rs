@@ -169,4 +169,18 @@ impl OciError {
             source,
         }
     }
+
+    /// A `map_err` for a [`super::digest::Verifier`]'s mismatch: `what` did not hash or
+    /// measure to `expected`.
+    pub(crate) fn digest_mismatch(
+        what: impl Into<String>,
+        expected: &Digest,
+    ) -> impl FnOnce(Mismatch) -> OciError {
+        let (what, expected) = (what.into(), expected.clone());
+        move |mismatch| OciError::DigestMismatch {
+            what,
+            expected,
+            mismatch,
+        }
+    }
 }

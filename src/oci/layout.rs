@@ -458,24 +458,17 @@ impl Layout {
         let mut stream = std::pin::pin!(stream);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
+            // Built only on a mismatch: this runs once per chunk.
             verifier
                 .update(&chunk)
-                .map_err(|mismatch| OciError::DigestMismatch {
-                    what: what.to_owned(),
-                    expected: digest.clone(),
-                    mismatch,
-                })?;
+                .map_err(|m| OciError::digest_mismatch(what, digest)(m))?;
             file.write_all(&chunk)
                 .await
                 .map_err(OciError::io("cannot write", &dest))?;
         }
         let written = verifier
             .finish()
-            .map_err(|mismatch| OciError::DigestMismatch {
-                what: what.to_owned(),
-                expected: digest.clone(),
-                mismatch,
-            })?;
+            .map_err(OciError::digest_mismatch(what, digest))?;
         // tokio's `File` writes in the background: a failed write (a full disk) is only
         // reported by the next operation, so flush before trusting anything; then sync, and
         // check that the file holds every byte.
@@ -907,13 +900,10 @@ impl Layout {
                 }
                 let _ = hasher.update(&buf[..n]);
             }
-            hasher
-                .finish()
-                .map_err(|mismatch| OciError::DigestMismatch {
-                    what: path.display().to_string(),
-                    expected,
-                    mismatch,
-                })?;
+            hasher.finish().map_err(OciError::digest_mismatch(
+                path.display().to_string(),
+                &expected,
+            ))?;
         }
         Ok(names.len())
     }

@@ -290,6 +290,26 @@ async fn throttled_setup(
     (client, img.digest)
 }
 
+/// `quay.io/devfile/busy:1` resolved through `proxy`, whose GET and HEAD of the manifest are
+/// each throttled once (`Retry-After: 0`): its digest; fails with `why` when it takes the
+/// normal backoff.
+async fn resolve_throttled_once(
+    client: &Client,
+    proxy: &FaultProxy,
+    why: &str,
+) -> airgap::oci::digest::Digest {
+    proxy.fault("GET", "/manifests/1", FaultKind::Throttled(0), 1);
+    proxy.fault("HEAD", "/manifests/1", FaultKind::Throttled(0), 1);
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        client.resolve(&ImageRef::parse("quay.io/devfile/busy:1").unwrap()),
+    )
+    .await
+    .expect(why)
+    .unwrap()
+    .digest
+}
+
 /// A 429 is retried after the `Retry-After` the registry sent, not after the backoff.
 /// oci-client's errors carry no headers, so airgap asks again with one HEAD of the same
 /// manifest, which the throttling registry answers with the header.
@@ -298,16 +318,13 @@ async fn a_throttled_request_is_retried_after_the_delay_the_registry_asked_for()
     let upstream = TestRegistry::start();
     let proxy = FaultProxy::start(&upstream.host()).await;
     let (client, digest) = throttled_setup(&upstream, &proxy, Credentials::anonymous()).await;
-    proxy.fault("GET", "/manifests/1", FaultKind::Throttled(0), 1);
-    proxy.fault("HEAD", "/manifests/1", FaultKind::Throttled(0), 1);
-    let resolved = tokio::time::timeout(
-        Duration::from_secs(60),
-        client.resolve(&ImageRef::parse("quay.io/devfile/busy:1").unwrap()),
+    let resolved_digest = resolve_throttled_once(
+        &client,
+        &proxy,
+        "the retry waited for the backoff, not for Retry-After",
     )
-    .await
-    .expect("the retry waited for the backoff, not for Retry-After")
-    .unwrap();
-    assert_eq!(resolved.digest, digest);
+    .await;
+    assert_eq!(resolved_digest, digest);
     assert_eq!(proxy.fired("/manifests/1"), 2, "the GET and the HEAD");
     assert_eq!(
         proxy.count("GET", "/manifests/1"),
@@ -333,16 +350,13 @@ async fn a_throttled_request_behind_token_auth_reads_the_delay_with_the_token() 
     );
     let (client, digest) = throttled_setup(&upstream, &proxy, credentials).await;
     proxy.require_bearer("robot", "t0ken-pass", "the-token");
-    proxy.fault("GET", "/manifests/1", FaultKind::Throttled(0), 1);
-    proxy.fault("HEAD", "/manifests/1", FaultKind::Throttled(0), 1);
-    let resolved = tokio::time::timeout(
-        Duration::from_secs(60),
-        client.resolve(&ImageRef::parse("quay.io/devfile/busy:1").unwrap()),
+    let resolved_digest = resolve_throttled_once(
+        &client,
+        &proxy,
+        "the HEAD went without the token, so no Retry-After was read",
     )
-    .await
-    .expect("the HEAD went without the token, so no Retry-After was read")
-    .unwrap();
-    assert_eq!(resolved.digest, digest);
+    .await;
+    assert_eq!(resolved_digest, digest);
     let heads: Vec<_> = proxy
         .seen()
         .into_iter()

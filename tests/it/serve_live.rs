@@ -68,6 +68,17 @@ fn stack_names(client: &Client, served: &Served) -> Vec<String> {
     names
 }
 
+/// The served quickstart narrowed to `hello-go` and applied again, seen by the running server.
+fn narrow_to_hello_go(ws: &Path, client: &Client, served: &Served) {
+    only_stacks(ws, &["hello-go"]);
+    airgap(ws, &["apply"]).ok();
+    eventually(
+        Duration::from_secs(20),
+        "/index lists hello-go only",
+        || stack_names(client, served) == ["hello-go"],
+    );
+}
+
 /// Polls `probe` until it is true, failing after `bound`.
 #[track_caller]
 fn eventually(bound: Duration, what: &str, mut probe: impl FnMut() -> bool) {
@@ -232,13 +243,7 @@ fn an_apply_of_the_served_target_is_picked_up_without_a_restart() {
     let client = client_trusting(None);
     assert_eq!(stack_names(&client, &served), ["hello-go", "hello-node"]);
 
-    only_stacks(&ws, &["hello-go"]);
-    airgap(&ws, &["apply"]).ok();
-    eventually(
-        Duration::from_secs(20),
-        "/index lists hello-go only",
-        || stack_names(&client, &served) == ["hello-go"],
-    );
+    narrow_to_hello_go(&ws, &client, &served);
     let line = served.next_line();
     assert!(line.starts_with("reloaded: 1 stacks, "), "{line}");
     assert!(line.trim_end().ends_with(" images"), "{line}");
@@ -495,13 +500,7 @@ fn what_prune_removes_is_no_longer_served() {
     let dropped = "devfile-catalog/hello-node";
     assert!(catalog(&client, &served).iter().any(|r| r == dropped));
 
-    only_stacks(&ws, &["hello-go"]);
-    airgap(&ws, &["apply"]).ok();
-    eventually(
-        Duration::from_secs(20),
-        "/index lists hello-go only",
-        || stack_names(&client, &served) == ["hello-go"],
-    );
+    narrow_to_hello_go(&ws, &client, &served);
     // Not pruned yet: still in the layout, so still served.
     assert!(catalog(&client, &served).iter().any(|r| r == dropped));
     let manifest_status = || {
