@@ -91,6 +91,8 @@ fn inode(_: &std::fs::Metadata) -> u64 {
 pub struct Watch {
     state: PathBuf,
     seen: Option<Stamp>,
+    /// The change last put off because an apply was running (said once per change).
+    deferred: Option<Option<Stamp>>,
 }
 
 impl Watch {
@@ -98,7 +100,11 @@ impl Watch {
     /// change during the first load is not missed.
     pub fn new(state: PathBuf) -> Watch {
         let seen = Stamp::of(&state);
-        Watch { state, seen }
+        Watch {
+            state,
+            seen,
+            deferred: None,
+        }
     }
 
     /// The journal an apply appends to while it runs, beside the state file.
@@ -184,7 +190,14 @@ fn has_terminal() -> bool {
 /// Reloads when the state file changed and the apply that changed it is over.
 async fn after_apply(snapshot: &Snapshot, watch: &mut Watch) {
     let before = Stamp::of(&watch.state);
-    if before == watch.seen || watch.apply_running() {
+    if before == watch.seen {
+        return;
+    }
+    if watch.apply_running() {
+        if watch.deferred.as_ref() != Some(&before) {
+            eprintln!("the folder changed while an apply runs: reloading when it finishes");
+            watch.deferred = Some(before);
+        }
         return;
     }
     let loaded = load(snapshot).await;

@@ -79,6 +79,22 @@ fn narrow_to_hello_go(ws: &Path, client: &Client, served: &Served) {
     );
 }
 
+/// The server's next stderr line; if none comes within `bound` the server is killed, so the
+/// read ends (empty) and the caller's assertion fails instead of hanging.
+fn next_line_within(served: &mut Served, bound: Duration) -> String {
+    let pid = served.pid().to_string();
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if wait.recv_timeout(bound).is_err() {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+    });
+    let line = served.next_line();
+    let _ = done.send(());
+    let _ = watchdog.join();
+    line
+}
+
 /// Polls `probe` until it is true, failing after `bound`.
 #[track_caller]
 fn eventually(bound: Duration, what: &str, mut probe: impl FnMut() -> bool) {
@@ -274,7 +290,7 @@ fn an_apply_of_the_served_target_is_picked_up_without_a_restart() {
 fn a_change_seen_while_an_apply_runs_waits_for_it_to_finish() {
     let tmp = tempfile::tempdir().unwrap();
     let ws = built_quickstart(tmp.path());
-    let served = serve_in(&ws, &[]);
+    let mut served = serve_in(&ws, &[]);
     let client = client_trusting(None);
     let state = ws.join(".airgap/state.json");
     let journal = ws.join(".airgap/state.journal");
@@ -289,8 +305,13 @@ fn a_change_seen_while_an_apply_runs_waits_for_it_to_finish() {
         .filter(|e| e["name"] == "hello-go")
         .collect();
     replace(&index_path, &serde_json::to_vec(&narrowed).unwrap());
-    // An absence can only be seen by waiting: a few polls (one a second) go by.
-    std::thread::sleep(Duration::from_millis(2500));
+    // The server says when it has seen the change and put it off (no sleep: its line is the
+    // proof a poll went by); until the apply ends the old folder is what it serves.
+    let line = next_line_within(&mut served, Duration::from_secs(20));
+    assert!(
+        line.contains("changed while an apply runs: reloading when it finishes"),
+        "{line}"
+    );
     assert_eq!(stack_names(&client, &served), ["hello-go", "hello-node"]);
     std::fs::remove_file(&journal).unwrap();
     eventually(
