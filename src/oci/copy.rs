@@ -20,7 +20,7 @@ use super::mirror::{Endpoint, Mirrors, RegistryAccess, RegistryMirror, Upstream}
 use super::naming::TargetRef;
 use super::progress::{ImageProgress, Progress, Verbs};
 use super::reference::ImageRef;
-use super::registry::Registry;
+use super::registry::{Registry, Transports};
 use super::retry::RetryPolicy;
 
 /// Settings of a [`Client`].
@@ -212,6 +212,8 @@ struct Inner {
     mirrors: Mirrors,
     credentials: Credentials,
     registries: Mutex<HashMap<RegistryAccess, Arc<Registry>>>,
+    /// The HTTP clients, one per TLS set-up, shared by the registries.
+    transports: Arc<Transports>,
     /// Mirror layouts (`registry-mirror … to="dir:…"`), opened once per run.
     mirror_layouts: Mutex<HashMap<std::path::PathBuf, Arc<Layout>>>,
     jobs: usize,
@@ -291,8 +293,9 @@ struct Top {
 }
 
 impl Client {
-    /// A client; registries (and with them the TLS set-up, which reads the system's CA bundle)
-    /// are made on first use, so a run that only reads OCI layouts never sets up TLS.
+    /// A client; the HTTP clients (and with them the TLS set-up, which reads the system's CA
+    /// bundle) are built on a registry's first call, one per TLS set-up, so a run that only
+    /// reads OCI layouts never sets up TLS.
     pub fn new(config: ClientConfig) -> Self {
         let jobs = config.jobs.max(1);
         Client {
@@ -300,6 +303,7 @@ impl Client {
                 mirrors: Mirrors::new(config.mirrors),
                 credentials: config.credentials,
                 registries: Mutex::new(HashMap::new()),
+                transports: Arc::default(),
                 mirror_layouts: Mutex::new(HashMap::new()),
                 jobs,
                 transfers: Semaphore::new(jobs),
@@ -329,7 +333,11 @@ impl Client {
         if let Some(r) = map.get(access) {
             return Ok(r.clone());
         }
-        let r = Arc::new(Registry::new(access, self.inner.credentials.clone())?);
+        let r = Arc::new(Registry::new(
+            access,
+            self.inner.credentials.clone(),
+            self.inner.transports.clone(),
+        ));
         map.insert(access.clone(), r.clone());
         Ok(r)
     }

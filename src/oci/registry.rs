@@ -42,8 +42,10 @@
 //! in flight, not after minutes of retries; the caller reports the host once
 //! ([`Registry::unreachable`]).
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::OnceLock;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -54,6 +56,7 @@ use oci_client::RegistryOperation;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciEnvelope, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
+use oci_client::token_cache::RegistryTokenType;
 
 use super::auth::{Credential, Credentials};
 use super::digest::{Digest, Mismatch};
@@ -82,6 +85,11 @@ struct HostAuth {
     auth: RegistryAuth,
     /// Whether a credential was found (so a refusal means it was refused, not missing).
     found: bool,
+    /// For a host whose `/v2/` asks for no bearer token: what is put in oci-client's token
+    /// cache for each repository and operation before a call, so that oci-client does not ask
+    /// `/v2/` again (see the module doc). `None` for a bearer host: oci-client fetches a token
+    /// per repository and operation and caches it itself.
+    standing: Option<RegistryTokenType>,
 }
 
 /// What a call asks the registry for, so that a throttled call can be asked again by a HEAD
@@ -118,16 +126,122 @@ impl<'a> Resource<'a> {
     }
 }
 
+/// What makes two clients differ: the TLS mode and the extra CA file (which a plain-http host
+/// never uses).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct TlsSetUp {
+    tls: Tls,
+    ca_file: Option<PathBuf>,
+}
+
+impl TlsSetUp {
+    fn of(access: &RegistryAccess) -> Self {
+        TlsSetUp {
+            tls: access.tls,
+            ca_file: match access.tls {
+                Tls::PlainHttp => None,
+                Tls::Verify | Tls::Insecure => access.ca_file.clone(),
+            },
+        }
+    }
+}
+
+/// The HTTP clients of a run, one per TLS set-up, each built when a host that needs it is
+/// first called and shared by every host with that set-up: a reqwest client (oci-client's, and
+/// airgap's own for the requests oci-client does not make) costs a TLS context, which with
+/// native-tls means parsing the system's CA bundle, whatever the scheme of the hosts it
+/// serves. oci-client keys its credentials and tokens by host, so hosts share one client
+/// safely.
+#[derive(Default)]
+pub(crate) struct Transports {
+    oci: Mutex<HashMap<TlsSetUp, oci_client::Client>>,
+    http: Mutex<HashMap<TlsSetUp, reqwest::Client>>,
+}
+
+impl Transports {
+    /// oci-client's client for `access`'s TLS set-up.
+    fn oci(&self, access: &RegistryAccess) -> Result<oci_client::Client, OciError> {
+        shared(&self.oci, access, || {
+            let insecure = access.tls == Tls::Insecure;
+            let config = ClientConfig {
+                protocol: match access.tls {
+                    Tls::PlainHttp => ClientProtocol::Http,
+                    Tls::Verify | Tls::Insecure => ClientProtocol::Https,
+                },
+                accept_invalid_certificates: insecure,
+                accept_invalid_hostnames: insecure,
+                use_monolithic_push: true,
+                extra_root_certificates: ca_certificates(access)?,
+                platform_resolver: None,
+                connect_timeout: Some(Duration::from_secs(30)),
+                read_timeout: Some(Duration::from_secs(300)),
+                user_agent: concat!("airgap/", env!("CARGO_PKG_VERSION")),
+                ..ClientConfig::default()
+            };
+            oci_client::Client::try_from(config).map_err(|e| set_up_failed(access, &e))
+        })
+    }
+
+    /// airgap's own HTTP client for `access`'s TLS set-up (a delete, the HEAD that reads a
+    /// `Retry-After`): most runs never build it.
+    fn http(&self, access: &RegistryAccess) -> Result<reqwest::Client, OciError> {
+        shared(&self.http, access, || {
+            let insecure = access.tls == Tls::Insecure;
+            let mut builder = reqwest::Client::builder()
+                .user_agent(concat!("airgap/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(30))
+                .read_timeout(Duration::from_secs(300))
+                .danger_accept_invalid_certs(insecure)
+                .danger_accept_invalid_hostnames(insecure);
+            for c in ca_certificates(access)? {
+                if let Ok(cert) = reqwest::Certificate::from_pem(&c.data) {
+                    builder = builder.add_root_certificate(cert);
+                }
+            }
+            builder.build().map_err(|e| set_up_failed(access, &e))
+        })
+    }
+}
+
+/// The client of `map` for `access`'s TLS set-up, built by `build` if there is none yet (under
+/// the lock, so two first calls build one).
+fn shared<C: Clone>(
+    map: &Mutex<HashMap<TlsSetUp, C>>,
+    access: &RegistryAccess,
+    build: impl FnOnce() -> Result<C, OciError>,
+) -> Result<C, OciError> {
+    let mut map = map.lock().map_err(|_| OciError::Connection {
+        host: access.host.clone(),
+        action: "set up TLS".into(),
+        message: "an earlier task panicked".into(),
+    })?;
+    let key = TlsSetUp::of(access);
+    if let Some(client) = map.get(&key) {
+        return Ok(client.clone());
+    }
+    let client = build()?;
+    map.insert(key, client.clone());
+    Ok(client)
+}
+
+fn set_up_failed(access: &RegistryAccess, e: &dyn std::error::Error) -> OciError {
+    OciError::Connection {
+        host: access.host.clone(),
+        action: "set up TLS".into(),
+        message: error_chain(e),
+    }
+}
+
 /// One registry as contacted (host, TLS), shared by every copy of a run.
 pub(crate) struct Registry {
     pub(crate) host: String,
     access: RegistryAccess,
-    client: oci_client::Client,
+    /// The clients of the run, shared by every host with the same TLS set-up.
+    transports: Arc<Transports>,
+    /// This host's client from `transports`, taken on the first call.
+    client: OnceLock<oci_client::Client>,
     credentials: Credentials,
     auth: tokio::sync::OnceCell<HostAuth>,
-    /// airgap's own HTTP client, for the requests oci-client does not make (a delete, the
-    /// HEAD that reads a `Retry-After`): built on first use, which most runs never reach.
-    http: OnceLock<reqwest::Client>,
     /// Why the first connection that could not be made failed (see the module docs).
     unreachable: OnceLock<String>,
 }
@@ -139,37 +253,31 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    pub(crate) fn new(access: &RegistryAccess, credentials: Credentials) -> Result<Self, OciError> {
-        let insecure = access.tls == Tls::Insecure;
-        let config = ClientConfig {
-            protocol: match access.tls {
-                Tls::PlainHttp => ClientProtocol::Http,
-                Tls::Verify | Tls::Insecure => ClientProtocol::Https,
-            },
-            accept_invalid_certificates: insecure,
-            accept_invalid_hostnames: insecure,
-            use_monolithic_push: true,
-            extra_root_certificates: ca_certificates(access)?,
-            platform_resolver: None,
-            connect_timeout: Some(Duration::from_secs(30)),
-            read_timeout: Some(Duration::from_secs(300)),
-            user_agent: concat!("airgap/", env!("CARGO_PKG_VERSION")),
-            ..ClientConfig::default()
-        };
-        let client = oci_client::Client::try_from(config).map_err(|e| OciError::Connection {
-            host: access.host.clone(),
-            action: "set up TLS".into(),
-            message: error_chain(&e),
-        })?;
-        Ok(Registry {
+    /// A host as contacted; nothing is built or sent until the first call.
+    pub(crate) fn new(
+        access: &RegistryAccess,
+        credentials: Credentials,
+        transports: Arc<Transports>,
+    ) -> Self {
+        Registry {
             host: access.host.clone(),
             access: access.clone(),
-            client,
+            transports,
+            client: OnceLock::new(),
             credentials,
             auth: tokio::sync::OnceCell::new(),
-            http: OnceLock::new(),
             unreachable: OnceLock::new(),
-        })
+        }
+    }
+
+    /// The oci-client client for this host's TLS set-up (built by the first host that needs
+    /// it).
+    fn client(&self) -> Result<&oci_client::Client, OciError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let client = self.transports.oci(&self.access)?;
+        Ok(self.client.get_or_init(|| client))
     }
 
     /// `host/repository:tag` or `host/repository@digest` for oci-client.
@@ -182,17 +290,34 @@ impl Registry {
     }
 
     /// The credential for this host, looked up on first use and stored in the client (blob
-    /// and mount calls take none of their own).
-    async fn host_auth(&self) -> Result<HostAuth, OciError> {
-        Ok(self
+    /// and mount calls take none of their own); `resource` is the first call's, whose token
+    /// the first contact fetches.
+    async fn host_auth(
+        &self,
+        client: &oci_client::Client,
+        resource: Resource<'_>,
+    ) -> Result<HostAuth, OciError> {
+        let auth = self
             .auth
-            .get_or_try_init(|| self.first_contact())
-            .await?
-            .clone())
+            .get_or_try_init(|| self.first_contact(client, resource))
+            .await?;
+        if let Some(token) = &auth.standing {
+            client
+                .tokens
+                .insert(resource.image, resource.op, token.clone())
+                .await;
+        }
+        Ok(auth.clone())
     }
 
-    /// The credential lookup of the first call to a host.
-    async fn first_contact(&self) -> Result<HostAuth, OciError> {
+    /// The first call to a host: the credential lookup, and one `GET /v2/` (through
+    /// oci-client's `auth`, for the first call's repository and operation) to learn whether
+    /// the host hands out bearer tokens.
+    async fn first_contact(
+        &self,
+        client: &oci_client::Client,
+        resource: Resource<'_>,
+    ) -> Result<HostAuth, OciError> {
         let credentials = self.credentials.clone();
         let host = self.host.clone();
         let looked_up = tokio::task::spawn_blocking(move || credentials.lookup(&host))
@@ -215,26 +340,46 @@ impl Registry {
             }
             None => (RegistryAuth::Anonymous, false),
         };
-        let key = self.reference("v2", "latest");
-        self.client
-            .store_auth_if_needed(key.resolve_registry(), &auth)
-            .await;
-        Ok(HostAuth { auth, found })
+        // `auth` stores the credential for the host, and caches the token it gets.
+        let standing = match client.auth(resource.image, &auth, resource.op).await {
+            // No bearer challenge: a basic credential (or none) serves every request.
+            Ok(None) => Some(match &auth {
+                RegistryAuth::Basic(user, password) => {
+                    RegistryTokenType::Basic(user.clone(), password.clone())
+                }
+                _ => RegistryTokenType::Basic(String::new(), String::new()),
+            }),
+            Ok(Some(_)) => None,
+            Err(e) => match self.error("a version check".into(), e, found) {
+                e @ OciError::Unreachable { .. } => return Err(e),
+                // A token refused: the call itself fails and says why.
+                _ => None,
+            },
+        };
+        Ok(HostAuth {
+            auth,
+            found,
+            standing,
+        })
     }
 
     /// Runs one oci-client call with the host's credential stored, mapping its error.
-    async fn call<T, Fut>(
-        &self,
+    async fn call<'s, T, Fut>(
+        &'s self,
         action: &dyn Fn() -> String,
         resource: Resource<'_>,
-        f: impl FnOnce(RegistryAuth) -> Fut,
+        f: impl FnOnce(&'s oci_client::Client, RegistryAuth) -> Fut,
     ) -> Result<T, Failure>
     where
         Fut: Future<Output = Result<T, OciDistributionError>>,
     {
         self.check_reachable().map_err(Failure::Mapped)?;
-        let auth = self.host_auth().await.map_err(Failure::Mapped)?;
-        match f(auth.auth.clone()).await {
+        let client = self.client().map_err(Failure::Mapped)?;
+        let auth = self
+            .host_auth(client, resource)
+            .await
+            .map_err(Failure::Mapped)?;
+        match f(client, auth.auth.clone()).await {
             Ok(v) => Ok(v),
             Err(e) if is_not_found(&e) => Err(Failure::NotFound),
             Err(e) => {
@@ -285,7 +430,8 @@ impl Registry {
         // The token oci-client holds is not readable (its cache's `get` is private): `auth`
         // hands out the one it fetches (a bearer token), or `None` for basic auth, sent as such.
         match self
-            .client
+            .client()
+            .ok()?
             .auth(resource.image, &auth.auth, resource.op)
             .await
         {
@@ -311,36 +457,17 @@ impl Registry {
         }
     }
 
-    /// airgap's own HTTP client for this host (same TLS settings as oci-client's), built once.
-    fn http(&self) -> Result<&reqwest::Client, OciError> {
-        if let Some(client) = self.http.get() {
-            return Ok(client);
-        }
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("airgap/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(30))
-            .read_timeout(Duration::from_secs(300))
-            .danger_accept_invalid_certs(self.access.tls == Tls::Insecure)
-            .danger_accept_invalid_hostnames(self.access.tls == Tls::Insecure);
-        for c in ca_certificates(&self.access)? {
-            if let Ok(cert) = reqwest::Certificate::from_pem(&c.data) {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder.build().map_err(|e| OciError::Connection {
-            host: self.host.clone(),
-            action: "set up TLS".into(),
-            message: error_chain(&e),
-        })?;
-        Ok(self.http.get_or_init(|| client))
+    /// airgap's own HTTP client for this host's TLS set-up (see [`Transports::http`]).
+    fn http(&self) -> Result<reqwest::Client, OciError> {
+        self.transports.http(&self.access)
     }
 
     /// [`Registry::call`] where a 404 is an error like any other status.
-    async fn call_found<T, Fut>(
-        &self,
+    async fn call_found<'s, T, Fut>(
+        &'s self,
         action: &dyn Fn() -> String,
         resource: Resource<'_>,
-        f: impl FnOnce(RegistryAuth) -> Fut,
+        f: impl FnOnce(&'s oci_client::Client, RegistryAuth) -> Fut,
     ) -> Result<T, OciError>
     where
         Fut: Future<Output = Result<T, OciDistributionError>>,
@@ -358,12 +485,12 @@ impl Registry {
     }
 
     /// [`Registry::call`] answering `not_found` when the registry says 404.
-    async fn call_or<T, Fut>(
-        &self,
+    async fn call_or<'s, T, Fut>(
+        &'s self,
         action: &dyn Fn() -> String,
         resource: Resource<'_>,
         not_found: T,
-        f: impl FnOnce(RegistryAuth) -> Fut,
+        f: impl FnOnce(&'s oci_client::Client, RegistryAuth) -> Fut,
     ) -> Result<T, OciError>
     where
         Fut: Future<Output = Result<T, OciDistributionError>>,
@@ -398,7 +525,7 @@ impl Registry {
         self.check_reachable()?;
         let probe = self.reference("airgap/ping", "latest");
         match self
-            .client
+            .client()?
             .blob_exists(&probe, Digest::of(b"").as_str())
             .await
         {
@@ -423,8 +550,8 @@ impl Registry {
         let image = &image;
         let resource = Resource::manifest(image, RegistryOperation::Pull);
         let result = self
-            .call(&action, resource, |auth| async move {
-                self.client.pull_manifest_raw(image, &auth, &accept).await
+            .call(&action, resource, |client, auth| async move {
+                client.pull_manifest_raw(image, &auth, &accept).await
             })
             .await;
         match result {
@@ -469,8 +596,8 @@ impl Registry {
         let image = self.reference(repository, digest.as_str());
         let action = || format!("a blob check for `{digest}` in `{repository}`");
         let resource = Resource::blob(&image, RegistryOperation::Pull);
-        self.call_or(&action, resource, false, |_| {
-            self.client.blob_exists(&image, digest.as_str())
+        self.call_or(&action, resource, false, |client, _| {
+            client.blob_exists(&image, digest.as_str())
         })
         .await
     }
@@ -489,7 +616,7 @@ impl Registry {
             .call(
                 &action,
                 Resource::blob(&image, RegistryOperation::Pull),
-                |_| self.client.pull_blob_stream(&image, digest.as_str()),
+                |client, _| client.pull_blob_stream(&image, digest.as_str()),
             )
             .await
         {
@@ -521,12 +648,9 @@ impl Registry {
         let source = self.reference(from, digest.as_str());
         let action = || format!("a mount of `{digest}` from `{from}` into `{repository}`");
         let resource = Resource::blob(&image, RegistryOperation::Push);
-        self.call_or(&action, resource, false, |_| async {
-            match self
-                .client
-                .mount_blob(&image, &source, digest.as_str())
-                .await
-            {
+        let (image, source) = (&image, &source);
+        self.call_or(&action, resource, false, |client, _| async move {
+            match client.mount_blob(image, source, digest.as_str()).await {
                 Ok(()) => Ok(true),
                 Err(OciDistributionError::SpecViolationError(_)) => Ok(false),
                 Err(e) => Err(e),
@@ -547,9 +671,8 @@ impl Registry {
         let action = || format!("an upload of `{digest}` to `{repository}`");
         let body = body.map_err(OciDistributionError::IoError);
         let resource = Resource::blob(&image, RegistryOperation::Push);
-        self.call_found(&action, resource, |_| {
-            self.client
-                .push_blob_stream(&image, body, digest.as_str(), Some(size))
+        self.call_found(&action, resource, |client, _| {
+            client.push_blob_stream(&image, body, digest.as_str(), Some(size))
         })
         .await
         .map(|_| ())
@@ -611,9 +734,8 @@ impl Registry {
                 reason: format!("its media type `{media_type}` is not a header value: {e}"),
             })?;
         let resource = Resource::manifest(&image, RegistryOperation::Push);
-        self.call_found(&action, resource, |_| {
-            self.client
-                .push_manifest_raw(&image, bytes.clone(), content_type)
+        self.call_found(&action, resource, |client, _| {
+            client.push_manifest_raw(&image, bytes.clone(), content_type)
         })
         .await
         .map(|_| ())

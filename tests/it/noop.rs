@@ -171,3 +171,84 @@ fn the_lock_cache_is_the_parsed_lock_and_follows_the_text() {
     assert_eq!(read(&changed), parsed);
     assert_eq!(read(&changed).stacks[go_key].devfile, go.devfile);
 }
+
+/// Requests by kind, as a line for a failure message: `GET /v2/` pings, token fetches,
+/// manifests, blob checks, downloads, upload sessions, uploads, mounts.
+fn census(seen: &[crate::support::registry::Seen]) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for s in seen {
+        let path = s.path_and_query.as_str();
+        let kind = if path == "/v2/" {
+            "ping"
+        } else if path.starts_with("/token") {
+            "token"
+        } else if path.contains("/manifests/") {
+            "manifest"
+        } else if path.contains("mount=") {
+            "mount"
+        } else if path.contains("/blobs/uploads/") && s.method == "POST" {
+            "upload-session"
+        } else if path.contains("/blobs/uploads/") {
+            "upload"
+        } else {
+            "blob"
+        };
+        *out.entry(format!("{} {kind}", s.method)).or_default() += 1;
+    }
+    out
+}
+
+/// How many requests a registry-to-registry apply sends per image, cold and as a no-op,
+/// counted at proxies in front of the upstream and the target. A ping (`GET /v2/`) before each
+/// request to an anonymous host would double them; the no-op asks the target once per image.
+#[test]
+fn requests_per_image_cold_and_no_op() {
+    let w = World::community();
+    let target = TestRegistry::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let upstream = rt.block_on(FaultProxy::start(&w.upstream.host()));
+    let at_target = rt.block_on(FaultProxy::start(&target.host()));
+    let rules = w
+        .registry_rules()
+        .replace(&w.upstream.host(), &upstream.host());
+    std::fs::write(
+        w.workspace.join("airgap.kdl"),
+        format!(
+            "target \"{}/devfiles\" tls=\"plain-http\"\nsource \"community\" git=\"https://github.com/devfile/registry\" ref=\"main\" {{\n    stacks \"go\" \"java-springboot\" \"nodejs\"\n}}\n{}{rules}",
+            at_target.host(),
+            w.mirror_rules(),
+        ),
+    )
+    .unwrap();
+    airgap(&w.workspace, &["lock"]).ok();
+    upstream.clear_seen();
+    let cold = airgap(&w.workspace, &["apply", "--locked"]).ok();
+    let images = at_target
+        .seen()
+        .iter()
+        .filter(|s| s.method == "PUT" && s.path_and_query.contains("/manifests/"))
+        .count();
+    let cold_up = census(&upstream.seen());
+    let cold_target = census(&at_target.seen());
+    upstream.clear_seen();
+    at_target.clear_seen();
+    let noop = airgap(&w.workspace, &["apply", "--locked"]).ok();
+    assert!(noop.stderr.contains(" 0 ran"), "{}", noop.stderr);
+    let noop_target = census(&at_target.seen());
+    let context = format!(
+        "{images} manifests pushed\ncold upstream: {cold_up:?}\ncold target: {cold_target:?}\nno-op target: {noop_target:?}"
+    );
+    // One `GET /v2/` per host and run (to learn whether it hands out tokens), not one per
+    // request.
+    for census in [&cold_up, &cold_target, &noop_target] {
+        assert!(
+            census.get("GET ping").copied().unwrap_or(0) <= 1,
+            "{context}"
+        );
+    }
+    // The no-op asks the target for each image's manifest, and nothing else.
+    let asked: usize = noop_target.values().sum();
+    let manifests = noop_target.get("GET manifest").copied().unwrap_or(0);
+    assert!(asked <= manifests + 1, "{context}");
+    assert!(manifests <= images, "{context}");
+}
