@@ -15,23 +15,40 @@
 //!   streamed PUT; the chunked mode sends a PATCH per frame), `mount_blob` (a refused mount,
 //!   202, is an error after which a normal upload works; its upload session is left to the
 //!   registry to expire: oci-client cannot cancel one).
-//! - Auth: credentials are looked up (see [`super::auth`]) on the first call to a host and
-//!   stored with `store_auth_if_needed`, since blob and mount calls take no auth argument.
-//!   oci-client asks `/v2/` for the challenge and fetches a token per repository and
-//!   operation (pull, or pull+push), cached until it expires. A mount's token has no pull
-//!   scope on the source repository, so a registry with token auth refuses cross-repository
-//!   mounts and the blob is uploaded instead. A docker identity (refresh) token cannot be
-//!   used by oci-client: such a host is contacted anonymously, with one warning.
-//! - TLS and proxies: `ClientProtocol::Http` for `tls=false`, the CA file's certificates as
-//!   extra roots, `accept_invalid_*` for `tls="insecure"`. `HTTPS_PROXY`, `HTTP_PROXY`,
-//!   `ALL_PROXY` and `NO_PROXY` are honoured by reqwest's system proxy (oci-client's proxy
-//!   settings are left unset), loopback addresses included.
+//! - Auth: credentials are looked up (see [`super::auth`]) on the first call to a host, which
+//!   also asks `/v2/` once, through oci-client's `auth` for that call's repository and
+//!   operation (storing the credential, since blob and mount calls take no auth argument).
+//!   oci-client then fetches a token per repository and operation (pull, or pull+push),
+//!   cached until it expires, or after a basic challenge caches the basic credential the same
+//!   way. What it does not cache is "this host asks for nothing": with a credential stored
+//!   (`pull_manifest_raw` stores even an anonymous one) and no token cached, it asks `/v2/`
+//!   again before every request, which doubled the requests to an anonymous registry. So
+//!   for an anonymous host whose `/v2/` sent no challenge, an empty basic credential is put in
+//!   oci-client's token cache (its public `tokens`) for each repository and operation before
+//!   a call: no `/v2/` after the first, and a registry without auth ignores the header.
+//!   Credentials that were found are left to oci-client (sent only after a challenge, at the
+//!   cost of one `/v2/` per repository and operation). A mount's token has no pull scope on
+//!   the source repository, so a registry with token auth refuses cross-repository mounts and
+//!   the blob is uploaded instead. A docker identity (refresh) token cannot be used by
+//!   oci-client: such a host is contacted anonymously, with one warning.
+//! - TLS and proxies: one oci-client client per TLS set-up ([`Transports`]: plain HTTP, or
+//!   HTTPS with a given CA file, or HTTPS unverified), built when the first host with that
+//!   set-up is called and shared by all of them (oci-client keys credentials and tokens by
+//!   host). `ClientProtocol::Http` for `tls=false`, the CA file's certificates as extra
+//!   roots, `accept_invalid_*` for `tls="insecure"`. Building one costs a TLS context even
+//!   for plain HTTP (native-tls parses the system CA bundle; oci-client 0.18's `TryFrom`
+//!   also builds a default reqwest client, with its own TLS context, that it throws away), so
+//!   a run that calls no registry (a `dir:` target's no-op) builds none, and one that calls
+//!   only plain-http registries builds one. `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and
+//!   `NO_PROXY` are honoured by reqwest's system proxy (oci-client's proxy settings are left
+//!   unset), loopback addresses included.
 //! - `Retry-After`: oci-client's errors keep the status and body, not the headers. When a call
 //!   fails with 429 or 503, one HEAD of the same manifest or blob, with the same credentials
 //!   (a bearer token from oci-client's `auth`, or the basic credential), is sent with airgap's
-//!   own reqwest client (built on first need, as for a delete), and its `Retry-After` (seconds
-//!   or a date; capped by [`super::retry`]) makes the error [`OciError::Throttled`]. A HEAD
-//!   that is not throttled or names no delay leaves the backoff. Only a throttled call pays.
+//!   own reqwest client (one per TLS set-up, built on first need, as for a delete), and its
+//!   `Retry-After` (seconds or a date; capped by [`super::retry`]) makes the error
+//!   [`OciError::Throttled`]. A HEAD that is not throttled or names no delay leaves the
+//!   backoff. Only a throttled call pays.
 //! - Not in oci-client, so not here: retries (see [`super::retry`]), the digest the registry
 //!   reports for a pushed manifest.
 //!
@@ -85,10 +102,10 @@ struct HostAuth {
     auth: RegistryAuth,
     /// Whether a credential was found (so a refusal means it was refused, not missing).
     found: bool,
-    /// For a host whose `/v2/` asks for no bearer token: what is put in oci-client's token
-    /// cache for each repository and operation before a call, so that oci-client does not ask
-    /// `/v2/` again (see the module doc). `None` for a bearer host: oci-client fetches a token
-    /// per repository and operation and caches it itself.
+    /// For an anonymous host whose `/v2/` asks for no token: what is put in oci-client's
+    /// token cache for each repository and operation before a call, so that oci-client does
+    /// not ask `/v2/` again (see the module doc). `None` otherwise: oci-client caches a token
+    /// (or the basic credential) per repository and operation itself.
     standing: Option<RegistryTokenType>,
 }
 
@@ -340,16 +357,14 @@ impl Registry {
             }
             None => (RegistryAuth::Anonymous, false),
         };
-        // `auth` stores the credential for the host, and caches the token it gets.
+        // `auth` stores the credential for the host, and caches the token it gets (or, after
+        // a basic challenge, the basic credential) for this repository and operation.
         let standing = match client.auth(resource.image, &auth, resource.op).await {
-            // No bearer challenge: a basic credential (or none) serves every request.
-            Ok(None) => Some(match &auth {
-                RegistryAuth::Basic(user, password) => {
-                    RegistryTokenType::Basic(user.clone(), password.clone())
-                }
-                _ => RegistryTokenType::Basic(String::new(), String::new()),
-            }),
-            Ok(Some(_)) => None,
+            // An anonymous host that asks for no token: an empty basic credential stands in
+            // for the answer oci-client does not cache. Credentials found are left to
+            // oci-client, which sends them only after a challenge.
+            Ok(None) if !found => Some(RegistryTokenType::Basic(String::new(), String::new())),
+            Ok(_) => None,
             Err(e) => match self.error("a version check".into(), e, found) {
                 e @ OciError::Unreachable { .. } => return Err(e),
                 // A token refused: the call itself fails and says why.
