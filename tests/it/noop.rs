@@ -172,8 +172,8 @@ fn the_lock_cache_is_the_parsed_lock_and_follows_the_text() {
     assert_eq!(read(&changed).stacks[go_key].devfile, go.devfile);
 }
 
-/// Requests by kind, as a line for a failure message: `GET /v2/` pings, token fetches,
-/// manifests, blob checks, downloads, upload sessions, uploads, mounts.
+/// Requests by method and kind (`GET /v2/` pings, token fetches, manifests, blob checks and
+/// downloads, upload sessions, uploads, mounts), counted.
 fn census(seen: &[crate::support::registry::Seen]) -> std::collections::BTreeMap<String, usize> {
     let mut out = std::collections::BTreeMap::new();
     for s in seen {
@@ -222,7 +222,7 @@ fn requests_per_image_cold_and_no_op() {
     .unwrap();
     airgap(&w.workspace, &["lock"]).ok();
     upstream.clear_seen();
-    let cold = airgap(&w.workspace, &["apply", "--locked"]).ok();
+    airgap(&w.workspace, &["apply", "--locked"]).ok();
     let images = at_target
         .seen()
         .iter()
