@@ -50,7 +50,8 @@
 //!
 //! Trade-offs: the knowledge of which repository holds which blob lives only for one
 //! [`Client`] (a new run finds blobs by HEAD, and mounts only what it uploaded itself);
-//! registry clients are plain HTTP/1.1 (reqwest without http2), with a pool per registry;
+//! registry clients are plain HTTP/1.1 (reqwest without http2), one client (and pool) per TLS
+//! set-up, shared by the registries that have it (see `registry.rs`);
 //! writing one layout from two processes at once is not supported.
 
 pub mod auth;
