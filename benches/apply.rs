@@ -6,7 +6,9 @@
 //! next to `skopeo sync` of the same images (the world's upstream registry to an empty
 //! loopback registry, then its re-run, median of 3) in the same run. Goals (issues 12 and 13):
 //! the no-op as a process under 60 ms, and under 0.1 x skopeo sync's re-run.
-//! `cargo bench --bench apply`.
+//! Also `airgap lock` with warm caches, four ways (issue 13's goal: ≤ 0.25 s without a lock).
+//! `cargo bench --bench apply` (`-- --lock-only` for the lock rows
+//! alone, `-- --lock-only --hold` to keep the world up for a profiler until a line is read).
 
 #[path = "../tests/it/support/mod.rs"]
 mod support;
@@ -16,6 +18,67 @@ use std::time::{Duration, Instant};
 
 use support::registry::TestRegistry;
 use support::world::World;
+
+/// User + system CPU time of the children waited for so far.
+fn children_cpu() -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// Median wall time and median user+sys CPU of `n` runs of `airgap args`, each after `before`.
+fn timed(w: &World, args: &[&str], n: usize, before: impl Fn()) -> (Duration, Duration) {
+    let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        before();
+        let cpu0 = children_cpu();
+        wall.push(run(w, args));
+        cpu.push(children_cpu() - cpu0);
+    }
+    (median(wall), median(cpu))
+}
+
+/// `airgap lock` with warm caches (every git repository and download already fetched by a
+/// first lock): without airgap.lock (everything resolved again), with it and nothing changed,
+/// `--update` of everything, and `--update` of one stack. Each: median wall and CPU of 5.
+fn lock_rows(w: &World) -> Vec<(String, (Duration, Duration))> {
+    let lock = w.workspace.join("airgap.lock");
+    let kept = std::fs::read(&lock).expect("a first lock was written");
+    let restore = || std::fs::write(&lock, &kept).expect("restores airgap.lock");
+    let remove = || {
+        let _ = std::fs::remove_file(&lock);
+    };
+    vec![
+        (
+            "airgap lock, warm caches, no airgap.lock".into(),
+            timed(w, &["lock"], 5, remove),
+        ),
+        (
+            "airgap lock, warm caches, airgap.lock up to date".into(),
+            timed(w, &["lock"], 5, restore),
+        ),
+        (
+            "airgap lock --update, warm caches".into(),
+            timed(w, &["lock", "--update"], 5, restore),
+        ),
+        (
+            "airgap lock --update go, warm caches".into(),
+            timed(w, &["lock", "--update", "go"], 5, restore),
+        ),
+    ]
+}
+
+fn print_lock_rows(rows: &[(String, (Duration, Duration))]) {
+    for (what, (wall, cpu)) in rows {
+        println!(
+            "| {what} (median of 5; user+sys {:.3} s) | {:.3} |",
+            cpu.as_secs_f64(),
+            wall.as_secs_f64()
+        );
+    }
+}
 
 fn run(w: &World, args: &[&str]) -> Duration {
     let started = Instant::now();
@@ -89,6 +152,21 @@ fn main() {
     let w = World::community();
     w.write_manifest("");
     let lock = run(&w, &["lock"]);
+    let lock_rows = lock_rows(&w);
+    if std::env::args().any(|a| a == "--lock-only") {
+        println!();
+        println!("| run | time (s) |");
+        println!("|---|---:|");
+        println!("| airgap lock (cold caches) | {:.3} |", lock.as_secs_f64());
+        print_lock_rows(&lock_rows);
+        if std::env::args().any(|a| a == "--hold") {
+            // For profiling by hand: the world stays up until a line is read.
+            println!("world held; workspace: {}", w.workspace.display());
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+        }
+        return;
+    }
     // Cold: the lock is there, every cache is empty.
     std::fs::remove_dir_all(w.workspace.join(".airgap")).expect("clears the workspace");
     let cold = run(&w, &["apply", "--locked"]);
@@ -102,6 +180,7 @@ fn main() {
     println!("| run | time (s) |");
     println!("|---|---:|");
     println!("| airgap lock (cold caches) | {:.3} |", lock.as_secs_f64());
+    print_lock_rows(&lock_rows);
     println!(
         "| airgap apply, cold (lock present, empty caches) | {:.3} |",
         cold.as_secs_f64()

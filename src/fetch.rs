@@ -8,6 +8,13 @@
 //! `file://` URLs (a local mirror folder) are read from disk. The cache
 //! (`.airgap/cache/files/sha256/<hex>`) is keyed by the SHA-256 the lock records, so apply reads
 //! what lock saw, and a cache entry is only ever written whole (temp file + rename).
+//!
+//! Plain `http://` URLs that no proxy takes (a loopback or in-house mirror) go through a
+//! plain HTTP/1.1 client (hyper-util's, which reqwest is built on) rather than reqwest:
+//! building a reqwest client builds a native-tls context, which parses the system CA bundle
+//! (about a sixth of a warm `airgap lock`'s CPU, for no TLS at all). A redirect answered
+//! there is followed by reqwest, as is every `https://` URL and every URL a proxy takes
+//! (`HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`, read as reqwest reads them).
 
 use std::path::{Path, PathBuf};
 
@@ -61,12 +68,33 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// An HTTP client plus the mirror rules and the cache. The client (and with it the TLS set-up,
-/// which reads the system's CA bundle) is made on the first HTTP request: a run that reads only
-/// the cache and `file://` mirrors never pays for it. Clones share it.
+/// The client for plain `http://` URLs: no TLS.
+type PlainClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Empty<bytes::Bytes>,
+>;
+
+/// What one GET answered.
+enum Answer {
+    Body(Vec<u8>),
+    /// Neither a success nor a redirect.
+    Status(u16),
+    /// A 3xx from the plain client: reqwest follows it.
+    Redirect,
+    /// No answer: the connection or the body failed.
+    Failed(String),
+}
+
+/// An HTTP client plus the mirror rules and the cache. The clients (reqwest's with its TLS
+/// set-up, which reads the system's CA bundle, and the plain one) are made on the first
+/// request that needs each: a run that reads only the cache and `file://` mirrors pays for
+/// neither, one that reads only plain-http mirrors never builds TLS. Clones share them.
 #[derive(Clone)]
 pub struct Fetcher {
     client: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
+    plain: std::sync::Arc<
+        std::sync::OnceLock<(PlainClient, hyper_util::client::proxy::matcher::Matcher)>,
+    >,
     mirrors: Vec<UrlMirror>,
     credentials: UrlCredentials,
     cache: PathBuf,
@@ -76,6 +104,7 @@ impl Fetcher {
     pub fn new(mirrors: Vec<UrlMirror>, credentials: UrlCredentials, cache: PathBuf) -> Self {
         Self {
             client: Default::default(),
+            plain: Default::default(),
             mirrors,
             credentials,
             cache,
@@ -117,34 +146,33 @@ impl Fetcher {
         }
         let mut delay = std::time::Duration::from_millis(200);
         let mut attempt = 0;
+        let mut plain = self.plain_uri(&effective);
         loop {
             attempt += 1;
-            let mut request = self.client().get(&effective);
-            if let Some(c) = self.credentials.lookup(&effective) {
-                request = request.basic_auth(&c.username, Some(&c.password));
-            }
-            let result = request.send().await;
-            let retry = match result {
-                Ok(resp) if resp.status().is_success() => match resp.bytes().await {
-                    Ok(b) => return Ok(b.to_vec()),
-                    Err(e) => FetchError::Unreachable {
-                        url: url.to_string(),
-                        message: error_chain(&e.without_url()),
-                    },
-                },
-                Ok(resp) if resp.status().is_server_error() => FetchError::Status {
+            let answer = match &plain {
+                Some(uri) => self.get_plain(uri.clone(), &effective).await,
+                None => self.get_reqwest(&effective).await,
+            };
+            let retry = match answer {
+                Answer::Body(bytes) => return Ok(bytes),
+                Answer::Redirect => {
+                    plain = None;
+                    attempt -= 1;
+                    continue;
+                }
+                Answer::Status(status) if (500..600).contains(&status) => FetchError::Status {
                     url: url.to_string(),
-                    status: resp.status().as_u16(),
+                    status,
                 },
-                Ok(resp) => {
+                Answer::Status(status) => {
                     return Err(FetchError::Status {
                         url: url.to_string(),
-                        status: resp.status().as_u16(),
+                        status,
                     });
                 }
-                Err(e) => FetchError::Unreachable {
+                Answer::Failed(message) => FetchError::Unreachable {
                     url: url.to_string(),
-                    message: error_chain(&e.without_url()),
+                    message,
                 },
             };
             if attempt >= 4 {
@@ -152,6 +180,78 @@ impl Fetcher {
             }
             tokio::time::sleep(delay).await;
             delay *= 2;
+        }
+    }
+
+    /// The URI to GET with the plain client: `effective` when it is `http://` and no proxy
+    /// takes it.
+    fn plain_uri(&self, effective: &str) -> Option<hyper::Uri> {
+        if !effective.starts_with("http://") {
+            return None;
+        }
+        let uri: hyper::Uri = effective.parse().ok()?;
+        let (_, proxies) = self.plain_client();
+        proxies.intercept(&uri).is_none().then_some(uri)
+    }
+
+    fn plain_client(&self) -> &(PlainClient, hyper_util::client::proxy::matcher::Matcher) {
+        self.plain.get_or_init(|| {
+            let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            connector.set_connect_timeout(Some(std::time::Duration::from_secs(30)));
+            let client =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build(connector);
+            (
+                client,
+                hyper_util::client::proxy::matcher::Matcher::from_system(),
+            )
+        })
+    }
+
+    async fn get_plain(&self, uri: hyper::Uri, effective: &str) -> Answer {
+        use base64::Engine as _;
+        use http_body_util::BodyExt as _;
+        let mut request = hyper::Request::get(uri).header(
+            hyper::header::USER_AGENT,
+            concat!("airgap/", env!("CARGO_PKG_VERSION")),
+        );
+        if let Some(c) = self.credentials.lookup(effective) {
+            let token = base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", c.username, c.password));
+            request = request.header(hyper::header::AUTHORIZATION, format!("Basic {token}"));
+        }
+        let Ok(request) = request.body(http_body_util::Empty::new()) else {
+            return Answer::Redirect; // not a request hyper can send: let reqwest say why
+        };
+        let response = match self.plain_client().0.request(request).await {
+            Ok(r) => r,
+            Err(e) => return Answer::Failed(error_chain(&e)),
+        };
+        let status = response.status();
+        if status.is_redirection() {
+            return Answer::Redirect;
+        }
+        if !status.is_success() {
+            return Answer::Status(status.as_u16());
+        }
+        match response.into_body().collect().await {
+            Ok(body) => Answer::Body(body.to_bytes().to_vec()),
+            Err(e) => Answer::Failed(error_chain(&e)),
+        }
+    }
+
+    async fn get_reqwest(&self, effective: &str) -> Answer {
+        let mut request = self.client().get(effective);
+        if let Some(c) = self.credentials.lookup(effective) {
+            request = request.basic_auth(&c.username, Some(&c.password));
+        }
+        match request.send().await {
+            Ok(resp) if resp.status().is_success() => match resp.bytes().await {
+                Ok(b) => Answer::Body(b.to_vec()),
+                Err(e) => Answer::Failed(error_chain(&e.without_url())),
+            },
+            Ok(resp) => Answer::Status(resp.status().as_u16()),
+            Err(e) => Answer::Failed(error_chain(&e.without_url())),
         }
     }
 

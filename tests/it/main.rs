@@ -11,6 +11,7 @@ mod index_image;
 mod init;
 mod json_output;
 mod lock;
+mod lock_scope;
 mod manifest;
 mod network_faults;
 mod noop;

@@ -177,6 +177,7 @@ impl Drop for GitDaemon {
 /// forge does; plain files of `<folder>/files/` at `/files/…`. Stopped on drop.
 pub struct GitHttp {
     pub port: u16,
+    requests: std::sync::Arc<GitHttpRequests>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -185,7 +186,12 @@ struct GitHttpConfig {
     base: PathBuf,
     /// The `Authorization` header value that is let through.
     authorization: String,
+    requests: std::sync::Arc<GitHttpRequests>,
 }
+
+/// Every request's path, as it came (authenticated or not).
+#[derive(Default)]
+struct GitHttpRequests(std::sync::Mutex<Vec<String>>);
 
 async fn git_http_handler(
     axum::extract::State(config): axum::extract::State<std::sync::Arc<GitHttpConfig>>,
@@ -193,6 +199,12 @@ async fn git_http_handler(
 ) -> axum::response::Response {
     use axum::http::{StatusCode, header};
     use axum::response::IntoResponse;
+    config
+        .requests
+        .0
+        .lock()
+        .unwrap()
+        .push(request.uri().path().to_string());
     let authorized = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -304,7 +316,9 @@ impl GitHttp {
     /// clients that authenticate as `user` with `password`.
     pub fn start(base: &Path, user: &str, password: &str) -> GitHttp {
         use base64::Engine;
+        let requests = std::sync::Arc::new(GitHttpRequests::default());
         let config = std::sync::Arc::new(GitHttpConfig {
+            requests: requests.clone(),
             base: base.to_path_buf(),
             authorization: format!(
                 "Basic {}",
@@ -331,9 +345,16 @@ impl GitHttp {
         });
         GitHttp {
             port,
+            requests,
             shutdown: Some(tx),
             thread: Some(thread),
         }
+    }
+
+    /// How many requests so far had a path starting with `prefix` (`/a.git/`: one repository).
+    pub fn requests(&self, prefix: &str) -> usize {
+        let seen = self.requests.0.lock().unwrap();
+        seen.iter().filter(|p| p.starts_with(prefix)).count()
     }
 
     /// `127.0.0.1:PORT`, to build URLs with or without credentials.
