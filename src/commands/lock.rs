@@ -102,6 +102,7 @@ pub fn run(
             }));
         }
         ws.write_lock(&text)?;
+        stamp_resolved(&m, &ws, &text);
         crate::ui::status(
             "Locked",
             format!(
@@ -110,6 +111,7 @@ pub fn run(
             ),
         );
     } else {
+        stamp_resolved(&m, &ws, &text);
         crate::ui::status("Locked", format!("{summary}; airgap.lock unchanged"));
     }
     Ok(ExitCode::SUCCESS)
@@ -196,9 +198,7 @@ pub fn satisfied_lock(
     ) {
         Ok((l, _)) if previous.as_ref() == Some(&l) => {
             if let Some(stamp) = &stamp {
-                // A cache: when it cannot be written, the next command checks again.
-                let _ = std::fs::create_dir_all(&ws.root)
-                    .and_then(|()| crate::fetch::write_atomic(&stamp_path, stamp.as_bytes()));
+                write_stamp(ws, stamp);
             }
             return Ok(l);
         }
@@ -241,9 +241,26 @@ pub fn satisfied_lock(
         }
     }
     if outdated == OutdatedLock::Write {
-        ws.write_lock(&lock::write(&new))?;
+        let text = lock::write(&new);
+        ws.write_lock(&text)?;
+        stamp_resolved(m, ws, &text);
     }
     Ok(new)
+}
+
+/// Stamps a lock that resolution just wrote as satisfying the manifest (it does, being
+/// resolved from it), so the next command does not check it again: a check reads every
+/// devfile at its locked commit.
+fn stamp_resolved(m: &Manifest, ws: &Workspace, lock_text: &str) {
+    if let Some(stamp) = satisfaction_stamp(m, lock_text) {
+        write_stamp(ws, &stamp);
+    }
+}
+
+/// A cache: when it cannot be written, the next command checks again.
+fn write_stamp(ws: &Workspace, stamp: &str) {
+    let _ = std::fs::create_dir_all(&ws.root)
+        .and_then(|()| crate::fetch::write_atomic(&ws.satisfied_stamp_path(), stamp.as_bytes()));
 }
 
 /// What [`satisfied_lock`] records after a successful check: a hash of everything the check

@@ -3,8 +3,6 @@
 
 use std::fmt;
 
-use git2::Oid;
-
 use super::kind::{Done, Inputs, Kind, PlanError, PlanInput, Step};
 use crate::context::Ctx;
 use crate::lock::LockedSource;
@@ -75,21 +73,19 @@ impl Kind for Source {
         Ok(Done::new(out))
     }
 
-    /// A git source is present when its commit is in the cache; a path source is re-checked
-    /// by running it (cheap: hashing a few files).
+    /// A git source is present when its cache repository is there; a path source is
+    /// re-checked by running it (cheap: hashing a few files).
+    ///
+    /// The commit itself is not looked up: that would start libgit2, whose start-up sets up
+    /// OpenSSL and parses the system CA bundle (a tenth to a third of a no-op's CPU), and the
+    /// steps that read the commit fetch it on demand anyway ([`crate::checkout::Checkouts`]);
+    /// the cache never drops a commit it fetched.
     async fn present(&self, ctx: &Ctx, out: &SourceOut) -> bool {
         let source = &self.source;
         match ctx.lock.sources.get(source) {
-            Some(LockedSource::Git { url, .. }) => {
-                let Some(commit) = &out.commit else {
-                    return false;
-                };
-                let Ok(repo) = ctx.git.open(url) else {
-                    return false;
-                };
-                Oid::from_str(commit)
-                    .ok()
-                    .is_some_and(|oid| repo.find_commit(oid).is_ok())
+            Some(LockedSource::Git { url, commit, .. }) => {
+                out.commit.as_ref() == Some(commit)
+                    && ctx.git.path_for(url).join("objects").is_dir()
             }
             Some(LockedSource::Path { .. }) => {
                 let (dir, entries) = path_inputs(ctx, source);
