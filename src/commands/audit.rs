@@ -93,7 +93,7 @@ pub fn run(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
         .into_par_iter()
         .map(|check| match check {
             Check::Found(finding) => Some(finding),
-            Check::File(file) => compare_file(&mine, &theirs, &file),
+            Check::File(file) => compare_file(mine, theirs, &file),
         })
         .collect();
     findings.extend(compared_findings.into_iter().flatten());

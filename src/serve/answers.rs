@@ -129,6 +129,26 @@ mod tests {
     }
 
     #[test]
+    fn clients_asking_together_share_one_computation() {
+        use std::sync::atomic::AtomicUsize;
+        let answers = Answers::default();
+        let computed = AtomicUsize::new(0);
+        let together = std::sync::Barrier::new(8);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    together.wait();
+                    answers.get_or_compute(key(7), || {
+                        computed.fetch_add(1, Ordering::SeqCst);
+                        answer("[7]")
+                    })
+                });
+            }
+        });
+        assert_eq!(computed.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
     fn past_the_bound_answers_are_computed_but_not_kept() {
         let answers = Answers::default();
         for n in 0..MAX_ANSWERS + 10 {
