@@ -213,25 +213,36 @@ pub fn scan_tree(registry: &Path, hosts: &[&str], own: Own) -> (Vec<String>, Vec
     }
     let mut files = Vec::new();
     walk(registry, &mut files);
-    // Each file is read and parsed (devfiles) or un-gzipped (archives) on its own: the files
-    // are scanned on rayon's pool, and their findings and notes joined in the walk's order,
-    // so the output is the same as a scan one file after another.
-    use rayon::prelude::*;
-    let scanned: Vec<(Vec<String>, Vec<String>)> = files
-        .par_iter()
-        .map(|path| {
-            let mut scan = TreeScan {
-                hosts,
-                own,
-                findings: Vec::new(),
-                notes: Vec::new(),
-            };
-            scan.file(registry, path);
-            (scan.findings, scan.notes)
-        })
-        .collect();
-    let (findings, notes): (Vec<Vec<String>>, Vec<Vec<String>>) = scanned.into_iter().unzip();
-    (findings.concat(), notes.concat())
+    let mut scan = TreeScan {
+        hosts,
+        own,
+        findings: Vec::new(),
+        notes: Vec::new(),
+    };
+    for path in files {
+        let rel = path
+            .strip_prefix(registry)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let rel = format!("registry/{rel}");
+        match name.as_str() {
+            "devfile.yaml" => scan.devfile(&rel, &String::from_utf8_lossy(&bytes)),
+            "stack.yaml" | crate::discover::EXTRA_ENTRIES => {
+                scan.icons_of(&rel, &String::from_utf8_lossy(&bytes))
+            }
+            "index.json" => scan.index(&rel, &bytes),
+            "archive.tar" => scan.archive(&rel, &bytes),
+            _ => {}
+        }
+    }
+    (scan.findings, scan.notes)
 }
 
 /// What [`scan_tree`] found so far.
@@ -243,31 +254,6 @@ struct TreeScan<'a> {
 }
 
 impl TreeScan<'_> {
-    /// Scans one file of the registry tree at `path`.
-    fn file(&mut self, registry: &Path, path: &Path) {
-        let rel = path
-            .strip_prefix(registry)
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let Ok(bytes) = std::fs::read(path) else {
-            return;
-        };
-        let rel = format!("registry/{rel}");
-        match name.as_str() {
-            "devfile.yaml" => self.devfile(&rel, &String::from_utf8_lossy(&bytes)),
-            "stack.yaml" | crate::discover::EXTRA_ENTRIES => {
-                self.icons_of(&rel, &String::from_utf8_lossy(&bytes))
-            }
-            "index.json" => self.index(&rel, &bytes),
-            "archive.tar" => self.archive(&rel, &bytes),
-            _ => {}
-        }
-    }
-
     fn upstream(&self, s: &str) -> Option<String> {
         names_upstream(s, self.hosts, self.own)
     }

@@ -50,9 +50,7 @@ pub fn run(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
     // copies must match the lock.
     let (landed, _) = rt.block_on(landed_findings(&real, &plan, &recorded));
     findings.extend(landed);
-    // Per step: a finding about its outputs, then one comparison per rebuilt file, in plan
-    // order. The files are read and compared on rayon's pool; the findings keep that order.
-    let mut checks: Vec<Check> = Vec::new();
+    let mut compared = 0usize;
     for step in &plan.steps {
         if step.id.replayed_in_audit() {
             continue;
@@ -61,7 +59,7 @@ pub fn run(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
             continue;
         };
         let Some(applied) = recorded.recorded(&step.name) else {
-            checks.push(Check::Found(format!("{} was never applied", step.describe)));
+            findings.push(format!("{} was never applied", step.describe));
             continue;
         };
         if rebuilt.outputs != applied.outputs {
@@ -71,7 +69,7 @@ pub fn run(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
                 .filter(|(k, v)| applied.outputs.get(*k) != Some(v))
                 .map(|(k, _)| k)
                 .collect();
-            checks.push(Check::Found(format!(
+            findings.push(format!(
                 "{}: the rebuilt {} differ(s) from what apply recorded",
                 step.describe,
                 changed
@@ -79,24 +77,22 @@ pub fn run(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
                     .map(|c| format!("`{c}`"))
                     .collect::<Vec<_>>()
                     .join(", ")
-            )));
+            ));
         }
-        checks.extend(rebuilt.files.keys().cloned().map(Check::File));
+        for file in rebuilt.files.keys() {
+            compared += 1;
+            let mine = std::fs::read(ctx.out_root().join(file)).ok();
+            let theirs = std::fs::read(real.out_root().join(file)).ok();
+            match (mine, theirs) {
+                (Some(a), Some(b)) if a == b => {}
+                (Some(_), Some(_)) => {
+                    findings.push(format!("{file} on the target differs from its rebuild"))
+                }
+                (Some(_), None) => findings.push(format!("{file} is missing from the target")),
+                (None, _) => findings.push(format!("{file} was not rebuilt")),
+            }
+        }
     }
-    let compared = checks
-        .iter()
-        .filter(|c| matches!(c, Check::File(_)))
-        .count();
-    let (mine, theirs) = (ctx.out_root(), real.out_root());
-    use rayon::prelude::*;
-    let compared_findings: Vec<Option<String>> = checks
-        .into_par_iter()
-        .map(|check| match check {
-            Check::Found(finding) => Some(finding),
-            Check::File(file) => compare_file(mine, theirs, &file),
-        })
-        .collect();
-    findings.extend(compared_findings.into_iter().flatten());
     Findings {
         command: "airgap audit",
         findings,
@@ -106,24 +102,4 @@ pub fn run(manifest: &Path, jobs: usize) -> Result<ExitCode, Report> {
         "Audited",
         format!("{compared} files rebuilt from the lock equal the target's"),
     )
-}
-
-/// One check of the comparison, in the order its finding is reported.
-enum Check {
-    /// A finding known without reading a file.
-    Found(String),
-    /// A rebuilt file (relative to the output folder) to compare with the target's.
-    File(String),
-}
-
-/// The finding for `file` rebuilt under `mine` against the target's under `theirs`, if any.
-fn compare_file(mine: &Path, theirs: &Path, file: &str) -> Option<String> {
-    let rebuilt = std::fs::read(mine.join(file)).ok();
-    let target = std::fs::read(theirs.join(file)).ok();
-    match (rebuilt, target) {
-        (Some(a), Some(b)) if a == b => None,
-        (Some(_), Some(_)) => Some(format!("{file} on the target differs from its rebuild")),
-        (Some(_), None) => Some(format!("{file} is missing from the target")),
-        (None, _) => Some(format!("{file} was not rebuilt")),
-    }
 }
