@@ -19,6 +19,12 @@
 //! log(cost) against log(N): k ≤ 1 is linear or better, k > 1.1 is flagged as super-linear.
 //! Client and server share the machine's cores, so serve numbers are a floor.
 //!
+//! `AIRGAP_SCALE_ONLY=serve` measures only what reads a built output — `airgap serve`
+//! (`/v2index`, `/index`, and `/v2index` with registry-library's filters), `airgap verify` and
+//! `airgap audit` — on a workspace built once per N (not timed), and with
+//! `AIRGAP_BENCH_BASE=/path/to/airgap` also another build of airgap on the same workspace,
+//! interleaved, so before and after come from the same run ([`serve_main`]).
+//!
 //! `cargo bench --bench scale` (release; about ten minutes on 2 cores). For a quick run in the
 //! debug profile: `AIRGAP_SCALE_NS=31 cargo test --bench scale`. `AIRGAP_SCALE_KEEP=1` keeps
 //! each N's workspace (manifest, lock, state, output) for profiling `plan` and the no-op apply,
@@ -296,6 +302,10 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    if std::env::var("AIRGAP_SCALE_ONLY").as_deref() == Ok("serve") {
+        serve_main();
+        return;
+    }
     let ns: Vec<usize> = std::env::var("AIRGAP_SCALE_NS")
         .unwrap_or_else(|_| "31,300,3000".into())
         .split(',')
@@ -519,5 +529,252 @@ fn main() {
             );
         }
         None => println!("- no-op and serve RSS goals are at N=3000, not measured in this run"),
+    }
+}
+
+/// The paths of the serve-only mode: plain, v1, and registry-library's filtered listing
+/// (`arch` and the schema-version range it sends with every `/v2index`).
+const SERVE_PATHS: [&str; 3] = [
+    "/v2index",
+    "/index",
+    "/v2index?arch=amd64&minSchemaVersion=2.1.0",
+];
+
+/// `airgap` (this build, or `bin`) in `ws`, under GNU time when there is one.
+fn bin_cmd(bin: &Path, ws: &Path, rss_file: &Path) -> Command {
+    let mut cmd = if Path::new(GNU_TIME).is_file() {
+        let mut c = Command::new(GNU_TIME);
+        c.args([OsStr::new("-f"), OsStr::new("%M"), OsStr::new("-o")])
+            .arg(rss_file)
+            .arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    };
+    support::clean_env(&mut cmd, ws);
+    cmd
+}
+
+/// Runs `bin ARGS…` in `ws` (GNU time for RSS); panics with its stderr if it fails.
+fn measure_bin(bin: &Path, ws: &Path, scratch: &Path, args: &[&str]) -> Measured {
+    let rss_file = scratch.join("rss");
+    let stderr_file = scratch.join("stderr");
+    let stderr = std::fs::File::create(&stderr_file).expect("creates a stderr file");
+    let started = Instant::now();
+    let status = bin_cmd(bin, ws, &rss_file)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .status()
+        .expect("airgap runs");
+    let time = started.elapsed();
+    assert!(
+        status.success(),
+        "{} {args:?} failed:\n{}",
+        bin.display(),
+        std::fs::read_to_string(&stderr_file).unwrap_or_default()
+    );
+    let rss_kib = std::fs::read_to_string(&rss_file)
+        .ok()
+        .and_then(|t| t.lines().last()?.trim().parse().ok());
+    Measured { time, rss_kib }
+}
+
+/// Starts `bin serve out`, loads each of [`SERVE_PATHS`], reads its VmHWM, stops it.
+fn serve_bin(bin: &Path, ws: &Path, clients: usize, seconds: u64) -> Served {
+    let port = support::free_port();
+    let started = Instant::now();
+    let mut cmd = Command::new(bin);
+    support::clean_env(&mut cmd, ws);
+    let mut child = cmd
+        .args(["serve", "out", "--addr", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("airgap serve starts");
+    support::wait_for_port(port);
+    let ready = started.elapsed();
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .expect("a client");
+    let mut rows = Vec::new();
+    for path in SERVE_PATHS {
+        let url = format!("http://127.0.0.1:{port}{path}");
+        let load =
+            |d| runtime.block_on(support::load::run(url.clone(), clients, d, client.clone()));
+        load(Duration::from_millis(500));
+        let row = load(Duration::from_secs(seconds));
+        assert!(row.requests > 0, "no request to {path} succeeded");
+        rows.push((path, row));
+    }
+    let rss_kib = vm_hwm(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    Served {
+        ready,
+        rss_kib,
+        rows,
+    }
+}
+
+/// What the serve-only mode measured of one build at one N.
+struct ReadSide {
+    served: Served,
+    verify: Option<Measured>,
+    audit: Option<Measured>,
+}
+
+fn read_side(bin: &Path, ws: &Path, n: usize, clients: usize, seconds: u64) -> ReadSide {
+    let scratch = tempfile::tempdir().expect("a temp folder");
+    let served = serve_bin(bin, ws, clients, seconds);
+    // verify and audit read every devfile and archive: bounded to the N where they finish in
+    // reasonable time (`AIRGAP_SCALE_AUDIT_MAX`, default 1000).
+    let checked = n <= env_or("AIRGAP_SCALE_AUDIT_MAX", 1000usize);
+    let verify =
+        checked.then(|| median_of(3, || measure_bin(bin, ws, scratch.path(), &["verify"])));
+    let audit = checked.then(|| measure_bin(bin, ws, scratch.path(), &["audit"]));
+    ReadSide {
+        served,
+        verify,
+        audit,
+    }
+}
+
+/// `AIRGAP_SCALE_ONLY=serve`: serve, verify and audit at each N, this build and
+/// (`AIRGAP_BENCH_BASE`) another, on one workspace built (untimed) by this build.
+fn serve_main() {
+    let ns: Vec<usize> = std::env::var("AIRGAP_SCALE_NS")
+        .unwrap_or_else(|_| "31,300,1000,3000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let clients: usize = env_or("AIRGAP_BENCH_CLIENTS", 64);
+    let seconds: u64 = env_or("AIRGAP_BENCH_SECS", 3);
+    let mine = std::path::PathBuf::from(env!("CARGO_BIN_EXE_airgap"));
+    let base = std::env::var_os("AIRGAP_BENCH_BASE").map(std::path::PathBuf::from);
+    let mut builds = vec![("this build", mine.clone())];
+    if let Some(b) = base {
+        builds.push(("base", b));
+    }
+    // results[n][build]
+    let mut results: Vec<Vec<ReadSide>> = Vec::new();
+    for &n in &ns {
+        let (w, _) = World::synthetic(n);
+        w.write_manifest("");
+        let scratch = tempfile::tempdir().expect("a temp folder");
+        measure_bin(&mine, &w.workspace, scratch.path(), &["apply"]);
+        eprintln!("N={n}: built ({})", load_average());
+        // Interleaved: base, this, base, this… would double the time; one each, base first
+        // so that the page cache is as warm for this build as for the base.
+        let mut at_n: Vec<ReadSide> = builds
+            .iter()
+            .rev()
+            .map(|(_, bin)| read_side(bin, &w.workspace, n, clients, seconds))
+            .collect();
+        at_n.reverse();
+        for ((name, _), r) in builds.iter().zip(&at_n) {
+            for (path, row) in &r.served.rows {
+                eprintln!(
+                    "N={n} {name}: {path}: p50 {:.2} ms, p99 {:.2} ms, {} KB/body",
+                    row.percentile_ms(0.5),
+                    row.percentile_ms(0.99),
+                    row.bytes / row.requests.max(1) / 1024
+                );
+            }
+        }
+        results.push(at_n);
+    }
+    print_read_side(&ns, &builds, &results, clients, seconds);
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| {
+            format!(
+                "load {}",
+                l.split(' ').take(3).collect::<Vec<_>>().join(" ")
+            )
+        })
+        .unwrap_or_default()
+}
+
+fn print_read_side(
+    ns: &[usize],
+    builds: &[(&str, std::path::PathBuf)],
+    results: &[Vec<ReadSide>],
+    clients: usize,
+    seconds: u64,
+) {
+    type Get = Box<dyn Fn(&ReadSide) -> Option<f64>>;
+    let mut rows: Vec<(String, Get)> = vec![
+        (
+            "serve, start until listening (s)".into(),
+            Box::new(|r| Some(r.served.ready.as_secs_f64())),
+        ),
+        (
+            "serve, peak RSS (MB)".into(),
+            Box::new(|r| r.served.rss_kib.map(|k| k as f64 / 1024.0)),
+        ),
+    ];
+    for (i, path) in SERVE_PATHS.iter().enumerate() {
+        for (q, p) in [("p50", 0.5), ("p99", 0.99)] {
+            rows.push((
+                format!("serve `{path}` {q} (ms)"),
+                Box::new(move |r| Some(r.served.rows[i].1.percentile_ms(p))),
+            ));
+        }
+    }
+    rows.push((
+        "`airgap verify`, median of 3 (s)".into(),
+        Box::new(|r| r.verify.map(|m| m.time.as_secs_f64())),
+    ));
+    rows.push((
+        "`airgap audit` (s)".into(),
+        Box::new(|r| r.audit.map(|m| m.time.as_secs_f64())),
+    ));
+    println!();
+    println!(
+        "read side at scale: {} build, {clients} clients, {seconds} s per path, {}",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        load_average()
+    );
+    println!();
+    let mut header = String::from("| row | build |");
+    let mut rule = String::from("|---|---|");
+    for n in ns {
+        header.push_str(&format!(" N={n} |"));
+        rule.push_str("---:|");
+    }
+    println!("{header} k | k, last two N |");
+    println!("{rule}---:|---:|");
+    for (label, get) in &rows {
+        for (b, (name, _)) in builds.iter().enumerate() {
+            let values: Vec<(usize, Option<f64>)> = ns
+                .iter()
+                .zip(results)
+                .map(|(n, at_n)| (*n, get(&at_n[b])))
+                .collect();
+            let mut line = format!("| {label} | {name} |");
+            for (_, v) in &values {
+                line.push_str(&v.map_or(" — |".into(), |v| format!(" {v:.3} |")));
+            }
+            let pts: Vec<(usize, f64)> = values
+                .iter()
+                .filter_map(|(n, v)| Some((*n, (*v)?)))
+                .collect();
+            let last = (pts.len() > 2)
+                .then(|| exponent(&pts[pts.len() - 2..]))
+                .flatten();
+            line.push_str(&format!(" {} | {} |", k_cell(exponent(&pts)), k_cell(last)));
+            println!("{line}");
+        }
     }
 }

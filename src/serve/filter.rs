@@ -23,11 +23,11 @@
 //! keeps the shortest list, which can contain versions another filter rejected); an entry left
 //! with no version by that intersection is dropped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::index::LooseVersion;
 use crate::index::timestamp::{self, days_from_civil};
-use crate::index::{Git, IndexEntry, VersionEntry};
+use crate::index::{EntryType, Git, IndexEntry, VersionEntry};
 
 /// The query string of an index request, in order, repeated keys kept.
 #[derive(Debug, Default)]
@@ -46,6 +46,11 @@ impl Query {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Every pair, in the order sent.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.pairs
     }
 
     fn all(&self, key: &str) -> Vec<&str> {
@@ -321,7 +326,7 @@ fn field_matches(value: &str, wanted: &str) -> bool {
 
 /// Every requested value is one of `values` or one word of one of them (after normalising).
 fn array_matches(values: &[String], wanted: &[&str]) -> bool {
-    let mut set = std::collections::HashSet::new();
+    let mut set = HashSet::new();
     for v in values {
         let n = normalize(v);
         for word in n.split(' ') {
@@ -466,21 +471,31 @@ pub fn apply(
 }
 
 /// The entries present in every result, in `entries`' order, each with the versions every
-/// result kept.
+/// result kept. Each result is looked up by (name, type) and each kept version by name through
+/// sets, so the cost grows with the entries and versions, not with their product.
 fn intersect(entries: Vec<IndexEntry>, results: &[Vec<IndexEntry>]) -> Vec<IndexEntry> {
+    type Key<'a> = (&'a str, Option<&'a EntryType>);
+    let lookups: Vec<HashMap<Key<'_>, HashSet<&str>>> = results
+        .iter()
+        .map(|result| {
+            let mut lookup = HashMap::new();
+            for e in result {
+                // The first entry of a name and type counts, as a search from the front would.
+                lookup
+                    .entry((e.name.as_str(), e.entry_type.as_ref()))
+                    .or_insert_with(|| e.versions.iter().map(|v| v.version.as_str()).collect());
+            }
+            lookup
+        })
+        .collect();
     let mut out = Vec::new();
     'entries: for mut entry in entries {
         let had_versions = !entry.versions.is_empty();
-        for result in results {
-            let Some(found) = result
-                .iter()
-                .find(|e| e.name == entry.name && e.entry_type == entry.entry_type)
-            else {
+        for lookup in &lookups {
+            let Some(kept) = lookup.get(&(entry.name.as_str(), entry.entry_type.as_ref())) else {
                 continue 'entries;
             };
-            entry
-                .versions
-                .retain(|v| found.versions.iter().any(|f| f.version == v.version));
+            entry.versions.retain(|v| kept.contains(v.version.as_str()));
         }
         if had_versions && entry.versions.is_empty() {
             continue;

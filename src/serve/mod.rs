@@ -46,6 +46,7 @@
 //! joined, canonicalised and checked against the canonical root, so `..`, encoded separators,
 //! absolute paths, backslashes and symbolic links leading out of `DIR` are all refused.
 
+pub mod answers;
 pub mod connections;
 pub mod filter;
 pub mod fs;
@@ -504,28 +505,43 @@ async fn health() -> Response {
     )
 }
 
+/// An index endpoint: served from memory without filters; with filters the answer may have
+/// to be computed ([`answers`]), which happens on the blocking pool.
+async fn index_answer(app: Arc<App>, v1: bool, index_type: String, q: QueryPairs) -> Response {
+    let query = query_of(q);
+    if query.is_plain() {
+        return app.registry.index(v1, &index_type, &query);
+    }
+    tokio::task::spawn_blocking(move || app.registry.index(v1, &index_type, &query))
+        .await
+        .unwrap_or_else(|_| {
+            registry::json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                serde_json::json!({"status": "the index could not be filtered"}),
+            )
+        })
+}
+
 async fn index_v1(Current(app): Current, q: QueryPairs) -> Response {
-    app.registry
-        .index(true, EntryType::Stack.as_str(), &query_of(q))
+    index_answer(app, true, EntryType::Stack.as_str().to_string(), q).await
 }
 
 async fn index_v2(Current(app): Current, q: QueryPairs) -> Response {
-    app.registry
-        .index(false, EntryType::Stack.as_str(), &query_of(q))
+    index_answer(app, false, EntryType::Stack.as_str().to_string(), q).await
 }
 
 async fn index_v1_typed(Current(app): Current, p: Params<String>, q: QueryPairs) -> Response {
     let Ok(UrlPath(t)) = p else {
         return not_found();
     };
-    app.registry.index(true, &t, &query_of(q))
+    index_answer(app, true, t, q).await
 }
 
 async fn index_v2_typed(Current(app): Current, p: Params<String>, q: QueryPairs) -> Response {
     let Ok(UrlPath(t)) = p else {
         return not_found();
     };
-    app.registry.index(false, &t, &query_of(q))
+    index_answer(app, false, t, q).await
 }
 
 async fn devfile_default(Current(app): Current, p: Params<String>, q: QueryPairs) -> Response {

@@ -26,6 +26,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 
 use super::RegistryError;
+use super::answers::{Answer, Answers, Key};
 use super::filter::{self, Query};
 use super::fs::{FileReply, Jail, Refused, content_type_for, file_response, valid_name};
 use super::index::{self, IndexType};
@@ -46,6 +47,8 @@ pub struct Registry {
     inline_icons: HashMap<(Option<EntryType>, String), String>,
     /// Unfiltered responses: `[v1, v2]` × `[stack, sample, all]`.
     plain: [[Bytes; 3]; 2],
+    /// Filtered responses, computed once per query.
+    answers: Answers,
 }
 
 fn type_slot(t: IndexType) -> usize {
@@ -178,6 +181,7 @@ impl Registry {
             entries,
             inline_icons,
             plain,
+            answers: Answers::default(),
         })
     }
 
@@ -188,9 +192,23 @@ impl Registry {
             .count()
     }
 
-    /// `/index[/{type}]` (v1) and `/v2index[/{type}]`.
+    /// `/index[/{type}]` (v1) and `/v2index[/{type}]`. Without filters the body was
+    /// serialised at load; with filters it is computed once per snapshot and query
+    /// ([`super::answers`]), so this may block: call it on the blocking pool then
+    /// ([`Query::is_plain`] says which).
     pub fn index(&self, v1: bool, index_type: &str, query: &Query) -> Response {
-        let mut response = self.index_inner(v1, index_type, query);
+        let Answer { status, body } = if query.is_plain() {
+            self.answer(v1, index_type, query)
+        } else {
+            let key = Key {
+                v1,
+                index_type: index_type.to_string(),
+                pairs: query.pairs().to_vec(),
+            };
+            self.answers
+                .get_or_compute(key, || self.answer(v1, index_type, query))
+        };
+        let mut response = bytes_response(status, JSON, body);
         response.headers_mut().insert(
             header::ACCESS_CONTROL_ALLOW_ORIGIN,
             HeaderValue::from_static("*"),
@@ -198,15 +216,19 @@ impl Registry {
         response
     }
 
-    fn index_inner(&self, v1: bool, index_type: &str, query: &Query) -> Response {
+    fn answer(&self, v1: bool, index_type: &str, query: &Query) -> Answer {
+        let status_answer = |status: StatusCode, message: String| Answer {
+            status,
+            body: Bytes::from(serde_json::json!({ "status": message }).to_string()),
+        };
         let Some(t) = IndexType::parse(index_type) else {
-            return status(
+            return status_answer(
                 StatusCode::NOT_FOUND,
                 format!("the devfile with {index_type} type doesn't exist"),
             );
         };
         if self.entries.is_empty() {
-            return status(
+            return status_answer(
                 StatusCode::OK,
                 "No stacks or samples found in the registry".to_string(),
             );
@@ -215,18 +237,17 @@ impl Registry {
             None | Some("") => false,
             Some("base64") => true,
             Some(other) => {
-                return status(
+                return status_answer(
                     StatusCode::BAD_REQUEST,
                     format!("the icon type {other} is not supported"),
                 );
             }
         };
         if query.is_plain() {
-            return bytes_response(
-                StatusCode::OK,
-                JSON,
-                self.plain[usize::from(!v1)][type_slot(t)].clone(),
-            );
+            return Answer {
+                status: StatusCode::OK,
+                body: self.plain[usize::from(!v1)][type_slot(t)].clone(),
+            };
         }
         let mut entries: Vec<IndexEntry> = self
             .entries
@@ -239,7 +260,9 @@ impl Registry {
         }
         let mut entries = match filter::apply(entries, query, v1) {
             Ok(e) => e,
-            Err(filter::BadFilter(message)) => return status(StatusCode::BAD_REQUEST, message),
+            Err(filter::BadFilter(message)) => {
+                return status_answer(StatusCode::BAD_REQUEST, message);
+            }
         };
         if inline {
             for e in &mut entries {
@@ -251,7 +274,10 @@ impl Registry {
                 }
             }
         }
-        bytes_response(StatusCode::OK, JSON, to_json(&entries))
+        Answer {
+            status: StatusCode::OK,
+            body: to_json(&entries),
+        }
     }
 
     /// Where the devfile of `name` at `version` (`default`, `latest` or exact) may be, in order

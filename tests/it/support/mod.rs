@@ -94,7 +94,8 @@ pub fn wrapped_airgap_cmd(dir: &Path, wrapper: &str, wrapper_args: &[&std::ffi::
     cmd
 }
 
-fn clean_env(cmd: &mut Command, dir: &Path) {
+/// The environment of [`airgap_cmd`] on any command (another build of airgap, in benches).
+pub fn clean_env(cmd: &mut Command, dir: &Path) {
     cmd.current_dir(dir)
         .env("NO_COLOR", "1")
         .env("HOME", dir)
