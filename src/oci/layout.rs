@@ -1096,7 +1096,8 @@ impl Drop for Layout {
     fn drop(&mut self) {
         let dir = self.dir.clone();
         let index = self.index.get_mut().unwrap_or_else(|e| e.into_inner());
-        if index.changes == index.written && !index.fold && index.journalled == 0 {
+        // A layout opened to read (a journal replayed in memory only) changes nothing.
+        if index.changes == index.written && index.journalled == 0 {
             return;
         }
         match index.bytes().and_then(|bytes| fold_files(&dir, &bytes)) {
