@@ -1310,6 +1310,47 @@ mod tests {
         assert_eq!(index_file_only(dir.path()), vec!["r:a", "r:b"]);
     }
 
+    /// A measurement run by hand (README "Performance"): N images added one at a time, through
+    /// the journal and, as before it, with `index.json` rewritten per add.
+    #[tokio::test]
+    #[ignore]
+    async fn measure_sequential_adds() {
+        for n in [500usize, 1500] {
+            let images: Vec<LayoutImage> = (0..n)
+                .map(|i| {
+                    image(
+                        &format!("devfiles/stack{}", i % 97),
+                        Some(&format!("v{i}")),
+                        i,
+                    )
+                })
+                .collect();
+            let dir = tempfile::tempdir().unwrap();
+            let layout = Layout::open(dir.path()).unwrap();
+            let t = std::time::Instant::now();
+            for i in &images {
+                layout.add_image(i).await.unwrap();
+            }
+            drop(layout);
+            let journal = t.elapsed();
+            let dir = tempfile::tempdir().unwrap();
+            let layout = Layout::open(dir.path()).unwrap();
+            let t = std::time::Instant::now();
+            for i in &images {
+                let mut index = layout.index();
+                index.add(i);
+                index.changes += 1;
+                layout.fold_now(&mut index).unwrap();
+            }
+            let rewrite = t.elapsed();
+            eprintln!(
+                "N={n}: journal {:.3} s, rewrite-per-add {:.3} s",
+                journal.as_secs_f64(),
+                rewrite.as_secs_f64()
+            );
+        }
+    }
+
     #[tokio::test]
     async fn images_added_at_once_share_writes() {
         let dir = tempfile::tempdir().unwrap();
