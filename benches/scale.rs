@@ -28,7 +28,9 @@
 //! `cargo bench --bench scale` (release; about ten minutes on 2 cores). For a quick run in the
 //! debug profile: `AIRGAP_SCALE_NS=31 cargo test --bench scale`. `AIRGAP_SCALE_KEEP=1` keeps
 //! each N's workspace (manifest, lock, state, output) for profiling `plan` and the no-op apply,
-//! which need no upstream.
+//! which need no upstream. `AIRGAP_SCALE_BASE=PATH` also measures another build's binary
+//! (cold apply, no-op, plan) in the same world right after this one's, for same-run ratios;
+//! each line gives user+sys CPU seconds too.
 
 #[path = "../tests/it/support/mod.rs"]
 mod support;
@@ -45,28 +47,47 @@ const GNU_TIME: &str = "/usr/bin/time";
 /// A k above this is reported as super-linear.
 const SUPER_LINEAR: f64 = 1.1;
 
-/// One run of a command: wall time and peak resident set size.
+/// One run of a command: wall time, peak resident set size and user+sys CPU seconds (the
+/// steadier figure on a loaded machine; GNU time only).
 #[derive(Clone, Copy)]
 struct Measured {
     time: Duration,
     rss_kib: Option<u64>,
+    cpu: Option<f64>,
+}
+
+/// `AIRGAP_SCALE_BASE`: another `airgap` binary (e.g. main's, built side by side) whose cold
+/// apply, no-op and plan are measured at each N in the same world right after this build's,
+/// for same-run ratios. Needs GNU time.
+fn base_binary() -> Option<std::ffi::OsString> {
+    std::env::var_os("AIRGAP_SCALE_BASE").filter(|_| Path::new(GNU_TIME).is_file())
 }
 
 /// Runs `airgap ARGS…` in `ws` and measures it; panics with its stderr if it fails.
 fn measure(ws: &Path, scratch: &Path, args: &[&str]) -> Measured {
+    measure_bin(ws, scratch, args, None)
+}
+
+/// [`measure`], running `bin` instead of this build's binary when given (through `sh -c
+/// 'exec "$AIRGAP_SCALE_BIN" "$@"'`, so the environment stays the test support's).
+fn measure_bin(ws: &Path, scratch: &Path, args: &[&str], bin: Option<&OsStr>) -> Measured {
     let rss_file = scratch.join("rss");
     let gnu_time = Path::new(GNU_TIME).is_file();
     let mut cmd = if gnu_time {
-        support::wrapped_airgap_cmd(
-            ws,
-            GNU_TIME,
-            &[
-                OsStr::new("-f"),
-                OsStr::new("%M"),
-                OsStr::new("-o"),
-                rss_file.as_os_str(),
-            ],
-        )
+        let mut wrapper = vec![
+            OsStr::new("-f"),
+            OsStr::new("%M %U %S"),
+            OsStr::new("-o"),
+            rss_file.as_os_str(),
+        ];
+        if bin.is_some() {
+            wrapper.extend(["/bin/sh", "-c", r#"exec "$AIRGAP_SCALE_BIN" "$@""#].map(OsStr::new));
+        }
+        let mut cmd = support::wrapped_airgap_cmd(ws, GNU_TIME, &wrapper);
+        if let Some(bin) = bin {
+            cmd.env("AIRGAP_SCALE_BIN", bin);
+        }
+        cmd
     } else {
         support::airgap_cmd(ws)
     };
@@ -95,14 +116,23 @@ fn measure(ws: &Path, scratch: &Path, args: &[&str]) -> Measured {
         "airgap {args:?} failed:\n{}",
         std::fs::read_to_string(&stderr_file).unwrap_or_default()
     );
-    let rss_kib = if gnu_time {
-        std::fs::read_to_string(&rss_file)
-            .ok()
-            .and_then(|t| t.lines().last()?.trim().parse().ok())
+    let timed = std::fs::read_to_string(&rss_file).unwrap_or_default();
+    let fields: Vec<&str> = timed
+        .lines()
+        .last()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    let (rss_kib, cpu) = if gnu_time {
+        (
+            field(0).map(|k| k as u64),
+            field(1).zip(field(2)).map(|(u, s)| u + s),
+        )
     } else {
-        polled
+        (polled, None)
     };
-    Measured { time, rss_kib }
+    Measured { time, rss_kib, cpu }
 }
 
 /// `VmHWM` (peak resident set size, KiB) of a running process.
@@ -123,10 +153,8 @@ fn median_of(runs: usize, mut f: impl FnMut() -> Measured) -> Measured {
     let mut all: Vec<Measured> = (0..runs).map(|_| f()).collect();
     let rss_kib = all.iter().filter_map(|m| m.rss_kib).max();
     all.sort_by_key(|m| m.time);
-    Measured {
-        time: all[all.len() / 2].time,
-        rss_kib,
-    }
+    let mid = all[all.len() / 2];
+    Measured { rss_kib, ..mid }
 }
 
 /// What `airgap serve` did at one N.
@@ -216,10 +244,11 @@ fn at(n: usize, clients: usize, seconds: u64) -> Point {
     let ws = &w.workspace;
     let report = |what: &str, m: &Measured| {
         eprintln!(
-            "N={n}: {what}: {:.3} s, {} MB",
+            "N={n}: {what}: {:.3} s, {} MB, cpu {} s",
             m.time.as_secs_f64(),
             m.rss_kib
-                .map_or("?".into(), |k| format!("{:.1}", k as f64 / 1024.0))
+                .map_or("?".into(), |k| format!("{:.1}", k as f64 / 1024.0)),
+            m.cpu.map_or("?".into(), |c| format!("{c:.2}"))
         );
     };
     let lock = measure(ws, scratch.path(), &["lock"]);
@@ -232,6 +261,18 @@ fn at(n: usize, clients: usize, seconds: u64) -> Point {
     report("apply, no-op", &noop);
     let plan = median_of(3, || measure(ws, scratch.path(), &["plan"]));
     report("plan", &plan);
+    if let Some(base) = base_binary() {
+        let base = Some(base.as_os_str());
+        std::fs::remove_dir_all(ws.join(".airgap")).expect("clears the workspace");
+        std::fs::remove_dir_all(ws.join("out")).expect("clears the output");
+        let run = |args: &[&str]| measure_bin(ws, scratch.path(), args, base);
+        report("base apply, cold", &run(&["apply", "--locked"]));
+        report(
+            "base apply, no-op",
+            &median_of(3, || run(&["apply", "--locked"])),
+        );
+        report("base plan", &median_of(3, || run(&["plan"])));
+    }
     let steps = support::plan_step_count(ws);
     let served = serve(ws, clients, seconds);
     for (path, row) in &served.rows {

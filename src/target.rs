@@ -1,7 +1,8 @@
 //! What `apply` may touch in an output folder, checked before anything is written.
 //!
 //! An output folder (a `dir:` target, a bundle, or the build folder of a registry target) is
-//! airgap's: an OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/<hex>`), the
+//! airgap's: an OCI image layout (`oci-layout`, `index.json` and its journal,
+//! `blobs/sha256/<hex>`), the
 //! registry tree (`registry/`), the cluster's manifests (`deploy/`), a bundle's `airgap-bundle.json`, the staging folder and the
 //! layout writer's `.tmp-*` files. Files of the registry tree are airgap's only when it recorded
 //! writing them (and so are those of `deploy/`): the files of the state's records and the workspace's `owned` list, plus the
@@ -117,7 +118,13 @@ pub fn prepare(plan: &Plan, state: &State, ctx: &Ctx) -> Result<(), TargetError>
             ),
             ("blobs", true) => check_blobs(&root.join("blobs"), &mut foreign),
             (STAGING, true) => {}
-            ("oci-layout" | "index.json" | crate::bundle::FILE_NAME, false) => {}
+            (
+                "oci-layout"
+                | crate::oci::layout::INDEX_FILE
+                | crate::oci::layout::JOURNAL_FILE
+                | crate::bundle::FILE_NAME,
+                false,
+            ) => {}
             (n, false) if n.starts_with(".tmp-") => {}
             (n, true) => foreign.push(format!("{n}/")),
             (n, false) => foreign.push(n.to_string()),

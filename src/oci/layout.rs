@@ -21,6 +21,17 @@
 //! Writers in one process are serialized on `index.json`; two processes writing one layout
 //! at once are not supported.
 //!
+//! Adding an image does not rewrite `index.json`: that is O(N) bytes per image, O(N²) over a
+//! cold apply of N images (at 8,000 images, most of the run). It appends one JSON line naming
+//! the image to the journal `index.json.journal` and fsyncs it, once the image's blobs and
+//! manifests are durable; the journal is folded into `index.json` (temp file, rename, then the
+//! journal removed) when the layout is dropped or flushed, on [`Layout::open`], and before a
+//! removal. A killed run leaves `index.json` plus a journal of whole images (a torn last line,
+//! an add that never returned, is ignored); every reader sees both: [`Layout::open_existing`]
+//! replays the journal in memory, and `serve` reads through [`read_index_folded`]. Replaying an
+//! add is idempotent (a tag names one entry), so a fold killed between the rename and the
+//! removal of the journal loses nothing.
+//!
 //! [`read_marker`] and [`read_index`] read the two top-level files for every reader of a
 //! layout: [`Layout::open`] here, and `serve`, which indexes the served folder's layout its own
 //! way (by repository, with sha512 digests allowed). Each words a [`TopFileError`] in its own
@@ -45,6 +56,8 @@ pub const REPOSITORY: &str = "io.github.airgap.repository";
 pub const MARKER_FILE: &str = "oci-layout";
 /// The layout's top-level image index.
 pub const INDEX_FILE: &str = "index.json";
+/// Images added since `index.json` was last written, one JSON line each (see the module doc).
+pub const JOURNAL_FILE: &str = "index.json.journal";
 /// The only layout version there is.
 pub const LAYOUT_VERSION: &str = "1.0.0";
 
@@ -87,6 +100,62 @@ pub fn read_marker(path: &Path) -> Result<String, TopFileError> {
 pub fn read_index<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TopFileError> {
     let text = std::fs::read(path).map_err(TopFileError::Io)?;
     serde_json::from_slice(&text).map_err(TopFileError::json)
+}
+
+/// Reads the layout in `dir`'s `index.json` as `T` with the images of its journal added: what
+/// [`Layout::open_existing`] would list, for readers with their own view of the descriptors.
+pub fn read_index_folded<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T, TopFileError> {
+    let path = dir.join(INDEX_FILE);
+    let journal = read_journal(dir)?;
+    if journal.is_empty() {
+        return read_index(&path);
+    }
+    let mut index = Index::new(read_index(&path)?);
+    for image in &journal {
+        index.add(image);
+    }
+    let bytes = index.doc_bytes().map_err(TopFileError::Shape)?;
+    serde_json::from_slice(&bytes).map_err(TopFileError::json)
+}
+
+/// One line of the journal: an image added.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JournalLine {
+    repository: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tag: Option<String>,
+    digest: Digest,
+    media_type: String,
+    size: u64,
+}
+
+/// The images the journal in `dir` names, in the order they were added; none when there is
+/// no journal. A torn last line (no newline: its add never returned) is ignored.
+fn read_journal(dir: &Path) -> Result<Vec<LayoutImage>, TopFileError> {
+    let text = match std::fs::read(dir.join(JOURNAL_FILE)) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(TopFileError::Io(e)),
+    };
+    let whole = text
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(&text[..0], |end| &text[..end]);
+    whole
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let l: JournalLine = serde_json::from_slice(line).map_err(TopFileError::json)?;
+            Ok(LayoutImage {
+                repository: l.repository,
+                tag: l.tag,
+                digest: l.digest,
+                media_type: l.media_type,
+                size: l.size,
+            })
+        })
+        .collect()
 }
 
 /// An image listed in a layout's `index.json`.
@@ -162,9 +231,17 @@ struct Index {
     /// Ref name → the entries that carry it.
     by_ref: BTreeMap<String, BTreeSet<EntryKey>>,
     arrivals: u64,
-    /// Changes made in memory, and how many of them the file on disk has.
+    /// Changes made in memory, and how many of them the files on disk (`index.json` and the
+    /// journal) have.
     changes: u64,
     written: u64,
+    /// Images added since the last write, for the journal.
+    pending: Vec<LayoutImage>,
+    /// The next write rewrites `index.json` whole (an entry was removed, a journal append
+    /// failed, or the journal on disk was not written by this process).
+    fold: bool,
+    /// Lines this process appended to the journal since it was last folded.
+    journalled: u64,
     /// How many times `index.json` was written (what the tests bound).
     #[cfg(test)]
     writes: u64,
@@ -180,6 +257,9 @@ impl Index {
             arrivals: 0,
             changes: 0,
             written: 0,
+            pending: Vec::new(),
+            fold: false,
+            journalled: 0,
             #[cfg(test)]
             writes: 0,
         };
@@ -218,6 +298,37 @@ impl Index {
         }
     }
 
+    /// Adds a top-level image (see the module doc for the convention): a tag names one entry,
+    /// an untagged image is kept once per (repository, digest).
+    fn add(&mut self, image: &LayoutImage) {
+        let ref_name = image
+            .tag
+            .as_ref()
+            .map(|t| format!("{}:{t}", image.repository));
+        let replaced: Vec<EntryKey> = match &ref_name {
+            Some(name) => self.named(name).map(|(k, _)| k.clone()).collect(),
+            None => self
+                .untagged(&image.repository, &image.digest)
+                .map(|(k, _)| k.clone())
+                .collect(),
+        };
+        for key in &replaced {
+            self.remove(key);
+        }
+        let mut annotations = BTreeMap::new();
+        annotations.insert(REPOSITORY.to_owned(), image.repository.clone());
+        if let Some(name) = ref_name {
+            annotations.insert(REF_NAME.to_owned(), name);
+        }
+        self.insert(Entry {
+            media_type: image.media_type.clone(),
+            digest: image.digest.clone(),
+            size: image.size,
+            annotations,
+            other: BTreeMap::new(),
+        });
+    }
+
     /// The entries named `ref_name`, in `index.json` order.
     fn named(&self, ref_name: &str) -> impl Iterator<Item = (&EntryKey, &Entry)> {
         self.by_ref
@@ -243,6 +354,13 @@ impl Index {
     }
 
     fn bytes(&self) -> Result<Vec<u8>, OciError> {
+        self.doc_bytes().map_err(|e| OciError::Layout {
+            path: PathBuf::from(INDEX_FILE),
+            reason: e.to_string(),
+        })
+    }
+
+    fn doc_bytes(&self) -> serde_json::Result<Vec<u8>> {
         /// `manifests` serialized from the map, without copying the entries.
         struct Manifests<'a>(&'a BTreeMap<EntryKey, Entry>);
         impl serde::Serialize for Manifests<'_> {
@@ -267,10 +385,7 @@ impl Index {
             manifests: Manifests(&self.entries),
             other: &self.head.other,
         };
-        let mut bytes = serde_json::to_vec_pretty(&doc).map_err(|e| OciError::Layout {
-            path: PathBuf::from(INDEX_FILE),
-            reason: e.to_string(),
-        })?;
+        let mut bytes = serde_json::to_vec_pretty(&doc)?;
         bytes.push(b'\n');
         Ok(bytes)
     }
@@ -279,10 +394,10 @@ impl Index {
 /// An OCI image layout on disk.
 ///
 /// `index.json` is kept in memory (a sorted map: adding or finding an image is O(log N)) and
-/// written through: [`Layout::add_image`] returns once a file naming the image is in place,
+/// written through: [`Layout::add_image`] returns once the journal names the image (fsync'd),
 /// so a step recorded done after it stays done if the process is killed. Additions made while
 /// a write is under way wait for it and go out together in the next one (a group commit):
-/// with J images added at once, N images cost about N / J writes, not N.
+/// with J images added at once, N images cost about N / J appends, not N.
 #[derive(Debug)]
 pub struct Layout {
     dir: PathBuf,
@@ -356,11 +471,53 @@ impl Layout {
             }
             Err(TopFileError::Io(e)) => return Err(OciError::io("cannot read", &index_path)(e)),
         };
-        Ok(Layout {
-            dir,
+        let layout = Layout {
             index: std::sync::Mutex::new(index),
             writer: tokio::sync::Mutex::new(()),
-        })
+            dir,
+        };
+        layout.replay_journal(create)?;
+        Ok(layout)
+    }
+
+    /// Adds the images of a journal left by a run that was not dropped (killed), and folds it
+    /// into `index.json` when the layout may be changed (`fold`); otherwise the first write
+    /// will.
+    fn replay_journal(&self, fold: bool) -> Result<(), OciError> {
+        let journal_path = self.dir.join(JOURNAL_FILE);
+        let journal = match read_journal(&self.dir) {
+            Ok(j) => j,
+            Err(TopFileError::Io(e)) => return Err(OciError::io("cannot read", journal_path)(e)),
+            Err(TopFileError::NotJson(e) | TopFileError::Shape(e)) => {
+                return Err(OciError::Layout {
+                    path: journal_path,
+                    reason: format!("a line of `{JOURNAL_FILE}` does not name an image: {e}"),
+                });
+            }
+        };
+        if journal.is_empty() && !journal_path.exists() {
+            return Ok(());
+        }
+        let mut index = self.index();
+        for image in &journal {
+            index.add(image);
+        }
+        index.fold = true;
+        if fold {
+            self.fold_now(&mut index)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `index.json` whole from memory and removes the journal it now includes.
+    fn fold_now(&self, index: &mut Index) -> Result<(), OciError> {
+        let bytes = index.bytes()?;
+        fold_files(&self.dir, &bytes)?;
+        index.written = index.changes;
+        index.pending.clear();
+        index.fold = false;
+        index.journalled = 0;
+        Ok(())
     }
 
     pub fn dir(&self) -> &Path {
@@ -517,70 +674,73 @@ impl Layout {
     }
 
     /// Records a top-level image in `index.json` (see the module doc for the convention) and
-    /// returns once the file (replaced atomically) names it. Call it only once every blob under
-    /// the image is written.
+    /// returns once the files on disk name it (the journal, fsync'd). Call it only once every
+    /// blob under the image is written.
     pub async fn add_image(&self, image: &LayoutImage) -> Result<(), OciError> {
         let change = {
             let mut index = self.index();
-            let ref_name = image
-                .tag
-                .as_ref()
-                .map(|t| format!("{}:{t}", image.repository));
-            let replaced: Vec<EntryKey> = match &ref_name {
-                Some(name) => index.named(name).map(|(k, _)| k.clone()).collect(),
-                None => index
-                    .untagged(&image.repository, &image.digest)
-                    .map(|(k, _)| k.clone())
-                    .collect(),
-            };
-            for key in &replaced {
-                index.remove(key);
-            }
-            let mut annotations = BTreeMap::new();
-            annotations.insert(REPOSITORY.to_owned(), image.repository.clone());
-            if let Some(name) = ref_name {
-                annotations.insert(REF_NAME.to_owned(), name);
-            }
-            index.insert(Entry {
-                media_type: image.media_type.clone(),
-                digest: image.digest.clone(),
-                size: image.size,
-                annotations,
-                other: BTreeMap::new(),
-            });
+            index.add(image);
+            index.pending.push(image.clone());
             index.changes += 1;
             index.changes
         };
         self.write_through(change).await
     }
 
-    /// Writes `index.json` with every image added so far (nothing when it has them all).
+    /// Writes `index.json` with every image added so far and removes the journal (nothing when
+    /// there is nothing to fold).
     pub async fn flush(&self) -> Result<(), OciError> {
-        let changes = self.index().changes;
-        self.write_through(changes).await
+        let _writing = self.writer.lock().await;
+        let mut index = self.index();
+        if index.changes == index.written && !index.fold && index.journalled == 0 {
+            return Ok(());
+        }
+        self.fold_now(&mut index)
     }
 
-    /// Returns once `index.json` holds change number `change`: at once when a write since
-    /// made it there, else after writing the newest state (which carries every addition
-    /// waiting behind this one).
+    /// Returns once the files on disk hold change number `change`: at once when a write since
+    /// made it there, else after writing every change waiting behind this one — appended to
+    /// the journal, or folded into `index.json` when a removal (or a failed append) asks.
     async fn write_through(&self, change: u64) -> Result<(), OciError> {
         let _writing = self.writer.lock().await;
-        let (bytes, changes) = {
-            let index = self.index();
+        let (job, changes) = {
+            let mut index = self.index();
             if index.written >= change {
                 return Ok(());
             }
-            (index.bytes()?, index.changes)
+            let job = if index.fold {
+                index.pending.clear();
+                Write::Fold(index.bytes()?)
+            } else {
+                Write::Append(journal_lines(&std::mem::take(&mut index.pending))?)
+            };
+            (job, index.changes)
         };
         let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || write_atomic(&dir, &dir.join(INDEX_FILE), &bytes))
-            .await
-            .map_err(|e| OciError::Layout {
-                path: self.dir.clone(),
-                reason: e.to_string(),
-            })??;
+        let folded = matches!(job, Write::Fold(_));
+        let done = tokio::task::spawn_blocking(move || match job {
+            Write::Fold(bytes) => fold_files(&dir, &bytes),
+            Write::Append(lines) => append_journal(&dir, &lines),
+        })
+        .await
+        .map_err(|e| OciError::Layout {
+            path: self.dir.clone(),
+            reason: e.to_string(),
+        })
+        .and_then(|r| r);
         let mut index = self.index();
+        if let Err(e) = done {
+            // What the failed write held is in memory only: the next write folds it.
+            index.fold = true;
+            return Err(e);
+        }
         index.written = index.written.max(changes);
+        if folded {
+            index.fold = false;
+            index.journalled = 0;
+        } else {
+            index.journalled += 1;
+        }
         #[cfg(test)]
         {
             index.writes += 1;
@@ -661,6 +821,8 @@ impl Layout {
             for k in &keys {
                 index.remove(k);
             }
+            // The journal only adds: a removal is written by a fold.
+            index.fold = true;
             index.changes += 1;
             index.changes
         };
@@ -928,20 +1090,74 @@ fn layout_image(e: &Entry) -> Option<LayoutImage> {
 }
 
 impl Drop for Layout {
-    /// Writes what `index.json` still lacks: nothing, unless a write failed (or an
-    /// `add_image` was cancelled while it waited); an error here can only be printed.
+    /// Folds the journal into `index.json`, with anything a failed write (or an `add_image`
+    /// cancelled while it waited) left in memory only; an error here can only be printed (the
+    /// journal stays, and the next open folds it).
     fn drop(&mut self) {
+        let dir = self.dir.clone();
         let index = self.index.get_mut().unwrap_or_else(|e| e.into_inner());
-        if index.changes == index.written {
+        // A layout opened to read (a journal replayed in memory only) changes nothing.
+        if index.changes == index.written && index.journalled == 0 {
             return;
         }
-        let written = index
-            .bytes()
-            .and_then(|bytes| write_atomic(&self.dir, &self.dir.join(INDEX_FILE), &bytes));
-        match written {
+        match index.bytes().and_then(|bytes| fold_files(&dir, &bytes)) {
             Ok(()) => index.written = index.changes,
             Err(e) => eprintln!("warning: {e}"),
         }
+    }
+}
+
+/// What one write of [`Layout::write_through`] does.
+enum Write {
+    /// `index.json` whole, then the journal removed.
+    Fold(Vec<u8>),
+    /// Whole lines appended to the journal.
+    Append(Vec<u8>),
+}
+
+/// The journal lines naming `images`.
+fn journal_lines(images: &[LayoutImage]) -> Result<Vec<u8>, OciError> {
+    let mut out = Vec::with_capacity(images.len() * 200);
+    for i in images {
+        let line = JournalLine {
+            repository: i.repository.clone(),
+            tag: i.tag.clone(),
+            digest: i.digest.clone(),
+            media_type: i.media_type.clone(),
+            size: i.size,
+        };
+        serde_json::to_writer(&mut out, &line).map_err(|e| OciError::Layout {
+            path: PathBuf::from(JOURNAL_FILE),
+            reason: e.to_string(),
+        })?;
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+/// Appends whole lines to the journal in `dir` and syncs it.
+fn append_journal(dir: &Path, lines: &[u8]) -> Result<(), OciError> {
+    use std::io::Write as _;
+    let path = dir.join(JOURNAL_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(OciError::io("cannot write", &path))?;
+    file.write_all(lines)
+        .and_then(|()| file.sync_data())
+        .map_err(OciError::io("cannot write", &path))
+}
+
+/// Writes `index.json` (atomically) with `bytes`, which include every image of the journal,
+/// then removes the journal.
+fn fold_files(dir: &Path, bytes: &[u8]) -> Result<(), OciError> {
+    write_atomic(dir, &dir.join(INDEX_FILE), bytes)?;
+    let journal = dir.join(JOURNAL_FILE);
+    match std::fs::remove_file(&journal) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(OciError::io("cannot remove", journal)(e)),
     }
 }
 
@@ -1012,6 +1228,127 @@ mod tests {
         assert_eq!(layout.index().writes, 30);
         layout.flush().await.unwrap();
         assert_eq!(layout.index().writes, 30, "nothing was pending");
+    }
+
+    /// What `index.json` alone names, without the journal.
+    fn index_file_only(dir: &Path) -> Vec<String> {
+        let doc: IndexDoc = read_index(&dir.join(INDEX_FILE)).unwrap();
+        doc.manifests
+            .iter()
+            .filter_map(|e| e.annotations.get(REF_NAME).cloned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_killed_writer_leaves_a_journal_every_reader_sees_and_the_next_open_folds() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::open(dir.path()).unwrap();
+        let kept = image("r", Some("1"), 1);
+        layout.add_image(&kept).await.unwrap();
+        layout.flush().await.unwrap();
+        let added: Vec<LayoutImage> = (2..6)
+            .map(|i| image("r", Some(&format!("{i}")), i))
+            .collect();
+        for i in &added {
+            layout.add_image(i).await.unwrap();
+        }
+        // Killed: no drop, no fold. An add in flight left half a line.
+        std::mem::forget(layout);
+        let journal = dir.path().join(JOURNAL_FILE);
+        let mut torn = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&journal)
+            .unwrap();
+        std::io::Write::write_all(&mut torn, br#"{"repository":"r","tag":"9","dig"#).unwrap();
+        assert_eq!(index_file_only(dir.path()), vec!["r:1"]);
+
+        let mut all = vec![kept];
+        all.extend(added);
+        assert_eq!(
+            on_disk(dir.path()),
+            all,
+            "open_existing replays the journal"
+        );
+        let folded: IndexDoc = read_index_folded(dir.path()).unwrap();
+        assert_eq!(
+            folded.manifests.len(),
+            all.len(),
+            "so does read_index_folded"
+        );
+        assert!(journal.exists(), "reading changes nothing");
+
+        let reopened = Layout::open(dir.path()).unwrap();
+        assert!(!journal.exists(), "open folds the journal");
+        assert_eq!(index_file_only(dir.path()).len(), all.len());
+        assert_eq!(reopened.images().await, all);
+    }
+
+    #[tokio::test]
+    async fn adds_append_to_the_journal_and_a_drop_or_a_removal_folds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join(JOURNAL_FILE);
+        let layout = Layout::open(dir.path()).unwrap();
+        let (a, b) = (image("r", Some("a"), 1), image("r", Some("b"), 2));
+        layout.add_image(&a).await.unwrap();
+        layout.add_image(&b).await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&journal).unwrap().lines().count(),
+            2
+        );
+        assert!(index_file_only(dir.path()).is_empty());
+        assert!(
+            layout
+                .remove_image("r", Some("a"), &a.digest)
+                .await
+                .unwrap()
+        );
+        assert!(!journal.exists(), "a removal is written by a fold");
+        assert_eq!(index_file_only(dir.path()), vec!["r:b"]);
+        layout.add_image(&a).await.unwrap();
+        drop(layout);
+        assert!(!journal.exists(), "a drop folds");
+        assert_eq!(index_file_only(dir.path()), vec!["r:a", "r:b"]);
+    }
+
+    /// A measurement run by hand (README "Performance"): N images added one at a time, through
+    /// the journal and, as before it, with `index.json` rewritten per add.
+    #[tokio::test]
+    #[ignore]
+    async fn measure_sequential_adds() {
+        for n in [500usize, 1500] {
+            let images: Vec<LayoutImage> = (0..n)
+                .map(|i| {
+                    image(
+                        &format!("devfiles/stack{}", i % 97),
+                        Some(&format!("v{i}")),
+                        i,
+                    )
+                })
+                .collect();
+            let dir = tempfile::tempdir().unwrap();
+            let layout = Layout::open(dir.path()).unwrap();
+            let t = std::time::Instant::now();
+            for i in &images {
+                layout.add_image(i).await.unwrap();
+            }
+            drop(layout);
+            let journal = t.elapsed();
+            let dir = tempfile::tempdir().unwrap();
+            let layout = Layout::open(dir.path()).unwrap();
+            let t = std::time::Instant::now();
+            for i in &images {
+                let mut index = layout.index();
+                index.add(i);
+                index.changes += 1;
+                layout.fold_now(&mut index).unwrap();
+            }
+            let rewrite = t.elapsed();
+            eprintln!(
+                "N={n}: journal {:.3} s, rewrite-per-add {:.3} s",
+                journal.as_secs_f64(),
+                rewrite.as_secs_f64()
+            );
+        }
     }
 
     #[tokio::test]

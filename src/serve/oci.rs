@@ -138,7 +138,7 @@ impl Layout {
             });
         }
         let index: LayoutIndex =
-            layout::read_index(&index_file).map_err(|e| LayoutError::top_file(&index_file, e))?;
+            layout::read_index_folded(dir).map_err(|e| LayoutError::top_file(&index_file, e))?;
 
         let blobs_dir = dir.join("blobs");
         let blobs = Jail::new(&blobs_dir).map_err(|source| LayoutError::Read {

@@ -10,6 +10,7 @@ mod index;
 mod index_image;
 mod init;
 mod json_output;
+mod layout_kill;
 mod lock;
 mod lock_scope;
 mod manifest;

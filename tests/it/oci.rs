@@ -706,6 +706,8 @@ async fn a_layout_destination_is_readable_by_skopeo_and_pushable_as_a_bundle() {
     for outcome in client.copy_all(&requests, &dest).await {
         outcome.unwrap();
     }
+    // Added images are journalled; a flush (or dropping the layout) folds them into index.json.
+    layout.flush().await.unwrap();
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(layout_dir.join("index.json")).unwrap()).unwrap();
     let entries = index["manifests"].as_array().unwrap();
