@@ -581,47 +581,6 @@ const SERVE_PATHS: [&str; 3] = [
     "/v2index?arch=amd64&minSchemaVersion=2.1.0",
 ];
 
-/// `airgap` (this build, or `bin`) in `ws`, under GNU time when there is one.
-fn bin_cmd(bin: &Path, ws: &Path, rss_file: &Path) -> Command {
-    let mut cmd = if Path::new(GNU_TIME).is_file() {
-        let mut c = Command::new(GNU_TIME);
-        c.args([OsStr::new("-f"), OsStr::new("%M"), OsStr::new("-o")])
-            .arg(rss_file)
-            .arg(bin);
-        c
-    } else {
-        Command::new(bin)
-    };
-    support::clean_env(&mut cmd, ws);
-    cmd
-}
-
-/// Runs `bin ARGS…` in `ws` (GNU time for RSS); panics with its stderr if it fails.
-fn measure_bin(bin: &Path, ws: &Path, scratch: &Path, args: &[&str]) -> Measured {
-    let rss_file = scratch.join("rss");
-    let stderr_file = scratch.join("stderr");
-    let stderr = std::fs::File::create(&stderr_file).expect("creates a stderr file");
-    let started = Instant::now();
-    let status = bin_cmd(bin, ws, &rss_file)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .status()
-        .expect("airgap runs");
-    let time = started.elapsed();
-    assert!(
-        status.success(),
-        "{} {args:?} failed:\n{}",
-        bin.display(),
-        std::fs::read_to_string(&stderr_file).unwrap_or_default()
-    );
-    let rss_kib = std::fs::read_to_string(&rss_file)
-        .ok()
-        .and_then(|t| t.lines().last()?.trim().parse().ok());
-    Measured { time, rss_kib }
-}
-
 /// Starts `bin serve out`, loads each of [`SERVE_PATHS`], reads its VmHWM, stops it.
 fn serve_bin(bin: &Path, ws: &Path, clients: usize, seconds: u64) -> Served {
     let port = support::free_port();
@@ -675,9 +634,12 @@ fn read_side(bin: &Path, ws: &Path, n: usize, clients: usize, seconds: u64) -> R
     // verify and audit read every devfile and archive: bounded to the N where they finish in
     // reasonable time (`AIRGAP_SCALE_AUDIT_MAX`, default 1000).
     let checked = n <= env_or("AIRGAP_SCALE_AUDIT_MAX", 1000usize);
-    let verify =
-        checked.then(|| median_of(3, || measure_bin(bin, ws, scratch.path(), &["verify"])));
-    let audit = checked.then(|| measure_bin(bin, ws, scratch.path(), &["audit"]));
+    let verify = checked.then(|| {
+        median_of(3, || {
+            measure_bin(ws, scratch.path(), &["verify"], Some(bin.as_os_str()))
+        })
+    });
+    let audit = checked.then(|| measure_bin(ws, scratch.path(), &["audit"], Some(bin.as_os_str())));
     ReadSide {
         served,
         verify,
@@ -707,7 +669,12 @@ fn serve_main() {
         let (w, _) = World::synthetic(n);
         w.write_manifest("");
         let scratch = tempfile::tempdir().expect("a temp folder");
-        measure_bin(&mine, &w.workspace, scratch.path(), &["apply"]);
+        measure_bin(
+            &w.workspace,
+            scratch.path(),
+            &["apply"],
+            Some(mine.as_os_str()),
+        );
         eprintln!("N={n}: built ({})", load_average());
         // Interleaved: base, this, base, this… would double the time; one each, base first
         // so that the page cache is as warm for this build as for the base.
