@@ -167,53 +167,13 @@ struct Served {
 
 /// Starts `airgap serve out`, loads `/index` and `/v2index`, reads its VmHWM, stops it.
 fn serve(ws: &Path, clients: usize, seconds: u64) -> Served {
-    let port = support::free_port();
-    let started = Instant::now();
-    let mut child = support::airgap_cmd(ws)
-        .args(["serve", "out", "--addr", &format!("127.0.0.1:{port}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("airgap serve starts");
-    support::wait_for_port(port);
-    let ready = started.elapsed();
-    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(clients)
-        .build()
-        .expect("a client");
-    let mut rows = Vec::new();
-    for path in ["/index", "/v2index"] {
-        let url = format!("http://127.0.0.1:{port}{path}");
-        // Warm up the connections.
-        runtime.block_on(support::load::run(
-            url.clone(),
-            clients,
-            Duration::from_millis(500),
-            client.clone(),
-        ));
-        let row = runtime.block_on(support::load::run(
-            url,
-            clients,
-            Duration::from_secs(seconds),
-            client.clone(),
-        ));
-        assert!(
-            row.requests > 0,
-            "no request to {path} succeeded ({} errors)",
-            row.errors
-        );
-        rows.push((path, row));
-    }
-    let rss_kib = vm_hwm(child.id());
-    let _ = child.kill();
-    let _ = child.wait();
-    Served {
-        ready,
-        rss_kib,
-        rows,
-    }
+    serve_bin(
+        Path::new(env!("CARGO_BIN_EXE_airgap")),
+        ws,
+        &["/index", "/v2index"],
+        clients,
+        seconds,
+    )
 }
 
 /// Everything measured at one N.
@@ -581,8 +541,14 @@ const SERVE_PATHS: [&str; 3] = [
     "/v2index?arch=amd64&minSchemaVersion=2.1.0",
 ];
 
-/// Starts `bin serve out`, loads each of [`SERVE_PATHS`], reads its VmHWM, stops it.
-fn serve_bin(bin: &Path, ws: &Path, clients: usize, seconds: u64) -> Served {
+/// Starts `bin serve out`, loads each of `paths`, reads its VmHWM, stops it.
+fn serve_bin(
+    bin: &Path,
+    ws: &Path,
+    paths: &[&'static str],
+    clients: usize,
+    seconds: u64,
+) -> Served {
     let port = support::free_port();
     let started = Instant::now();
     let mut cmd = Command::new(bin);
@@ -602,13 +568,18 @@ fn serve_bin(bin: &Path, ws: &Path, clients: usize, seconds: u64) -> Served {
         .build()
         .expect("a client");
     let mut rows = Vec::new();
-    for path in SERVE_PATHS {
+    for &path in paths {
         let url = format!("http://127.0.0.1:{port}{path}");
         let load =
             |d| runtime.block_on(support::load::run(url.clone(), clients, d, client.clone()));
+        // The first half second warms up the connections.
         load(Duration::from_millis(500));
         let row = load(Duration::from_secs(seconds));
-        assert!(row.requests > 0, "no request to {path} succeeded");
+        assert!(
+            row.requests > 0,
+            "no request to {path} succeeded ({} errors)",
+            row.errors
+        );
         rows.push((path, row));
     }
     let rss_kib = vm_hwm(child.id());
@@ -630,7 +601,7 @@ struct ReadSide {
 
 fn read_side(bin: &Path, ws: &Path, n: usize, clients: usize, seconds: u64) -> ReadSide {
     let scratch = tempfile::tempdir().expect("a temp folder");
-    let served = serve_bin(bin, ws, clients, seconds);
+    let served = serve_bin(bin, ws, &SERVE_PATHS, clients, seconds);
     // verify and audit read every devfile and archive: bounded to the N where they finish in
     // reasonable time (`AIRGAP_SCALE_AUDIT_MAX`, default 1000).
     let checked = n <= env_or("AIRGAP_SCALE_AUDIT_MAX", 1000usize);

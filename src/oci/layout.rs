@@ -118,18 +118,6 @@ pub fn read_index_folded<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T
     serde_json::from_slice(&bytes).map_err(TopFileError::json)
 }
 
-/// One line of the journal: an image added.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct JournalLine {
-    repository: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    tag: Option<String>,
-    digest: Digest,
-    media_type: String,
-    size: u64,
-}
-
 /// The images the journal in `dir` names, in the order they were added; none when there is
 /// no journal. A torn last line (no newline: its add never returned) is ignored.
 fn read_journal(dir: &Path) -> Result<Vec<LayoutImage>, TopFileError> {
@@ -145,23 +133,16 @@ fn read_journal(dir: &Path) -> Result<Vec<LayoutImage>, TopFileError> {
     whole
         .split(|&b| b == b'\n')
         .filter(|line| !line.is_empty())
-        .map(|line| {
-            let l: JournalLine = serde_json::from_slice(line).map_err(TopFileError::json)?;
-            Ok(LayoutImage {
-                repository: l.repository,
-                tag: l.tag,
-                digest: l.digest,
-                media_type: l.media_type,
-                size: l.size,
-            })
-        })
+        .map(|line| serde_json::from_slice(line).map_err(TopFileError::json))
         .collect()
 }
 
-/// An image listed in a layout's `index.json`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An image listed in a layout's `index.json` (and, as one JSON line, in its journal).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LayoutImage {
     pub repository: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
     pub digest: Digest,
     pub media_type: String,
@@ -1118,15 +1099,8 @@ enum Write {
 /// The journal lines naming `images`.
 fn journal_lines(images: &[LayoutImage]) -> Result<Vec<u8>, OciError> {
     let mut out = Vec::with_capacity(images.len() * 200);
-    for i in images {
-        let line = JournalLine {
-            repository: i.repository.clone(),
-            tag: i.tag.clone(),
-            digest: i.digest.clone(),
-            media_type: i.media_type.clone(),
-            size: i.size,
-        };
-        serde_json::to_writer(&mut out, &line).map_err(|e| OciError::Layout {
+    for image in images {
+        serde_json::to_writer(&mut out, image).map_err(|e| OciError::Layout {
             path: PathBuf::from(JOURNAL_FILE),
             reason: e.to_string(),
         })?;

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -350,24 +350,20 @@ fn a_killed_apply_resumes_with_only_the_remaining_steps() {
         .spawn()
         .unwrap();
     let journal = w.workspace.join(".airgap/state.journal");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let done = std::fs::read_to_string(&journal)
-            .map(|t| t.lines().count())
-            .unwrap_or(0);
-        if w.http.waiting() > 0 && done >= 20 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "apply never reached the held download"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "apply ended before it was killed"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    eventually(
+        Duration::from_secs(60),
+        "apply reaches the held download",
+        || {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "apply ended before it was killed"
+            );
+            let done = std::fs::read_to_string(&journal)
+                .map(|t| t.lines().count())
+                .unwrap_or(0);
+            w.http.waiting() > 0 && done >= 20
+        },
+    );
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let done_before = std::fs::read_to_string(&journal).unwrap().lines().count();

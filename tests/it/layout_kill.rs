@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use airgap::oci::digest::Digest;
 use airgap::oci::layout::{JOURNAL_FILE, Layout};
@@ -110,18 +110,17 @@ fn an_apply_killed_while_adding_images_leaves_a_whole_layout_and_resumes_without
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !(w.http.waiting() > 0 && journal_lines(&out) >= 5) {
-        assert!(
-            Instant::now() < deadline,
-            "apply never added images while the download was held"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "apply ended before it was killed"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    eventually(
+        Duration::from_secs(60),
+        "apply adds images while the download is held",
+        || {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "apply ended before it was killed"
+            );
+            w.http.waiting() > 0 && journal_lines(&out) >= 5
+        },
+    );
     child.kill().unwrap(); // SIGKILL: no drop, no fold.
     child.wait().unwrap();
     w.http.release_all();

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::quickstart::{fresh_example, only_stacks};
 use crate::serve::Served;
+use crate::support::eventually;
 use crate::support::{airgap, airgap_cmd, copy_dir};
 
 /// The quickstart, locked and applied into `<tmp>/quickstart/out`.
@@ -93,16 +94,6 @@ fn next_line_within(served: &mut Served, bound: Duration) -> String {
     let _ = done.send(());
     let _ = watchdog.join();
     line
-}
-
-/// Polls `probe` until it is true, failing after `bound`.
-#[track_caller]
-fn eventually(bound: Duration, what: &str, mut probe: impl FnMut() -> bool) {
-    let deadline = Instant::now() + bound;
-    while !probe() {
-        assert!(Instant::now() < deadline, "not within {bound:?}: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn hangup(served: &Served) {

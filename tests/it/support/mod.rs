@@ -208,6 +208,20 @@ pub fn free_port() -> u16 {
         .expect("a free port on 127.0.0.1")
 }
 
+/// Polls `probe` until it is true, failing after `bound` (a deadline on a condition the test
+/// observes, not a sleep standing in for one).
+#[track_caller]
+pub fn eventually(bound: std::time::Duration, what: &str, mut probe: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + bound;
+    while !probe() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not within {bound:?}: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Waits until something accepts connections on 127.0.0.1:port (polling, 20 s deadline).
 pub fn wait_for_port(port: u16) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
