@@ -90,6 +90,36 @@ fn a_passed_lock_check_is_skipped_until_the_manifest_or_the_lock_changes() {
     airgap(&w.workspace, &["plan"]).ok();
 }
 
+/// A lock that `airgap lock` just resolved satisfies the manifest by construction: it is
+/// stamped as such, so the next command does not check it again (the check reads every devfile
+/// at its locked commit). Seen from outside: with the git cache gone and the remote
+/// unreachable right after `lock`, `plan` still succeeds.
+#[test]
+fn a_lock_just_resolved_is_not_checked_again() {
+    let w = World::community();
+    w.write_manifest("");
+    let manifest = w.workspace.join("airgap.kdl");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text.replace("ref=\"main\"\n", "ref=\"main\" {\n    stacks \"go\"\n}\n");
+    std::fs::write(&manifest, &text).unwrap();
+    airgap(&w.workspace, &["lock"]).ok();
+    assert!(w.workspace.join(".airgap/lock-satisfied").is_file());
+
+    std::fs::remove_dir_all(w.workspace.join(".airgap/cache/git")).unwrap();
+    let away = w.dir.path().join("git-away");
+    std::fs::rename(&w.git_root, &away).unwrap();
+    airgap(&w.workspace, &["plan"]).ok();
+
+    // The check itself still runs when the stamp does not match: it needs the remote.
+    std::fs::remove_file(w.workspace.join(".airgap/lock-satisfied")).unwrap();
+    let run = airgap(&w.workspace, &["plan"]);
+    assert!(
+        !run.success(),
+        "without the stamp the lock is checked: {}",
+        run.stderr
+    );
+}
+
 /// A no-op `apply` writes nothing in the workspace: the state file is not rewritten (it is
 /// megabytes at a few hundred stacks), nor the lock's parse cache once it is there.
 #[test]
