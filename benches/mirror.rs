@@ -199,7 +199,7 @@ struct Cpu {
 /// registry can take, with no source to read from.
 async fn raw_upload(images: &[LocalImage], upstream: &TestRegistry) -> (Duration, Cpu) {
     let target = TestRegistry::start();
-    let http = reqwest::Client::new();
+    let http = support::async_builder().build().expect("a client");
     let base = format!("http://{}", target.host());
     let blobs: Vec<(String, &LocalBlob)> = images
         .iter()
@@ -268,7 +268,7 @@ async fn airgap(
     let rerun = t.elapsed();
     // The floor of a no-op run that checks the target at all: one HEAD per image, `jobs` at a
     // time, from a client built before the clock starts.
-    let http = reqwest::Client::new();
+    let http = support::async_builder().build().expect("a client");
     let t = Instant::now();
     futures::stream::iter(requests.iter().map(|req| {
         let url = format!(
@@ -716,7 +716,7 @@ async fn put_blob(
 /// The raw parallel PUT of `files` (digest, path) to an empty registry.
 async fn raw_put_files(files: &[(Digest, std::path::PathBuf)]) -> Duration {
     let target = TestRegistry::start();
-    let http = reqwest::Client::new();
+    let http = support::async_builder().build().expect("a client");
     let base = format!("http://{}", target.host());
     let t = Instant::now();
     futures::stream::iter(files.iter().map(|(digest, path)| {

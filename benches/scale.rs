@@ -563,7 +563,7 @@ fn serve_bin(
     support::wait_for_port(port);
     let ready = started.elapsed();
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let client = reqwest::Client::builder()
+    let client = support::async_builder()
         .pool_max_idle_per_host(clients)
         .build()
         .expect("a client");

@@ -124,7 +124,7 @@ fn main() {
     let addr = addr_rx.recv().expect("the server's address");
 
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let client = reqwest::Client::builder()
+    let client = support::async_builder()
         .pool_max_idle_per_host(clients)
         .build()
         .expect("a client");

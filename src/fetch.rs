@@ -113,6 +113,7 @@ impl Fetcher {
 
     fn client(&self) -> &reqwest::Client {
         self.client.get_or_init(|| {
+            crate::tls::install_provider();
             reqwest::Client::builder()
                 .user_agent(concat!("airgap/", env!("CARGO_PKG_VERSION")))
                 .connect_timeout(std::time::Duration::from_secs(30))

@@ -34,6 +34,7 @@ pub mod staging;
 pub mod state;
 pub mod steps;
 pub mod target;
+pub mod tls;
 pub mod tree_paths;
 pub mod ui;
 pub mod url_mirror;

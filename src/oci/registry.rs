@@ -165,10 +165,9 @@ impl TlsSetUp {
 
 /// The HTTP clients of a run, one per TLS set-up, each built when a host that needs it is
 /// first called and shared by every host with that set-up: a reqwest client (oci-client's, and
-/// airgap's own for the requests oci-client does not make) costs a TLS context, which with
-/// native-tls means parsing the system's CA bundle, whatever the scheme of the hosts it
-/// serves. oci-client keys its credentials and tokens by host, so hosts share one client
-/// safely.
+/// airgap's own for the requests oci-client does not make) costs a TLS context, which means
+/// reading the system's CA bundle ([`crate::tls`]), whatever the scheme of the hosts it serves.
+/// oci-client keys its credentials and tokens by host, so hosts share one client safely.
 #[derive(Default)]
 pub(crate) struct Transports {
     oci: Mutex<HashMap<TlsSetUp, oci_client::Client>>,
@@ -186,7 +185,6 @@ impl Transports {
                     Tls::Verify | Tls::Insecure => ClientProtocol::Https,
                 },
                 accept_invalid_certificates: insecure,
-                accept_invalid_hostnames: insecure,
                 use_monolithic_push: true,
                 extra_root_certificates: ca_certificates(access)?,
                 platform_resolver: None,
@@ -227,6 +225,7 @@ fn shared<C: Clone>(
     access: &RegistryAccess,
     build: impl FnOnce() -> Result<C, OciError>,
 ) -> Result<C, OciError> {
+    crate::tls::install_provider();
     let mut map = map.lock().map_err(|_| OciError::Connection {
         host: access.host.clone(),
         action: "set up TLS".into(),
@@ -966,6 +965,7 @@ fn named(repository: &str, reference: &str) -> String {
 /// The innermost cause of an error (`Connection refused (os error 111)`, `failed to lookup
 /// address information: …`): what a connection failure comes down to, without the URL and the
 /// layers of the HTTP stack around it.
+/// A TLS refusal airgap can explain gets the explanation after it ([`crate::tls::hint`]).
 fn root_cause(e: &dyn std::error::Error) -> String {
     let mut last = e.to_string();
     let mut source = e.source();
@@ -973,7 +973,10 @@ fn root_cause(e: &dyn std::error::Error) -> String {
         last = s.to_string();
         source = s.source();
     }
-    last
+    match crate::tls::hint(&last) {
+        Some(hint) => format!("{last}: {hint}"),
+        None => last,
+    }
 }
 
 /// The error and its causes on one line (reqwest's own message is often just "error sending

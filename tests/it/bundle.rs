@@ -129,11 +129,12 @@ impl World {
     }
 
     fn catalog(&self) -> Vec<String> {
-        let body: serde_json::Value =
-            reqwest::blocking::get(format!("http://{}/v2/_catalog", self.target_ip()))
-                .unwrap()
-                .json()
-                .unwrap();
+        let body: serde_json::Value = crate::support::http()
+            .get(format!("http://{}/v2/_catalog", self.target_ip()))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
         body["repositories"]
             .as_array()
             .unwrap()
@@ -440,7 +441,7 @@ fn a_corrupted_blob_is_refused_by_name_and_its_image_is_not_tagged() {
         run.stderr
     );
     assert_eq!(w.at_target("devfiles/go-toolset", "1.22"), None);
-    let blob = reqwest::blocking::Client::new()
+    let blob = crate::support::http()
         .head(format!(
             "http://{}/v2/devfiles/go-toolset/blobs/sha256:{hex}",
             w.target_ip()

@@ -289,8 +289,10 @@ pub(crate) fn extract_with_gnu_tar(layer: &Path) -> tempfile::TempDir {
 
 /// A blob of a registry repository, over plain HTTP.
 fn registry_blob(host: &str, repository: &str, digest: &str) -> Vec<u8> {
-    let response =
-        reqwest::blocking::get(format!("http://{host}/v2/{repository}/blobs/{digest}")).unwrap();
+    let response = crate::support::http()
+        .get(format!("http://{host}/v2/{repository}/blobs/{digest}"))
+        .send()
+        .unwrap();
     assert!(response.status().is_success(), "{response:?}");
     response.bytes().unwrap().to_vec()
 }
@@ -499,7 +501,7 @@ fn index_image_and_stack_artifacts_at_a_registry_target() {
 
     // Gone from the target: plan says so, apply pushes it again (same digest).
     let digest = info["Digest"].as_str().unwrap();
-    let deleted = reqwest::blocking::Client::new()
+    let deleted = crate::support::http()
         .delete(format!(
             "http://{host}/v2/devfiles/devfile-index/manifests/{digest}"
         ))

@@ -978,6 +978,53 @@ async fn tls_modes_verify_with_a_private_ca_or_not_at_all() {
     );
 }
 
+/// rustls refuses a server certificate that is a CA, even one the CA file names (OpenSSL and Go
+/// accept it, and `openssl req -x509` makes one by default): the error says so and what to do,
+/// and `tls="insecure"` still reaches the registry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_refuses_a_ca_certificate_as_the_server_s_and_says_what_to_do() {
+    let upstream = TestRegistry::start_with(RegistryOptions {
+        tls: true,
+        certificate_is_a_ca: true,
+        ..RegistryOptions::default()
+    });
+    let insecure = RegistryAccess::new(upstream.host(), Tls::Insecure);
+    let setup = client_via("127.0.0.1:1", Credentials::anonymous());
+    let img = image(98, &[1500], "linux/amd64");
+    push(&setup, &insecure, "devfile/ca", Some("1"), &img.local).await;
+
+    let with = |tls: Tls, ca_file: Option<std::path::PathBuf>| {
+        Client::new(ClientConfig {
+            mirrors: vec![RegistryMirror {
+                from: "quay.io".into(),
+                to: MirrorTo::Registry {
+                    to: upstream.host(),
+                    tls,
+                    ca_file,
+                },
+            }],
+            credentials: Credentials::anonymous(),
+            jobs: 2,
+            retry: RetryPolicy {
+                attempts: 1,
+                ..RetryPolicy::default()
+            },
+            progress: airgap::oci::progress::Progress::hidden(),
+        })
+    };
+    let image_ref = r("quay.io/devfile/ca:1");
+    let err = with(Tls::Verify, Some(upstream.ca_file()))
+        .resolve(&image_ref)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&upstream.host()), "{err}");
+    assert!(err.contains("CA:FALSE"), "{err}");
+    assert!(err.contains("tls=\"insecure\""), "{err}");
+    let resolved = with(Tls::Insecure, None).resolve(&image_ref).await.unwrap();
+    assert_eq!(resolved.digest, img.digest);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bearer_tokens_are_fetched_once_per_scope_with_the_credentials() {
     let upstream = TestRegistry::start();

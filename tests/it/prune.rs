@@ -157,7 +157,7 @@ fn a_manifest_deleted_at_a_registry_target_is_found_and_restored() {
         .as_str()
         .unwrap()
         .to_string();
-    let client = reqwest::blocking::Client::new();
+    let client = crate::support::http();
     let status = client
         .delete(format!(
             "http://{}/v2/devfiles/devfile-catalog/hello-go/manifests/{digest}",

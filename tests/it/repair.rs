@@ -334,7 +334,9 @@ fn serve_without_a_folder_serves_the_manifests_dir_target_and_warns_of_another_p
     };
     let result = (|| {
         let addr = addr.ok_or_else(|| format!("serve stopped:\n{seen}"))?;
-        let index = reqwest::blocking::get(format!("http://{addr}/index"))
+        let index = crate::support::http()
+            .get(format!("http://{addr}/index"))
+            .send()
             .and_then(|r| r.text())
             .map_err(|e| e.to_string())?;
         Ok::<_, String>(index)

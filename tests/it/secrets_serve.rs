@@ -30,7 +30,7 @@ fn time_until_closed(stream: &mut TcpStream, bound: Duration) -> Duration {
 }
 
 fn health(served: &Served) -> String {
-    let client = reqwest::blocking::Client::builder()
+    let client = crate::support::blocking_builder()
         .timeout(Duration::from_secs(10))
         .build()
         .expect("a client");

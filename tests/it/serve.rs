@@ -125,7 +125,7 @@ fn fail_to_start(dir: &Path) -> (std::process::ExitStatus, String) {
 }
 
 fn client() -> Client {
-    Client::builder()
+    crate::support::blocking_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("a client")

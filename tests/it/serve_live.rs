@@ -39,7 +39,7 @@ fn serve_in(ws: &Path, extra: &[&str]) -> Served {
 }
 
 fn client_trusting(cert: Option<&Path>) -> Client {
-    let mut builder = Client::builder().timeout(Duration::from_secs(20));
+    let mut builder = crate::support::blocking_builder().timeout(Duration::from_secs(20));
     if let Some(cert) = cert {
         let pem = std::fs::read(cert).unwrap();
         builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());

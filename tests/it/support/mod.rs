@@ -235,3 +235,22 @@ pub fn wait_for_port(port: u16) {
 }
 
 pub mod registry;
+
+/// A blocking HTTP client builder for tests. airgap's clients use rustls with the `ring`
+/// provider installed by airgap itself (`airgap::tls`); a test's own reqwest client needs it
+/// installed too, or reqwest panics when it builds.
+pub fn blocking_builder() -> reqwest::blocking::ClientBuilder {
+    airgap::tls::install_provider();
+    reqwest::blocking::Client::builder()
+}
+
+/// A blocking HTTP client for tests (see [`blocking_builder`]).
+pub fn http() -> reqwest::blocking::Client {
+    blocking_builder().build().expect("an HTTP client")
+}
+
+/// An async HTTP client builder for tests and benchmarks (see [`blocking_builder`]).
+pub fn async_builder() -> reqwest::ClientBuilder {
+    airgap::tls::install_provider();
+    reqwest::Client::builder()
+}

@@ -32,6 +32,9 @@ pub struct RegistryOptions {
     pub tls: bool,
     /// Refuse `DELETE` (distribution's default; the tests' registries allow it otherwise).
     pub deletes_disabled: bool,
+    /// With `tls`: the certificate is a CA (`basicConstraints CA:TRUE`), as `openssl req -x509`
+    /// makes one by default.
+    pub certificate_is_a_ca: bool,
 }
 
 impl TestRegistry {
@@ -70,7 +73,11 @@ impl TestRegistry {
         }
         let mut tls = String::new();
         if options.tls {
-            let (cert, key) = self_signed_certificate(dir.path(), "cert")?;
+            let (cert, key) = if options.certificate_is_a_ca {
+                certificate(dir.path(), "cert", "CA:TRUE")?
+            } else {
+                self_signed_certificate(dir.path(), "cert")?
+            };
             tls = format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 cert.display(),
@@ -249,7 +256,7 @@ impl FaultProxy {
             own: format!("http://127.0.0.1:{port}"),
             ..ProxyState::default()
         });
-        let client = reqwest::Client::builder()
+        let client = crate::support::async_builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("proxy client");
@@ -655,8 +662,14 @@ pub fn exists(path: &Path) -> bool {
 }
 
 /// A self-signed certificate for 127.0.0.1 and its PKCS#8 key, written by `openssl` into `dir`
-/// as `<name>.crt` and `<name>.key`.
+/// as `<name>.crt` and `<name>.key`: a server's own certificate, not a CA, as rustls requires
+/// (`oci::tls_refuses_a_ca_certificate_as_the_server_s_and_says_what_to_do` covers a CA).
 pub fn self_signed_certificate(dir: &Path, name: &str) -> Result<(PathBuf, PathBuf), String> {
+    certificate(dir, name, "CA:FALSE")
+}
+
+/// A self-signed certificate for 127.0.0.1 with `basicConstraints` `constraint`.
+fn certificate(dir: &Path, name: &str, constraint: &str) -> Result<(PathBuf, PathBuf), String> {
     let cert = dir.join(format!("{name}.crt"));
     let key = dir.join(format!("{name}.key"));
     let out = Command::new("openssl")
@@ -668,6 +681,8 @@ pub fn self_signed_certificate(dir: &Path, name: &str) -> Result<(PathBuf, PathB
             "-addext",
             "subjectAltName=IP:127.0.0.1",
         ])
+        .arg("-addext")
+        .arg(format!("basicConstraints=critical,{constraint}"))
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
