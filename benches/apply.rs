@@ -16,17 +16,8 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::registry::TestRegistry;
+use support::registry::{TestRegistry, children_cpu};
 use support::world::World;
-
-/// User + system CPU time of the children waited for so far.
-fn children_cpu() -> Duration {
-    // SAFETY: getrusage only writes the struct it is given.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
 
 /// Median wall time and median user+sys CPU of `n` runs of `airgap args`, each after `before`.
 fn timed(w: &World, args: &[&str], n: usize, before: impl Fn()) -> (Duration, Duration) {

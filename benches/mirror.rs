@@ -17,6 +17,12 @@
 //! the temp folder; removed at the end) copied registry to registry by the `airgap apply`
 //! process under GNU time (its peak RSS; goal < 150 MB), against the raw parallel PUT of the
 //! same bytes to an empty registry. `AIRGAP_BENCH_SKIP_BIG=1` skips it.
+//!
+//! For profiling: `AIRGAP_BENCH_SKIP_SKOPEO=1` leaves skopeo out (its rows read 0), and
+//! `AIRGAP_BENCH_WRAP` runs the cold `airgap apply` under a command (see [`airgap_process`]).
+//! The CPU lines give each run's CPU seconds: the target registry's, the upstream's (serving
+//! the GETs, which the raw PUT does not pay) and airgap's own (the process's: its children's
+//! rusage, so a wrapper counts too).
 
 #[path = "../tests/it/support/mod.rs"]
 mod support;
@@ -38,7 +44,7 @@ use airgap::oci::{
 };
 use bytes::Bytes;
 use futures::StreamExt as _;
-use support::registry::{self, TestRegistry, random_bytes};
+use support::registry::{self, TestRegistry, children_cpu, random_bytes};
 
 const IMAGES: usize = 20;
 const LAYER_SIZES: [usize; 3] = [5_000_000, 3_000_000, 2_000_000];
@@ -310,8 +316,13 @@ fn tiny_image() -> LocalImage {
 }
 
 /// The `airgap` process, as users run it: `airgap lock` (not timed), then `airgap apply
-/// --locked` cold into an empty registry and again as a no-op. Returns (cold, no-op).
-fn airgap_process(up: &str) -> (Duration, Duration) {
+/// --locked` cold into an empty registry and again as a no-op. Returns (cold, no-op) and the
+/// CPU the cold run took (`own` is the airgap process's).
+///
+/// `AIRGAP_BENCH_WRAP="strace -f -c -o FILE"` (or `perf record -g -o FILE`) runs the cold
+/// apply under that command, for a profile of the process as the bench runs it.
+fn airgap_process(upstream: &TestRegistry) -> (Duration, Duration, Cpu) {
+    let up = upstream.host();
     let target = TestRegistry::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let ws = dir.path();
@@ -344,9 +355,27 @@ fn airgap_process(up: &str) -> (Duration, Duration) {
         t.elapsed()
     };
     airgap(&["lock"]);
-    let cold = airgap(&["apply", "--locked"]);
+    let before = (target.cpu(), upstream.cpu(), children_cpu());
+    let cold = match std::env::var("AIRGAP_BENCH_WRAP") {
+        Ok(wrap) if !wrap.trim().is_empty() => {
+            let mut words = wrap.split_whitespace();
+            let program = words.next().unwrap_or_default();
+            let args: Vec<&std::ffi::OsStr> = words.map(std::ffi::OsStr::new).collect();
+            let mut c = support::wrapped_airgap_cmd(ws, program, &args);
+            c.args(["apply", "--locked", "-j", &jobs().to_string()]);
+            let t = Instant::now();
+            run(&mut c);
+            t.elapsed()
+        }
+        _ => airgap(&["apply", "--locked"]),
+    };
+    let cpu = Cpu {
+        target: target.cpu() - before.0,
+        upstream: upstream.cpu() - before.1,
+        own: children_cpu() - before.2,
+    };
     let noop = airgap(&["apply", "--locked"]);
-    (cold, noop)
+    (cold, noop, cpu)
 }
 
 fn skopeo_copy(up: &str) -> Duration {
@@ -494,6 +523,7 @@ async fn bench() {
     let (mut proc_cold, mut proc_noop) = (vec![], vec![]);
     let mut cpu_raw = Cpu::default();
     let mut cpu_airgap = Cpu::default();
+    let mut cpu_process = Cpu::default();
     for round in 0..repeats() {
         eprintln!("round {} of {} …", round + 1, repeats());
         let (t, c) = raw_upload(&images, &upstream).await;
@@ -504,9 +534,17 @@ async fn bench() {
         rerun.push(r1);
         heads.push(h);
         cpu_airgap = c;
-        let (p1, p2) = airgap_process(&up);
+        let (p1, p2, c) = airgap_process(&upstream);
+        cpu_process = c;
         proc_cold.push(p1);
         proc_noop.push(p2);
+        if std::env::var_os("AIRGAP_BENCH_SKIP_SKOPEO").is_some() {
+            // Only airgap against the raw PUT: the skopeo rows read 0 (quicker profiling).
+            copy.push(Duration::ZERO);
+            sync_cold.push(Duration::ZERO);
+            sync_rerun.push(Duration::ZERO);
+            continue;
+        }
         copy.push(skopeo_copy(&up));
         let (s1, s2) = skopeo_sync(&up);
         sync_cold.push(s1);
@@ -590,6 +628,12 @@ async fn bench() {
         secs(cpu_airgap.target),
         secs(cpu_airgap.upstream),
         secs(cpu_airgap.own),
+    );
+    println!(
+        "CPU seconds (last round): `airgap apply` process cold: target registry {:.2}, upstream registry {:.2}, airgap {:.2}",
+        secs(cpu_process.target),
+        secs(cpu_process.upstream),
+        secs(cpu_process.own),
     );
     big_layers(&upstream).await;
     match rss {

@@ -1,5 +1,5 @@
-//! Runs a [`Plan`]: each level's stale steps in parallel, each success recorded in the
-//! [`State`] before the next level starts.
+//! Runs a [`Plan`]: stale steps in parallel, `jobs` at a time, each started once the steps it
+//! depends on have ended and recorded their success in the [`State`] (see [`Schedule`]).
 //!
 //! A step is *fresh* when the key computed from its current inputs equals the recorded key and
 //! its recorded outputs still exist (files with their sizes; images at the target). Keys are
@@ -19,9 +19,11 @@
 //! before running (stale for a [`StaleReason`]), how each step ended ([`Outcome`]), and the
 //! progress [`Event`]s of a run. Steps run with a [`Ctx`] from [`crate::context`].
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
 
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 
 use crate::context::Ctx;
 use crate::plan::stale::StaleReason;
@@ -322,8 +324,65 @@ fn placed_by(ctx: &Ctx, step: &Step, outputs: &BTreeMap<String, String>) -> Opti
     })
 }
 
-/// Runs every stale step of the plan, level by level; a step for which `force` says so runs
-/// whether it is stale or not (`apply --force`).
+/// Which steps may start: a step is ready once every step it depends on has ended, and the
+/// ready step earliest in the plan's level order goes first. With one job at a time the order
+/// is the plan's, level by level; with more, a step no longer waits for the slowest step of
+/// the level before it (the devfile-index image is built while images still copy).
+struct Schedule {
+    /// Each step's place in the levels, read in order.
+    rank: Vec<usize>,
+    /// Dependencies of each step that have not ended yet.
+    waiting: Vec<usize>,
+    dependents: Vec<Vec<usize>>,
+    ready: BinaryHeap<Reverse<(usize, usize)>>,
+}
+
+impl Schedule {
+    fn new(plan: &Plan) -> Self {
+        let n = plan.steps.len();
+        let mut rank = vec![0; n];
+        for (r, &i) in plan.levels.iter().flatten().enumerate() {
+            rank[i] = r;
+        }
+        let mut waiting = vec![0; n];
+        let mut dependents = vec![Vec::new(); n];
+        for (i, step) in plan.steps.iter().enumerate() {
+            let deps: BTreeSet<usize> = step.deps.iter().filter_map(|d| plan.position(d)).collect();
+            waiting[i] = deps.len();
+            for d in deps {
+                dependents[d].push(i);
+            }
+        }
+        let ready = (0..n)
+            .filter(|&i| waiting[i] == 0)
+            .map(|i| Reverse((rank[i], i)))
+            .collect();
+        Schedule {
+            rank,
+            waiting,
+            dependents,
+            ready,
+        }
+    }
+
+    fn next(&mut self) -> Option<usize> {
+        self.ready.pop().map(|Reverse((_, i))| i)
+    }
+
+    /// Step `i` ended: the steps that waited only for it become ready.
+    fn ended(&mut self, i: usize) {
+        for &d in &self.dependents[i] {
+            self.waiting[d] -= 1;
+            if self.waiting[d] == 0 {
+                self.ready.push(Reverse((self.rank[d], d)));
+            }
+        }
+    }
+}
+
+/// Runs every stale step of the plan, `jobs` at a time, each as soon as the steps it depends
+/// on have ended (see [`Schedule`]); a step for which `force` says so runs whether it is stale
+/// or not (`apply --force`).
 pub async fn run(
     plan: &Plan,
     state: &State,
@@ -332,54 +391,56 @@ pub async fn run(
     progress: &dyn Fn(Event),
 ) -> RunReport {
     let mut report = RunReport::default();
-    let mut failed: std::collections::HashSet<&crate::steps::StepId> = Default::default();
+    let mut failed: HashSet<&crate::steps::StepId> = HashSet::new();
     // The unreachable hosts already reported by a failed step.
-    let mut reported: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
-    for level in &plan.levels {
-        let results: Vec<(usize, Outcome)> = futures::stream::iter(level.iter().copied())
-            .map(|i| {
-                let step = &plan.steps[i];
-                let blocked = step.deps.iter().any(|d| failed.contains(d));
-                async move {
-                    if blocked {
-                        return (i, Outcome::Skipped);
-                    }
-                    (
-                        i,
-                        run_one(plan, step, state, ctx, force(step), progress).await,
-                    )
-                }
-            })
-            .buffer_unordered(ctx.jobs)
-            .collect()
-            .await;
-        let unreachable = ctx.unreachable();
-        for (i, r) in results {
+    let mut reported: BTreeSet<String> = BTreeSet::new();
+    let mut schedule = Schedule::new(plan);
+    let mut running = FuturesUnordered::new();
+    loop {
+        while running.len() < ctx.jobs.max(1)
+            && let Some(i) = schedule.next()
+        {
             let step = &plan.steps[i];
-            match r {
-                Outcome::Ran => report.ran += 1,
-                Outcome::Fresh => report.fresh += 1,
-                Outcome::Skipped => {
+            let blocked = step.deps.iter().any(|d| failed.contains(d));
+            running.push(async move {
+                if blocked {
+                    return (i, Outcome::Skipped);
+                }
+                (
+                    i,
+                    run_one(plan, step, state, ctx, force(step), progress).await,
+                )
+            });
+        }
+        let Some((i, outcome)) = running.next().await else {
+            break;
+        };
+        let step = &plan.steps[i];
+        match outcome {
+            Outcome::Ran => report.ran += 1,
+            Outcome::Fresh => report.fresh += 1,
+            Outcome::Skipped => {
+                report.skipped += 1;
+                failed.insert(&step.id);
+            }
+            Outcome::Failed(message) => {
+                let unreachable = ctx.unreachable();
+                let cause = unreachable.iter().find(|u| message.contains(u.as_str()));
+                let repeated = cause.is_some_and(|u| !reported.insert(u.clone()));
+                if repeated {
                     report.skipped += 1;
-                    failed.insert(&step.id);
+                } else {
+                    progress(Event::Failed(step, &message));
+                    report.failures.push(StepFailure {
+                        step: step.name.clone(),
+                        describe: step.describe.clone(),
+                        message,
+                    });
                 }
-                Outcome::Failed(message) => {
-                    let cause = unreachable.iter().find(|u| message.contains(u.as_str()));
-                    let repeated = cause.is_some_and(|u| !reported.insert(u.clone()));
-                    if repeated {
-                        report.skipped += 1;
-                    } else {
-                        progress(Event::Failed(step, &message));
-                        report.failures.push(StepFailure {
-                            step: step.name.clone(),
-                            describe: step.describe.clone(),
-                            message,
-                        });
-                    }
-                    failed.insert(&step.id);
-                }
+                failed.insert(&step.id);
             }
         }
+        schedule.ended(i);
     }
     report
 }

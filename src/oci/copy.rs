@@ -1438,7 +1438,13 @@ impl Client {
             progress.bytes(chunk.len() as u64);
             counted.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         });
-        Ok(verified(counting, blob.digest.clone(), Some(blob.size), what).boxed())
+        // oci-client checks a registry's blob against its digest and fails before the end:
+        // the size and the held-back last chunk are what is left to do here.
+        let verifier = match source {
+            Source::Registry { .. } => Verifier::size_only(blob.digest.clone(), Some(blob.size)),
+            _ => Verifier::new(blob.digest.clone(), Some(blob.size)),
+        };
+        Ok(verified(counting, verifier, what).boxed())
     }
 }
 
@@ -1532,14 +1538,15 @@ impl CopyStats {
     }
 }
 
-/// Checks a stream of bytes against a digest and size while it passes. The last chunk is held
-/// back until the end is verified, so a consumer that commits on the final byte (a registry
-/// completing a monolithic upload) never sees a complete body when the content is wrong: the
-/// stream ends with an error instead.
+/// Checks a stream of bytes with `verifier` (its digest and size) while it passes. The last
+/// chunk is held back until the end is verified, so a consumer that commits on the final byte
+/// (a registry completing a monolithic upload) never sees a complete body when the content is
+/// wrong: the stream ends with an error instead. With a [`Verifier::size_only`], the digest is
+/// the inner stream's to check, by an error before its end, which holds the last chunk back
+/// just the same.
 pub(crate) fn verified<S>(
     inner: S,
-    digest: Digest,
-    size: Option<u64>,
+    verifier: Verifier,
     what: String,
 ) -> impl Stream<Item = Result<Bytes, OciError>> + Send + 'static
 where
@@ -1554,9 +1561,9 @@ where
     }
     let state = State {
         inner: Box::pin(inner),
-        verifier: Some(Verifier::new(digest.clone(), size)),
+        digest: verifier.expected().clone(),
+        verifier: Some(verifier),
         held: None,
-        digest,
         what,
     };
     futures::stream::unfold(state, |mut st| async move {
@@ -1688,7 +1695,8 @@ mod tests {
 
     /// The chunks `verified` lets through for `parts`, checked against the digest of "abcdef".
     async fn through(parts: &[&'static [u8]]) -> Vec<Result<Bytes, OciError>> {
-        verified(chunks(parts), Digest::of(b"abcdef"), Some(6), "x".into())
+        let verifier = Verifier::new(Digest::of(b"abcdef"), Some(6));
+        verified(chunks(parts), verifier, "x".into())
             .collect()
             .await
     }
@@ -1715,5 +1723,27 @@ mod tests {
             Some(Err(OciError::DigestMismatch { .. }))
         ));
         assert!(out.iter().filter(|r| r.is_ok()).count() <= 1);
+    }
+
+    /// Size only (a registry's stream, which checks its digest itself): the inner stream's
+    /// error at its end still keeps the last chunk back.
+    #[tokio::test]
+    async fn size_only_holds_the_last_chunk_back_for_the_inner_streams_error() {
+        let inner = futures::stream::iter(vec![
+            Ok(Bytes::from_static(b"ab")),
+            Ok(Bytes::from_static(b"cd")),
+            Err(OciError::NotFound { what: "x".into() }),
+        ]);
+        let verifier = Verifier::size_only(Digest::of(b"abcd"), Some(4));
+        let out: Vec<_> = verified(inner, verifier, "x".into()).collect().await;
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].as_ref().unwrap(), &b"ab"[..]);
+        assert!(out[1].is_err());
+        // Without an error, the bytes pass whatever they hash to.
+        let verifier = Verifier::size_only(Digest::of(b"abcd"), Some(4));
+        let out: Vec<_> = verified(chunks(&[b"ab", b"cX"]), verifier, "x".into())
+            .collect()
+            .await;
+        assert!(out.iter().all(Result::is_ok));
     }
 }

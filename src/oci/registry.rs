@@ -9,9 +9,10 @@
 //!   A presence check ([`Registry::head_manifest`]) is a GET too: oci-client's HEAD
 //!   (`fetch_manifest_digest`) gives neither the media type nor the size, and falls back to a
 //!   GET on a miss anyway.
-//! - Blobs: `blob_exists`, `pull_blob_stream` (it verifies the digest as well; airgap's own
-//!   [`super::digest::Verifier`] stays, because it holds the last chunk of an upload back
-//!   until the bytes are verified), `push_blob_stream` with `use_monolithic_push` (one
+//! - Blobs: `blob_exists`, `pull_blob_stream` (it verifies the digest, failing before the
+//!   stream's end; airgap's [`super::digest::Verifier`] then only counts the size, and the copy
+//!   still holds the last chunk of an upload back until that end), `push_blob_stream` with
+//!   `use_monolithic_push` (one
 //!   streamed PUT; the chunked mode sends a PATCH per frame), `mount_blob` (a refused mount,
 //!   202, is an error after which a normal upload works; its upload session is left to the
 //!   registry to expire: oci-client cannot cancel one).
@@ -616,8 +617,8 @@ impl Registry {
         .await
     }
 
-    /// A blob's bytes, as they arrive (oci-client checks them against the digest at the end;
-    /// the caller verifies them too).
+    /// A blob's bytes, as they arrive (oci-client checks them against the digest and fails
+    /// before the end on a mismatch; the caller checks the size).
     pub(crate) async fn blob_stream(
         &self,
         repository: &str,
