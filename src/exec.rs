@@ -179,9 +179,17 @@ fn key_input(plan: &Plan, step: &Step, state: &State) -> serde_json::Value {
     plan::key_input(step, &deps)
 }
 
+/// The key of a step: [`plan::key_of`] of its [`key_input`], computed without building it.
+fn key_of(plan: &Plan, step: &Step, state: &State) -> String {
+    let deps = step
+        .key_deps()
+        .filter_map(|d| plan.step(d))
+        .map(|d| d.name.as_str());
+    state.with_outputs(deps, |outputs| plan::key_of_parts(step, outputs))
+}
+
 async fn status_of(plan: &Plan, step: &Step, state: &State, ctx: &Ctx) -> Status {
-    let input = key_input(plan, step, state);
-    let key = plan::key_of(&input);
+    let key = key_of(plan, step, state);
     if let Some(rec) = state.ran_with(&step.name, &key) {
         return match check_outputs(ctx, step, &rec).await {
             Check::Intact | Check::Restamped(_) => Status::Fresh,
@@ -192,6 +200,7 @@ async fn status_of(plan: &Plan, step: &Step, state: &State, ctx: &Ctx) -> Status
         None => Status::Stale(StaleReason::NeverBuilt),
         Some(rec) => {
             let old = serde_json::from_str(rec.input.get()).unwrap_or_default();
+            let input = key_input(plan, step, state);
             Status::Stale(plan::stale::dirty_reason(step, &old, &input, plan))
         }
     }
@@ -240,8 +249,7 @@ async fn run_one(
     forced: bool,
     progress: &dyn Fn(Event),
 ) -> Outcome {
-    let input = key_input(plan, step, state);
-    let key = plan::key_of(&input);
+    let key = key_of(plan, step, state);
     if !forced && let Some(rec) = state.ran_with(&step.name, &key) {
         let stamps = match check_outputs(ctx, step, &rec).await {
             Check::Intact => Some(BTreeMap::new()),
@@ -262,6 +270,9 @@ async fn run_one(
             };
         }
     }
+    // What the record keeps to explain a later change of key: the deps' outputs it reads are
+    // of earlier levels, so the same as when the key was computed.
+    let input = key_input(plan, step, state);
     progress(Event::Started(step));
     let replayed = step
         .id

@@ -238,6 +238,23 @@ impl State {
             .map(|r| r.outputs.clone())
     }
 
+    /// Calls `f` with the named outputs recorded for each of `steps` (an empty map for a step
+    /// without a record), borrowed from the state: what a step's key reads of its
+    /// dependencies, without copying them.
+    pub fn with_outputs<'a, R>(
+        &self,
+        steps: impl IntoIterator<Item = &'a str>,
+        f: impl FnOnce(&BTreeMap<&str, &BTreeMap<String, String>>) -> R,
+    ) -> R {
+        let records = self.steps.lock().unwrap_or_else(|e| e.into_inner());
+        let none = BTreeMap::new();
+        let outputs = steps
+            .into_iter()
+            .map(|s| (s, records.get(s).map_or(&none, |r| &r.outputs)))
+            .collect();
+        f(&outputs)
+    }
+
     /// The files the given steps' records name.
     pub fn files_of<'a>(&self, steps: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
         let records = self.steps.lock().unwrap_or_else(|e| e.into_inner());
