@@ -63,6 +63,9 @@ pub struct Ctx {
     target_root: PathBuf,
     pub jobs: usize,
     oci: tokio::sync::OnceCell<(crate::oci::Client, crate::oci::Destination)>,
+    /// The output folder's layout as apply's output check read it ([`Ctx::adopt_layout`]),
+    /// until [`Ctx::oci`] takes it instead of reading `index.json` again.
+    checked_layout: std::sync::Mutex<Option<crate::oci::layout::Layout>>,
     progress: crate::oci::progress::Progress,
 }
 
@@ -97,6 +100,7 @@ impl Ctx {
             out_root,
             jobs: jobs.max(1),
             oci: tokio::sync::OnceCell::new(),
+            checked_layout: std::sync::Mutex::new(None),
             progress: crate::oci::progress::Progress::hidden(),
         }
     }
@@ -155,6 +159,34 @@ impl Ctx {
         }
     }
 
+    /// Keeps the layout of the output folder that apply's output check opened read-only, for
+    /// [`Ctx::oci`] to write through (made writable then) instead of parsing `index.json` a
+    /// second time; at a few thousand stacks it is megabytes. A layout of another folder is
+    /// ignored.
+    pub fn adopt_layout(&self, layout: crate::oci::layout::Layout) {
+        *self
+            .checked_layout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(layout);
+    }
+
+    /// The layout images land in when they land in one (a `dir:` target's or a bundle's):
+    /// the adopted one when it is of that folder, else opened (and created) now.
+    fn open_layout(&self, dir: &std::path::Path) -> Result<crate::oci::layout::Layout, String> {
+        let checked = self
+            .checked_layout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        match checked {
+            Some(layout) if layout.dir() == dir => {
+                layout.make_writable().map_err(|e| e.to_string())?;
+                Ok(layout)
+            }
+            _ => crate::oci::layout::Layout::open(dir).map_err(|e| e.to_string()),
+        }
+    }
+
     /// The registry client and where images land, made on first use (a `dir:` target's
     /// or a bundle's layout is created then).
     pub async fn oci(&self) -> Result<(&crate::oci::Client, &crate::oci::Destination), String> {
@@ -168,16 +200,12 @@ impl Ctx {
                     ..Default::default()
                 });
                 let destination = match &self.manifest.target.kind {
-                    _ if self.bundle_dir().is_some() => crate::oci::Destination::Layout(Arc::new(
-                        crate::oci::layout::Layout::open(&self.out_root)
-                            .map_err(|e| e.to_string())?,
-                    )),
-                    crate::manifest::TargetKind::Dir { .. } => {
-                        crate::oci::Destination::Layout(Arc::new(
-                            crate::oci::layout::Layout::open(&self.target_root)
-                                .map_err(|e| e.to_string())?,
-                        ))
+                    _ if self.bundle_dir().is_some() => {
+                        crate::oci::Destination::Layout(Arc::new(self.open_layout(&self.out_root)?))
                     }
+                    crate::manifest::TargetKind::Dir { .. } => crate::oci::Destination::Layout(
+                        Arc::new(self.open_layout(&self.target_root)?),
+                    ),
                     crate::manifest::TargetKind::Registry {
                         prefix,
                         tls,

@@ -49,16 +49,25 @@ enum Check {
     Stale(StaleReason),
 }
 
-/// Whether a recorded step's outputs are still what it left: each file with its size and
-/// content (read only when its inode or mtime changed since it was stamped), then the kind's
-/// own presence check (images at the target, cached files).
-async fn check_outputs(ctx: &Ctx, step: &Step, rec: &Record) -> Check {
-    let mut restamped = BTreeMap::new();
+/// What a recorded step's files say before any is read: the step's recorded outputs and
+/// placed image, and the files whose inode or mtime changed since they were stamped (or that
+/// have no stamp), each with the digest the step recorded for it, if any.
+#[derive(Default)]
+struct Stated {
+    outputs: BTreeMap<String, String>,
+    placed: Option<Placed>,
+    unstamped: Vec<(String, Option<String>)>,
+}
+
+/// Each file of a recorded step with its recorded size (a missing or resized file makes the
+/// step stale), and which files must be read to tell whether their content is unchanged.
+/// Runs under the state's lock, on the record itself: only stats.
+fn stat_outputs(ctx: &Ctx, step: &Step, rec: &Record) -> Result<Stated, StaleReason> {
+    let mut unstamped = Vec::new();
     for (file, size) in &rec.files {
-        let path = ctx.out_root().join(file);
-        let meta = match std::fs::metadata(&path) {
+        let meta = match std::fs::metadata(ctx.out_root().join(file)) {
             Ok(m) if m.len() == *size => m,
-            _ => return Check::Stale(step.id.missing(&step.describe)),
+            _ => return Err(step.id.missing(&step.describe)),
         };
         let stamp = rec.stamps.get(file);
         if stamp.is_some_and(|s| s.matches(&meta)) {
@@ -77,6 +86,22 @@ async fn check_outputs(ctx: &Ctx, step: &Step, rec: &Record) -> Check {
         let expected = stamp
             .map(|s| s.sha256.clone())
             .or_else(|| rec.outputs.get(name).filter(|_| unique()).cloned());
+        unstamped.push((file.clone(), expected));
+    }
+    Ok(Stated {
+        outputs: rec.outputs.clone(),
+        placed: rec.placed.clone(),
+        unstamped,
+    })
+}
+
+/// Whether a recorded step's outputs are still what it left: each file with its size and
+/// content (read only when its inode or mtime changed since it was stamped), then the kind's
+/// own presence check (images at the target, cached files).
+async fn check_outputs(ctx: &Ctx, step: &Step, stated: &Stated) -> Check {
+    let mut restamped = BTreeMap::new();
+    for (file, expected) in &stated.unstamped {
+        let path = ctx.out_root().join(file);
         let read = path.clone();
         let actual = tokio::task::spawn_blocking(move || std::fs::read(&read).ok())
             .await
@@ -95,7 +120,7 @@ async fn check_outputs(ctx: &Ctx, step: &Step, rec: &Record) -> Check {
             restamped.insert(file.clone(), s);
         }
     }
-    if !step.id.present(ctx, &rec.outputs).await {
+    if !step.id.present(ctx, &stated.outputs).await {
         return Check::Stale(step.id.missing(&step.describe));
     }
     if restamped.is_empty() {
@@ -103,6 +128,15 @@ async fn check_outputs(ctx: &Ctx, step: &Step, rec: &Record) -> Check {
     } else {
         Check::Restamped(restamped)
     }
+}
+
+/// The recorded step's outputs checked, when it ran with `key`: `None` when it did not.
+async fn recheck(ctx: &Ctx, step: &Step, state: &State, key: &str) -> Option<(Check, Stated)> {
+    let stated = state.with_ran(&step.name, key, |rec| stat_outputs(ctx, step, rec))?;
+    Some(match stated {
+        Err(reason) => (Check::Stale(reason), Stated::default()),
+        Ok(stated) => (check_outputs(ctx, step, &stated).await, stated),
+    })
 }
 
 /// The stamps of the files a step just wrote.
@@ -181,11 +215,19 @@ fn key_input(plan: &Plan, step: &Step, state: &State) -> serde_json::Value {
     plan::key_input(step, &deps)
 }
 
+/// The key of a step: [`plan::key_of`] of its [`key_input`], computed without building it.
+fn key_of(plan: &Plan, step: &Step, state: &State) -> String {
+    let deps = step
+        .key_deps()
+        .filter_map(|d| plan.step(d))
+        .map(|d| d.name.as_str());
+    state.with_outputs(deps, |outputs| plan::key_of_parts(step, outputs))
+}
+
 async fn status_of(plan: &Plan, step: &Step, state: &State, ctx: &Ctx) -> Status {
-    let input = key_input(plan, step, state);
-    let key = plan::key_of(&input);
-    if let Some(rec) = state.ran_with(&step.name, &key) {
-        return match check_outputs(ctx, step, &rec).await {
+    let key = key_of(plan, step, state);
+    if let Some((check, _)) = recheck(ctx, step, state, &key).await {
+        return match check {
             Check::Intact | Check::Restamped(_) => Status::Fresh,
             Check::Stale(reason) => Status::Stale(reason),
         };
@@ -194,6 +236,7 @@ async fn status_of(plan: &Plan, step: &Step, state: &State, ctx: &Ctx) -> Status
         None => Status::Stale(StaleReason::NeverBuilt),
         Some(rec) => {
             let old = serde_json::from_str(rec.input.get()).unwrap_or_default();
+            let input = key_input(plan, step, state);
             Status::Stale(plan::stale::dirty_reason(step, &old, &input, plan))
         }
     }
@@ -242,10 +285,9 @@ async fn run_one(
     forced: bool,
     progress: &dyn Fn(Event),
 ) -> Outcome {
-    let input = key_input(plan, step, state);
-    let key = plan::key_of(&input);
-    if !forced && let Some(rec) = state.ran_with(&step.name, &key) {
-        let stamps = match check_outputs(ctx, step, &rec).await {
+    let key = key_of(plan, step, state);
+    if !forced && let Some((check, rec)) = recheck(ctx, step, state, &key).await {
+        let stamps = match check {
             Check::Intact => Some(BTreeMap::new()),
             Check::Restamped(stamps) => Some(stamps),
             Check::Stale(_) => None,
@@ -264,6 +306,9 @@ async fn run_one(
             };
         }
     }
+    // What the record keeps to explain a later change of key: the deps' outputs it reads are
+    // of earlier levels, so the same as when the key was computed.
+    let input = key_input(plan, step, state);
     progress(Event::Started(step));
     let replayed = step
         .id

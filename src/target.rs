@@ -87,6 +87,9 @@ pub fn prepare(plan: &Plan, state: &State, ctx: &Ctx) -> Result<(), TargetError>
 
     let mut foreign = Vec::new();
     let mut remove = Vec::new();
+    // Whether the walk met an empty folder (a killed run's, or one a stack left): only then,
+    // or when files are removed, is the tree walked again to remove empty folders.
+    let mut empty_dir = false;
     let entries = match std::fs::read_dir(root) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -115,6 +118,7 @@ pub fn prepare(plan: &Plan, state: &State, ctx: &Ctx) -> Result<(), TargetError>
                 &owned,
                 &mut remove,
                 &mut foreign,
+                &mut empty_dir,
             ),
             ("blobs", true) => check_blobs(&root.join("blobs"), &mut foreign),
             (STAGING, true) => {}
@@ -130,11 +134,13 @@ pub fn prepare(plan: &Plan, state: &State, ctx: &Ctx) -> Result<(), TargetError>
             (n, false) => foreign.push(n.to_string()),
         }
     }
-    if foreign.is_empty()
-        && (root.join("oci-layout").exists() || root.join("index.json").exists())
-        && let Err(e) = crate::oci::layout::Layout::open_existing(root)
+    let mut layout = None;
+    if foreign.is_empty() && (root.join("oci-layout").exists() || root.join("index.json").exists())
     {
-        foreign.push(format!("index.json ({e})"));
+        match crate::oci::layout::Layout::open_existing(root) {
+            Ok(l) => layout = Some(l),
+            Err(e) => foreign.push(format!("index.json ({e})")),
+        }
     }
     if !foreign.is_empty() {
         let more = foreign.len().saturating_sub(LISTED);
@@ -160,8 +166,13 @@ pub fn prepare(plan: &Plan, state: &State, ctx: &Ctx) -> Result<(), TargetError>
         }
     }
     state.disown(remove.iter());
-    remove_empty_dirs(&root.join("registry"));
-    remove_empty_dirs(&root.join(crate::deploy::DIR));
+    if empty_dir || !remove.is_empty() {
+        remove_empty_dirs(&root.join("registry"));
+        remove_empty_dirs(&root.join(crate::deploy::DIR));
+    }
+    if let Some(layout) = layout {
+        ctx.adopt_layout(layout);
+    }
     // The staging folder of a killed run: only its claims are kept (until the state owns them).
     if let Ok(rd) = std::fs::read_dir(root.join(STAGING)) {
         for e in rd.flatten() {
@@ -174,7 +185,8 @@ pub fn prepare(plan: &Plan, state: &State, ctx: &Ctx) -> Result<(), TargetError>
 }
 
 /// Files of the registry tree: produced by the plan (kept), airgap's own (removed), or
-/// someone else's (refused).
+/// someone else's (refused). Sets `empty_dir` when a folder it reads (`dir` included) has no
+/// entries.
 fn walk_tree(
     root: &Path,
     dir: &Path,
@@ -182,11 +194,13 @@ fn walk_tree(
     owned: &BTreeSet<String>,
     remove: &mut Vec<String>,
     foreign: &mut Vec<String>,
+    empty_dir: &mut bool,
 ) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };
     let mut entries: Vec<_> = rd.flatten().collect();
+    *empty_dir |= entries.is_empty();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let p = e.path();
@@ -195,7 +209,7 @@ fn walk_tree(
             .map(|r| r.to_string_lossy().replace('\\', "/"))
             .unwrap_or_default();
         if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-            walk_tree(root, &p, produced, owned, remove, foreign);
+            walk_tree(root, &p, produced, owned, remove, foreign, empty_dir);
         } else if produced.contains(&rel) {
         } else if owned.contains(&rel) {
             remove.push(rel);

@@ -461,6 +461,20 @@ impl Layout {
         Ok(layout)
     }
 
+    /// Makes a layout opened with [`Layout::open_existing`] what [`Layout::open`] would have
+    /// opened: its blob folder created and a replayed journal folded. So a caller that checked
+    /// a layout read-only first (apply's output check) need not read `index.json` again to
+    /// write to it.
+    pub fn make_writable(&self) -> Result<(), OciError> {
+        std::fs::create_dir_all(self.dir.join("blobs/sha256"))
+            .map_err(OciError::io("cannot create the layout", &self.dir))?;
+        let mut index = self.index();
+        if index.fold {
+            self.fold_now(&mut index)?;
+        }
+        Ok(())
+    }
+
     /// Adds the images of a journal left by a run that was not dropped (killed), and folds it
     /// into `index.json` when the layout may be changed (`fold`); otherwise the first write
     /// will.
@@ -526,7 +540,25 @@ impl Layout {
     /// Reads a whole (small) blob, checking its digest.
     pub async fn read_blob(&self, digest: &Digest) -> Result<Bytes, OciError> {
         let path = self.blob_path(digest);
-        let bytes = match tokio::fs::read(&path).await {
+        self.checked_blob(digest, &path, tokio::fs::read(&path).await)
+    }
+
+    /// [`Layout::read_blob`] without leaving the calling thread: for the manifests
+    /// [`Layout::is_whole`] reads, a few hundred bytes each, where handing each read to
+    /// tokio's blocking pool cost more than the read (thousands of them in a no-op apply).
+    fn read_manifest_blob(&self, digest: &Digest) -> Result<Bytes, OciError> {
+        let path = self.blob_path(digest);
+        self.checked_blob(digest, &path, std::fs::read(&path))
+    }
+
+    /// The bytes read from `path`, the blob `digest`, once they hash to it.
+    fn checked_blob(
+        &self,
+        digest: &Digest,
+        path: &Path,
+        read: std::io::Result<Vec<u8>>,
+    ) -> Result<Bytes, OciError> {
+        let bytes = match read {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(OciError::NotFound {
@@ -951,7 +983,7 @@ impl Layout {
                 path: path.clone(),
                 problem,
             };
-            let bytes = match self.read_blob(&digest).await {
+            let bytes = match self.read_manifest_blob(&digest) {
                 Ok(b) => b,
                 Err(OciError::NotFound { .. }) => {
                     problems.push(problem(format!("manifest {digest} is missing")));
