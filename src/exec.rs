@@ -215,13 +215,13 @@ fn key_input(plan: &Plan, step: &Step, state: &State) -> serde_json::Value {
     plan::key_input(step, &deps)
 }
 
-/// The key of a step: [`plan::key_of`] of its [`key_input`], computed without building it.
+/// The key of a step ([`plan::key_of`]): blake3 of its [`key_input`], computed without building it.
 fn key_of(plan: &Plan, step: &Step, state: &State) -> String {
     let deps = step
         .key_deps()
         .filter_map(|d| plan.step(d))
         .map(|d| d.name.as_str());
-    state.with_outputs(deps, |outputs| plan::key_of_parts(step, outputs))
+    state.with_outputs(deps, |outputs| plan::key_of(step, outputs))
 }
 
 async fn status_of(plan: &Plan, step: &Step, state: &State, ctx: &Ctx) -> Status {

@@ -36,9 +36,10 @@
 //!   HTTPS with a given CA file, or HTTPS unverified), built when the first host with that
 //!   set-up is called and shared by all of them (oci-client keys credentials and tokens by
 //!   host). `ClientProtocol::Http` for `tls=false`, the CA file's certificates as extra
-//!   roots, `accept_invalid_*` for `tls="insecure"`. Building one costs a TLS context even
-//!   for plain HTTP (native-tls parses the system CA bundle; oci-client 0.18's `TryFrom`
-//!   also builds a default reqwest client, with its own TLS context, that it throws away), so
+//!   roots, `accept_invalid_certificates` for `tls="insecure"`. Building one costs a TLS
+//!   context even for plain HTTP (rustls reads the system's CA roots, see [`crate::tls`];
+//!   oci-client 0.18's `TryFrom` also builds a default reqwest client, with its own TLS
+//!   context, that it throws away), so
 //!   a run that calls no registry (a `dir:` target's no-op) builds none, and one that calls
 //!   only plain-http registries builds one. `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and
 //!   `NO_PROXY` are honoured by reqwest's system proxy (oci-client's proxy settings are left
@@ -207,8 +208,7 @@ impl Transports {
                 .user_agent(concat!("airgap/", env!("CARGO_PKG_VERSION")))
                 .connect_timeout(Duration::from_secs(30))
                 .read_timeout(Duration::from_secs(300))
-                .danger_accept_invalid_certs(insecure)
-                .danger_accept_invalid_hostnames(insecure);
+                .danger_accept_invalid_certs(insecure);
             for c in ca_certificates(access)? {
                 if let Ok(cert) = reqwest::Certificate::from_pem(&c.data) {
                     builder = builder.add_root_certificate(cert);

@@ -155,50 +155,44 @@ impl Plan {
     }
 }
 
+/// A step's key input: its fields in the order serde_json's sorted map writes them, so the
+/// struct serializes to the same bytes as its JSON value ([`key_input`], which the state
+/// records to explain a changed key) and [`key_of`] can hash it without building that value
+/// (a no-op apply computes the key of each of tens of thousands of steps, and building,
+/// cloning and dropping each key's value tree was a tenth of its time).
+#[derive(serde::Serialize)]
+struct KeyInput<'a, D> {
+    config: &'a Value,
+    deps: &'a D,
+    lock: &'a Value,
+    schema: u32,
+    step: &'a str,
+}
+
+impl<'a, D> KeyInput<'a, D> {
+    fn new(step: &'a Step, deps: &'a D) -> Self {
+        KeyInput {
+            config: &step.config,
+            deps,
+            lock: &step.lock,
+            schema: SCHEMA,
+            step: &step.name,
+        }
+    }
+}
+
 /// The full key input of a step, given its dependencies' recorded outputs.
 pub fn key_input(step: &Step, deps: &BTreeMap<String, BTreeMap<String, String>>) -> Value {
-    json!({
-        "schema": SCHEMA,
-        "step": step.name,
-        "config": step.config,
-        "lock": step.lock,
-        "deps": deps,
-    })
+    serde_json::to_value(KeyInput::new(step, deps)).unwrap_or_default()
 }
 
-/// blake3 of the canonical JSON of a key input (object keys sorted: serde_json's map is a
-/// BTreeMap in this build).
-pub fn key_of(input: &Value) -> String {
-    blake3::hash(&serde_json::to_vec(input).unwrap_or_default())
-        .to_hex()
-        .to_string()
-}
-
-/// [`key_of`] of [`key_input`] without building the value: the same bytes, serialized from
-/// borrowed parts straight into the hasher (a no-op apply computes the key of each of tens
-/// of thousands of steps, and building, cloning and dropping each key's value tree was a
-/// tenth of its time). `deps`: each key dependency's name and recorded outputs (empty when
-/// it has none), as [`key_input`] takes them.
-pub fn key_of_parts(step: &Step, deps: &BTreeMap<&str, &BTreeMap<String, String>>) -> String {
-    /// [`key_input`]'s object, its fields in the order serde_json's sorted map writes them.
-    #[derive(serde::Serialize)]
-    struct KeyInput<'a> {
-        config: &'a Value,
-        deps: &'a BTreeMap<&'a str, &'a BTreeMap<String, String>>,
-        lock: &'a Value,
-        schema: u32,
-        step: &'a str,
-    }
-    let input = KeyInput {
-        config: &step.config,
-        deps,
-        lock: &step.lock,
-        schema: SCHEMA,
-        step: &step.name,
-    };
+/// The key of a step: blake3 of its key input's JSON ([`key_input`]'s bytes), written from
+/// borrowed parts straight into the hasher. `deps`: each key dependency's name and recorded
+/// outputs (empty when it has none).
+pub fn key_of(step: &Step, deps: &BTreeMap<&str, &BTreeMap<String, String>>) -> String {
     let mut hasher = blake3::Hasher::new();
     // Writing into a hasher cannot fail, and these values always serialize.
-    let _ = serde_json::to_writer(&mut hasher, &input);
+    let _ = serde_json::to_writer(&mut hasher, &KeyInput::new(step, deps));
     hasher.finalize().to_hex().to_string()
 }
 
@@ -225,10 +219,11 @@ fn check_stack_folders(lock: &Lockfile) -> Result<(), PlanError> {
 mod tests {
     use super::*;
 
-    /// The key computed from borrowed parts is the key of the key input as the state keeps
-    /// it: otherwise every step of an existing state would run again once.
+    /// The key computed from borrowed parts is blake3 of the key input as the state keeps it
+    /// (a key input serialized by a JSON value, keys sorted): otherwise every step of an
+    /// existing state would run again once.
     #[test]
-    fn key_of_parts_is_key_of_key_input() {
+    fn key_of_is_the_hash_of_the_key_input() {
         let mut step = Step::new(StepId::image("quay.io/a/b:1"), "image b");
         step.config = json!({"target": {"dir": "out"}, "z": [1, "\u{1F600} \"q\"\n"], "a": null});
         step.lock = json!({"digest": "sha256:00", "n": 2.5});
@@ -240,16 +235,22 @@ mod tests {
         let mut borrowed = BTreeMap::new();
         borrowed.insert("source:b", &a);
         borrowed.insert("download:a", &none);
-        assert_eq!(
-            key_of_parts(&step, &borrowed),
-            key_of(&key_input(&step, &named))
-        );
+        let hash_of_input = || {
+            let input = key_input(&step, &named);
+            // The shape states written before `KeyInput` recorded (their keys stay valid).
+            let recorded = json!({
+                "schema": SCHEMA, "step": step.name, "config": step.config,
+                "lock": step.lock, "deps": named,
+            });
+            assert_eq!(input, recorded);
+            blake3::hash(&serde_json::to_vec(&input).unwrap())
+                .to_hex()
+                .to_string()
+        };
+        assert_eq!(key_of(&step, &borrowed), hash_of_input());
         // And it can differ: another dependency output is another key.
         let b: BTreeMap<String, String> = [("x".to_string(), "2".to_string())].into();
         borrowed.insert("source:b", &b);
-        assert_ne!(
-            key_of_parts(&step, &borrowed),
-            key_of(&key_input(&step, &named))
-        );
+        assert_ne!(key_of(&step, &borrowed), hash_of_input());
     }
 }

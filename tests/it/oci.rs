@@ -910,37 +910,52 @@ fn collisions_and_naming_for_the_fixture_images() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_modes_verify_with_a_private_ca_or_not_at_all() {
+/// A registry over TLS (its certificate a CA when `certificate_is_a_ca`) holding a one-layer
+/// image (`seed`) at `repository:1`, pushed without verification.
+async fn tls_upstream(
+    certificate_is_a_ca: bool,
+    repository: &str,
+    seed: u64,
+) -> (TestRegistry, GeneratedImage) {
     let upstream = TestRegistry::start_with(RegistryOptions {
         tls: true,
+        certificate_is_a_ca,
         ..RegistryOptions::default()
     });
-    let target = TestRegistry::start();
     let insecure = RegistryAccess::new(upstream.host(), Tls::Insecure);
     let setup = client_via("127.0.0.1:1", Credentials::anonymous());
-    let img = image(99, &[1500], "linux/amd64");
-    push(&setup, &insecure, "devfile/tls", Some("1"), &img.local).await;
+    let img = image(seed, &[1500], "linux/amd64");
+    push(&setup, &insecure, repository, Some("1"), &img.local).await;
+    (upstream, img)
+}
 
-    let with = |tls: Tls, ca_file: Option<std::path::PathBuf>| {
-        Client::new(ClientConfig {
-            mirrors: vec![RegistryMirror {
-                from: "quay.io".into(),
-                to: MirrorTo::Registry {
-                    to: upstream.host(),
-                    tls,
-                    ca_file,
-                },
-            }],
-            credentials: Credentials::anonymous(),
-            jobs: 2,
-            retry: RetryPolicy {
-                attempts: 1,
-                ..RetryPolicy::default()
+/// A client that pulls quay.io's images from `upstream` with `tls` and `ca_file`, trying once.
+fn quay_from(upstream: &TestRegistry, tls: Tls, ca_file: Option<std::path::PathBuf>) -> Client {
+    Client::new(ClientConfig {
+        mirrors: vec![RegistryMirror {
+            from: "quay.io".into(),
+            to: MirrorTo::Registry {
+                to: upstream.host(),
+                tls,
+                ca_file,
             },
-            progress: airgap::oci::progress::Progress::hidden(),
-        })
-    };
+        }],
+        credentials: Credentials::anonymous(),
+        jobs: 2,
+        retry: RetryPolicy {
+            attempts: 1,
+            ..RetryPolicy::default()
+        },
+        progress: airgap::oci::progress::Progress::hidden(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_modes_verify_with_a_private_ca_or_not_at_all() {
+    let (upstream, img) = tls_upstream(false, "devfile/tls", 99).await;
+    let target = TestRegistry::start();
+
+    let with = |tls, ca_file| quay_from(&upstream, tls, ca_file);
     let image_ref = r("quay.io/devfile/tls:1");
     let err = with(Tls::Verify, None)
         .resolve(&image_ref)
@@ -983,35 +998,9 @@ async fn tls_modes_verify_with_a_private_ca_or_not_at_all() {
 /// and `tls="insecure"` still reaches the registry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_refuses_a_ca_certificate_as_the_server_s_and_says_what_to_do() {
-    let upstream = TestRegistry::start_with(RegistryOptions {
-        tls: true,
-        certificate_is_a_ca: true,
-        ..RegistryOptions::default()
-    });
-    let insecure = RegistryAccess::new(upstream.host(), Tls::Insecure);
-    let setup = client_via("127.0.0.1:1", Credentials::anonymous());
-    let img = image(98, &[1500], "linux/amd64");
-    push(&setup, &insecure, "devfile/ca", Some("1"), &img.local).await;
+    let (upstream, img) = tls_upstream(true, "devfile/ca", 98).await;
 
-    let with = |tls: Tls, ca_file: Option<std::path::PathBuf>| {
-        Client::new(ClientConfig {
-            mirrors: vec![RegistryMirror {
-                from: "quay.io".into(),
-                to: MirrorTo::Registry {
-                    to: upstream.host(),
-                    tls,
-                    ca_file,
-                },
-            }],
-            credentials: Credentials::anonymous(),
-            jobs: 2,
-            retry: RetryPolicy {
-                attempts: 1,
-                ..RetryPolicy::default()
-            },
-            progress: airgap::oci::progress::Progress::hidden(),
-        })
-    };
+    let with = |tls, ca_file| quay_from(&upstream, tls, ca_file);
     let image_ref = r("quay.io/devfile/ca:1");
     let err = with(Tls::Verify, Some(upstream.ca_file()))
         .resolve(&image_ref)
