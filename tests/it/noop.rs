@@ -43,26 +43,42 @@ fn a_no_op_apply_sends_no_request_upstream() {
     assert_eq!(w.http.requests(), files_before, "the file server was asked");
 }
 
+/// The community world with a manifest that keeps only `stacks` of its source: the world, the
+/// manifest's path and its text.
+fn community_with_stacks(stacks: &[&str]) -> (World, std::path::PathBuf, String) {
+    let w = World::community();
+    w.write_manifest("");
+    let manifest = w.workspace.join("airgap.kdl");
+    let names: Vec<String> = stacks.iter().map(|s| format!("\"{s}\"")).collect();
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        "ref=\"main\"\n",
+        &format!("ref=\"main\" {{\n    stacks {}\n}}\n", names.join(" ")),
+    );
+    std::fs::write(&manifest, &text).unwrap();
+    (w, manifest, text)
+}
+
+/// Makes nothing a check of the lock needs reachable: the git cache removed and the remotes
+/// moved away (to the returned folder, from where a test can move them back).
+fn cut_off_git(w: &World) -> std::path::PathBuf {
+    std::fs::remove_dir_all(w.workspace.join(".airgap/cache/git")).unwrap();
+    let away = w.dir.path().join("git-away");
+    std::fs::rename(&w.git_root, &away).unwrap();
+    away
+}
+
 /// The check that the lock satisfies the manifest reads every devfile at its locked commit;
 /// once it passed, it is stamped and skipped while the manifest, the lock and the binary are
 /// the stamped ones. Seen from outside: with the git cache gone and the remote unreachable,
 /// `plan` still works under the stamp, and fails as soon as either text changes.
 #[test]
 fn a_passed_lock_check_is_skipped_until_the_manifest_or_the_lock_changes() {
-    let w = World::community();
-    w.write_manifest("");
-    let manifest = w.workspace.join("airgap.kdl");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    let text = text.replace("ref=\"main\"\n", "ref=\"main\" {\n    stacks \"go\"\n}\n");
-    std::fs::write(&manifest, &text).unwrap();
+    let (w, manifest, text) = community_with_stacks(&["go"]);
     airgap(&w.workspace, &["lock"]).ok();
     airgap(&w.workspace, &["plan"]).ok();
     assert!(w.workspace.join(".airgap/lock-satisfied").is_file());
 
-    // Nothing the check needs is reachable any more.
-    std::fs::remove_dir_all(w.workspace.join(".airgap/cache/git")).unwrap();
-    let away = w.dir.path().join("git-away");
-    std::fs::rename(&w.git_root, &away).unwrap();
+    let away = cut_off_git(&w);
 
     airgap(&w.workspace, &["plan"]).ok();
 
@@ -96,18 +112,11 @@ fn a_passed_lock_check_is_skipped_until_the_manifest_or_the_lock_changes() {
 /// unreachable right after `lock`, `plan` still succeeds.
 #[test]
 fn a_lock_just_resolved_is_not_checked_again() {
-    let w = World::community();
-    w.write_manifest("");
-    let manifest = w.workspace.join("airgap.kdl");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    let text = text.replace("ref=\"main\"\n", "ref=\"main\" {\n    stacks \"go\"\n}\n");
-    std::fs::write(&manifest, &text).unwrap();
+    let (w, _, _) = community_with_stacks(&["go"]);
     airgap(&w.workspace, &["lock"]).ok();
     assert!(w.workspace.join(".airgap/lock-satisfied").is_file());
 
-    std::fs::remove_dir_all(w.workspace.join(".airgap/cache/git")).unwrap();
-    let away = w.dir.path().join("git-away");
-    std::fs::rename(&w.git_root, &away).unwrap();
+    let _away = cut_off_git(&w);
     airgap(&w.workspace, &["plan"]).ok();
 
     // The check itself still runs when the stamp does not match: it needs the remote.
@@ -125,15 +134,7 @@ fn a_lock_just_resolved_is_not_checked_again() {
 #[test]
 fn a_no_op_apply_rewrites_neither_the_state_nor_the_lock_cache() {
     use std::os::unix::fs::MetadataExt;
-    let w = World::community();
-    w.write_manifest("");
-    let manifest = w.workspace.join("airgap.kdl");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    let text = text.replace(
-        "ref=\"main\"\n",
-        "ref=\"main\" {\n    stacks \"go\" \"nodejs\"\n}\n",
-    );
-    std::fs::write(&manifest, &text).unwrap();
+    let (w, _, _) = community_with_stacks(&["go", "nodejs"]);
     airgap(&w.workspace, &["apply"]).ok();
     airgap(&w.workspace, &["apply", "--locked"]).ok();
     let identity = |name: &str| {
