@@ -106,6 +106,10 @@ pub fn run(manifest: &Path, opts: &ApplyOptions<'_>) -> Result<ExitCode, Report>
     let (report, ctx) = run_steps(&plan, &state, ctx, &forced, &rt);
     let ids: std::collections::BTreeSet<&str> =
         plan.steps.iter().map(|s| s.name.as_str()).collect();
+    // A step that renamed a file into place and then failed (a full disk on its next file)
+    // recorded nothing, but claimed the file: the claims of this run are owned before they
+    // are forgotten, or the next apply would refuse that file as foreign.
+    state.own(crate::staging::claims(ctx.out_root()));
     state
         .compact(&|id| ids.contains(id))
         .map_err(|e| Box::new(e) as Report)?;
