@@ -22,7 +22,9 @@
 //! `AIRGAP_BENCH_WRAP` runs the cold `airgap apply` under a command (see [`airgap_process`]).
 //! The CPU lines give each run's CPU seconds: the target registry's, the upstream's (serving
 //! the GETs, which the raw PUT does not pay) and airgap's own (the process's: its children's
-//! rusage, so a wrapper counts too).
+//! rusage, so a wrapper counts too). `AIRGAP_BENCH_KEEP=1` leaves the last process row's
+//! world behind (both registries keep running, the workspace stays) and prints where it is,
+//! so the `airgap` binary can be profiled on it directly; kill the registries when done.
 
 #[path = "../tests/it/support/mod.rs"]
 mod support;
@@ -375,6 +377,15 @@ fn airgap_process(upstream: &TestRegistry) -> (Duration, Duration, Cpu) {
         own: children_cpu() - before.2,
     };
     let noop = airgap(&["apply", "--locked"]);
+    if std::env::var_os("AIRGAP_BENCH_KEEP").is_some() {
+        eprintln!(
+            "kept: workspace {} (target registry pid {}, upstream {})",
+            dir.keep().display(),
+            target.pid(),
+            upstream.pid()
+        );
+        std::mem::forget(target);
+    }
     (cold, noop, cpu)
 }
 
@@ -636,6 +647,9 @@ async fn bench() {
         secs(cpu_process.own),
     );
     big_layers(&upstream).await;
+    if std::env::var_os("AIRGAP_BENCH_KEEP").is_some() {
+        std::mem::forget(upstream);
+    }
     match rss {
         Some((kb, time)) => println!(
             "airgap peak RSS copying one 1 GiB layer: {:.1} MB (VmHWM of a child process; target < 150 MB), in {:.1} s",

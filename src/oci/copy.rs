@@ -165,6 +165,9 @@ pub struct CopyOutcome {
     pub media_type: String,
     pub size: u64,
     pub stats: CopyStats,
+    /// The top manifest's bytes when the copy had them in hand: those it pushed, or those
+    /// the target answered its presence check with (`None` when a layout already held it).
+    pub manifest: Option<Bytes>,
 }
 
 /// An image built here (the devfile-index image, stack artifacts): manifest bytes plus the
@@ -997,6 +1000,7 @@ impl Client {
                     media_type: h.media_type.unwrap_or_default(),
                     size: h.size,
                     stats: CopyStats::default(),
+                    manifest: Some(h.bytes),
                 }))
             }
             Dest::Layout { layout, repository } => {
@@ -1012,6 +1016,7 @@ impl Client {
                     media_type: i.media_type,
                     size: i.size,
                     stats: CopyStats::default(),
+                    manifest: None,
                 }))
             }
         }
@@ -1095,6 +1100,7 @@ impl Client {
                         media_type,
                         size: bytes.len() as u64,
                         stats: stats.snapshot(),
+                        manifest: Some(bytes),
                     });
                 }
                 let results: Vec<Result<(), OciError>> = futures::stream::iter(
@@ -1119,6 +1125,7 @@ impl Client {
             digest,
             media_type,
             stats: stats.snapshot(),
+            manifest: Some(bytes),
         })
     }
 

@@ -89,6 +89,8 @@ pub(crate) struct ManifestHead {
     pub digest: Digest,
     pub media_type: Option<String>,
     pub size: u64,
+    /// The manifest itself (the check is a GET).
+    pub bytes: Bytes,
 }
 
 /// A manifest as fetched: raw bytes and what the registry said about them.
@@ -596,6 +598,7 @@ impl Registry {
                     .ok()
                     .map(|(m, _)| m),
                 size: fetched.bytes.len() as u64,
+                bytes: fetched.bytes,
             })),
             Err(OciError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),

@@ -1,8 +1,9 @@
 //! Images: copied by digest from upstream (through `registry-mirror` rules) to the target
 //! registry or the `dir:` target's OCI layout. The output is the digest that landed (the
 //! upstream one, or a filtered index's when `platforms` keeps a subset) and the pinned
-//! reference devfiles are rewritten to. What landed is read back and compared with every
-//! digest and size the lock records for the image ([`lock_differences`]), the landed digest
+//! reference devfiles are rewritten to. What landed (the manifest the copy pushed or found;
+//! read back only when a layout already held it) is compared with every digest and size the
+//! lock records for the image ([`lock_differences`]), the landed digest
 //! first (the lock's `filtered` index when it has one): a lock that says otherwise fails the
 //! step rather than being trusted, so every digest a devfile pins is one the lock names.
 
@@ -10,13 +11,15 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use bytes::Bytes;
+
 use super::kind::{Done, Inputs, Kind, PlanError, PlanInput, Step};
 use crate::context::Ctx;
 use crate::lock::ResolvedDigest;
 use crate::oci::digest::Digest;
 use crate::oci::naming::{TargetPrefix, TargetRef};
 use crate::oci::reference::ImageRef;
-use crate::oci::{Client, CopyRequest, Destination, PlatformManifest, describe_manifest};
+use crate::oci::{CopyRequest, PlatformManifest, describe_manifest};
 use crate::steps::stale::StaleReason;
 
 /// Copy one image to the target, by digest.
@@ -131,15 +134,17 @@ async fn run(ctx: &Ctx, image: &str) -> Result<Done<ImageOut>, String> {
         .copy(&req, destination)
         .await
         .map_err(|e| e.to_string())?;
-    let problems = lock_differences(
-        ctx,
-        client,
-        destination,
-        image,
-        &req.target,
-        &outcome.digest,
-    )
-    .await?;
+    // The copy hands back the manifest it pushed (or that the target answered its check
+    // with): reading it back would return the same bytes, since the registry accepted them
+    // under their digest.
+    let landed = match &outcome.manifest {
+        Some(bytes) => (bytes.clone(), outcome.media_type.clone()),
+        None => client
+            .read_manifest(destination, &req.target.repository, &outcome.digest)
+            .await
+            .map_err(|e| e.to_string())?,
+    };
+    let problems = lock_differences(ctx, image, &req.target, &outcome.digest, landed)?;
     if !problems.is_empty() {
         return Err(format!(
             "the image at `{}` does not match airgap.lock: {}; restore airgap.lock (it is generated), or run `airgap lock --update` to resolve it again",
@@ -164,20 +169,23 @@ pub async fn recorded_lock_differences(
     let out: ImageOut = super::kind::from_wire(outputs)
         .map_err(|_| format!("apply recorded no digest for image {image}"))?;
     let (client, destination) = ctx.oci().await?;
-    lock_differences(ctx, client, destination, image, &req.target, &out.digest).await
+    let landed = client
+        .read_manifest(destination, &req.target.repository, &out.digest)
+        .await
+        .map_err(|e| e.to_string())?;
+    lock_differences(ctx, image, &req.target, &out.digest, landed)
 }
 
-/// What differs between the image that landed at `target` (its top manifest `digest`, read
-/// back from the target) and what the lock says lands for `image` ([`compare`]): an index
-/// filtered by `platforms` is the lock's `filtered` entry, computed at lock time by the same
-/// function the copy uses, so a filtered digest the lock does not name fails here.
-async fn lock_differences(
+/// What differs between the image that landed at `target` (its top manifest `digest`, whose
+/// bytes and media type are `landed`) and what the lock says lands for `image` ([`compare`]):
+/// an index filtered by `platforms` is the lock's `filtered` entry, computed at lock time by
+/// the same function the copy uses, so a filtered digest the lock does not name fails here.
+fn lock_differences(
     ctx: &Ctx,
-    client: &Client,
-    destination: &Destination,
     image: &str,
     target: &TargetRef,
     digest: &Digest,
+    (bytes, media_type): (Bytes, String),
 ) -> Result<Vec<String>, String> {
     let locked = ctx
         .lock
@@ -186,10 +194,6 @@ async fn lock_differences(
         .and_then(|e| e.resolved.as_ref())
         .ok_or_else(|| format!("image `{image}` has no digest in the lock; run `airgap lock`"))?;
     let what = format!("{target}@{digest}");
-    let (bytes, media_type) = client
-        .read_manifest(destination, &target.repository, digest)
-        .await
-        .map_err(|e| e.to_string())?;
     let (_, platforms) =
         describe_manifest(&bytes, Some(&media_type), &what).map_err(|e| e.to_string())?;
     Ok(compare(

@@ -129,6 +129,12 @@ impl TestRegistry {
         cpu_of(&format!("/proc/{}/stat", self.child.id()))
     }
 
+    /// The registry process's id.
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
