@@ -239,11 +239,12 @@ async fn raw_upload(images: &[LocalImage], upstream: &TestRegistry) -> (Duration
 }
 
 /// airgap cold into an empty registry, then a no-op re-run with a new client; both through
-/// the library, as `airgap apply` calls it.
+/// the library, as `airgap apply` calls it. Then the no-op floor: one HEAD per image, with
+/// the target registry's CPU for answering them.
 async fn airgap(
     resolved: &[ResolvedImage],
     upstream: &TestRegistry,
-) -> (Duration, Duration, Duration, Cpu) {
+) -> (Duration, Duration, (Duration, Duration), Cpu) {
     let up = upstream.host();
     let target = TestRegistry::start();
     let prefix = TargetPrefix::parse(&format!("{}/airgap", target.host())).expect("prefix");
@@ -277,6 +278,7 @@ async fn airgap(
     // The floor of a no-op run that checks the target at all: one HEAD per image, `jobs` at a
     // time, from a client built before the clock starts.
     let http = support::async_builder().build().expect("a client");
+    let before = target.cpu();
     let t = Instant::now();
     futures::stream::iter(requests.iter().map(|req| {
         let url = format!(
@@ -299,6 +301,7 @@ async fn airgap(
     .collect::<Vec<_>>()
     .await;
     let heads = t.elapsed();
+    let heads_cpu = target.cpu() - before;
     // Independent check: skopeo sees the digests resolution gave.
     for (req, res) in requests.iter().zip(resolved) {
         let raw = registry::skopeo(&[
@@ -309,7 +312,7 @@ async fn airgap(
         ]);
         assert_eq!(Digest::of(&raw), res.digest);
     }
-    (cold, rerun, heads, cpu)
+    (cold, rerun, (heads, heads_cpu), cpu)
 }
 
 /// A one-layer image of a few bytes: the devfile-index base of the process run.
@@ -323,7 +326,7 @@ fn tiny_image() -> LocalImage {
 ///
 /// `AIRGAP_BENCH_WRAP="strace -f -c -o FILE"` (or `perf record -g -o FILE`) runs the cold
 /// apply under that command, for a profile of the process as the bench runs it.
-fn airgap_process(upstream: &TestRegistry) -> (Duration, Duration, Cpu) {
+fn airgap_process(upstream: &TestRegistry) -> (Duration, Duration, Cpu, Cpu) {
     let up = upstream.host();
     let target = TestRegistry::start();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -376,7 +379,13 @@ fn airgap_process(upstream: &TestRegistry) -> (Duration, Duration, Cpu) {
         upstream: upstream.cpu() - before.1,
         own: children_cpu() - before.2,
     };
+    let before = (target.cpu(), upstream.cpu(), children_cpu());
     let noop = airgap(&["apply", "--locked"]);
+    let noop_cpu = Cpu {
+        target: target.cpu() - before.0,
+        upstream: upstream.cpu() - before.1,
+        own: children_cpu() - before.2,
+    };
     if std::env::var_os("AIRGAP_BENCH_KEEP").is_some() {
         eprintln!(
             "kept: workspace {} (target registry pid {}, upstream {})",
@@ -386,7 +395,7 @@ fn airgap_process(upstream: &TestRegistry) -> (Duration, Duration, Cpu) {
         );
         std::mem::forget(target);
     }
-    (cold, noop, cpu)
+    (cold, noop, cpu, noop_cpu)
 }
 
 fn skopeo_copy(up: &str) -> Duration {
@@ -535,18 +544,23 @@ async fn bench() {
     let mut cpu_raw = Cpu::default();
     let mut cpu_airgap = Cpu::default();
     let mut cpu_process = Cpu::default();
+    // Summed over the rounds (the kernel counts in 10 ms ticks; a no-op costs a few).
+    let (mut noop_cpu, mut heads_cpu) = (Cpu::default(), Duration::ZERO);
     for round in 0..repeats() {
         eprintln!("round {} of {} …", round + 1, repeats());
         let (t, c) = raw_upload(&images, &upstream).await;
         raw.push(t);
         cpu_raw = c;
-        let (c1, r1, h, c) = airgap(&resolved, &upstream).await;
+        let (c1, r1, (h, hc), c) = airgap(&resolved, &upstream).await;
         cold.push(c1);
         rerun.push(r1);
         heads.push(h);
+        heads_cpu += hc;
         cpu_airgap = c;
-        let (p1, p2, c) = airgap_process(&upstream);
+        let (p1, p2, c, n) = airgap_process(&upstream);
         cpu_process = c;
+        noop_cpu.target += n.target;
+        noop_cpu.own += n.own;
         proc_cold.push(p1);
         proc_noop.push(p2);
         if std::env::var_os("AIRGAP_BENCH_SKIP_SKOPEO").is_some() {
@@ -645,6 +659,13 @@ async fn bench() {
         secs(cpu_process.target),
         secs(cpu_process.upstream),
         secs(cpu_process.own),
+    );
+    let rounds = repeats() as u32;
+    println!(
+        "CPU seconds per no-op (mean of {rounds} rounds): `airgap apply` process: target registry {:.3}, airgap {:.3}; one HEAD per image (floor row): target registry {:.3}",
+        secs(noop_cpu.target / rounds),
+        secs(noop_cpu.own / rounds),
+        secs(heads_cpu / rounds),
     );
     big_layers(&upstream).await;
     if std::env::var_os("AIRGAP_BENCH_KEEP").is_some() {
