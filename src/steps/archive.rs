@@ -158,6 +158,7 @@ async fn archive(ctx: &Ctx, inputs: &Inputs, source: &str, id: &str) -> Result<W
         &in_registry(&format!("{dir}/archive.tar")),
         &tar_gz,
         &mut out,
-    )?;
+    )
+    .await?;
     Ok(out)
 }

@@ -228,7 +228,7 @@ pub(super) async fn write_devfile(
     if let Some(icon) = d.icon().filter(|i| is_remote(i)) {
         let bytes = super::download::bytes(ctx, &icon).await?;
         let name = icon_file_name(&icon, &bytes);
-        super::write_output(ctx, &in_registry(&format!("{dir}/{name}")), &bytes, out)?;
+        super::write_output(ctx, &in_registry(&format!("{dir}/{name}")), &bytes, out).await?;
         plan.icon = Some(name);
     }
     for (key, url) in d.metadata_files() {
@@ -243,7 +243,7 @@ pub(super) async fn write_devfile(
         // In a folder of its own: no clash with the stack's files, and not a resource of the
         // index (which lists the version folder's files only).
         let rel = format!("{METADATA_DIR}/{base}");
-        super::write_output(ctx, &in_registry(&format!("{dir}/{rel}")), &bytes, out)?;
+        super::write_output(ctx, &in_registry(&format!("{dir}/{rel}")), &bytes, out).await?;
         plan.metadata.insert(key.to_string(), rel);
     }
     if let Some(parent) = d.parent() {
@@ -253,7 +253,8 @@ pub(super) async fn write_devfile(
             &in_registry(&format!("{dir}/{PARENT_FILE}")),
             &bytes,
             out,
-        )?;
+        )
+        .await?;
         plan.parent = Some(PARENT_FILE.to_string());
     }
     let new = rewrite::rewrite_devfile(path_for_errors, text, &plan)
@@ -263,7 +264,8 @@ pub(super) async fn write_devfile(
         &in_registry(&format!("{dir}/{}", DEVFILE_NAMES[0])),
         new.as_bytes(),
         out,
-    )?;
+    )
+    .await?;
     Ok(())
 }
 

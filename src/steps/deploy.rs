@@ -96,7 +96,7 @@ impl Kind for Deploy {
         let files = deploy::render(&d.config, &images)?;
         let mut out = Written::default();
         for (rel, bytes) in &files {
-            super::write_output(ctx, rel, bytes, &mut out)?;
+            super::write_output(ctx, rel, bytes, &mut out).await?;
         }
         Ok(out)
     }

@@ -130,7 +130,8 @@ async fn extra(ctx: &Ctx) -> Result<Written, String> {
                 &in_registry(&format!("{}/{file}", sample_dir(name.as_str()))),
                 &bytes,
                 &mut out,
-            )?;
+            )
+            .await?;
             if let Some(range) = devfile::byte_range(icon) {
                 edits.push((range, file));
             }
@@ -164,6 +165,7 @@ async fn extra(ctx: &Ctx) -> Result<Written, String> {
         &in_registry(crate::discover::EXTRA_ENTRIES),
         merged.as_bytes(),
         &mut out,
-    )?;
+    )
+    .await?;
     Ok(out)
 }

@@ -92,7 +92,7 @@ async fn index_json(ctx: &Ctx) -> Result<Written, String> {
     })
     .await?;
     let mut out = Written::default();
-    super::write_output(ctx, &in_registry(INDEX_JSON), &bytes, &mut out)?;
+    super::write_output(ctx, &in_registry(INDEX_JSON), &bytes, &mut out).await?;
     Ok(out)
 }
 

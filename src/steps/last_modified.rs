@@ -106,7 +106,7 @@ async fn last_modified(ctx: &Ctx) -> Result<Written, String> {
     }
     let bytes = index::last_modified_json(&records);
     let mut out = Written::default();
-    super::write_output(ctx, &in_registry(LAST_MODIFIED_JSON), &bytes, &mut out)?;
+    super::write_output(ctx, &in_registry(LAST_MODIFIED_JSON), &bytes, &mut out).await?;
     Ok(out)
 }
 

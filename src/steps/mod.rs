@@ -230,19 +230,31 @@ fn locked_source(ctx: &Ctx, source: &str) -> Result<LockedSource, String> {
 }
 
 /// Writes `bytes` at `rel` under the output root (whole or not at all); records its sha256
-/// under its file name and the file with its size.
-pub fn write_output(ctx: &Ctx, rel: &str, bytes: &[u8], out: &mut Written) -> Result<(), String> {
-    let root = ctx.out_root();
-    let path = root.join(rel);
-    crate::staging::claim(root, rel)
-        .map_err(|e| format!("cannot write in `{}`: {e}", root.display()))?;
-    write_staged(root, &path, bytes)
-        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+/// under its file name and the file with its size. The claim, the write and its fsync run on
+/// the blocking pool: steps run concurrently on one thread (see `crate::exec`), so a write
+/// there would hold every other step for its fsync.
+pub async fn write_output(
+    ctx: &Ctx,
+    rel: &str,
+    bytes: &[u8],
+    out: &mut Written,
+) -> Result<(), String> {
+    let root = ctx.out_root().to_path_buf();
+    let owned = (rel.to_string(), bytes.to_vec());
+    let digest = blocking(move || {
+        let (rel, bytes) = owned;
+        let path = root.join(&rel);
+        crate::staging::claim(&root, &rel)
+            .map_err(|e| format!("cannot write in `{}`: {e}", root.display()))?;
+        write_staged(&root, &path, &bytes)
+            .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+        Ok(format!("sha256:{}", crate::fetch::sha256_hex(&bytes)))
+    })
+    .await?;
     let name = Path::new(rel)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let digest = format!("sha256:{}", crate::fetch::sha256_hex(bytes));
     out.out.sha256.insert(name, digest.clone());
     out.digests.insert(rel.to_string(), digest);
     out.files.insert(rel.to_string(), bytes.len() as u64);

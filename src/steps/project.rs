@@ -137,7 +137,7 @@ async fn run(ctx: &Ctx, key: &ProjectKey) -> Result<Written, String> {
     };
     let mut out = Written::default();
     for rel in ctx.lock.project_zip_paths(key) {
-        super::write_output(ctx, &in_registry(&rel), &bytes, &mut out)?;
+        super::write_output(ctx, &in_registry(&rel), &bytes, &mut out).await?;
     }
     Ok(out)
 }

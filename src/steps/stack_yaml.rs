@@ -104,7 +104,8 @@ async fn stack_yaml(ctx: &Ctx, source: &str, stack: &str) -> Result<Written, Str
             &in_registry(&format!("{dir}/{name}")),
             &bytes,
             &mut out,
-        )?;
+        )
+        .await?;
         if let Some(range) = devfile::byte_range(icon) {
             edits.push((range, name));
         }
@@ -116,6 +117,7 @@ async fn stack_yaml(ctx: &Ctx, source: &str, stack: &str) -> Result<Written, Str
         &in_registry(&stack_yaml_path(stack)),
         new.as_bytes(),
         &mut out,
-    )?;
+    )
+    .await?;
     Ok(out)
 }
