@@ -615,10 +615,17 @@ impl Layout {
     {
         // Errors name the blob's file: the temp file's name means nothing to anyone.
         let dest = self.blob_path(digest);
-        let tmp = tempfile::Builder::new()
-            .prefix(".tmp-blob-")
-            .tempfile_in(&self.dir)
-            .map_err(OciError::io("cannot create a temp file in", &self.dir))?;
+        // Creating and renaming files are blocking calls: off the thread that runs the steps.
+        let dir = self.dir.clone();
+        let tmp = tokio::task::spawn_blocking(move || {
+            tempfile::Builder::new()
+                .prefix(".tmp-blob-")
+                .tempfile_in(&dir)
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r)
+        .map_err(OciError::io("cannot create a temp file in", &self.dir))?;
         let std_file = tmp
             .as_file()
             .try_clone()
@@ -659,8 +666,12 @@ impl Layout {
                 format!("it holds {on_disk} bytes after {written} were written"),
             )));
         }
-        tmp.persist(&dest)
-            .map_err(|e| OciError::io("cannot move a blob into", &dest)(e.error))?;
+        let into = dest.clone();
+        tokio::task::spawn_blocking(move || tmp.persist(&into).map(|_| ()).map_err(|e| e.error))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|r| r)
+            .map_err(OciError::io("cannot move a blob into", &dest))?;
         Ok(written)
     }
 

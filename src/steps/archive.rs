@@ -146,7 +146,7 @@ async fn archive(ctx: &Ctx, inputs: &Inputs, source: &str, id: &str) -> Result<W
     }
     // A gzip stream despite the name, as upstream's `tar -czf` makes it: registry-library
     // un-gzips `archive.tar` after a pull and fails on a plain tar.
-    let tar_gz = super::blocking(move || {
+    let tar_gz = super::cpu(move || {
         tar::write_tar_gz(entries, Vec::new())
             .map(|(bytes, _)| bytes)
             .map_err(|e| e.to_string())

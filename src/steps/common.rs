@@ -194,7 +194,10 @@ pub(super) async fn write_devfile(
     text: &str,
     out: &mut Written,
 ) -> Result<(), String> {
-    let d = devfile::parse(path_for_errors, text).map_err(|e| e.to_string())?;
+    let d = {
+        let (path, text) = (path_for_errors.to_string(), text.to_string());
+        super::cpu(move || devfile::parse(&path, &text).map_err(|e| e.to_string())).await?
+    };
     let uses = d.images();
     let keys: Vec<String> = uses
         .iter()
@@ -257,8 +260,13 @@ pub(super) async fn write_devfile(
         .await?;
         plan.parent = Some(PARENT_FILE.to_string());
     }
-    let new = rewrite::rewrite_devfile(path_for_errors, text, &plan)
-        .map_err(|e| crate::diag::render_plain(&e))?;
+    let new = {
+        let (path, text) = (path_for_errors.to_string(), text.to_string());
+        super::cpu(move || {
+            rewrite::rewrite_devfile(&path, &text, &plan).map_err(|e| crate::diag::render_plain(&e))
+        })
+        .await?
+    };
     super::write_output(
         ctx,
         &in_registry(&format!("{dir}/{}", DEVFILE_NAMES[0])),

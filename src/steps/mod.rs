@@ -261,7 +261,24 @@ pub async fn write_output(
     Ok(())
 }
 
-/// Runs blocking work (git, hashing, archives) off the async threads.
+/// Runs CPU-bound work (parsing a devfile, building an archive) on rayon's pool, one thread
+/// per core, and waits for it without holding the thread that runs the steps (see
+/// [`write_output`]). A panic in `f` is an error of the step, as in [`blocking`].
+pub async fn cpu<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    rayon::spawn(move || {
+        let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
+    });
+    match rx.await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_)) => Err("a background task failed: it panicked".into()),
+        Err(_) => Err("a background task failed: it ended without an answer".into()),
+    }
+}
+
+/// Runs blocking work (git, file reads and writes) off the async threads.
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {

@@ -131,7 +131,7 @@ async fn run(ctx: &Ctx, key: &ProjectKey) -> Result<Written, String> {
                 .map_err(|e| e.to_string())?;
             match sub_dir {
                 None => bytes,
-                Some(dir) => super::blocking(move || repack_subdir(&bytes, &dir, &url)).await?,
+                Some(dir) => super::cpu(move || repack_subdir(&bytes, &dir, &url)).await?,
             }
         }
     };

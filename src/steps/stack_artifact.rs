@@ -247,8 +247,12 @@ async fn run(ctx: &Ctx, inputs: &Inputs, id: &str) -> Result<Done<ArtifactOut>, 
     let text = tokio::fs::read_to_string(ctx.out_root().join(&devfile))
         .await
         .map_err(|e| format!("cannot read `{devfile}`: {e}"))?;
-    let version = crate::devfile::parse(&devfile, &text)
-        .map_err(|e| e.to_string())?
+    let parsed = {
+        let devfile = devfile.clone();
+        super::cpu(move || crate::devfile::parse(&devfile, &text).map_err(|e| e.to_string()))
+            .await?
+    };
+    let version = parsed
         .metadata
         .and_then(|m| m.version)
         .map(|v| v.0)
