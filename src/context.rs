@@ -46,6 +46,19 @@ pub enum Mode {
     },
 }
 
+/// [`Ctx::state_dir`] of a context for `ws` writing the target, or the bundle at `bundle`
+/// (absolute), known before the context is: a command may load the state while it builds
+/// the plan.
+pub fn state_dir(ws: &Workspace, bundle: Option<&std::path::Path>) -> PathBuf {
+    match bundle {
+        None => ws.root.clone(),
+        Some(dir) => {
+            let key = blake3::hash(dir.as_os_str().as_encoded_bytes()).to_hex();
+            ws.root.join("bundles").join(&key.as_str()[..16])
+        }
+    }
+}
+
 /// Everything steps need; shared by all of them.
 pub struct Ctx {
     pub manifest: Manifest,
@@ -124,6 +137,16 @@ impl Ctx {
         }
     }
 
+    /// Whether images land in a layout on this machine (a `dir:` target's or a bundle's), so
+    /// that checking one is reading files, not a request to a registry.
+    pub fn images_are_local(&self) -> bool {
+        self.bundle_dir().is_some()
+            || matches!(
+                self.manifest.target.kind,
+                crate::manifest::TargetKind::Dir { .. }
+            )
+    }
+
     /// What the plan's keys name as the output.
     pub fn output(&self) -> Output {
         match self.mode {
@@ -150,13 +173,7 @@ impl Ctx {
     /// folder of the workspace named after the bundle's path, so that the target's records
     /// and each bundle's never stand in for one another.
     pub fn state_dir(&self) -> PathBuf {
-        match self.bundle_dir() {
-            None => self.ws.root.clone(),
-            Some(dir) => {
-                let key = blake3::hash(dir.as_os_str().as_encoded_bytes()).to_hex();
-                self.ws.root.join("bundles").join(&key.as_str()[..16])
-            }
-        }
+        state_dir(&self.ws, self.bundle_dir())
     }
 
     /// Keeps the layout of the output folder that apply's output check opened read-only, for

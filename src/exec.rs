@@ -20,7 +20,7 @@
 //! progress [`Event`]s of a run. Steps run with a [`Ctx`] from [`crate::context`].
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -60,9 +60,14 @@ struct Stated {
 }
 
 /// Each file of a recorded step with its recorded size (a missing or resized file makes the
-/// step stale), and which files must be read to tell whether their content is unchanged.
-/// Runs under the state's lock, on the record itself: only stats.
-fn stat_outputs(ctx: &Ctx, step: &Step, rec: &Record) -> Result<Stated, StaleReason> {
+/// step stale), and which files must be read to tell whether their content is unchanged
+/// (with the digest the step recorded for each, if any). Runs under the state's lock, on
+/// the record itself: only stats.
+fn stat_outputs(
+    ctx: &Ctx,
+    step: &Step,
+    rec: &Record,
+) -> Result<Vec<(String, Option<String>)>, StaleReason> {
     let mut unstamped = Vec::new();
     for (file, size) in &rec.files {
         let meta = match std::fs::metadata(ctx.out_root().join(file)) {
@@ -88,11 +93,7 @@ fn stat_outputs(ctx: &Ctx, step: &Step, rec: &Record) -> Result<Stated, StaleRea
             .or_else(|| rec.outputs.get(name).filter(|_| unique()).cloned());
         unstamped.push((file.clone(), expected));
     }
-    Ok(Stated {
-        outputs: rec.outputs.clone(),
-        placed: rec.placed.clone(),
-        unstamped,
-    })
+    Ok(unstamped)
 }
 
 /// Whether a recorded step's outputs are still what it left: each file with its size and
@@ -132,7 +133,13 @@ async fn check_outputs(ctx: &Ctx, step: &Step, stated: &Stated) -> Check {
 
 /// The recorded step's outputs checked, when it ran with `key`: `None` when it did not.
 async fn recheck(ctx: &Ctx, step: &Step, state: &State, key: &str) -> Option<(Check, Stated)> {
-    let stated = state.with_ran(&step.name, key, |rec| stat_outputs(ctx, step, rec))?;
+    let stated = state.with_ran(&step.name, key, |rec| {
+        stat_outputs(ctx, step, rec).map(|unstamped| Stated {
+            outputs: rec.outputs.clone(),
+            placed: rec.placed.clone(),
+            unstamped,
+        })
+    })?;
     Some(match stated {
         Err(reason) => (Check::Stale(reason), Stated::default()),
         Ok(stated) => (check_outputs(ctx, step, &stated).await, stated),
@@ -161,10 +168,12 @@ pub enum Status {
 /// may find it fresh if the rebuilt outputs come out identical.
 pub async fn statuses(plan: &Plan, state: &State, ctx: &Ctx) -> Vec<Status> {
     let mut out: Vec<Option<Status>> = vec![None; plan.steps.len()];
+    let pre = prejudge(plan, state, ctx, &vec![false; plan.steps.len()]);
     for level in &plan.levels {
         let results: Vec<(usize, Status)> = futures::stream::iter(level.iter().copied())
             .map(|i| {
                 let step = &plan.steps[i];
+                let pre = &pre[i];
                 let stale_dep = step.key_deps().find_map(|d| {
                     let j = plan.position(d)?;
                     matches!(out[j], Some(Status::Stale(_))).then(|| plan.steps[j].describe.clone())
@@ -176,7 +185,10 @@ pub async fn statuses(plan: &Plan, state: &State, ctx: &Ctx) -> Vec<Status> {
                             Status::Stale(StaleReason::InputWillBeRebuilt { input: dep }),
                         );
                     }
-                    (i, status_of(plan, step, state, ctx).await)
+                    if pre.fresh {
+                        return (i, Status::Fresh);
+                    }
+                    (i, status_of(plan, step, state, ctx, pre.key.clone()).await)
                 }
             })
             .buffer_unordered(ctx.jobs * 4)
@@ -217,15 +229,97 @@ fn key_input(plan: &Plan, step: &Step, state: &State) -> serde_json::Value {
 
 /// The key of a step ([`plan::key_of`]): blake3 of its [`key_input`], computed without building it.
 fn key_of(plan: &Plan, step: &Step, state: &State) -> String {
-    let deps = step
-        .key_deps()
-        .filter_map(|d| plan.step(d))
-        .map(|d| d.name.as_str());
-    state.with_outputs(deps, |outputs| plan::key_of(step, outputs))
+    let Some(i) = plan.position(&step.id) else {
+        return plan::key_of(step, &BTreeMap::new());
+    };
+    state.with_records(|records| key_in(plan, i, &|j| records.get(&plan.steps[j].name)))
 }
 
-async fn status_of(plan: &Plan, step: &Step, state: &State, ctx: &Ctx) -> Status {
-    let key = key_of(plan, step, state);
+/// [`key_of`] of the step at `i`, given the record of the step at each position.
+fn key_in<'a>(plan: &Plan, i: usize, record: &dyn Fn(usize) -> Option<&'a Record>) -> String {
+    let none = BTreeMap::new();
+    let deps = plan
+        .key_dep_positions(i)
+        .iter()
+        .map(|&j| {
+            let outputs = record(j).map_or(&none, |r| &r.outputs);
+            (plan.steps[j].name.as_str(), outputs)
+        })
+        .collect();
+    plan::key_of(&plan.steps[i], &deps)
+}
+
+/// What the pre-pass ([`prejudge`]) found of one step, from the state as loaded.
+#[derive(Debug, Default)]
+struct Prejudged {
+    /// The step's key from its dependencies' outputs as loaded: its key in this run while none
+    /// of them runs (`None` for a step the pre-pass left alone).
+    key: Option<String>,
+    /// Fresh as recorded: it ran with that key, each of its files is there with its size and
+    /// the stamp it was last known by (nothing to read), its other outputs are present, and
+    /// its record names the image it places. Nothing is left to check or record.
+    fresh: bool,
+}
+
+/// The key of each step but the `skip`ped ones, and whether it is fresh as recorded
+/// ([`Prejudged`]), on rayon's threads: at thousands of steps, keys (serializing and hashing
+/// each key input), stats and a layout's presence checks were most of a no-op apply, and run
+/// one after the other. The state is read under one lock for the whole pass. Images at a
+/// registry target are not checked here (each is a request: the run makes them, `jobs` at a
+/// time); their steps are left for the run to check, with their keys.
+///
+/// Every check is the one [`recheck`] makes, so a step found fresh here is one the run would
+/// find fresh; a step it did not find fresh (a file to read, a stamp to add, a stale key) goes
+/// through [`recheck`] as before.
+fn prejudge(plan: &Plan, state: &State, ctx: &Ctx, skip: &[bool]) -> Vec<Prejudged> {
+    use rayon::prelude::*;
+    let handle = tokio::runtime::Handle::current();
+    let local_images = ctx.images_are_local();
+    state.with_records(|records| {
+        // Each step's record, found once (not once more for each dependent).
+        let by_position: Vec<Option<&Record>> = plan
+            .steps
+            .par_iter()
+            .map(|s| records.get(&s.name))
+            .collect();
+        let record = |j: usize| by_position[j];
+        plan.steps
+            .par_iter()
+            .zip(skip)
+            .enumerate()
+            .map(|(i, (step, &skip))| {
+                if skip {
+                    return Prejudged::default();
+                }
+                let key = key_in(plan, i, &record);
+                let fresh = by_position[i]
+                    .filter(|rec| rec.key == key)
+                    .is_some_and(|rec| {
+                        (local_images || !step.id.places_image())
+                            && stat_outputs(ctx, step, rec).is_ok_and(|u| u.is_empty())
+                            && placed_by(ctx, step, &rec.outputs) == rec.placed
+                            // Off the runtime's threads: a layout's check reads files, and
+                            // the other kinds' look at caches, without waiting on the network.
+                            && handle.block_on(step.id.present(ctx, &rec.outputs))
+                    });
+                Prejudged {
+                    key: Some(key),
+                    fresh,
+                }
+            })
+            .collect()
+    })
+}
+
+/// The status of a step, given its key when the pre-pass computed it.
+async fn status_of(
+    plan: &Plan,
+    step: &Step,
+    state: &State,
+    ctx: &Ctx,
+    key: Option<String>,
+) -> Status {
+    let key = key.unwrap_or_else(|| key_of(plan, step, state));
     if let Some((check, _)) = recheck(ctx, step, state, &key).await {
         return match check {
             Check::Intact | Check::Restamped(_) => Status::Fresh,
@@ -276,16 +370,18 @@ pub enum Event<'a> {
     Failed(&'a Step, &'a str),
 }
 
-/// Runs one step unless it is fresh (or `forced`).
+/// Runs one step unless it is fresh (or `forced`); `key` is its key when the pre-pass's still
+/// holds (none of its key dependencies ran in this run).
 async fn run_one(
     plan: &Plan,
     step: &Step,
     state: &State,
     ctx: &Ctx,
     forced: bool,
+    key: Option<String>,
     progress: &dyn Fn(Event),
 ) -> Outcome {
-    let key = key_of(plan, step, state);
+    let key = key.unwrap_or_else(|| key_of(plan, step, state));
     if !forced && let Some((check, rec)) = recheck(ctx, step, state, &key).await {
         let stamps = match check {
             Check::Intact => Some(BTreeMap::new()),
@@ -391,10 +487,10 @@ impl Schedule {
         }
         let mut waiting = vec![0; n];
         let mut dependents = vec![Vec::new(); n];
-        for (i, step) in plan.steps.iter().enumerate() {
-            let deps: BTreeSet<usize> = step.deps.iter().filter_map(|d| plan.position(d)).collect();
-            waiting[i] = deps.len();
-            for d in deps {
+        for (i, waits) in waiting.iter_mut().enumerate() {
+            let deps = plan.dep_positions(i);
+            *waits = deps.len();
+            for &d in deps {
                 dependents[d].push(i);
             }
         }
@@ -436,25 +532,42 @@ pub async fn run(
     progress: &dyn Fn(Event),
 ) -> RunReport {
     let mut report = RunReport::default();
-    let mut failed: HashSet<&crate::steps::StepId> = HashSet::new();
+    // The steps that failed or were skipped, by position: their dependents are skipped.
+    let mut failed = vec![false; plan.steps.len()];
     // The unreachable hosts already reported by a failed step.
     let mut reported: BTreeSet<String> = BTreeSet::new();
     let mut schedule = Schedule::new(plan);
+    let forced: Vec<bool> = plan.steps.iter().map(force).collect();
+    let mut pre = prejudge(plan, state, ctx, &forced);
+    // The steps that ran (recorded new outputs) in this run: their dependents' keys are
+    // computed again.
+    let mut ran = vec![false; plan.steps.len()];
     let mut running = FuturesUnordered::new();
     loop {
         while running.len() < ctx.jobs.max(1)
             && let Some(i) = schedule.next()
         {
             let step = &plan.steps[i];
-            let blocked = step.deps.iter().any(|d| failed.contains(d));
+            let blocked = plan.dep_positions(i).iter().any(|&j| failed[j]);
+            let deps_ran = plan.key_dep_positions(i).iter().any(|&j| ran[j]);
+            let pre = if deps_ran {
+                Prejudged::default()
+            } else {
+                std::mem::take(&mut pre[i])
+            };
+            if !blocked && pre.fresh {
+                progress(Event::Fresh(step));
+                report.fresh += 1;
+                schedule.ended(i);
+                continue;
+            }
+            let forced = forced[i];
             running.push(async move {
                 if blocked {
                     return (i, Outcome::Skipped);
                 }
-                (
-                    i,
-                    run_one(plan, step, state, ctx, force(step), progress).await,
-                )
+                let outcome = run_one(plan, step, state, ctx, forced, pre.key, progress).await;
+                (i, outcome)
             });
         }
         let Some((i, outcome)) = running.next().await else {
@@ -462,11 +575,14 @@ pub async fn run(
         };
         let step = &plan.steps[i];
         match outcome {
-            Outcome::Ran => report.ran += 1,
+            Outcome::Ran => {
+                report.ran += 1;
+                ran[i] = true;
+            }
             Outcome::Fresh => report.fresh += 1,
             Outcome::Skipped => {
                 report.skipped += 1;
-                failed.insert(&step.id);
+                failed[i] = true;
             }
             Outcome::Failed(message) => {
                 let unreachable = ctx.unreachable();
@@ -482,7 +598,7 @@ pub async fn run(
                         message,
                     });
                 }
-                failed.insert(&step.id);
+                failed[i] = true;
             }
         }
         schedule.ended(i);

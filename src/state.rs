@@ -238,21 +238,11 @@ impl State {
             .map(|r| r.outputs.clone())
     }
 
-    /// Calls `f` with the named outputs recorded for each of `steps` (an empty map for a step
-    /// without a record), borrowed from the state: what a step's key reads of its
-    /// dependencies, without copying them.
-    pub fn with_outputs<'a, R>(
-        &self,
-        steps: impl IntoIterator<Item = &'a str>,
-        f: impl FnOnce(&BTreeMap<&str, &BTreeMap<String, String>>) -> R,
-    ) -> R {
-        let records = self.steps.lock().unwrap_or_else(|e| e.into_inner());
-        let none = BTreeMap::new();
-        let outputs = steps
-            .into_iter()
-            .map(|s| (s, records.get(s).map_or(&none, |r| &r.outputs)))
-            .collect();
-        f(&outputs)
+    /// Calls `f` with every record, borrowed from the state under one lock: what a pass over
+    /// all steps reads (from several threads at once; see `exec`'s pre-pass) without taking
+    /// the lock once per step.
+    pub fn with_records<R>(&self, f: impl FnOnce(&BTreeMap<String, Record>) -> R) -> R {
+        f(&self.steps.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The files the given steps' records name.

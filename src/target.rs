@@ -15,7 +15,6 @@
 //! of the current plan produces removed (a stack dropped from the manifest, a starter project
 //! renamed, the leftovers of a killed run).
 
-use std::collections::BTreeSet;
 use std::path::{Component, Path, PathBuf};
 
 use crate::context::Ctx;
@@ -82,66 +81,48 @@ pub fn prepare(plan: &Plan, state: &State, ctx: &Ctx) -> Result<(), TargetError>
     }
     let claimed = crate::staging::claims(root);
     state.own(claimed.iter().cloned());
-    let owned = state.owned();
-    let produced = state.files_of(plan.steps.iter().map(|s| s.name.as_str()));
-
+    // What airgap owns and what the plan produces (from the state), the folder's files, and
+    // its layout's index: each is tens of thousands of entries at a few thousand stacks, and
+    // none needs another, so they are read at once.
+    let ((owned, produced), (scanned, layout)) = rayon::join(
+        || {
+            let produced = state.files_of(plan.steps.iter().map(|s| s.name.as_str()));
+            (state.owned(), produced)
+        },
+        || rayon::join(|| scan(root), || open_layout(root)),
+    );
+    let Some(entries) = scanned? else {
+        return Ok(());
+    };
     let mut foreign = Vec::new();
     let mut remove = Vec::new();
     // Whether the walk met an empty folder (a killed run's, or one a stack left): only then,
     // or when files are removed, is the tree walked again to remove empty folders.
     let mut empty_dir = false;
-    let entries = match std::fs::read_dir(root) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => {
-            return Err(TargetError::Io {
-                what: "read",
-                path: root.to_path_buf(),
-                source,
-            });
+    for entry in entries {
+        match entry {
+            Entry::Tree { files, empty } => {
+                empty_dir |= empty;
+                for rel in files {
+                    if produced.contains(&rel) {
+                    } else if owned.contains(&rel) {
+                        remove.push(rel);
+                    } else {
+                        foreign.push(rel);
+                    }
+                }
+            }
+            Entry::Foreign(names) => foreign.extend(names),
         }
+    }
+    let layout = match layout {
+        Some(Err(e)) if foreign.is_empty() => {
+            foreign.push(format!("index.json ({e})"));
+            None
+        }
+        Some(Ok(l)) => Some(l),
+        _ => None,
     };
-    let mut names: Vec<(String, bool)> = entries
-        .flatten()
-        .map(|e| {
-            let dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            (e.file_name().to_string_lossy().into_owned(), dir)
-        })
-        .collect();
-    names.sort();
-    for (name, is_dir) in names {
-        match (name.as_str(), is_dir) {
-            ("registry" | crate::deploy::DIR, true) => walk_tree(
-                root,
-                &root.join(&name),
-                &produced,
-                &owned,
-                &mut remove,
-                &mut foreign,
-                &mut empty_dir,
-            ),
-            ("blobs", true) => check_blobs(&root.join("blobs"), &mut foreign),
-            (STAGING, true) => {}
-            (
-                "oci-layout"
-                | crate::oci::layout::INDEX_FILE
-                | crate::oci::layout::JOURNAL_FILE
-                | crate::bundle::FILE_NAME,
-                false,
-            ) => {}
-            (n, false) if n.starts_with(".tmp-") => {}
-            (n, true) => foreign.push(format!("{n}/")),
-            (n, false) => foreign.push(n.to_string()),
-        }
-    }
-    let mut layout = None;
-    if foreign.is_empty() && (root.join("oci-layout").exists() || root.join("index.json").exists())
-    {
-        match crate::oci::layout::Layout::open_existing(root) {
-            Ok(l) => layout = Some(l),
-            Err(e) => foreign.push(format!("index.json ({e})")),
-        }
-    }
     if !foreign.is_empty() {
         let more = foreign.len().saturating_sub(LISTED);
         foreign.truncate(LISTED);
@@ -184,39 +165,104 @@ pub fn prepare(plan: &Plan, state: &State, ctx: &Ctx) -> Result<(), TargetError>
     Ok(())
 }
 
-/// Files of the registry tree: produced by the plan (kept), airgap's own (removed), or
-/// someone else's (refused). Sets `empty_dir` when a folder it reads (`dir` included) has no
-/// entries.
-fn walk_tree(
-    root: &Path,
-    dir: &Path,
-    produced: &BTreeSet<String>,
-    owned: &BTreeSet<String>,
-    remove: &mut Vec<String>,
-    foreign: &mut Vec<String>,
-    empty_dir: &mut bool,
-) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
+/// What one top-level entry of the output folder holds, in the folder's sorted order.
+enum Entry {
+    /// A folder airgap writes files into (the registry tree, `deploy/`): its files, relative
+    /// to the output root, and whether a folder in it (or itself) is empty.
+    Tree { files: Vec<String>, empty: bool },
+    /// Entries that are not airgap's, whatever the state says.
+    Foreign(Vec<String>),
+}
+
+/// The output folder's top-level entries, each read ([`list_tree`], [`check_blobs`]);
+/// `None` when the folder does not exist.
+fn scan(root: &Path) -> Result<Option<Vec<Entry>>, TargetError> {
+    let entries = match std::fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(TargetError::Io {
+                what: "read",
+                path: root.to_path_buf(),
+                source,
+            });
+        }
     };
-    let mut entries: Vec<_> = rd.flatten().collect();
-    *empty_dir |= entries.is_empty();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let p = e.path();
-        let rel = p
-            .strip_prefix(root)
-            .map(|r| r.to_string_lossy().replace('\\', "/"))
-            .unwrap_or_default();
-        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-            walk_tree(root, &p, produced, owned, remove, foreign, empty_dir);
-        } else if produced.contains(&rel) {
-        } else if owned.contains(&rel) {
-            remove.push(rel);
-        } else {
-            foreign.push(rel);
+    let mut names: Vec<(String, bool)> = entries
+        .flatten()
+        .map(|e| {
+            let dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            (e.file_name().to_string_lossy().into_owned(), dir)
+        })
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for (name, is_dir) in names {
+        match (name.as_str(), is_dir) {
+            ("registry" | crate::deploy::DIR, true) => {
+                let (files, empty) = list_tree(root, &root.join(&name));
+                out.push(Entry::Tree { files, empty });
+            }
+            ("blobs", true) => {
+                let mut foreign = Vec::new();
+                check_blobs(&root.join("blobs"), &mut foreign);
+                out.push(Entry::Foreign(foreign));
+            }
+            (STAGING, true) => {}
+            (
+                "oci-layout"
+                | crate::oci::layout::INDEX_FILE
+                | crate::oci::layout::JOURNAL_FILE
+                | crate::bundle::FILE_NAME,
+                false,
+            ) => {}
+            (n, false) if n.starts_with(".tmp-") => {}
+            (n, true) => out.push(Entry::Foreign(vec![format!("{n}/")])),
+            (n, false) => out.push(Entry::Foreign(vec![n.to_string()])),
         }
     }
+    Ok(Some(out))
+}
+
+/// The output folder's layout, read-only, when it has one (its marker or its index).
+fn open_layout(
+    root: &Path,
+) -> Option<Result<crate::oci::layout::Layout, crate::oci::error::OciError>> {
+    (root.join("oci-layout").exists() || root.join("index.json").exists())
+        .then(|| crate::oci::layout::Layout::open_existing(root))
+}
+
+/// The files below `dir`, relative to `root`, in sorted order, and whether a folder it reads
+/// (`dir` included) has no entries. Sub-folders are read in parallel: at a few thousand
+/// stacks the registry tree is tens of thousands of files in thousands of folders.
+fn list_tree(root: &Path, dir: &Path) -> (Vec<String>, bool) {
+    use rayon::prelude::*;
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return (Vec::new(), false);
+    };
+    let mut entries: Vec<_> = rd.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    let parts: Vec<(Vec<String>, bool)> = entries
+        .par_iter()
+        .map(|e| {
+            let p = e.path();
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                return list_tree(root, &p);
+            }
+            let rel = p
+                .strip_prefix(root)
+                .map(|r| r.to_string_lossy().replace('\\', "/"))
+                .unwrap_or_default();
+            (vec![rel], false)
+        })
+        .collect();
+    let mut empty = entries.is_empty();
+    let mut files = Vec::with_capacity(parts.iter().map(|(f, _)| f.len()).sum());
+    for (f, e) in parts {
+        files.extend(f);
+        empty |= e;
+    }
+    (files, empty)
 }
 
 /// `blobs/` holds `sha256/<64 hex digits>` and nothing else.

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::lock::{OutdatedLock, satisfied_lock};
-use super::plan::{plan_and_ctx, print_plan};
+use super::plan::{plan_and_ctx, print_plan, with_state};
 use crate::error::{Report, UsageError};
 use crate::exec::{self, Event};
 use crate::plan::Plan;
@@ -74,10 +74,11 @@ pub fn run(manifest: &Path, opts: &ApplyOptions<'_>) -> Result<ExitCode, Report>
     } = *opts;
     let m = load_manifest(manifest)?;
     let ws = Workspace::new(&m);
-    if let Some(dir) = bundle {
-        // Refuse early (a `dir:` target, a folder that is not a bundle), before any work.
-        crate::bundle::prepare(&m, dir, false).map_err(|e| Box::new(e) as Report)?;
-    }
+    // Refuse early (a `dir:` target, a folder that is not a bundle), before any work.
+    let early_bundle = bundle
+        .map(|dir| crate::bundle::prepare(&m, dir, false))
+        .transpose()
+        .map_err(|e| Box::new(e) as Report)?;
     let _guard = if dry_run { None } else { Some(ws.acquire()?) };
     let outdated = if locked {
         OutdatedLock::Fail
@@ -87,14 +88,22 @@ pub fn run(manifest: &Path, opts: &ApplyOptions<'_>) -> Result<ExitCode, Report>
         OutdatedLock::Write
     };
     let rt = runtime(jobs)?;
-    let lock = satisfied_lock(&m, &ws, outdated, jobs, &rt)?;
-    let bundle = bundle
-        .map(|dir| crate::bundle::prepare(&m, dir, !dry_run))
-        .transpose()
-        .map_err(|e| Box::new(e) as Report)?;
-    let (plan, ctx) = plan_and_ctx(m, lock, jobs, bundle)?;
+    let state_dir = crate::context::state_dir(&ws, early_bundle.as_deref());
+    let ((plan, ctx), state) = with_state(&state_dir, || {
+        let lock = satisfied_lock(&m, &ws, outdated, jobs, &rt)?;
+        let bundle = bundle
+            .map(|dir| crate::bundle::prepare(&m, dir, !dry_run))
+            .transpose()
+            .map_err(|e| Box::new(e) as Report)?;
+        plan_and_ctx(m, lock, jobs, bundle)
+    })?;
+    // The bundle's folder as created can resolve to another path than before it existed.
+    let state = if ctx.state_dir() == state_dir {
+        state
+    } else {
+        load_state(&ctx.state_dir())?
+    };
     let forced = forced(&plan, force)?;
-    let state = load_state(&ctx.state_dir())?;
     if dry_run {
         let statuses = rt.block_on(exec::statuses(&plan, &state, &ctx));
         print_plan(&plan, &statuses, false);

@@ -45,6 +45,10 @@ pub struct Plan {
     pub levels: Vec<Vec<usize>>,
     index: HashMap<StepId, usize>,
     by_name: HashMap<String, usize>,
+    /// Where each step's dependencies are in `steps` (those the plan has), and which of them
+    /// its key reads ([`Step::key_deps`]): looked up once here, not for each use.
+    deps: Vec<Vec<usize>>,
+    key_deps: Vec<Vec<usize>>,
 }
 
 impl Plan {
@@ -55,6 +59,17 @@ impl Plan {
     /// Where step `id` is in [`Plan::steps`].
     pub fn position(&self, id: &StepId) -> Option<usize> {
         self.index.get(id).copied()
+    }
+
+    /// Where the dependencies of the step at `i` are in [`Plan::steps`].
+    pub fn dep_positions(&self, i: usize) -> &[usize] {
+        &self.deps[i]
+    }
+
+    /// Where the key dependencies ([`Step::key_deps`]) of the step at `i` are in
+    /// [`Plan::steps`].
+    pub fn key_dep_positions(&self, i: usize) -> &[usize] {
+        &self.key_deps[i]
     }
 
     /// The step the state file names `name`.
@@ -112,11 +127,25 @@ impl Plan {
             .enumerate()
             .map(|(i, s)| (s.name.clone(), i))
             .collect();
+        let mut deps = Vec::with_capacity(steps.len());
+        let mut key_deps = Vec::with_capacity(steps.len());
+        for s in &steps {
+            let (mut all, mut keyed) = (Vec::new(), Vec::new());
+            for d in &s.deps {
+                if let Some(&j) = index.get(d) {
+                    all.push(j);
+                    if s.keys(d) {
+                        keyed.push(j);
+                    }
+                }
+            }
+            deps.push(all);
+            key_deps.push(keyed);
+        }
         let mut level: Vec<Option<usize>> = vec![None; steps.len()];
         fn depth(
             i: usize,
-            steps: &[Step],
-            index: &HashMap<StepId, usize>,
+            deps: &[Vec<usize>],
             level: &mut Vec<Option<usize>>,
             visiting: &mut BTreeSet<usize>,
         ) -> usize {
@@ -126,11 +155,9 @@ impl Plan {
             if !visiting.insert(i) {
                 return 0; // a cycle cannot be built from a lock; guard anyway
             }
-            let l = steps[i]
-                .deps
+            let l = deps[i]
                 .iter()
-                .filter_map(|d| index.get(d))
-                .map(|&d| depth(d, steps, index, level, visiting) + 1)
+                .map(|&d| depth(d, deps, level, visiting) + 1)
                 .max()
                 .unwrap_or(0);
             visiting.remove(&i);
@@ -139,7 +166,7 @@ impl Plan {
         }
         let mut visiting = BTreeSet::new();
         for i in 0..steps.len() {
-            depth(i, &steps, &index, &mut level, &mut visiting);
+            depth(i, &deps, &mut level, &mut visiting);
         }
         let max = level.iter().flatten().copied().max().unwrap_or(0);
         let mut levels = vec![Vec::new(); if steps.is_empty() { 0 } else { max + 1 }];
@@ -151,6 +178,8 @@ impl Plan {
             levels,
             index,
             by_name,
+            deps,
+            key_deps,
         }
     }
 }

@@ -129,10 +129,12 @@ impl Step {
     /// The dependencies whose outputs go into this step's key (see
     /// [`Kind::KEY_SKIPS_SOURCE`]).
     pub fn key_deps(&self) -> impl Iterator<Item = &StepId> {
-        let skip_source = self.id.key_skips_source();
-        self.deps
-            .iter()
-            .filter(move |d| !(skip_source && matches!(d, StepId::Source(_))))
+        self.deps.iter().filter(|d| self.keys(d))
+    }
+
+    /// Whether dependency `d`'s outputs go into this step's key.
+    pub fn keys(&self, d: &StepId) -> bool {
+        !(self.id.key_skips_source() && matches!(d, StepId::Source(_)))
     }
 }
 
