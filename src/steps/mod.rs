@@ -263,7 +263,9 @@ pub async fn write_output(
 
 /// Runs CPU-bound work (parsing a devfile, building an archive) on rayon's pool, one thread
 /// per core, and waits for it without holding the thread that runs the steps (see
-/// [`write_output`]). A panic in `f` is an error of the step, as in [`blocking`].
+/// [`write_output`]). A panic in `f` is an error of the step, as in [`blocking`]. Not for a
+/// kind's `present`: the pre-pass (`exec::prejudge`) runs those on rayon's threads, which would
+/// then wait on work queued behind themselves.
 pub async fn cpu<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
