@@ -263,12 +263,16 @@ pub async fn write_output(
 
 /// Runs CPU-bound work (parsing a devfile, building an archive) on rayon's pool, one thread
 /// per core, and waits for it without holding the thread that runs the steps (see
-/// [`write_output`]). A panic in `f` is an error of the step, as in [`blocking`]. Not for a
-/// kind's `present`: the pre-pass (`exec::prejudge`) runs those on rayon's threads, which would
-/// then wait on work queued behind themselves.
+/// [`write_output`]). A panic in `f` is an error of the step, as in [`blocking`]. Called on
+/// one of rayon's own threads (the pre-pass, `exec::prejudge`, drives `present` there), `f`
+/// runs in place: queued behind the thread that waits for it, it could never start.
 pub async fn cpu<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
+    if rayon::current_thread_index().is_some() {
+        return std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+            .unwrap_or_else(|_| Err("a background task failed: it panicked".into()));
+    }
     let (tx, rx) = tokio::sync::oneshot::channel();
     rayon::spawn(move || {
         let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
@@ -298,4 +302,38 @@ fn write_staged(out_root: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<(
         std::fs::create_dir_all(dir)?;
     }
     crate::fetch::write_atomic_in(&staging, path, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu;
+
+    #[tokio::test]
+    async fn cpu_work_answers_and_a_panic_is_an_error() {
+        assert_eq!(cpu(|| Ok(6 * 7)).await, Ok(42));
+        let panicked: Result<(), String> = cpu(|| panic!("boom")).await;
+        assert!(panicked.unwrap_err().contains("panicked"));
+    }
+
+    /// Every rayon thread waiting on `cpu` at once (as the pre-pass's `present` checks could)
+    /// must not wait on work queued behind them. Without the in-place rule this hangs; the
+    /// bound only turns a hang into a failure.
+    #[test]
+    fn cpu_called_on_every_rayon_thread_at_once_finishes() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let handle = rt.handle().clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let answers = rayon::broadcast(|c| {
+                let i = c.index();
+                handle.block_on(cpu(move || Ok(i)))
+            });
+            let _ = tx.send(answers);
+        });
+        let answers = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("every rayon thread got its answer");
+        assert_eq!(answers.len(), rayon::current_num_threads());
+        assert!(answers.iter().enumerate().all(|(i, a)| a == &Ok(i)));
+    }
 }
